@@ -1,0 +1,62 @@
+package actors
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Counters count what a node dropped or refused, so that nothing is lost
+// silently. All fields are updated atomically; read them with Snapshot.
+type Counters struct {
+	Malformed        atomic.Uint64 // inbound messages dropped: malformed frames, bad header, unknown version
+	UnexpectedKind   atomic.Uint64 // well-formed messages of a kind this side does not take
+	ExpiredRequests  atomic.Uint64 // calls and casts skipped because their deadline had passed on arrival
+	DroppedReplies   atomic.Uint64 // replies the poller could not deliver to their caller
+	DroppedCasts     atomic.Uint64 // casts the sender could not send
+	LateReplies      atomic.Uint64 // replies that arrived after their call ended (timeout, cancel)
+	HandlerPanics    atomic.Uint64 // handler panics turned into remote errors
+	LoopFailures     atomic.Uint64 // socket loops that failed and were restarted
+}
+
+// Stats is a point-in-time copy of Counters.
+type Stats struct {
+	Malformed, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
+	LateReplies, HandlerPanics, LoopFailures uint64
+}
+
+// Snapshot copies the counters.
+func (c *Counters) Snapshot() Stats {
+	return Stats{
+		Malformed:       c.Malformed.Load(),
+		UnexpectedKind:  c.UnexpectedKind.Load(),
+		ExpiredRequests: c.ExpiredRequests.Load(),
+		DroppedReplies:  c.DroppedReplies.Load(),
+		DroppedCasts:    c.DroppedCasts.Load(),
+		LateReplies:     c.LateReplies.Load(),
+		HandlerPanics:   c.HandlerPanics.Load(),
+		LoopFailures:    c.LoopFailures.Load(),
+	}
+}
+
+// throttledLog logs an event at most once per interval and says how many
+// were suppressed in between.
+type throttledLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	last     atomic.Int64
+	skipped  atomic.Uint64
+}
+
+func (t *throttledLog) Warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := t.last.Load()
+	if now-last < int64(t.interval) || !t.last.CompareAndSwap(last, now) {
+		t.skipped.Add(1)
+		return
+	}
+	if n := t.skipped.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	t.log.Warn(msg, args...)
+}

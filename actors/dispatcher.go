@@ -1,0 +1,97 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/internal/track"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Outcome is what serving one request produced: a reply body, or an error
+// code and message (ErrCode non-empty) sent as an ERROR message.
+type Outcome struct {
+	Body       []byte
+	ErrCode    string
+	ErrMessage string
+}
+
+// ServeFunc runs the handler for a request and returns its outcome. It runs
+// in a goroutine of its own, never on a socket goroutine; ctx carries the
+// request's deadline and ends when the node closes.
+type ServeFunc func(ctx context.Context, in *Inbound) Outcome
+
+// DispatcherConfig configures the dispatcher.
+type DispatcherConfig struct {
+	Serve    ServeFunc
+	Replies  *sockets.Outbox // the poller's outbox
+	Group    *track.Group    // handler goroutines are started here
+	Base     context.Context // parent of every handler's context; cancelled at close
+	Counters *Counters
+	Log      *slog.Logger
+}
+
+// DispatcherProps builds the dispatcher.
+func DispatcherProps(cfg *DispatcherConfig) *actor.Props {
+	unexpected := &throttledLog{log: cfg.Log, interval: time.Second}
+	return props(func() actor.Actor { return &dispatcher{cfg: cfg, unexpected: unexpected} })
+}
+
+// dispatcher starts a goroutine per request and sends calls' outcomes back
+// through the poller. It holds no state, so a restart loses nothing.
+type dispatcher struct {
+	cfg        *DispatcherConfig
+	unexpected *throttledLog
+}
+
+func (d *dispatcher) Receive(c actor.Context) {
+	in, ok := c.Message().(*Inbound)
+	if !ok {
+		return
+	}
+	switch in.Header.Kind {
+	case envelope.KindCall, envelope.KindCast:
+	default:
+		d.cfg.Counters.UnexpectedKind.Add(1)
+		d.unexpected.Warn("unexpected message kind dropped", "kind", in.Header.Kind, "id", in.Header.ID)
+		return
+	}
+	if dl := in.Header.Deadline; dl != 0 && dl < time.Now().UnixNano() {
+		// The caller has given up already: skip the work.
+		d.cfg.Counters.ExpiredRequests.Add(1)
+		return
+	}
+	if err := d.cfg.Group.Go(func() { d.run(in) }); err != nil {
+		// The node is closing; the caller gets ErrTimeout or its own close.
+		d.cfg.Log.Debug("request refused: node closing", "id", in.Header.ID)
+	}
+}
+
+// run serves one request. Runs in its own goroutine.
+func (d *dispatcher) run(in *Inbound) {
+	ctx := d.cfg.Base
+	if dl := in.Header.Deadline; dl != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dl))
+		defer cancel()
+	}
+	out := d.cfg.Serve(ctx, in)
+	if in.Header.Kind != envelope.KindCall {
+		return
+	}
+	h := envelope.Header{Kind: envelope.KindReply, ID: in.Header.ID, Deadline: in.Header.Deadline}
+	body := out.Body
+	if out.ErrCode != "" {
+		h.Kind = envelope.KindError
+		body = envelope.EncodeError(out.ErrCode, out.ErrMessage)
+	}
+	m := sockets.Message{To: in.ReplyTo(), Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
+	if err := d.cfg.Replies.Push(ctx, m); err != nil {
+		d.cfg.Counters.DroppedReplies.Add(1)
+		d.cfg.Log.Warn("reply dropped", "id", in.Header.ID, "err", err)
+	}
+}

@@ -1,0 +1,61 @@
+package relay
+
+import (
+	"fmt"
+
+	"github.com/relay-dev/relay/supervisor"
+)
+
+// Stats counts what a node dropped or refused, and how often its actors
+// restarted. Nothing relay drops goes uncounted.
+type Stats struct {
+	Malformed       uint64 // inbound messages dropped as malformed or of an unknown version
+	UnexpectedKind  uint64 // messages of a kind the receiver does not take
+	ExpiredRequests uint64 // requests skipped: their deadline had passed on arrival
+	DroppedReplies  uint64 // replies that could not be delivered to their caller
+	DroppedCasts    uint64 // casts that could not be sent
+	LateReplies     uint64 // replies that came after their call had ended
+	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
+	LoopFailures    uint64 // socket loops that failed (their actor restarted)
+	Restarts        map[string]int
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	s := n.counters.Snapshot()
+	st := Stats{
+		Malformed: s.Malformed, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
+		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
+		HandlerPanics: s.HandlerPanics, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+	}
+	for name := range n.pids {
+		st.Restarts[name] = n.monitor.Restarts(name)
+	}
+	return st
+}
+
+// Restarts returns how often the named actor (ActorPoller, ActorSender, ...)
+// has been restarted by its supervisor.
+func (n *Node) Restarts(actor string) int { return n.monitor.Restarts(actor) }
+
+// Actors returns the names of the node's actors that KillActor accepts.
+func (n *Node) Actors() []string {
+	return []string{ActorPoller, ActorDispatcher, ActorSender, ActorReplyWaiter}
+}
+
+// KillActor makes the named actor fail, as a crash would: its supervisor
+// restarts it (a socket actor with a new socket). For tests and chaos
+// tools. It returns before the restart completes; see Restarts.
+func (n *Node) KillActor(name string) error {
+	pid, ok := n.pids[name]
+	if !ok {
+		return fmt.Errorf("relay: kill actor %q: no such actor (have %v)", name, n.Actors())
+	}
+	select {
+	case <-n.down:
+		return n.downErr()
+	default:
+	}
+	n.system.Root.Send(pid, &supervisor.Crash{Reason: "KillActor"})
+	return nil
+}

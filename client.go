@@ -1,0 +1,198 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Call sends args to method on one server of t and waits for its reply,
+// which it decodes into reply (a pointer; nil to discard). It returns
+// exactly one of: nil (reply filled), a *RemoteError (the handler's error or
+// panic), an error matching ErrNoSuchMethod, ErrTimeout (also
+// context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
+// ErrBackPressure, ErrClosed, or ctx.Err() when ctx was cancelled.
+// The deadline is ctx's, or WithCallTimeout from now.
+func (n *Node) Call(ctx context.Context, t Target, method string, args, reply any) error {
+	start := time.Now()
+	deadline, ctxDeadline := ctx.Deadline()
+	if !ctxDeadline {
+		deadline = start.Add(n.opts.callTimeout)
+	}
+	addr, hdr, body, err := n.prepare(ctx, envelope.KindCall, t, method, args, deadline)
+	if err != nil {
+		return err
+	}
+	call := actors.NewCall(hdr.ID, deadline)
+	n.system.Root.Send(n.pids[ActorReplyWaiter], call)
+	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call}
+	if err := n.requests.TryPush(msg); err != nil {
+		n.system.Root.Send(n.pids[ActorReplyWaiter], &actors.Cancel{Call: call})
+		return fmt.Errorf("%w: call %s on %s", ErrBackPressure, method, t)
+	}
+
+	var res actors.Result
+	select {
+	case res = <-call.Done():
+	case <-ctx.Done():
+		if call.Finish(actors.Result{Err: ctx.Err()}) {
+			n.system.Root.Send(n.pids[ActorReplyWaiter], &actors.Cancel{Call: call})
+		}
+		res = <-call.Done()
+	case <-n.down:
+		call.Finish(actors.Result{Err: n.downErr()})
+		res = <-call.Done()
+	}
+	return n.outcome(res, t, method, reply, start, ctxDeadline)
+}
+
+// outcome turns a call's Result into Call's return value.
+func (n *Node) outcome(res actors.Result, t Target, method string, reply any, start time.Time, ctxDeadline bool) error {
+	if res.Err != nil {
+		switch {
+		case errors.Is(res.Err, ErrTimeout) || errors.Is(res.Err, context.DeadlineExceeded):
+			return &timeoutError{what: fmt.Sprintf("call %s on %s", method, t), after: time.Since(start), ctxExpired: ctxDeadline}
+		case errors.Is(res.Err, context.Canceled):
+			return res.Err
+		case errors.Is(res.Err, sockets.ErrBackPressure):
+			return fmt.Errorf("%w: call %s on %s: %v", ErrBackPressure, method, t, res.Err)
+		case errors.Is(res.Err, sockets.ErrExpired), errors.Is(res.Err, sockets.ErrUnreachable):
+			return &timeoutError{what: fmt.Sprintf("call %s on %s (server unreachable)", method, t), after: time.Since(start), ctxExpired: ctxDeadline}
+		case errors.Is(res.Err, ErrClosed) || errors.Is(res.Err, ErrNodeFailed):
+			return res.Err
+		default:
+			return fmt.Errorf("relay: call %s on %s: %w", method, t, res.Err)
+		}
+	}
+	if res.Kind == envelope.KindError {
+		code, msg, err := envelope.DecodeError(res.Body)
+		if err != nil {
+			return &RemoteError{Code: CodeBadReply, Message: fmt.Sprintf("undecodable error reply to %s on %s: %v", method, t, err)}
+		}
+		if code == CodeNoSuchMethod {
+			return fmt.Errorf("%w: %s", ErrNoSuchMethod, msg)
+		}
+		return &RemoteError{Code: code, Message: msg}
+	}
+	if reply == nil {
+		return nil
+	}
+	if err := envelope.DecodeBody(res.Body, reply); err != nil {
+		return fmt.Errorf("relay: call %s on %s: decode reply into %T: %w", method, t, reply, err)
+	}
+	return nil
+}
+
+// Cast sends args to method on one server of t without waiting for a
+// result. It returns once the message is queued for sending; a message that
+// cannot be sent before its deadline (ctx's, or WithCallTimeout from now) is
+// dropped, counted in Stats().DroppedCasts and logged. Errors: ErrNoServers,
+// ErrBackPressure, ErrBadTarget, ErrClosed, ctx.Err().
+func (n *Node) Cast(ctx context.Context, t Target, method string, args any) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(n.opts.callTimeout)
+	}
+	if t.Fanout {
+		return fmt.Errorf("%w: fanout casts are not supported yet: %s", ErrBadTarget, t)
+	}
+	addr, hdr, body, err := n.prepare(ctx, envelope.KindCast, t, method, args, deadline)
+	if err != nil {
+		return err
+	}
+	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline}
+	if err := n.requests.TryPush(msg); err != nil {
+		return fmt.Errorf("%w: cast %s on %s", ErrBackPressure, method, t)
+	}
+	return nil
+}
+
+// prepare checks the node and the target, picks the server and encodes the
+// message.
+func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method string, args any, deadline time.Time) (string, envelope.Header, []byte, error) {
+	var hdr envelope.Header
+	select {
+	case <-n.down:
+		return "", hdr, nil, n.downErr()
+	default:
+	}
+	if err := t.check(); err != nil {
+		return "", hdr, nil, err
+	}
+	if method == "" {
+		return "", hdr, nil, fmt.Errorf("%w: empty method name for %s", ErrNoSuchMethod, t)
+	}
+	hdr = envelope.Header{
+		Kind: kind, ID: envelope.NewMsgID(), Deadline: deadline.UnixNano(),
+		Target: t.envelope(), Method: method, ReplyTo: n.id,
+	}
+	if err := hdr.Validate(); err != nil {
+		return "", hdr, nil, fmt.Errorf("%w: %v", ErrBadTarget, err)
+	}
+	body, err := envelope.EncodeBody(args)
+	if err != nil {
+		return "", hdr, nil, fmt.Errorf("relay: %s %s on %s: encode arguments %T: %w", kind, method, t, args, err)
+	}
+	addr, err := n.pick(ctx, t, deadline)
+	if err != nil {
+		return "", hdr, nil, err
+	}
+	return addr, hdr, body, nil
+}
+
+// pick returns the address of the server to send to: the next one
+// round-robin among those registered for t. When none is registered it waits
+// for one up to the discovery wait (or the deadline, if sooner).
+func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, error) {
+	key := t.key()
+	var timer *time.Timer
+	for {
+		changed := n.mm.Changed()
+		addrs, err := n.mm.Lookup(ctx, key)
+		if err != nil {
+			if errors.Is(err, matchmaker.ErrClosed) {
+				return "", n.downErr()
+			}
+			return "", fmt.Errorf("relay: look up %s: %w", t, err)
+		}
+		if len(addrs) > 0 {
+			return addrs[n.nextIndex(key, len(addrs))], nil
+		}
+		if timer == nil {
+			wait := n.opts.discoveryWait
+			if d := time.Until(deadline); d < wait {
+				wait = d
+			}
+			if wait <= 0 {
+				return "", fmt.Errorf("%w: %s", ErrNoServers, t)
+			}
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return "", fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-n.down:
+			return "", n.downErr()
+		}
+	}
+}
+
+// nextIndex advances the round-robin position of key.
+func (n *Node) nextIndex(key matchmaker.Key, size int) int {
+	v, ok := n.rr.Load(key)
+	if !ok {
+		v, _ = n.rr.LoadOrStore(key, new(atomic.Uint64))
+	}
+	return int((v.(*atomic.Uint64).Add(1) - 1) % uint64(size))
+}

@@ -1,0 +1,68 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors a call or cast can return. Match them with errors.Is; the returned
+// error wraps them with the facts (target, method, address).
+var (
+	// ErrTimeout: the call's deadline passed before its reply arrived. When
+	// the deadline was ctx's, the error also matches context.DeadlineExceeded.
+	ErrTimeout = errors.New("relay: call timed out")
+	// ErrNoServers: nothing was registered for the target within the
+	// discovery wait (WithDiscoveryWait).
+	ErrNoServers = errors.New("relay: no servers for target")
+	// ErrNoSuchMethod: the server has no such method, or does not serve the
+	// call's namespace, or serves no compatible version.
+	ErrNoSuchMethod = errors.New("relay: no such method")
+	// ErrClosed: the node is closed (or closing).
+	ErrClosed = errors.New("relay: node closed")
+	// ErrBackPressure: a send queue is full; the message was not sent.
+	// Retry later, or raise WithQueueSize.
+	ErrBackPressure = errors.New("relay: send queue full (back-pressure)")
+	// ErrBadTarget: the target cannot be used (e.g. an empty topic).
+	ErrBadTarget = errors.New("relay: bad target")
+	// ErrNodeFailed: an actor of the node failed more often than its
+	// supervisor allows; the node must be closed and started again.
+	ErrNodeFailed = errors.New("relay: node failed")
+)
+
+// Error codes of ERROR messages that relay itself produces (see
+// docs/PROTOCOL.md). Handler errors carry their own codes.
+const (
+	CodeNoSuchMethod = "NoSuchMethod"
+	CodePanic        = "panic"
+	CodeBadRequest   = "BadRequest"
+	CodeBadReply     = "BadReply"
+)
+
+// RemoteError is a handler's error, returned by Call. Code is the error's
+// code: the Code of a *RemoteError the handler returned, the ErrorCode() of
+// an error that has that method, else the error's Go type name.
+type RemoteError struct {
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("relay: remote error %s: %s", e.Code, e.Message)
+}
+
+// timeoutError is the ErrTimeout of one call.
+type timeoutError struct {
+	what       string
+	after      time.Duration
+	ctxExpired bool // the deadline was ctx's
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("%v: %s after %v", ErrTimeout, e.what, e.after.Round(time.Millisecond))
+}
+
+func (e *timeoutError) Is(target error) bool {
+	return target == ErrTimeout || (e.ctxExpired && target == context.DeadlineExceeded)
+}

@@ -1,0 +1,131 @@
+// Package demo holds the example endpoint that relay's tests, `node serve`
+// and `node demo` serve: a counter and a string with add, subtract, append,
+// sleep and get methods.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// NegativeError is subtract's error when the counter would go negative.
+type NegativeError struct {
+	Value, By int64
+}
+
+func (e *NegativeError) Error() string {
+	return fmt.Sprintf("subtracting %d from %d would go negative", e.By, e.Value)
+}
+
+// ErrorCode makes the remote error's Code "NegativeError".
+func (e *NegativeError) ErrorCode() string { return "NegativeError" }
+
+// State is what get returns.
+type State struct {
+	Int  int64  `msgpack:"int"`
+	Str  string `msgpack:"str"`
+	Host string `msgpack:"host"`
+}
+
+// Endpoint is the state of one server. Safe for concurrent use.
+type Endpoint struct {
+	Host string
+
+	mu    sync.Mutex
+	n     int64
+	s     string
+	log   []int64 // arguments of add, in the order received
+	casts int
+}
+
+// Register installs the endpoint's methods on srv.
+func (e *Endpoint) Register(srv *relay.Server) {
+	srv.Handle("add", e.add)
+	srv.Handle("subtract", e.subtract)
+	srv.Handle("append", e.append)
+	srv.Handle("sleep", e.sleep)
+	srv.Handle("get", e.get)
+}
+
+func (e *Endpoint) add(_ context.Context, r *relay.Request) (any, error) {
+	var by int64
+	if err := r.Decode(&by); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n += by
+	e.log = append(e.log, by)
+	if r.Cast {
+		e.casts++
+	}
+	return e.n, nil
+}
+
+func (e *Endpoint) subtract(_ context.Context, r *relay.Request) (any, error) {
+	var by int64
+	if err := r.Decode(&by); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n-by < 0 {
+		return nil, &NegativeError{Value: e.n, By: by}
+	}
+	e.n -= by
+	return e.n, nil
+}
+
+func (e *Endpoint) append(_ context.Context, r *relay.Request) (any, error) {
+	var s string
+	if err := r.Decode(&s); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.s += s
+	return e.s, nil
+}
+
+// sleep sleeps for the given number of milliseconds, or until ctx ends.
+func (e *Endpoint) sleep(ctx context.Context, r *relay.Request) (any, error) {
+	var ms int64
+	if err := r.Decode(&ms); err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return ms, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (e *Endpoint) get(context.Context, *relay.Request) (any, error) {
+	return e.State(), nil
+}
+
+// State returns the counter and string.
+func (e *Endpoint) State() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return State{Int: e.n, Str: e.s, Host: e.Host}
+}
+
+// Adds returns the arguments of every add received, in order.
+func (e *Endpoint) Adds() []int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]int64(nil), e.log...)
+}
+
+// Casts returns how many adds arrived as casts.
+func (e *Endpoint) Casts() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.casts
+}

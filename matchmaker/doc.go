@@ -1,0 +1,16 @@
+// Package matchmaker resolves relay targets to the addresses of the nodes that
+// serve them.
+//
+// A Key names what is registered: an exchange and a topic, and for a
+// directed target also the server (host) name. Bare-topic keys and directed
+// keys are separate entries. A registration maps a key to an address
+// ("tcp://127.0.0.1:7001") with a time to live; it stays until unregistered
+// or until its TTL runs out without being registered again. Liveness is per
+// member: one node's registration expiring never removes another's.
+//
+// Open selects an implementation by URL:
+//
+//	memory://NAME   nodes of one process naming the same registry find each other
+//
+// Concurrency: every Matchmaker is safe for concurrent use.
+package matchmaker

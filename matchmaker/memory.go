@@ -1,0 +1,140 @@
+package matchmaker
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// registries holds the in-process registries by name.
+var registries = struct {
+	sync.Mutex
+	byName map[string]*registry
+}{byName: make(map[string]*registry)}
+
+// registry is one named in-process registry, shared by every Memory
+// opened with its name.
+type registry struct {
+	// mu guards the fields below.
+	mu      sync.Mutex
+	entries map[Key]map[string]time.Time // key -> addr -> expiry
+	changed chan struct{}
+}
+
+// Memory is a matchmaker inside one process: every Memory opened with the
+// same name shares one registry.
+type Memory struct {
+	reg *registry
+
+	// mu guards closed.
+	mu     sync.Mutex
+	closed bool
+}
+
+// NewMemory opens the in-process registry called name, creating it on first
+// use.
+func NewMemory(name string) *Memory {
+	registries.Lock()
+	defer registries.Unlock()
+	r, ok := registries.byName[name]
+	if !ok {
+		r = &registry{entries: make(map[Key]map[string]time.Time), changed: make(chan struct{})}
+		registries.byName[name] = r
+	}
+	return &Memory{reg: r}
+}
+
+func (m *Memory) check() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// notify wakes every waiter of Changed. r.mu must be held.
+func (r *registry) notify() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// Register implements Matchmaker.
+func (m *Memory) Register(_ context.Context, key Key, addr string, ttl time.Duration) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	r := m.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	members, ok := r.entries[key]
+	if !ok {
+		members = make(map[string]time.Time)
+		r.entries[key] = members
+	}
+	_, existed := members[addr]
+	members[addr] = time.Now().Add(ttl)
+	if !existed {
+		r.notify()
+	}
+	return nil
+}
+
+// Unregister implements Matchmaker.
+func (m *Memory) Unregister(_ context.Context, key Key, addr string) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	r := m.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if members, ok := r.entries[key]; ok {
+		if _, ok := members[addr]; ok {
+			delete(members, addr)
+			if len(members) == 0 {
+				delete(r.entries, key)
+			}
+			r.notify()
+		}
+	}
+	return nil
+}
+
+// Lookup implements Matchmaker. Expired members are removed as they are
+// found.
+func (m *Memory) Lookup(_ context.Context, key Key) ([]string, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	r := m.reg
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	members := r.entries[key]
+	addrs := make([]string, 0, len(members))
+	for addr, exp := range members {
+		if now.After(exp) {
+			delete(members, addr)
+			continue
+		}
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs)
+	return addrs, nil
+}
+
+// Changed implements Matchmaker.
+func (m *Memory) Changed() <-chan struct{} {
+	m.reg.mu.Lock()
+	defer m.reg.mu.Unlock()
+	return m.reg.changed
+}
+
+// Close implements Matchmaker.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

@@ -1,0 +1,342 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/internal/track"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+	"github.com/relay-dev/relay/supervisor"
+)
+
+// Names of a node's actors, for KillActor and Restarts.
+const (
+	ActorPoller      = "poller"
+	ActorDispatcher  = "dispatcher"
+	ActorSender      = "sender"
+	ActorReplyWaiter = "reply-waiter"
+)
+
+// startTimeout bounds how long Start waits for the node's actors.
+const startTimeout = 10 * time.Second
+
+// Node is one relay participant: it serves targets and calls others. Make
+// one with Start and release it with Close. A Node is safe for concurrent
+// use.
+type Node struct {
+	opts     options
+	log      *slog.Logger
+	id       []byte // reply identity: routing id of this node's DEALERs
+	mm       matchmaker.Matchmaker
+	zctx     *sockets.Context
+	system   *actor.ActorSystem
+	monitor  *supervisor.Monitor
+	tree     *actor.PID
+	pids     map[string]*actor.PID
+	requests *sockets.Outbox // to the sender
+	replies  *sockets.Outbox // to the poller
+	counters actors.Counters
+	group    track.Group // handler goroutines and the registration loop
+	base     context.Context
+	cancel   context.CancelFunc
+	endpoint string
+	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
+
+	// down is closed when the node stops being usable: Close began, or an
+	// actor failed for good (then failure holds why).
+	down      chan struct{}
+	downOnce  sync.Once
+	failure   atomic.Pointer[error]
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu guards the fields below.
+	mu      sync.RWMutex
+	servers map[matchmaker.Key][]*Server // by exchange and topic
+}
+
+// Start starts a node: its actors, its bound ROUTER, its matchmaker client.
+// It returns once the node can serve and call. Options:
+//
+//	WithHost(name)             advertised host name (default os.Hostname)
+//	WithMatchmaker(url)        "memory://NAME" (default "memory://default")
+//	WithBindAddress(addr)      address to bind and advertise (default 127.0.0.1)
+//	WithPortRange(min, max)    ports to bind, busy ones skipped (default 20000-29999)
+//	WithCallTimeout(d)         deadline when ctx has none (default 30s)
+//	WithDiscoveryWait(d)       wait for a target's first server (default 1s)
+//	WithRegistrationTTL(d)     registration lifetime, renewed every third (default 30s)
+//	WithDrainTimeout(d)        Close's wait for handlers in flight (default 5s)
+//	WithQueueSize(n)           bound of each send queue (default 65536)
+//	WithHighWaterMark(n)       ZeroMQ high-water marks (default 100000)
+//	WithMaxMessageSize(n)      largest inbound message (default 16 MiB)
+//	WithSupervisor(strategy)   supervision of the actors (default supervisor.Default)
+//	WithLogger(l)              logger (default: discard)
+//
+// A bad option is an error naming it. ctx bounds the start only.
+func Start(ctx context.Context, opts ...Option) (*Node, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	mm, err := matchmaker.Open(o.matchmaker)
+	if err != nil {
+		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
+	}
+	zctx, err := sockets.NewContext()
+	if err != nil {
+		mm.Close()
+		return nil, fmt.Errorf("relay: start: %w", err)
+	}
+	n := &Node{
+		opts:     o,
+		log:      o.log.With("component", "relay", "host", o.host),
+		id:       newNodeID(),
+		mm:       mm,
+		zctx:     zctx,
+		requests: sockets.NewOutbox(o.queueSize),
+		replies:  sockets.NewOutbox(o.queueSize),
+		down:     make(chan struct{}),
+		servers:  make(map[matchmaker.Key][]*Server),
+	}
+	n.base, n.cancel = context.WithCancel(context.Background())
+	n.system = supervisor.NewSystem(o.log.With("component", "actor"))
+	n.monitor = supervisor.NewMonitor(n.system, n.log)
+
+	bound := make(chan string, 1)
+	failed := make(chan error, 1)
+	n.spawnTree(func(ep string) {
+		select {
+		case bound <- ep:
+		default:
+		}
+	}, func(name string, err error) {
+		if n.fail(fmt.Errorf("%w: %v", ErrNodeFailed, err)) {
+			select {
+			case failed <- err:
+			default:
+			}
+		}
+	})
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	select {
+	case n.endpoint = <-bound:
+	case err := <-failed:
+		n.Close()
+		return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
+	case <-startCtx.Done():
+		n.Close()
+		return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
+	}
+	if err := n.group.Go(n.renewLoop); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("relay: start: %w", err)
+	}
+	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", o.matchmaker)
+	return n, nil
+}
+
+// newNodeID returns 16 random bytes, the first never zero (ZeroMQ reserves
+// routing ids that start with a zero byte).
+func newNodeID() []byte {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	if id[0] == 0 {
+		id[0] = 1
+	}
+	return id
+}
+
+// spawnTree spawns node ─┬─ server ─┬─ dispatcher, poller
+//
+//	└─ client ─┬─ reply-waiter, sender
+func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
+	const root = "node"
+	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
+	n.pids = map[string]*actor.PID{
+		ActorDispatcher:  pid("server/" + ActorDispatcher),
+		ActorPoller:      pid("server/" + ActorPoller),
+		ActorReplyWaiter: pid("client/" + ActorReplyWaiter),
+		ActorSender:      pid("client/" + ActorSender),
+	}
+	sopts := sockets.DefaultOptions()
+	sopts.HWM = n.opts.hwm
+	sopts.MaxMsgSize = n.opts.maxMessageSize
+	backlog := n.opts.queueSize
+
+	dispatcher := actors.DispatcherProps(&actors.DispatcherConfig{
+		Serve: n.serve, Replies: n.replies, Group: &n.group, Base: n.base,
+		Counters: &n.counters, Log: n.log.With("actor", ActorDispatcher),
+	})
+	poller := actors.PollerProps(&actors.PollerConfig{
+		Context: n.zctx, Outbox: n.replies, Dispatcher: n.pids[ActorDispatcher],
+		Router: sockets.RouterConfig{
+			Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
+			BindRetry: 2 * time.Second, Options: sopts, BacklogMax: backlog,
+		},
+		Counters: &n.counters, Log: n.log.With("actor", ActorPoller), Bound: bound,
+	})
+	waiter := actors.ReplyWaiterProps(actors.ReplyWaiterConfig{
+		Pending: actors.NewPending(), Counters: &n.counters,
+		Log:        n.log.With("actor", ActorReplyWaiter),
+		ErrTimeout: ErrTimeout, ErrClosed: ErrClosed,
+	})
+	sender := actors.SenderProps(&actors.SenderConfig{
+		Context: n.zctx, Outbox: n.requests, ReplyWaiter: n.pids[ActorReplyWaiter],
+		Dealers:  sockets.DealersConfig{Identity: n.id, Options: sopts, BacklogMax: backlog},
+		Counters: &n.counters, Log: n.log.With("actor", ActorSender),
+	})
+	st := n.opts.strategy
+	server := supervisor.Props(st, []supervisor.Child{
+		{Name: ActorDispatcher, Props: dispatcher},
+		{Name: ActorPoller, Props: poller},
+	}, nil, giveUp)
+	client := supervisor.Props(st, []supervisor.Child{
+		{Name: ActorReplyWaiter, Props: waiter},
+		{Name: ActorSender, Props: sender},
+	}, nil, giveUp)
+	tree := supervisor.Props(st, []supervisor.Child{
+		{Name: "server", Props: server},
+		{Name: "client", Props: client},
+	}, nil, giveUp)
+	n.tree, _ = n.system.Root.SpawnNamed(tree, root)
+}
+
+// fail marks the node failed; it reports whether this was the first failure.
+func (n *Node) fail(err error) bool {
+	first := n.failure.CompareAndSwap(nil, &err)
+	if first {
+		n.log.Error("node failed: an actor exceeded its restart intensity", "err", err)
+		n.markDown()
+	}
+	return first
+}
+
+func (n *Node) markDown() { n.downOnce.Do(func() { close(n.down) }) }
+
+// downErr is the error for calls on a node that is down.
+func (n *Node) downErr() error {
+	if p := n.failure.Load(); p != nil {
+		return *p
+	}
+	return ErrClosed
+}
+
+func (n *Node) lastFailure() string {
+	ev := n.monitor.Events()
+	if len(ev) == 0 {
+		return "none recorded"
+	}
+	last := ev[len(ev)-1]
+	return last.Actor + ": " + last.Reason
+}
+
+// Host returns the node's advertised host name.
+func (n *Node) Host() string { return n.opts.host }
+
+// Endpoint returns the address the node's ROUTER is bound to, e.g.
+// "tcp://127.0.0.1:20517".
+func (n *Node) Endpoint() string { return n.endpoint }
+
+// Close unregisters the node's servers, stops taking new calls, waits for
+// handlers in flight (up to the drain timeout, then cancels them), fails
+// calls still waiting with ErrClosed, stops the actors and closes every
+// socket. It is idempotent and blocks until done.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	n.markDown()
+	n.mu.Lock()
+	var servers []*Server
+	for _, ss := range n.servers {
+		servers = append(servers, ss...)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Stop(); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+
+	// Drain handlers in flight; their replies still go out.
+	n.group.Close()
+	select {
+	case <-n.group.WaitChan():
+	case <-time.After(n.opts.drainTimeout):
+		n.log.Warn("handlers still running after drain timeout; cancelling them", "timeout", n.opts.drainTimeout)
+	}
+	n.cancel()
+	n.group.Wait()
+
+	if n.tree != nil {
+		if err := n.system.Root.StopFuture(n.tree).Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("relay: close: stop actors: %w", err))
+		}
+	}
+	n.requests.Drain(func(m sockets.Message) {
+		if c, ok := m.Ref.(*actors.Call); ok {
+			c.Finish(actors.Result{Err: ErrClosed})
+			return
+		}
+		n.counters.DroppedCasts.Add(1)
+	})
+	if dropped := n.replies.Len(); dropped > 0 {
+		n.counters.DroppedReplies.Add(uint64(dropped))
+		n.replies.Drain(func(sockets.Message) {})
+	}
+	if s := n.counters.Snapshot(); s.DroppedCasts > 0 || s.DroppedReplies > 0 {
+		n.log.Warn("messages dropped", "casts", s.DroppedCasts, "replies", s.DroppedReplies)
+	}
+	n.monitor.Close()
+	n.system.Shutdown()
+	if err := n.zctx.Close(5 * time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.mm.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	n.log.Info("node closed")
+	return errors.Join(errs...)
+}
+
+// renewLoop renews the node's registrations every third of their TTL.
+// Runs in its own goroutine.
+func (n *Node) renewLoop() {
+	t := time.NewTicker(n.opts.registrationTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.down:
+			return
+		case <-t.C:
+			n.mu.RLock()
+			var servers []*Server
+			for _, ss := range n.servers {
+				servers = append(servers, ss...)
+			}
+			n.mu.RUnlock()
+			for _, s := range servers {
+				if err := s.register(n.base); err != nil {
+					n.log.Warn("registration renewal failed", "target", s.target, "err", err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/relay-dev/relay/supervisor"
+)
+
+// Option configures a Node; see Start for the list.
+type Option func(*options)
+
+type options struct {
+	host             string
+	matchmaker       string
+	bindAddress      string
+	portMin, portMax int
+	callTimeout      time.Duration
+	discoveryWait    time.Duration
+	registrationTTL  time.Duration
+	drainTimeout     time.Duration
+	queueSize        int
+	hwm              int
+	maxMessageSize   int64
+	strategy         supervisor.Strategy
+	log              *slog.Logger
+}
+
+func defaultOptions() options {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return options{
+		host:            host,
+		matchmaker:      "memory://default",
+		bindAddress:     "127.0.0.1",
+		portMin:         20000,
+		portMax:         29999,
+		callTimeout:     30 * time.Second,
+		discoveryWait:   time.Second,
+		registrationTTL: 30 * time.Second,
+		drainTimeout:    5 * time.Second,
+		queueSize:       65536,
+		hwm:             100_000,
+		maxMessageSize:  16 << 20,
+		strategy:        supervisor.Default,
+		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func (o *options) validate() error {
+	bad := func(opt, format string, args ...any) error {
+		return fmt.Errorf("relay: option %s: %s", opt, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case o.host == "":
+		return bad("WithHost", "empty host name")
+	case o.bindAddress == "":
+		return bad("WithBindAddress", "empty address")
+	case o.portMin < 1 || o.portMax > 65535 || o.portMin > o.portMax:
+		return bad("WithPortRange", "bad range %d-%d (want 1 <= min <= max <= 65535)", o.portMin, o.portMax)
+	case o.callTimeout <= 0:
+		return bad("WithCallTimeout", "must be positive, got %v", o.callTimeout)
+	case o.discoveryWait < 0:
+		return bad("WithDiscoveryWait", "must not be negative, got %v", o.discoveryWait)
+	case o.registrationTTL < 3*time.Millisecond:
+		return bad("WithRegistrationTTL", "must be at least 3ms, got %v", o.registrationTTL)
+	case o.drainTimeout < 0:
+		return bad("WithDrainTimeout", "must not be negative, got %v", o.drainTimeout)
+	case o.queueSize < 1:
+		return bad("WithQueueSize", "must be at least 1, got %d", o.queueSize)
+	case o.hwm < 1:
+		return bad("WithHighWaterMark", "must be at least 1, got %d", o.hwm)
+	case o.maxMessageSize < 1024:
+		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
+	case o.log == nil:
+		return bad("WithLogger", "nil logger")
+	}
+	if _, err := url.Parse(o.matchmaker); err != nil {
+		return bad("WithMatchmaker", "%v", err)
+	}
+	if err := o.strategy.Validate(); err != nil {
+		return bad("WithSupervisor", "%v", err)
+	}
+	return nil
+}
+
+// WithHost sets the host name the node advertises; directed targets name it
+// in Target.Server. Default: os.Hostname().
+func WithHost(name string) Option { return func(o *options) { o.host = name } }
+
+// WithMatchmaker selects the name service by URL. "memory://NAME" (default
+// "memory://default"): nodes of one process that name the same registry find
+// each other.
+func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
+
+// WithBindAddress sets the address the node's ROUTER binds and advertises.
+// Default "127.0.0.1".
+func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
+
+// WithPortRange sets the ports the node may bind; a busy port is skipped.
+// Default 20000-29999.
+func WithPortRange(min, max int) Option {
+	return func(o *options) { o.portMin, o.portMax = min, max }
+}
+
+// WithCallTimeout sets the deadline of calls and casts whose ctx has none.
+// Default 30s.
+func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
+
+// WithDiscoveryWait sets how long a call or cast waits for a server of its
+// target to register before it fails with ErrNoServers. Default 1s.
+func WithDiscoveryWait(d time.Duration) Option { return func(o *options) { o.discoveryWait = d } }
+
+// WithRegistrationTTL sets how long a registration lives without renewal;
+// the node renews its registrations every third of it. Default 30s.
+func WithRegistrationTTL(d time.Duration) Option {
+	return func(o *options) { o.registrationTTL = d }
+}
+
+// WithDrainTimeout sets how long Close waits for handlers in flight before
+// cancelling their contexts. Default 5s.
+func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
+
+// WithQueueSize bounds each send queue (requests, replies), in messages.
+// A full queue is ErrBackPressure to the caller. Default 65536.
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithHighWaterMark sets the ZeroMQ send and receive high-water marks of
+// every socket, in messages. Default 100000.
+func WithHighWaterMark(n int) Option { return func(o *options) { o.hwm = n } }
+
+// WithMaxMessageSize sets the largest inbound message accepted, in bytes;
+// a peer that sends a larger one is disconnected. Default 16 MiB.
+func WithMaxMessageSize(n int64) Option { return func(o *options) { o.maxMessageSize = n } }
+
+// WithSupervisor sets the strategy that supervises the node's actors.
+// Default supervisor.Default (one for one, 10 restarts in 10s).
+func WithSupervisor(s supervisor.Strategy) Option { return func(o *options) { o.strategy = s } }
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }

@@ -1,0 +1,262 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/matchmaker"
+)
+
+// Handler serves one method. Its result is encoded with msgpack and sent
+// back to the caller; its error reaches the caller as a *RemoteError. A
+// panic becomes a RemoteError with Code "panic"; the server keeps running.
+// ctx carries the caller's deadline and ends when the node closes.
+type Handler func(ctx context.Context, req *Request) (any, error)
+
+// Server serves one target of a node. Make one with Node.Serve; add methods
+// with Handle. Safe for concurrent use.
+type Server struct {
+	node   *Node
+	target Target
+
+	// mu guards the fields below.
+	mu       sync.RWMutex
+	handlers map[string]Handler
+	stopped  bool
+}
+
+// Serve registers t with the matchmaker, under its bare topic and directed
+// at this node, and starts receiving calls and casts for it. t.Server
+// defaults to the node's host; a different name makes this node answer
+// directed calls for that name. Add methods with Handle before callers use
+// them: a call for a method not (yet) handled gets ErrNoSuchMethod.
+func (n *Node) Serve(t Target) (*Server, error) {
+	select {
+	case <-n.down:
+		return nil, n.downErr()
+	default:
+	}
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	if t.Fanout {
+		return nil, fmt.Errorf("%w: Serve takes a topic, not a fanout target: %s", ErrBadTarget, t)
+	}
+	if t.Server == "" {
+		t.Server = n.opts.host
+	}
+	s := &Server{node: n, target: t, handlers: make(map[string]Handler)}
+	tk := matchmaker.Key{Exchange: t.Exchange, Topic: t.Topic}
+	n.mu.Lock()
+	n.servers[tk] = append(n.servers[tk], s)
+	n.mu.Unlock()
+	if err := s.register(n.base); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
+	}
+	n.log.Info("serving", "target", t.String(), "endpoint", n.endpoint)
+	return s, nil
+}
+
+// Target returns the target the server serves (with Server filled in).
+func (s *Server) Target() Target { return s.target }
+
+// Handle sets the handler of method, replacing any earlier one.
+func (s *Server) Handle(method string, h Handler) {
+	s.mu.Lock()
+	s.handlers[method] = h
+	s.mu.Unlock()
+}
+
+// keys are the matchmaker entries of the server: the bare topic and the
+// directed target.
+func (s *Server) keys() [2]matchmaker.Key {
+	t := s.target
+	return [2]matchmaker.Key{
+		{Exchange: t.Exchange, Topic: t.Topic},
+		{Exchange: t.Exchange, Topic: t.Topic, Server: t.Server},
+	}
+}
+
+func (s *Server) register(ctx context.Context) error {
+	s.mu.RLock()
+	stopped := s.stopped
+	s.mu.RUnlock()
+	if stopped {
+		return nil
+	}
+	for _, k := range s.keys() {
+		if err := s.node.mm.Register(ctx, k, s.node.endpoint, s.node.opts.registrationTTL); err != nil {
+			return fmt.Errorf("register %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// Stop unregisters the server first, so that callers move to other servers,
+// then stops dispatching to it. Handlers already running finish. Idempotent.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	n := s.node
+	var errs []error
+	for _, k := range s.keys() {
+		if err := n.mm.Unregister(context.Background(), k, n.endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("relay: unregister %s: %w", k, err))
+		}
+	}
+	tk := matchmaker.Key{Exchange: s.target.Exchange, Topic: s.target.Topic}
+	n.mu.Lock()
+	ss := n.servers[tk]
+	for i, x := range ss {
+		if x == s {
+			ss = append(ss[:i:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(ss) == 0 {
+		delete(n.servers, tk)
+	} else {
+		n.servers[tk] = ss
+	}
+	n.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Request is one call or cast received by a server.
+type Request struct {
+	// Method is the method called.
+	Method string
+	// Target is the target the caller addressed.
+	Target Target
+	// ID is the message id (32 hex digits), the same on a resent message.
+	ID string
+	// Deadline is the caller's deadline (zero if none).
+	Deadline time.Time
+	// Cast is true for a cast: no reply is sent.
+	Cast bool
+
+	body []byte
+}
+
+// Decode decodes the call's arguments into v, a pointer.
+func (r *Request) Decode(v any) error {
+	if err := envelope.DecodeBody(r.body, v); err != nil {
+		return fmt.Errorf("relay: decode arguments of %s into %T: %w", r.Method, v, err)
+	}
+	return nil
+}
+
+// serve resolves and runs the handler of one inbound request. It is the
+// dispatcher's ServeFunc and runs in a handler goroutine.
+func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcome) {
+	h := &in.Header
+	handler, err := n.resolve(h)
+	if err != nil {
+		return actors.Outcome{ErrCode: CodeNoSuchMethod, ErrMessage: err.Error()}
+	}
+	req := &Request{
+		Method: h.Method, Target: targetFrom(h.Target), ID: h.ID.String(),
+		Deadline: h.DeadlineTime(), Cast: h.Kind == envelope.KindCast, body: in.Body,
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			n.counters.HandlerPanics.Add(1)
+			n.log.Error("handler panicked", "method", h.Method, "target", req.Target.String(), "panic", r, "stack", string(debug.Stack()))
+			out = actors.Outcome{ErrCode: CodePanic, ErrMessage: fmt.Sprintf("handler %s panicked: %v", h.Method, r)}
+		}
+	}()
+	v, err := handler(ctx, req)
+	if err != nil {
+		return actors.Outcome{ErrCode: errorCode(err), ErrMessage: err.Error()}
+	}
+	if req.Cast {
+		return actors.Outcome{}
+	}
+	body, err := envelope.EncodeBody(v)
+	if err != nil {
+		return actors.Outcome{ErrCode: CodeBadReply, ErrMessage: fmt.Sprintf("encode result of %s (%T): %v", h.Method, v, err)}
+	}
+	return actors.Outcome{Body: body}
+}
+
+// errorCode is the Code a handler error travels with.
+func errorCode(err error) string {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) {
+		return coded.ErrorCode()
+	}
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() == "" {
+		return "error"
+	}
+	return t.String()
+}
+
+// resolve finds the handler for a request: a server of its exchange and
+// topic (and server name, when directed) whose namespace equals and whose
+// version is compatible, that handles the method.
+func (n *Node) resolve(h *envelope.Header) (Handler, error) {
+	t := h.Target
+	n.mu.RLock()
+	servers := n.servers[matchmaker.Key{Exchange: t.Exchange, Topic: t.Topic}]
+	n.mu.RUnlock()
+	var serving []string
+	for _, s := range servers {
+		st := s.target
+		if t.Server != "" && t.Server != st.Server {
+			continue
+		}
+		s.mu.RLock()
+		hd, ok := s.handlers[h.Method]
+		stopped := s.stopped
+		var methods []string
+		if !ok {
+			for m := range s.handlers {
+				methods = append(methods, m)
+			}
+		}
+		s.mu.RUnlock()
+		if stopped {
+			continue
+		}
+		if st.Namespace == t.Namespace && compatible(st.Version, t.Version) && ok {
+			return hd, nil
+		}
+		sort.Strings(methods)
+		serving = append(serving, fmt.Sprintf("ns=%q v=%q", st.Namespace, versionOr(st.Version)))
+	}
+	if len(serving) == 0 {
+		return nil, fmt.Errorf("method %q: host %s serves no topic %s for server %q", h.Method, n.opts.host, t.Topic, t.Server)
+	}
+	return nil, fmt.Errorf("method %q (ns=%q v=%q) not served on topic %s by host %s (serving %s)",
+		h.Method, t.Namespace, t.Version, t.Topic, n.opts.host, strings.Join(serving, ", "))
+}
+
+func versionOr(v string) string {
+	if v == "" {
+		return "1.0"
+	}
+	return v
+}

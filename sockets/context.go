@@ -1,0 +1,96 @@
+package sockets
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Context is one node's ZeroMQ context. Every socket of the node is made
+// from it; Close terminates it once every socket is closed.
+type Context struct {
+	z    *zmq.Context
+	name string
+	seq  atomic.Uint64
+}
+
+var contextSeq atomic.Uint64
+
+// NewContext makes a ZeroMQ context with one I/O thread.
+func NewContext() (*Context, error) {
+	z, err := zmq.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("sockets: new zmq context: %w", err)
+	}
+	return &Context{z: z, name: fmt.Sprintf("relay-%d", contextSeq.Add(1))}, nil
+}
+
+// inprocName returns a fresh inproc endpoint unique in this process.
+func (c *Context) inprocName(what string) string {
+	return fmt.Sprintf("inproc://%s-%s-%d", c.name, what, c.seq.Add(1))
+}
+
+// Close terminates the context. It waits for sockets still open, up to
+// timeout, and reports them as an error rather than hanging forever.
+func (c *Context) Close(timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.z.Term() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("sockets: terminate zmq context: %w", err)
+		}
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("sockets: terminate zmq context: sockets still open after %v", timeout)
+	}
+}
+
+// Options are the socket options relay sets on every data socket.
+type Options struct {
+	HWM              int           // send and receive high-water marks, in messages
+	MaxMsgSize       int64         // largest accepted inbound message, bytes
+	HeartbeatIvl     time.Duration // ZMTP heartbeat interval (dead-peer detection)
+	HeartbeatTimeout time.Duration // no traffic for this long closes the connection
+	ReconnectIvl     time.Duration // first reconnect delay of a DEALER
+	ReconnectIvlMax  time.Duration // reconnect back-off ceiling
+}
+
+// DefaultOptions are the options used when none are given.
+func DefaultOptions() Options {
+	return Options{
+		HWM:              100_000,
+		MaxMsgSize:       16 << 20,
+		HeartbeatIvl:     time.Second,
+		HeartbeatTimeout: 5 * time.Second,
+		ReconnectIvl:     50 * time.Millisecond,
+		ReconnectIvlMax:  2 * time.Second,
+	}
+}
+
+// apply sets o and linger 0 on s.
+func (o Options) apply(s *zmq.Socket) error {
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{"linger", func() error { return s.SetLinger(0) }},
+		{"sndhwm", func() error { return s.SetSndhwm(o.HWM) }},
+		{"rcvhwm", func() error { return s.SetRcvhwm(o.HWM) }},
+		{"maxmsgsize", func() error { return s.SetMaxmsgsize(o.MaxMsgSize) }},
+		{"heartbeat_ivl", func() error { return s.SetHeartbeatIvl(o.HeartbeatIvl) }},
+		{"heartbeat_timeout", func() error { return s.SetHeartbeatTimeout(o.HeartbeatTimeout) }},
+		{"heartbeat_ttl", func() error { return s.SetHeartbeatTtl(o.HeartbeatTimeout) }},
+		{"reconnect_ivl", func() error { return s.SetReconnectIvl(o.ReconnectIvl) }},
+		{"reconnect_ivl_max", func() error { return s.SetReconnectIvlMax(o.ReconnectIvlMax) }},
+		{"tcp_keepalive", func() error { return s.SetTcpKeepalive(1) }},
+	}
+	for _, st := range steps {
+		if err := st.f(); err != nil {
+			return fmt.Errorf("set %s: %w", st.name, err)
+		}
+	}
+	return nil
+}

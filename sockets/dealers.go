@@ -1,0 +1,236 @@
+package sockets
+
+import (
+	"fmt"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// DealersConfig configures a Dealers loop.
+type DealersConfig struct {
+	// Identity is the routing id every DEALER presents to servers: the
+	// caller's reply identity. It must not start with a zero byte.
+	Identity   []byte
+	Options    Options
+	BacklogMax int // per peer
+	// Live reports whether a queued message is still wanted (e.g. its call
+	// has not timed out). Messages that are not are skipped. May be nil.
+	Live func(ref any) bool
+	// OnRecv gets each inbound message from the peer at addr. It runs in the
+	// loop's goroutine and must not block.
+	OnRecv func(addr string, frames [][]byte)
+	// OnDrop gets each message the loop gives up on, with the reason.
+	OnDrop func(m *Message, err error)
+	// OnFail gets the error that ended the loop after it was ready.
+	OnFail func(err error)
+}
+
+// Dealers is the loop that owns the DEALER sockets towards servers, one per
+// server endpoint, connected on first use.
+type Dealers struct {
+	*handle
+	cfg DealersConfig
+	out *Outbox
+}
+
+// dealer is one DEALER socket and what it could not send yet.
+type dealer struct {
+	addr    string
+	s       *zmq.Socket
+	id      int // poller index
+	pending backlog
+}
+
+// StartDealers starts a Dealers loop in a new goroutine, sending what out
+// holds.
+func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, error) {
+	if cfg.BacklogMax <= 0 {
+		cfg.BacklogMax = 10_000
+	}
+	if len(cfg.Identity) == 0 || cfg.Identity[0] == 0 {
+		return nil, fmt.Errorf("sockets: dealers: identity must be non-empty and not start with a zero byte")
+	}
+	d := &Dealers{cfg: cfg, out: out}
+	h, err := start(zctx, "dealers", cfg.OnFail, func(ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
+		ready()
+		return d.run(zctx, ctrl, quit)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.handle = h
+	return d, nil
+}
+
+// Runs in the loop's goroutine; owns every DEALER it makes.
+func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) error {
+	poller := zmq.NewPoller()
+	poller.Add(ctrl, zmq.POLLIN)
+	byAddr := make(map[string]*dealer)
+	bySock := make(map[*zmq.Socket]*dealer)
+	waiting := 0 // dealers with a non-empty backlog
+	defer func() {
+		for _, dl := range byAddr {
+			dl.pending.requeue(d.out, d.drop)
+			dl.s.Close()
+		}
+	}()
+
+	connect := func(addr string) (*dealer, error) {
+		s, err := zctx.z.NewSocket(zmq.DEALER)
+		if err != nil {
+			return nil, fmt.Errorf("sockets: new dealer: %w", err)
+		}
+		err = d.cfg.Options.apply(s)
+		if err == nil {
+			err = s.SetIdentity(string(d.cfg.Identity))
+		}
+		if err == nil {
+			err = s.SetImmediate(true)
+		}
+		if err == nil {
+			err = s.Connect(addr)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sockets: dealer to %s: %w", addr, err)
+		}
+		dl := &dealer{addr: addr, s: s, pending: backlog{max: d.cfg.BacklogMax}}
+		dl.id = poller.Add(s, zmq.POLLIN)
+		byAddr[addr] = dl
+		bySock[s] = dl
+		return dl, nil
+	}
+	try := func(dl *dealer) func(*Message) (bool, error) {
+		return func(m *Message) (bool, error) {
+			err := send(dl.s, m.Header, m.Body)
+			switch {
+			case err == nil:
+				return false, nil
+			case isAgain(err):
+				return true, nil
+			default:
+				return false, fmt.Errorf("sockets: send to %s: %w", dl.addr, err)
+			}
+		}
+	}
+	// setWaiting keeps POLLOUT interest exactly on dealers with a backlog.
+	setWaiting := func(dl *dealer, was bool) error {
+		now := len(dl.pending.msgs) > 0
+		if now == was {
+			return nil
+		}
+		ev := zmq.POLLIN
+		if now {
+			ev |= zmq.POLLOUT
+			waiting++
+		} else {
+			waiting--
+		}
+		if _, err := poller.Update(dl.id, ev); err != nil {
+			return fmt.Errorf("sockets: dealers: poller update: %w", err)
+		}
+		return nil
+	}
+
+	for {
+		timeout := time.Duration(-1)
+		if waiting > 0 {
+			timeout = pollBacklog
+		}
+		polled, err := poller.Poll(timeout)
+		if err != nil {
+			return fmt.Errorf("sockets: dealers poll: %w", err)
+		}
+		for _, p := range polled {
+			if p.Socket == ctrl {
+				if err := drainCtrl(ctrl); err != nil {
+					return fmt.Errorf("sockets: dealers: %w", err)
+				}
+				continue
+			}
+			dl := bySock[p.Socket]
+			if p.Events&zmq.POLLIN != 0 {
+				if err := d.recv(dl); err != nil {
+					return err
+				}
+			}
+			if p.Events&zmq.POLLOUT != 0 && len(dl.pending.msgs) > 0 {
+				dl.pending.flush(try(dl), d.drop)
+				if err := setWaiting(dl, true); err != nil {
+					return err
+				}
+			}
+		}
+		if quitting(quit) {
+			return nil
+		}
+		d.out.rearm()
+		for {
+			m, ok := d.out.next()
+			if !ok {
+				break
+			}
+			if d.cfg.Live != nil && !d.cfg.Live(m.Ref) {
+				continue
+			}
+			dl := byAddr[m.Addr]
+			if dl == nil {
+				if dl, err = connect(m.Addr); err != nil {
+					d.drop(&m, err)
+					continue
+				}
+			}
+			was := len(dl.pending.msgs) > 0
+			if !was {
+				retry, err := try(dl)(&m)
+				if !retry {
+					if err != nil {
+						d.drop(&m, err)
+					}
+					continue
+				}
+			}
+			if err := dl.pending.add(m); err != nil {
+				d.drop(&m, err)
+			}
+			if err := setWaiting(dl, was); err != nil {
+				return err
+			}
+		}
+		if waiting > 0 {
+			now := time.Now().UnixNano()
+			for _, dl := range byAddr {
+				if len(dl.pending.msgs) == 0 {
+					continue
+				}
+				dl.pending.expire(now, ErrExpired, d.drop)
+				if err := setWaiting(dl, true); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// recv reads up to recvBatch messages from dl. Runs in the loop's goroutine.
+func (d *Dealers) recv(dl *dealer) error {
+	for i := 0; i < recvBatch; i++ {
+		frames, err := dl.s.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if isAgain(err) {
+				return nil
+			}
+			return fmt.Errorf("sockets: recv from %s: %w", dl.addr, err)
+		}
+		d.cfg.OnRecv(dl.addr, frames)
+	}
+	return nil
+}
+
+func (d *Dealers) drop(m *Message, err error) {
+	if d.cfg.OnDrop != nil {
+		d.cfg.OnDrop(m, err)
+	}
+}

@@ -1,0 +1,110 @@
+package sockets
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Message is one outbound message of a socket loop.
+type Message struct {
+	Addr     string // Dealers: the endpoint to send to, e.g. "tcp://127.0.0.1:7001"
+	To       []byte // Router: the routing id of the peer
+	Header   []byte
+	Body     []byte
+	Deadline int64 // Unix ns; unsent at this time means dropped with ErrExpired. 0: none
+	Ref      any   // opaque to the loop, handed back to callbacks
+}
+
+// Outbox is the bounded queue that feeds one socket loop. It outlives the
+// loops that drain it, so a restarted loop picks up what its predecessor
+// left.
+type Outbox struct {
+	ch    chan Message
+	armed atomic.Bool
+	wake  atomic.Pointer[func()]
+}
+
+// NewOutbox makes an outbox holding at most capacity messages.
+func NewOutbox(capacity int) *Outbox {
+	return &Outbox{ch: make(chan Message, capacity)}
+}
+
+// SetWake installs the function that wakes the loop (through its actor).
+func (o *Outbox) SetWake(f func()) { o.wake.Store(&f) }
+
+func (o *Outbox) signal() {
+	if o.armed.CompareAndSwap(false, true) {
+		if f := o.wake.Load(); f != nil {
+			(*f)()
+		}
+	}
+}
+
+// TryPush queues m without waiting; it returns ErrOutboxFull when the queue
+// is full.
+func (o *Outbox) TryPush(m Message) error {
+	select {
+	case o.ch <- m:
+		o.signal()
+		return nil
+	default:
+		return ErrOutboxFull
+	}
+}
+
+// Push queues m, waiting for room until ctx is done.
+func (o *Outbox) Push(ctx context.Context, m Message) error {
+	select {
+	case o.ch <- m:
+		o.signal()
+		return nil
+	default:
+	}
+	select {
+	case o.ch <- m:
+		o.signal()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Len returns the number of queued messages.
+func (o *Outbox) Len() int { return len(o.ch) }
+
+// Drain removes every queued message and hands it to f. It is for shutdown,
+// when no loop runs any more.
+func (o *Outbox) Drain(f func(Message)) {
+	for {
+		select {
+		case m := <-o.ch:
+			f(m)
+		default:
+			return
+		}
+	}
+}
+
+// rearm is called by the loop before it drains the queue: a Push after this
+// point signals again.
+func (o *Outbox) rearm() { o.armed.Store(false) }
+
+// next returns a queued message without waiting.
+func (o *Outbox) next() (Message, bool) {
+	select {
+	case m := <-o.ch:
+		return m, true
+	default:
+		return Message{}, false
+	}
+}
+
+// requeue puts back a message a stopping loop could not send.
+func (o *Outbox) requeue(m Message) bool {
+	select {
+	case o.ch <- m:
+		return true
+	default:
+		return false
+	}
+}

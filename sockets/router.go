@@ -1,0 +1,228 @@
+package sockets
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// unreachableGrace is how long a reply without a deadline waits for its peer
+// to (re)connect before it is dropped.
+const unreachableGrace = time.Second
+
+// RouterConfig configures a Router loop.
+type RouterConfig struct {
+	// Host is the address to bind, e.g. "127.0.0.1".
+	Host string
+	// Port to bind. 0 picks a free one from [PortMin, PortMax], retrying
+	// ports that are busy. A fixed port is retried for up to BindRetry while
+	// it is busy (a restarted loop rebinding its predecessor's port).
+	Port             int
+	PortMin, PortMax int
+	BindRetry        time.Duration
+	Options          Options
+	BacklogMax       int
+	// OnRecv gets each inbound message [routing-id, frames...]. It runs in
+	// the loop's goroutine and must not block.
+	OnRecv func(frames [][]byte)
+	// OnDrop gets each message the loop gives up on, with the reason.
+	OnDrop func(m *Message, err error)
+	// OnFail gets the error that ended the loop after it was ready.
+	OnFail func(err error)
+}
+
+// Router is the loop that owns a node's bound ROUTER socket.
+type Router struct {
+	*handle
+	cfg      RouterConfig
+	out      *Outbox
+	endpoint string
+	port     int
+}
+
+// StartRouter binds a ROUTER as cfg says and serves it in a new goroutine,
+// sending what out holds. It returns once the socket is bound.
+func StartRouter(zctx *Context, out *Outbox, cfg RouterConfig) (*Router, error) {
+	if cfg.BacklogMax <= 0 {
+		cfg.BacklogMax = 10_000
+	}
+	r := &Router{cfg: cfg, out: out}
+	h, err := start(zctx, "router", cfg.OnFail, func(ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
+		return r.run(zctx, ctrl, quit, ready)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.handle = h
+	return r, nil
+}
+
+// Endpoint returns the bound endpoint, e.g. "tcp://127.0.0.1:7001".
+func (r *Router) Endpoint() string { return r.endpoint }
+
+// Port returns the bound port.
+func (r *Router) Port() int { return r.port }
+
+// Runs in the loop's goroutine.
+func (r *Router) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
+	s, err := zctx.z.NewSocket(zmq.ROUTER)
+	if err != nil {
+		return fmt.Errorf("sockets: new router: %w", err)
+	}
+	defer s.Close()
+	if err := r.cfg.Options.apply(s); err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	if err := s.SetRouterMandatory(1); err != nil {
+		return fmt.Errorf("sockets: router: set router_mandatory: %w", err)
+	}
+	if err := s.SetRouterHandover(true); err != nil {
+		return fmt.Errorf("sockets: router: set router_handover: %w", err)
+	}
+	if err := r.bind(s); err != nil {
+		return err
+	}
+	ready()
+
+	poller := zmq.NewPoller()
+	poller.Add(s, zmq.POLLIN)
+	poller.Add(ctrl, zmq.POLLIN)
+	bl := &backlog{max: r.cfg.BacklogMax}
+	drop := func(m *Message, err error) {
+		if r.cfg.OnDrop != nil {
+			r.cfg.OnDrop(m, err)
+		}
+	}
+	try := func(m *Message) (bool, error) {
+		err := send(s, m.To, m.Header, m.Body)
+		switch {
+		case err == nil:
+			return false, nil
+		case isAgain(err):
+			return true, nil
+		case isUnreachable(err):
+			// The peer may be reconnecting (after our restart or its own):
+			// hold the message until its deadline.
+			if m.Deadline == 0 {
+				m.Deadline = time.Now().Add(unreachableGrace).UnixNano()
+			}
+			return true, nil
+		default:
+			return false, fmt.Errorf("sockets: router send: %w", err)
+		}
+	}
+	defer bl.requeue(r.out, drop)
+	for {
+		timeout := time.Duration(-1)
+		if len(bl.msgs) > 0 {
+			timeout = pollBacklog
+		}
+		polled, err := poller.Poll(timeout)
+		if err != nil {
+			return fmt.Errorf("sockets: router poll: %w", err)
+		}
+		for _, p := range polled {
+			if p.Socket == ctrl {
+				if err := drainCtrl(ctrl); err != nil {
+					return fmt.Errorf("sockets: router: %w", err)
+				}
+				continue
+			}
+			if err := r.recv(s); err != nil {
+				return err
+			}
+		}
+		if quitting(quit) {
+			return nil
+		}
+		r.out.rearm()
+		bl.flush(try, drop)
+		for len(bl.msgs) == 0 {
+			m, ok := r.out.next()
+			if !ok {
+				break
+			}
+			retry, err := try(&m)
+			if retry {
+				if err := bl.add(m); err != nil {
+					drop(&m, err)
+				}
+			} else if err != nil {
+				drop(&m, err)
+			}
+		}
+		if len(bl.msgs) > 0 {
+			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
+		}
+	}
+}
+
+// recv reads up to recvBatch messages. Runs in the loop's goroutine.
+func (r *Router) recv(s *zmq.Socket) error {
+	for i := 0; i < recvBatch; i++ {
+		frames, err := s.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if isAgain(err) {
+				return nil
+			}
+			return fmt.Errorf("sockets: router recv: %w", err)
+		}
+		r.cfg.OnRecv(frames)
+	}
+	return nil
+}
+
+// bind binds s to the configured host and port. Runs in the loop's goroutine.
+func (r *Router) bind(s *zmq.Socket) error {
+	host := r.cfg.Host
+	if r.cfg.Port != 0 {
+		ep := "tcp://" + joinHostPort(host, r.cfg.Port)
+		deadline := time.Now().Add(r.cfg.BindRetry)
+		for {
+			err := s.Bind(ep)
+			if err == nil {
+				r.endpoint, r.port = ep, r.cfg.Port
+				return nil
+			}
+			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
+				return fmt.Errorf("sockets: bind %s: %w", ep, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	lo, hi := r.cfg.PortMin, r.cfg.PortMax
+	if lo <= 0 || hi < lo {
+		return fmt.Errorf("sockets: bind %s: bad port range %d-%d", host, lo, hi)
+	}
+	span := hi - lo + 1
+	first := rand.IntN(span)
+	tries := min(span, 200)
+	var lastErr error
+	for i := 0; i < tries; i++ {
+		port := lo + (first+i)%span
+		ep := "tcp://" + joinHostPort(host, port)
+		err := s.Bind(ep)
+		if err == nil {
+			r.endpoint, r.port = ep, port
+			return nil
+		}
+		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
+			return fmt.Errorf("sockets: bind %s: %w", ep, err)
+		}
+		lastErr = err
+	}
+	return fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
+}
+
+func joinHostPort(host string, port int) string {
+	for i := 0; i < len(host); i++ {
+		if host[i] == ':' {
+			return "[" + host + "]:" + strconv.Itoa(port)
+		}
+	}
+	return host + ":" + strconv.Itoa(port)
+}
