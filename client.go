@@ -31,10 +31,10 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		return err
 	}
 	call := actors.NewCall(hdr.ID, deadline)
-	n.system.Root.Send(n.pids[ActorReplyWaiter], call)
+	n.pending.Add(call)
 	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call}
 	if err := n.requests.TryPush(msg); err != nil {
-		n.system.Root.Send(n.pids[ActorReplyWaiter], &actors.Cancel{Call: call})
+		n.pending.Take(call.ID)
 		return fmt.Errorf("%w: call %s on %s", ErrBackPressure, method, t)
 	}
 
@@ -42,12 +42,10 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	select {
 	case res = <-call.Done():
 	case <-ctx.Done():
-		if call.Finish(actors.Result{Err: ctx.Err()}) {
-			n.system.Root.Send(n.pids[ActorReplyWaiter], &actors.Cancel{Call: call})
-		}
+		n.pending.Fail(call, ctx.Err())
 		res = <-call.Done()
 	case <-n.down:
-		call.Finish(actors.Result{Err: n.downErr()})
+		n.pending.Fail(call, n.downErr())
 		res = <-call.Done()
 	}
 	return n.outcome(res, t, method, reply, start, ctxDeadline)

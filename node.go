@@ -44,6 +44,7 @@ type Node struct {
 	tree     *actor.PID
 	pids     map[string]*actor.PID
 	requests *sockets.Outbox // to the sender
+	pending  *actors.Pending // calls waiting for replies (the reply-waiter's table)
 	replies  *sockets.Outbox // to the poller
 	counters actors.Counters
 	group    track.Group // handler goroutines and the registration loop
@@ -107,6 +108,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		mm:       mm,
 		zctx:     zctx,
 		requests: sockets.NewOutbox(o.queueSize),
+		pending:  actors.NewPending(),
 		replies:  sockets.NewOutbox(o.queueSize),
 		down:     make(chan struct{}),
 		servers:  make(map[matchmaker.Key][]*Server),
@@ -190,12 +192,12 @@ func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
 		Counters: &n.counters, Log: n.log.With("actor", ActorPoller), Bound: bound,
 	})
 	waiter := actors.ReplyWaiterProps(actors.ReplyWaiterConfig{
-		Pending: actors.NewPending(), Counters: &n.counters,
+		Pending: n.pending, Counters: &n.counters,
 		Log:        n.log.With("actor", ActorReplyWaiter),
 		ErrTimeout: ErrTimeout, ErrClosed: ErrClosed,
 	})
 	sender := actors.SenderProps(&actors.SenderConfig{
-		Context: n.zctx, Outbox: n.requests, ReplyWaiter: n.pids[ActorReplyWaiter],
+		Context: n.zctx, Outbox: n.requests, Pending: n.pending,
 		Dealers:  sockets.DealersConfig{Identity: n.id, Options: sopts, BacklogMax: backlog},
 		Counters: &n.counters, Log: n.log.With("actor", ActorSender),
 	})

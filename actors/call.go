@@ -23,12 +23,11 @@ type Call struct {
 
 	done     chan Result
 	finished atomic.Bool
-	index    int // position in the reply-waiter's deadline heap; -1 when not in it
 }
 
 // NewCall makes a call with the given id and deadline.
 func NewCall(id envelope.MsgID, deadline time.Time) *Call {
-	return &Call{ID: id, Deadline: deadline, done: make(chan Result, 1), index: -1}
+	return &Call{ID: id, Deadline: deadline, done: make(chan Result, 1)}
 }
 
 // Finish delivers r unless an outcome was delivered already; it reports

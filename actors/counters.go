@@ -9,14 +9,14 @@ import (
 // Counters count what a node dropped or refused, so that nothing is lost
 // silently. All fields are updated atomically; read them with Snapshot.
 type Counters struct {
-	Malformed        atomic.Uint64 // inbound messages dropped: malformed frames, bad header, unknown version
-	UnexpectedKind   atomic.Uint64 // well-formed messages of a kind this side does not take
-	ExpiredRequests  atomic.Uint64 // calls and casts skipped because their deadline had passed on arrival
-	DroppedReplies   atomic.Uint64 // replies the poller could not deliver to their caller
-	DroppedCasts     atomic.Uint64 // casts the sender could not send
-	LateReplies      atomic.Uint64 // replies that arrived after their call ended (timeout, cancel)
-	HandlerPanics    atomic.Uint64 // handler panics turned into remote errors
-	LoopFailures     atomic.Uint64 // socket loops that failed and were restarted
+	Malformed       atomic.Uint64 // inbound messages dropped: malformed frames, bad header, unknown version
+	UnexpectedKind  atomic.Uint64 // well-formed messages of a kind this side does not take
+	ExpiredRequests atomic.Uint64 // calls and casts skipped because their deadline had passed on arrival
+	DroppedReplies  atomic.Uint64 // replies the poller could not deliver to their caller
+	DroppedCasts    atomic.Uint64 // casts the sender could not send
+	LateReplies     atomic.Uint64 // replies that arrived after their call ended (timeout, cancel)
+	HandlerPanics   atomic.Uint64 // handler panics turned into remote errors
+	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
 }
 
 // Stats is a point-in-time copy of Counters.

@@ -83,6 +83,11 @@ func (d *dispatcher) run(in *Inbound) {
 	if in.Header.Kind != envelope.KindCall {
 		return
 	}
+	if dl := in.Header.Deadline; dl != 0 && dl < time.Now().UnixNano() {
+		// The caller has timed out already; a reply would only be late.
+		d.cfg.Counters.ExpiredRequests.Add(1)
+		return
+	}
 	h := envelope.Header{Kind: envelope.KindReply, ID: in.Header.ID, Deadline: in.Header.Deadline}
 	body := out.Body
 	if out.ErrCode != "" {

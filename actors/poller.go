@@ -54,10 +54,6 @@ type poller struct {
 
 func (p *poller) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
-	case wake:
-		if p.loop != nil {
-			p.loop.Wake()
-		}
 	case *loopFailed:
 		if m.loop == p.loop {
 			p.cfg.Counters.LoopFailures.Add(1)
@@ -92,7 +88,6 @@ func (p *poller) start(c actor.Context) {
 	}
 	var loop *sockets.Router
 	rc.OnFail = func(err error) { root.Send(self, &loopFailed{loop: loop, err: err}) }
-	p.cfg.Outbox.SetWake(func() { root.Send(self, wake{}) })
 	loop, err := sockets.StartRouter(p.cfg.Context, p.cfg.Outbox, rc)
 	if err != nil {
 		panic(&LoopError{Actor: "poller", Err: err})
@@ -103,5 +98,4 @@ func (p *poller) start(c actor.Context) {
 	if p.cfg.Bound != nil {
 		p.cfg.Bound(loop.Endpoint())
 	}
-	loop.Wake() // send what queued while no loop ran
 }

@@ -12,9 +12,6 @@ func props(p actor.Producer) *actor.Props {
 	return actor.PropsFromProducer(p, actor.WithReceiverMiddleware(supervisor.CrashMiddleware))
 }
 
-// wake asks a socket actor to wake its loop.
-type wake struct{}
-
 // loopFailed reports that a socket loop ended with an error.
 type loopFailed struct {
 	loop any
@@ -27,5 +24,7 @@ type LoopError struct {
 	Err   error
 }
 
-func (e *LoopError) Error() string { return "actors: " + e.Actor + " socket loop failed: " + e.Err.Error() }
+func (e *LoopError) Error() string {
+	return "actors: " + e.Actor + " socket loop failed: " + e.Err.Error()
+}
 func (e *LoopError) Unwrap() error { return e.Err }

@@ -1,9 +1,9 @@
 package actors
 
 import (
-	"container/heap"
-	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,36 +11,116 @@ import (
 	"github.com/relay-dev/relay/envelope"
 )
 
-// Reply is a REPLY or ERROR message received by the sender.
-type Reply struct {
-	Header envelope.Header
-	Body   []byte
-}
+// ExpiryInterval is how often the reply-waiter looks for calls past their
+// deadline: a call whose ctx has no deadline times out at most this late.
+// (A ctx deadline ends the call on time through ctx itself.)
+const ExpiryInterval = 5 * time.Millisecond
 
-// Cancel withdraws a call whose caller gave up (its context was cancelled).
-type Cancel struct{ Call *Call }
+// idleTicks is how many empty scans the reply-waiter does before it stops
+// ticking until the next call.
+const idleTicks = 200
 
-// Fail ends a call with a local error (e.g. its request could not be sent).
-type Fail struct {
-	Call *Call
-	Err  error
-}
-
-// expire is the reply-waiter's timer firing.
-type expire struct{}
-
-// Pending is the reply-waiter's table of calls. The node creates it and it
-// outlives reply-waiter restarts; only the reply-waiter touches it, from
-// Receive.
+// Pending is the reply-waiter's table of calls waiting for a reply, by
+// msg_id. The node creates it, so it outlives reply-waiter restarts.
+//
+// The table is shared on purpose: a caller adds its call before sending,
+// and the sender's loop completes a call by taking it from the table when
+// its reply arrives, with no actor hop on the reply path. The reply-waiter
+// actor expires calls at their deadline and fails them all when it stops.
+// All methods are safe for concurrent use.
 type Pending struct {
-	byID  map[envelope.MsgID]*Call
-	dead  deadlineHeap
-	timer *time.Timer
-	at    time.Time // when timer fires; zero when stopped
+	// mu guards byID.
+	mu   sync.Mutex
+	byID map[envelope.MsgID]*Call
+
+	ticking atomic.Bool // the reply-waiter's expiry timer runs
+	kick    func()      // starts it; set by the reply-waiter
+	kickMu  sync.Mutex
 }
 
 // NewPending makes an empty table.
 func NewPending() *Pending { return &Pending{byID: make(map[envelope.MsgID]*Call)} }
+
+// Add registers c; its reply is correlated by c.ID.
+func (p *Pending) Add(c *Call) {
+	p.mu.Lock()
+	p.byID[c.ID] = c
+	p.mu.Unlock()
+	if !p.ticking.Load() && p.ticking.CompareAndSwap(false, true) {
+		p.kickMu.Lock()
+		kick := p.kick
+		p.kickMu.Unlock()
+		if kick != nil {
+			kick()
+		}
+	}
+}
+
+// Take removes and returns the call with id, or nil.
+func (p *Pending) Take(id envelope.MsgID) *Call {
+	p.mu.Lock()
+	c := p.byID[id]
+	if c != nil {
+		delete(p.byID, id)
+	}
+	p.mu.Unlock()
+	return c
+}
+
+// Len returns the number of pending calls.
+func (p *Pending) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.byID)
+}
+
+// Complete delivers a REPLY or ERROR to its call. It runs in the sender's
+// loop; a reply nobody waits for is counted as late.
+func (p *Pending) Complete(h *envelope.Header, body []byte, counters *Counters) {
+	c := p.Take(h.ID)
+	if c == nil || !c.Finish(Result{Kind: h.Kind, Body: body}) {
+		counters.LateReplies.Add(1)
+	}
+}
+
+// Fail ends the call with a local error (e.g. its request could not be sent).
+func (p *Pending) Fail(c *Call, err error) {
+	p.Take(c.ID)
+	c.Finish(Result{Err: err})
+}
+
+// expire fails every call whose deadline is before now with errTimeout and
+// reports how many calls remain.
+func (p *Pending) expire(now time.Time, errTimeout error) int {
+	var due []*Call
+	p.mu.Lock()
+	for id, c := range p.byID {
+		if !c.Deadline.After(now) {
+			due = append(due, c)
+			delete(p.byID, id)
+		}
+	}
+	n := len(p.byID)
+	p.mu.Unlock()
+	for _, c := range due {
+		c.Finish(Result{Err: errTimeout})
+	}
+	return n
+}
+
+// failAll fails every pending call with err.
+func (p *Pending) failAll(err error) {
+	p.mu.Lock()
+	calls := make([]*Call, 0, len(p.byID))
+	for id, c := range p.byID {
+		calls = append(calls, c)
+		delete(p.byID, id)
+	}
+	p.mu.Unlock()
+	for _, c := range calls {
+		c.Finish(Result{Err: err})
+	}
+}
 
 // ReplyWaiterConfig configures the reply-waiter.
 type ReplyWaiterConfig struct {
@@ -58,120 +138,68 @@ func ReplyWaiterProps(cfg ReplyWaiterConfig) *actor.Props {
 	return props(func() actor.Actor { return &replyWaiter{cfg: cfg, p: cfg.Pending} })
 }
 
-// replyWaiter correlates replies with calls by msg_id and fails each call at
-// its deadline with one timer for all of them.
+// tick is the reply-waiter's expiry timer firing.
+type tick struct{}
+
+// replyWaiter fails calls at their deadline, with one timer for all of
+// them that runs only while calls are pending.
 type replyWaiter struct {
-	cfg ReplyWaiterConfig
-	p   *Pending
+	cfg   ReplyWaiterConfig
+	p     *Pending
+	timer *time.Timer
+	idle  int
 }
 
 func (w *replyWaiter) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *Call:
-		if m.Finished() {
+	switch c.Message().(type) {
+	case tick:
+		w.timer = nil
+		if w.p.expire(time.Now(), w.cfg.ErrTimeout) == 0 {
+			w.idle++
+		} else {
+			w.idle = 0
+		}
+		if w.idle < idleTicks {
+			w.arm(c)
 			return
 		}
-		w.p.byID[m.ID] = m
-		heap.Push(&w.p.dead, m)
-		if m.index == 0 {
+		// Stop ticking; the next Add kicks us again. Re-check after
+		// clearing the flag so that a call added meanwhile is not missed.
+		w.p.ticking.Store(false)
+		if w.p.Len() > 0 && w.p.ticking.CompareAndSwap(false, true) {
+			w.idle = 0
 			w.arm(c)
 		}
-	case *Reply:
-		call, ok := w.p.byID[m.Header.ID]
-		if !ok {
-			w.cfg.Counters.LateReplies.Add(1)
-			return
-		}
-		w.remove(call)
-		if !call.Finish(Result{Kind: m.Header.Kind, Body: m.Body}) {
-			w.cfg.Counters.LateReplies.Add(1)
-		}
-	case *Cancel:
-		if _, ok := w.p.byID[m.Call.ID]; ok {
-			w.remove(m.Call)
-		}
-	case *Fail:
-		if _, ok := w.p.byID[m.Call.ID]; ok {
-			w.remove(m.Call)
-		}
-		m.Call.Finish(Result{Err: m.Err})
-	case expire:
-		w.p.at = time.Time{}
-		now := time.Now()
-		for len(w.p.dead) > 0 && !w.p.dead[0].Deadline.After(now) {
-			call := w.p.dead[0]
-			w.remove(call)
-			call.Finish(Result{Err: w.cfg.ErrTimeout})
-		}
-		w.arm(c)
 	case *actor.Started:
-		w.p.at = time.Time{}
+		self, root := c.Self(), c.ActorSystem().Root
+		w.p.kickMu.Lock()
+		w.p.kick = func() { root.Send(self, tick{}) }
+		w.p.kickMu.Unlock()
+		// Whatever was pending before a restart keeps its deadline.
+		w.p.ticking.Store(true)
 		w.arm(c)
 	case *actor.Restarting:
 		w.disarm()
 	case *actor.Stopping:
 		w.disarm()
-		for _, call := range w.p.byID {
-			call.Finish(Result{Err: w.cfg.ErrClosed})
-		}
-		clear(w.p.byID)
-		w.p.dead = nil
+		w.p.kickMu.Lock()
+		w.p.kick = nil
+		w.p.kickMu.Unlock()
+		w.p.failAll(w.cfg.ErrClosed)
 	}
 }
 
-func (w *replyWaiter) remove(call *Call) {
-	delete(w.p.byID, call.ID)
-	if call.index >= 0 {
-		heap.Remove(&w.p.dead, call.index)
-	}
-}
-
-// arm sets the timer for the earliest deadline, if it is not set for it yet.
 func (w *replyWaiter) arm(c actor.Context) {
-	if len(w.p.dead) == 0 {
+	if w.timer != nil {
 		return
 	}
-	next := w.p.dead[0].Deadline
-	if !w.p.at.IsZero() && !w.p.at.After(next) {
-		return // fires before or at the earliest deadline; it will re-arm
-	}
-	w.disarm()
-	w.p.at = next
 	self, root := c.Self(), c.ActorSystem().Root
-	w.p.timer = time.AfterFunc(time.Until(next), func() { root.Send(self, expire{}) })
+	w.timer = time.AfterFunc(ExpiryInterval, func() { root.Send(self, tick{}) })
 }
 
 func (w *replyWaiter) disarm() {
-	if w.p.timer != nil {
-		w.p.timer.Stop()
-		w.p.timer = nil
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
 	}
-	w.p.at = time.Time{}
 }
-
-// deadlineHeap orders calls by deadline.
-type deadlineHeap []*Call
-
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].Deadline.Before(h[j].Deadline) }
-func (h deadlineHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *deadlineHeap) Push(x any) {
-	c := x.(*Call)
-	c.index = len(*h)
-	*h = append(*h, c)
-}
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	n := len(old)
-	c := old[n-1]
-	old[n-1] = nil
-	c.index = -1
-	*h = old[:n-1]
-	return c
-}
-
-var errNoLoop = errors.New("actors: socket loop not running")

@@ -12,12 +12,12 @@ import (
 
 // SenderConfig configures the sender.
 type SenderConfig struct {
-	Context     *sockets.Context
-	Outbox      *sockets.Outbox // requests to send
-	Dealers     sockets.DealersConfig
-	ReplyWaiter *actor.PID
-	Counters    *Counters
-	Log         *slog.Logger
+	Context  *sockets.Context
+	Outbox   *sockets.Outbox // requests to send
+	Dealers  sockets.DealersConfig
+	Pending  *Pending // the reply-waiter's table
+	Counters *Counters
+	Log      *slog.Logger
 }
 
 // SenderProps builds the sender.
@@ -38,10 +38,6 @@ type sender struct {
 
 func (s *sender) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
-	case wake:
-		if s.loop != nil {
-			s.loop.Wake()
-		}
 	case *loopFailed:
 		if m.loop == s.loop {
 			s.cfg.Counters.LoopFailures.Add(1)
@@ -59,7 +55,7 @@ func (s *sender) Receive(c actor.Context) {
 
 func (s *sender) start(c actor.Context) {
 	self, root := c.Self(), c.ActorSystem().Root
-	waiter := s.cfg.ReplyWaiter
+	pending := s.cfg.Pending
 	dc := s.cfg.Dealers
 	dc.Live = live
 	dc.OnRecv = func(addr string, frames [][]byte) {
@@ -74,11 +70,11 @@ func (s *sender) start(c actor.Context) {
 			s.malformed.Warn("unexpected message kind dropped", "peer", addr, "kind", h.Kind)
 			return
 		}
-		root.Send(waiter, &Reply{Header: h, Body: body})
+		pending.Complete(&h, body, s.cfg.Counters)
 	}
 	dc.OnDrop = func(m *sockets.Message, err error) {
 		if call, ok := m.Ref.(*Call); ok {
-			root.Send(waiter, &Fail{Call: call, Err: err})
+			pending.Fail(call, err)
 			return
 		}
 		s.cfg.Counters.DroppedCasts.Add(1)
@@ -86,11 +82,9 @@ func (s *sender) start(c actor.Context) {
 	}
 	var loop *sockets.Dealers
 	dc.OnFail = func(err error) { root.Send(self, &loopFailed{loop: loop, err: err}) }
-	s.cfg.Outbox.SetWake(func() { root.Send(self, wake{}) })
 	loop, err := sockets.StartDealers(s.cfg.Context, s.cfg.Outbox, dc)
 	if err != nil {
 		panic(&LoopError{Actor: "sender", Err: err})
 	}
 	s.loop = loop
-	loop.Wake()
 }

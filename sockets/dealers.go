@@ -38,7 +38,7 @@ type Dealers struct {
 type dealer struct {
 	addr    string
 	s       *zmq.Socket
-	id      int // poller index
+	w       *fdWatch
 	pending backlog
 }
 
@@ -52,9 +52,9 @@ func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, erro
 		return nil, fmt.Errorf("sockets: dealers: identity must be non-empty and not start with a zero byte")
 	}
 	d := &Dealers{cfg: cfg, out: out}
-	h, err := start(zctx, "dealers", cfg.OnFail, func(ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
+	h, err := start("dealers", cfg.OnFail, func(quit <-chan struct{}, ready func()) error {
 		ready()
-		return d.run(zctx, ctrl, quit)
+		return d.run(zctx, quit)
 	})
 	if err != nil {
 		return nil, err
@@ -64,15 +64,15 @@ func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, erro
 }
 
 // Runs in the loop's goroutine; owns every DEALER it makes.
-func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) error {
-	poller := zmq.NewPoller()
-	poller.Add(ctrl, zmq.POLLIN)
+func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
+	readyCh := make(chan struct{}, 1)
 	byAddr := make(map[string]*dealer)
-	bySock := make(map[*zmq.Socket]*dealer)
+	var all []*dealer
 	waiting := 0 // dealers with a non-empty backlog
 	defer func() {
-		for _, dl := range byAddr {
+		for _, dl := range all {
 			dl.pending.requeue(d.out, d.drop)
+			dl.w.close()
 			dl.s.Close()
 		}
 	}()
@@ -92,14 +92,17 @@ func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) err
 		if err == nil {
 			err = s.Connect(addr)
 		}
+		var w *fdWatch
+		if err == nil {
+			w, err = watch(s, readyCh)
+		}
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", addr, err)
 		}
-		dl := &dealer{addr: addr, s: s, pending: backlog{max: d.cfg.BacklogMax}}
-		dl.id = poller.Add(s, zmq.POLLIN)
+		dl := &dealer{addr: addr, s: s, w: w, pending: backlog{max: d.cfg.BacklogMax}}
 		byAddr[addr] = dl
-		bySock[s] = dl
+		all = append(all, dl)
 		return dl, nil
 	}
 	try := func(dl *dealer) func(*Message) (bool, error) {
@@ -115,56 +118,36 @@ func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) err
 			}
 		}
 	}
-	// setWaiting keeps POLLOUT interest exactly on dealers with a backlog.
-	setWaiting := func(dl *dealer, was bool) error {
+	count := func(dl *dealer, was bool) {
 		now := len(dl.pending.msgs) > 0
-		if now == was {
-			return nil
-		}
-		ev := zmq.POLLIN
-		if now {
-			ev |= zmq.POLLOUT
+		if now && !was {
 			waiting++
-		} else {
+		} else if was && !now {
 			waiting--
 		}
-		if _, err := poller.Update(dl.id, ev); err != nil {
-			return fmt.Errorf("sockets: dealers: poller update: %w", err)
-		}
-		return nil
 	}
 
-	for {
-		timeout := time.Duration(-1)
-		if waiting > 0 {
-			timeout = pollBacklog
-		}
-		polled, err := poller.Poll(timeout)
-		if err != nil {
-			return fmt.Errorf("sockets: dealers poll: %w", err)
-		}
-		for _, p := range polled {
-			if p.Socket == ctrl {
-				if err := drainCtrl(ctrl); err != nil {
-					return fmt.Errorf("sockets: dealers: %w", err)
-				}
-				continue
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for !quitting(quit) {
+		busy := false
+		for _, dl := range all {
+			ev, err := dl.s.GetEvents()
+			if err != nil {
+				return fmt.Errorf("sockets: events of dealer to %s: %w", dl.addr, err)
 			}
-			dl := bySock[p.Socket]
-			if p.Events&zmq.POLLIN != 0 {
+			if ev&zmq.POLLIN != 0 {
 				if err := d.recv(dl); err != nil {
 					return err
 				}
+				busy = true
 			}
-			if p.Events&zmq.POLLOUT != 0 && len(dl.pending.msgs) > 0 {
-				dl.pending.flush(try(dl), d.drop)
-				if err := setWaiting(dl, true); err != nil {
-					return err
+			if ev&zmq.POLLOUT != 0 && len(dl.pending.msgs) > 0 {
+				if dl.pending.flush(try(dl), d.drop) > 0 {
+					busy = true
 				}
+				count(dl, true)
 			}
-		}
-		if quitting(quit) {
-			return nil
 		}
 		d.out.rearm()
 		for {
@@ -172,11 +155,13 @@ func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) err
 			if !ok {
 				break
 			}
+			busy = true
 			if d.cfg.Live != nil && !d.cfg.Live(m.Ref) {
 				continue
 			}
 			dl := byAddr[m.Addr]
 			if dl == nil {
+				var err error
 				if dl, err = connect(m.Addr); err != nil {
 					d.drop(&m, err)
 					continue
@@ -195,23 +180,22 @@ func (d *Dealers) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}) err
 			if err := dl.pending.add(m); err != nil {
 				d.drop(&m, err)
 			}
-			if err := setWaiting(dl, was); err != nil {
-				return err
-			}
+			count(dl, was)
 		}
 		if waiting > 0 {
 			now := time.Now().UnixNano()
-			for _, dl := range byAddr {
-				if len(dl.pending.msgs) == 0 {
-					continue
-				}
-				dl.pending.expire(now, ErrExpired, d.drop)
-				if err := setWaiting(dl, true); err != nil {
-					return err
+			for _, dl := range all {
+				if len(dl.pending.msgs) > 0 {
+					dl.pending.expire(now, ErrExpired, d.drop)
+					count(dl, true)
 				}
 			}
 		}
+		if !busy {
+			wait(readyCh, d.out, quit, timer, waiting > 0)
+		}
 	}
+	return nil
 }
 
 // recv reads up to recvBatch messages from dl. Runs in the loop's goroutine.

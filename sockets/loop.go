@@ -3,6 +3,7 @@ package sockets
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -10,50 +11,30 @@ import (
 )
 
 // pollBacklog is how often a loop with unsent messages looks at them again
-// even when no socket event arrives (to expire them). At least 1 ms: shorter
-// poll timeouts busy-spin in libzmq.
+// even when nothing else happens (to expire them).
 const pollBacklog = 5 * time.Millisecond
 
-// recvBatch bounds how many messages a loop reads from one socket per poll,
-// so that one busy peer cannot starve the control socket.
+// recvBatch bounds how many messages a loop reads from one socket in a row,
+// so that one busy peer cannot starve the outbox.
 const recvBatch = 256
 
-// Waker is the writing end of a loop's control pair. It is owned by the
-// loop's actor: only the actor calls Wake and, through Stop, closes it.
-type Waker struct {
-	s *zmq.Socket
-}
-
-var wakeByte = []byte{1}
-
-// Wake makes the loop drain its outbox. It never blocks: when the control
-// pipe is full the loop has wake-ups pending anyway.
-func (w *Waker) Wake() {
-	if w != nil && w.s != nil {
-		_, _ = w.s.SendBytes(wakeByte, zmq.DONTWAIT)
-	}
-}
-
-// handle is what every loop shares: its goroutine, the quit signal and the
-// actor's end of the control pair.
+// handle is what every loop shares: its goroutine and the quit signal.
 type handle struct {
-	quit  chan struct{}
-	done  chan struct{}
-	waker *Waker
+	quit chan struct{}
+	done chan struct{}
 }
 
 // body runs a loop in its goroutine. It makes its sockets, calls ready once
 // they are usable (or returns an error instead), and serves until quit is
 // closed. Its sockets are closed by its own deferred calls.
-type body func(ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error
+type body func(quit <-chan struct{}, ready func()) error
 
-// start runs b in a new goroutine with a fresh control pair and waits until
-// it is ready. A failure after ready is reported to onFail.
-func start(zctx *Context, name string, onFail func(error), b body) (*handle, error) {
+// start runs b in a new goroutine and waits until it is ready. A failure
+// after ready is reported to onFail.
+func start(name string, onFail func(error), b body) (*handle, error) {
 	h := &handle{quit: make(chan struct{}), done: make(chan struct{})}
-	ctrlEP := zctx.inprocName(name)
 	ready := make(chan error, 1)
-	// Runs in its own goroutine; owns ctrl and every socket b makes.
+	// Runs in its own goroutine; owns every socket b makes.
 	go func() {
 		defer close(h.done)
 		isReady := false
@@ -63,18 +44,7 @@ func start(zctx *Context, name string, onFail func(error), b body) (*handle, err
 					err = fmt.Errorf("sockets: %s loop panicked: %v", name, r)
 				}
 			}()
-			ctrl, err := zctx.z.NewSocket(zmq.PAIR)
-			if err != nil {
-				return fmt.Errorf("sockets: %s: new control socket: %w", name, err)
-			}
-			defer ctrl.Close()
-			if err := ctrl.SetLinger(0); err != nil {
-				return fmt.Errorf("sockets: %s: control linger: %w", name, err)
-			}
-			if err := ctrl.Bind(ctrlEP); err != nil {
-				return fmt.Errorf("sockets: %s: bind %s: %w", name, ctrlEP, err)
-			}
-			return b(ctrl, h.quit, func() { isReady = true; ready <- nil })
+			return b(h.quit, func() { isReady = true; ready <- nil })
 		}()
 		if !isReady {
 			if err == nil {
@@ -91,58 +61,82 @@ func start(zctx *Context, name string, onFail func(error), b body) (*handle, err
 		<-h.done
 		return nil, err
 	}
-	w, err := zctx.z.NewSocket(zmq.PAIR)
-	if err == nil {
-		if err = w.SetLinger(0); err == nil {
-			err = w.Connect(ctrlEP)
-		}
-		if err != nil {
-			w.Close()
-		}
-	}
-	if err != nil {
-		close(h.quit)
-		<-h.done
-		return nil, fmt.Errorf("sockets: %s: control writer: %w", name, err)
-	}
-	h.waker = &Waker{s: w}
 	return h, nil
 }
 
-// Wake makes the loop look at its outbox. Only the owning actor calls it.
-func (h *handle) Wake() { h.waker.Wake() }
-
-// Stop ends the loop, waits for it to close its sockets, and closes the
-// actor's end of the control pair. Only the owning actor calls it; it is
-// idempotent.
+// Stop ends the loop and waits until it has closed its sockets. Only the
+// owning actor calls it; it is idempotent.
 func (h *handle) Stop() {
 	select {
 	case <-h.quit:
 	default:
 		close(h.quit)
-		h.waker.Wake()
 	}
 	<-h.done
-	if h.waker.s != nil {
-		h.waker.s.Close()
-		h.waker.s = nil
-	}
 }
 
 // Done is closed when the loop's goroutine has ended.
 func (h *handle) Done() <-chan struct{} { return h.done }
 
-// drainCtrl reads every pending wake-up byte.
-func drainCtrl(ctrl *zmq.Socket) error {
-	for {
-		_, err := ctrl.RecvBytes(zmq.DONTWAIT)
-		if err != nil {
-			if isAgain(err) {
-				return nil
-			}
-			return fmt.Errorf("control socket: %w", err)
-		}
+// fdWatch turns a ZeroMQ socket's ZMQ_FD into wake-ups on a channel.
+//
+// libzmq signals ZMQ_FD (edge-triggered) whenever the socket's events may
+// have changed. Waiting for it in Go's netpoller, instead of blocking in
+// zmq_poll inside cgo, keeps the loop's goroutine off an OS thread while it
+// waits, and lets it wait for Go channels (the outbox) at the same time:
+// the loop never needs a control socket written by other goroutines.
+//
+// The watcher goroutine touches no ZeroMQ socket: it waits on a duplicate of
+// the descriptor. After each wake-up the loop must read ZMQ_EVENTS and
+// serve the socket until it has nothing more, before it waits again.
+type fdWatch struct {
+	f    *os.File
+	done chan struct{}
+}
+
+// watch starts watching s; each edge of its ZMQ_FD does a non-blocking send
+// on ready. Runs in the loop's goroutine (it reads a socket option).
+func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) {
+	fd, err := s.GetFd()
+	if err != nil {
+		return nil, fmt.Errorf("get zmq fd: %w", err)
 	}
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return nil, fmt.Errorf("dup zmq fd: %w", err)
+	}
+	syscall.CloseOnExec(dup)
+	if err := syscall.SetNonblock(dup, true); err != nil {
+		syscall.Close(dup)
+		return nil, fmt.Errorf("zmq fd non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(dup), "zmq-fd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("zmq fd raw conn: %w", err)
+	}
+	w := &fdWatch{f: f, done: make(chan struct{})}
+	// Runs in its own goroutine until close. One Read for its whole life:
+	// the callback signals and asks to wait again, so no edge is lost
+	// between two waits.
+	go func() {
+		defer close(w.done)
+		_ = rc.Read(func(uintptr) bool {
+			select {
+			case ready <- struct{}{}:
+			default:
+			}
+			return false
+		})
+	}()
+	return w, nil
+}
+
+// close stops the watcher and waits for it. Call before closing the socket.
+func (w *fdWatch) close() {
+	w.f.Close()
+	<-w.done
 }
 
 // quitting reports whether quit is closed.
@@ -152,6 +146,28 @@ func quitting(quit <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// wait blocks until a socket may have events, the outbox has messages, quit
+// is closed, or (when backlogged) pollBacklog passes.
+func wait(ready <-chan struct{}, out *Outbox, quit <-chan struct{}, timer *time.Timer, backlogged bool) {
+	var tc <-chan time.Time
+	if backlogged {
+		timer.Reset(pollBacklog)
+		tc = timer.C
+	}
+	select {
+	case <-ready:
+	case <-out.signal:
+	case <-quit:
+	case <-tc:
+	}
+	if backlogged && !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
 	}
 }
 
@@ -192,8 +208,8 @@ func (b *backlog) add(m Message) error {
 }
 
 // flush sends from the front until a send would block. Messages that fail
-// for good go to drop.
-func (b *backlog) flush(try func(*Message) (retry bool, err error), drop func(*Message, error)) {
+// for good go to drop. It reports how many left the backlog.
+func (b *backlog) flush(try func(*Message) (retry bool, err error), drop func(*Message, error)) int {
 	i := 0
 	for ; i < len(b.msgs); i++ {
 		retry, err := try(&b.msgs[i])
@@ -205,6 +221,7 @@ func (b *backlog) flush(try func(*Message) (retry bool, err error), drop func(*M
 		}
 	}
 	b.shift(i)
+	return i
 }
 
 // expire drops messages whose deadline has passed.

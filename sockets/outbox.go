@@ -19,23 +19,22 @@ type Message struct {
 // loops that drain it, so a restarted loop picks up what its predecessor
 // left.
 type Outbox struct {
-	ch    chan Message
-	armed atomic.Bool
-	wake  atomic.Pointer[func()]
+	ch     chan Message
+	armed  atomic.Bool
+	signal chan struct{} // wakes the loop; capacity 1
 }
 
 // NewOutbox makes an outbox holding at most capacity messages.
 func NewOutbox(capacity int) *Outbox {
-	return &Outbox{ch: make(chan Message, capacity)}
+	return &Outbox{ch: make(chan Message, capacity), signal: make(chan struct{}, 1)}
 }
 
-// SetWake installs the function that wakes the loop (through its actor).
-func (o *Outbox) SetWake(f func()) { o.wake.Store(&f) }
-
-func (o *Outbox) signal() {
+// wake tells the loop there is work, unless a wake-up is pending already.
+func (o *Outbox) wake() {
 	if o.armed.CompareAndSwap(false, true) {
-		if f := o.wake.Load(); f != nil {
-			(*f)()
+		select {
+		case o.signal <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -45,7 +44,7 @@ func (o *Outbox) signal() {
 func (o *Outbox) TryPush(m Message) error {
 	select {
 	case o.ch <- m:
-		o.signal()
+		o.wake()
 		return nil
 	default:
 		return ErrOutboxFull
@@ -56,13 +55,13 @@ func (o *Outbox) TryPush(m Message) error {
 func (o *Outbox) Push(ctx context.Context, m Message) error {
 	select {
 	case o.ch <- m:
-		o.signal()
+		o.wake()
 		return nil
 	default:
 	}
 	select {
 	case o.ch <- m:
-		o.signal()
+		o.wake()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -51,8 +51,8 @@ func StartRouter(zctx *Context, out *Outbox, cfg RouterConfig) (*Router, error) 
 		cfg.BacklogMax = 10_000
 	}
 	r := &Router{cfg: cfg, out: out}
-	h, err := start(zctx, "router", cfg.OnFail, func(ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
-		return r.run(zctx, ctrl, quit, ready)
+	h, err := start("router", cfg.OnFail, func(quit <-chan struct{}, ready func()) error {
+		return r.run(zctx, quit, ready)
 	})
 	if err != nil {
 		return nil, err
@@ -67,8 +67,8 @@ func (r *Router) Endpoint() string { return r.endpoint }
 // Port returns the bound port.
 func (r *Router) Port() int { return r.port }
 
-// Runs in the loop's goroutine.
-func (r *Router) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}, ready func()) error {
+// Runs in the loop's goroutine; owns the ROUTER.
+func (r *Router) run(zctx *Context, quit <-chan struct{}, ready func()) error {
 	s, err := zctx.z.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return fmt.Errorf("sockets: new router: %w", err)
@@ -86,11 +86,14 @@ func (r *Router) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}, read
 	if err := r.bind(s); err != nil {
 		return err
 	}
+	readyCh := make(chan struct{}, 1)
+	w, err := watch(s, readyCh)
+	if err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	defer w.close()
 	ready()
 
-	poller := zmq.NewPoller()
-	poller.Add(s, zmq.POLLIN)
-	poller.Add(ctrl, zmq.POLLIN)
 	bl := &backlog{max: r.cfg.BacklogMax}
 	drop := func(m *Message, err error) {
 		if r.cfg.OnDrop != nil {
@@ -116,36 +119,30 @@ func (r *Router) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}, read
 		}
 	}
 	defer bl.requeue(r.out, drop)
-	for {
-		timeout := time.Duration(-1)
-		if len(bl.msgs) > 0 {
-			timeout = pollBacklog
-		}
-		polled, err := poller.Poll(timeout)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for !quitting(quit) {
+		busy := false
+		ev, err := s.GetEvents()
 		if err != nil {
-			return fmt.Errorf("sockets: router poll: %w", err)
+			return fmt.Errorf("sockets: router events: %w", err)
 		}
-		for _, p := range polled {
-			if p.Socket == ctrl {
-				if err := drainCtrl(ctrl); err != nil {
-					return fmt.Errorf("sockets: router: %w", err)
-				}
-				continue
-			}
+		if ev&zmq.POLLIN != 0 {
 			if err := r.recv(s); err != nil {
 				return err
 			}
-		}
-		if quitting(quit) {
-			return nil
+			busy = true
 		}
 		r.out.rearm()
-		bl.flush(try, drop)
+		if bl.flush(try, drop) > 0 {
+			busy = true
+		}
 		for len(bl.msgs) == 0 {
 			m, ok := r.out.next()
 			if !ok {
 				break
 			}
+			busy = true
 			retry, err := try(&m)
 			if retry {
 				if err := bl.add(m); err != nil {
@@ -158,7 +155,11 @@ func (r *Router) run(zctx *Context, ctrl *zmq.Socket, quit <-chan struct{}, read
 		if len(bl.msgs) > 0 {
 			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
 		}
+		if !busy {
+			wait(readyCh, r.out, quit, timer, len(bl.msgs) > 0)
+		}
 	}
+	return nil
 }
 
 // recv reads up to recvBatch messages. Runs in the loop's goroutine.

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -15,6 +16,10 @@ func NewSystem(log *slog.Logger) *actor.ActorSystem {
 	return actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return l }),
 		actor.WithDeadLetterRequestLogging(false),
+		// Messages to actors that have just stopped (during Close) become
+		// dead letters; the throttle that logs them keeps a goroutine for
+		// one interval, so keep it short enough not to outlive Close.
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
 	)
 }
 
