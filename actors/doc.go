@@ -1,9 +1,9 @@
 // Package actors holds relay's actors: the poller (owns the node's bound
 // ROUTER and receives requests), the dispatcher (runs handlers off the socket
 // goroutines), the sender (owns the DEALERs towards servers and receives
-// their replies) and the reply-waiter (correlates replies with calls by
-// msg_id and fails each call at its deadline: it is the per-call timeout
-// owner, with one timer for all calls).
+// their replies) and the reply-waiter (owns the table of calls waiting for a
+// reply, correlated by msg_id, and fails each call at its deadline with one
+// timer for all of them).
 //
 // The socket actors (poller, sender) own a socket loop from package sockets:
 // they start it in Started, stop it in Restarting and Stopping, and fail
@@ -15,11 +15,16 @@
 //
 // A call flows as
 //
-//	caller ──*Call──> reply-waiter            (registers msg_id, deadline)
-//	caller ──Outbox──> sender ── DEALER ──> server ROUTER ── poller
-//	poller ──*Inbound──> dispatcher ── handler goroutine ──Outbox──> poller
-//	sender <── DEALER ── reply;  sender ──*Reply──> reply-waiter ──> caller
+//	caller ── Pending.Add ──> reply-waiter's table   (msg_id → call, deadline)
+//	caller ── Outbox ──> sender loop ── DEALER ──> server ROUTER ── poller loop
+//	poller ──*Inbound──> dispatcher ── handler goroutine ── Outbox ──> poller loop
+//	sender loop <── DEALER ── reply ── Pending.Complete ──> caller
+//
+// The reply path takes the call from the reply-waiter's table in the
+// sender's loop rather than through the reply-waiter's mailbox: one
+// goroutine hop fewer per call (see docs/PERFORMANCE.md). The reply-waiter
+// actor expires calls and fails them all when it stops.
 //
 // Concurrency: actor state is touched only in Receive; callbacks from socket
-// loops only send actor messages or touch atomics.
+// loops only send actor messages, touch atomics, or use Pending (which locks).
 package actors

@@ -2,7 +2,6 @@ package sockets
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -11,12 +10,8 @@ import (
 // Context is one node's ZeroMQ context. Every socket of the node is made
 // from it; Close terminates it once every socket is closed.
 type Context struct {
-	z    *zmq.Context
-	name string
-	seq  atomic.Uint64
+	z *zmq.Context
 }
-
-var contextSeq atomic.Uint64
 
 // NewContext makes a ZeroMQ context with one I/O thread.
 func NewContext() (*Context, error) {
@@ -24,12 +19,7 @@ func NewContext() (*Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sockets: new zmq context: %w", err)
 	}
-	return &Context{z: z, name: fmt.Sprintf("relay-%d", contextSeq.Add(1))}, nil
-}
-
-// inprocName returns a fresh inproc endpoint unique in this process.
-func (c *Context) inprocName(what string) string {
-	return fmt.Sprintf("inproc://%s-%s-%d", c.name, what, c.seq.Add(1))
+	return &Context{z: z}, nil
 }
 
 // Close terminates the context. It waits for sockets still open, up to

@@ -1,7 +1,6 @@
 package sockets
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -257,5 +256,3 @@ func (b *backlog) requeue(out *Outbox, drop func(*Message, error)) {
 	}
 	b.shift(len(b.msgs))
 }
-
-var errLoopStopped = errors.New("sockets: loop stopped")
