@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,12 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	case n.endpoint = <-bound:
 	case err := <-failed:
 		n.Close()
-		return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
+		hint := ""
+		if last := n.lastFailure(); strings.Contains(last, "bind") {
+			hint = fmt.Sprintf("; check WithBindAddress (%s must be an address of this host) and WithPortRange (%d-%d)",
+				o.bindAddress, o.portMin, o.portMax)
+		}
+		return nil, fmt.Errorf("relay: start: %w (last failure: %s)%s", err, n.lastFailure(), hint)
 	case <-startCtx.Done():
 		n.Close()
 		return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())

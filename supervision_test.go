@@ -1,0 +1,77 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/demo"
+	"github.com/relay-dev/relay/supervisor"
+)
+
+// An actor killed more often than its restart intensity allows stops for
+// good; the node then fails every call with ErrNodeFailed instead of
+// restarting it in a loop.
+func TestRestartIntensityExceeded(t *testing.T) {
+	mm := newMatchmaker(t)
+	srv := newNode(t, mm, "s0")
+	s, err := srv.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&demo.Endpoint{Host: "s0"}).Register(s)
+	cli := newNode(t, mm, "client", relay.WithSupervisor(supervisor.OneForOne(1, time.Minute)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cli.Call(ctx, compute, "add", 1, nil); err != nil {
+		t.Fatalf("call before kills: %v", err)
+	}
+
+	if err := cli.KillActor(relay.ActorSender); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if cli.Restarts(relay.ActorSender) < 1 {
+			return errors.New("sender not restarted yet")
+		}
+		return cli.Call(ctx, compute, "add", 1, nil)
+	})
+	// Second failure within the minute: more than 1 restart, so it stops.
+	if err := cli.KillActor(relay.ActorSender); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		err := cli.Call(ctx, compute, "add", 1, nil)
+		if !errors.Is(err, relay.ErrNodeFailed) {
+			return errors.New("call after the second kill: " + errString(err))
+		}
+		if !strings.Contains(err.Error(), "sender") {
+			t.Errorf("error %q does not name the failed actor", err)
+		}
+		return nil
+	})
+}
+
+// A node that cannot bind its address does not start, and says why.
+func TestStartBindFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := relay.Start(ctx, relay.WithMatchmaker(newMatchmaker(t)), relay.WithBindAddress("192.0.2.1"),
+		relay.WithSupervisor(supervisor.OneForOne(2, time.Second)))
+	if err == nil {
+		t.Fatal("Start on an address of no local interface succeeded")
+	}
+	if !strings.Contains(err.Error(), "bind") || !strings.Contains(err.Error(), "192.0.2.1") {
+		t.Errorf("error %q does not say what failed (bind 192.0.2.1)", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
