@@ -39,6 +39,7 @@ type dealer struct {
 	addr    string
 	s       *zmq.Socket
 	w       *fdWatch
+	more    bool // read again before waiting: a full batch was read, or we sent
 	pending backlog
 }
 
@@ -100,13 +101,16 @@ func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
 			s.Close()
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", addr, err)
 		}
-		dl := &dealer{addr: addr, s: s, w: w, pending: backlog{max: d.cfg.BacklogMax}}
+		dl := &dealer{addr: addr, s: s, w: w, more: true, pending: backlog{max: d.cfg.BacklogMax}}
 		byAddr[addr] = dl
 		all = append(all, dl)
 		return dl, nil
 	}
 	try := func(dl *dealer) func(*Message) (bool, error) {
 		return func(m *Message) (bool, error) {
+			// A send may process the socket's pending commands and so eat
+			// the ZMQ_FD edge of a reply that arrived: read again afterwards.
+			dl.more = true
 			err := send(dl.s, m.Header, m.Body)
 			switch {
 			case err == nil:
@@ -129,26 +133,29 @@ func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	retry := false // the backlog tick passed: retry every held send
 	for !quitting(quit) {
 		busy := false
 		for _, dl := range all {
-			ev, err := dl.s.GetEvents()
-			if err != nil {
-				return fmt.Errorf("sockets: events of dealer to %s: %w", dl.addr, err)
-			}
-			if ev&zmq.POLLIN != 0 {
-				if err := d.recv(dl); err != nil {
+			edge := dl.w.signalled()
+			if edge || dl.more {
+				n, err := d.recv(dl)
+				if err != nil {
 					return err
 				}
-				busy = true
+				dl.more = n == recvBatch
+				if n > 0 || dl.more {
+					busy = true
+				}
 			}
-			if ev&zmq.POLLOUT != 0 && len(dl.pending.msgs) > 0 {
+			if (edge || retry) && len(dl.pending.msgs) > 0 {
 				if dl.pending.flush(try(dl), d.drop) > 0 {
 					busy = true
 				}
 				count(dl, true)
 			}
 		}
+		retry = false
 		d.out.rearm()
 		for {
 			m, ok := d.out.next()
@@ -192,25 +199,26 @@ func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
 			}
 		}
 		if !busy {
-			wait(readyCh, d.out, quit, timer, waiting > 0)
+			retry = wait(readyCh, d.out, quit, timer, waiting > 0) && waiting > 0
 		}
 	}
 	return nil
 }
 
-// recv reads up to recvBatch messages from dl. Runs in the loop's goroutine.
-func (d *Dealers) recv(dl *dealer) error {
+// recv reads up to recvBatch messages from dl and says how many. Runs in
+// the loop's goroutine.
+func (d *Dealers) recv(dl *dealer) (int, error) {
 	for i := 0; i < recvBatch; i++ {
 		frames, err := dl.s.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if isAgain(err) {
-				return nil
+				return i, nil
 			}
-			return fmt.Errorf("sockets: recv from %s: %w", dl.addr, err)
+			return i, fmt.Errorf("sockets: recv from %s: %w", dl.addr, err)
 		}
 		d.cfg.OnRecv(dl.addr, frames)
 	}
-	return nil
+	return recvBatch, nil
 }
 
 func (d *Dealers) drop(m *Message, err error) {

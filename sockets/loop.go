@@ -3,6 +3,7 @@ package sockets
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,18 +81,31 @@ func (h *handle) Done() <-chan struct{} { return h.done }
 // fdWatch turns a ZeroMQ socket's ZMQ_FD into wake-ups on a channel.
 //
 // libzmq signals ZMQ_FD (edge-triggered) whenever the socket's events may
-// have changed. Waiting for it in Go's netpoller, instead of blocking in
+// have changed (an edge comes whenever a command reaches the socket after
+// the socket has processed all earlier ones). Waiting for it in Go's netpoller, instead of blocking in
 // zmq_poll inside cgo, keeps the loop's goroutine off an OS thread while it
 // waits, and lets it wait for Go channels (the outbox) at the same time:
 // the loop never needs a control socket written by other goroutines.
 //
 // The watcher goroutine touches no ZeroMQ socket: it waits on a duplicate of
-// the descriptor. After each wake-up the loop must read ZMQ_EVENTS and
-// serve the socket until it has nothing more, before it waits again.
+// the descriptor. After an edge the loop serves the socket until a
+// non-blocking receive says EAGAIN (which leaves libzmq's pipes asleep, so
+// the next message brings a new edge) before it waits again. An edge can
+// also be eaten: epoll re-checks the descriptor when it delivers, and a send
+// on the socket may have processed libzmq's commands (and reset the
+// descriptor) in between. So the loop also reads until EAGAIN after every
+// send. A send that would block is retried at the next edge or backlog tick.
 type fdWatch struct {
 	f    *os.File
 	done chan struct{}
+	// edge is set at each edge of ZMQ_FD, before ready is signalled; the
+	// loop clears it (Swap) and then serves the socket until EAGAIN.
+	edge atomic.Bool
 }
+
+// signalled reports (and clears) whether ZMQ_FD had an edge since the last
+// call.
+func (w *fdWatch) signalled() bool { return w.edge.Swap(false) }
 
 // watch starts watching s; each edge of its ZMQ_FD does a non-blocking send
 // on ready. Runs in the loop's goroutine (it reads a socket option).
@@ -122,6 +136,7 @@ func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) {
 	go func() {
 		defer close(w.done)
 		_ = rc.Read(func(uintptr) bool {
+			w.edge.Store(true)
 			select {
 			case ready <- struct{}{}:
 			default:
@@ -149,25 +164,27 @@ func quitting(quit <-chan struct{}) bool {
 }
 
 // wait blocks until a socket may have events, the outbox has messages, quit
-// is closed, or (when backlogged) pollBacklog passes.
-func wait(ready <-chan struct{}, out *Outbox, quit <-chan struct{}, timer *time.Timer, backlogged bool) {
+// is closed, or (when backlogged) pollBacklog passes. It reports whether it
+// woke for a socket or the backlog tick: the time to retry held sends.
+func wait(ready <-chan struct{}, out *Outbox, quit <-chan struct{}, timer *time.Timer, backlogged bool) bool {
 	var tc <-chan time.Time
 	if backlogged {
 		timer.Reset(pollBacklog)
 		tc = timer.C
 	}
+	retry := false
 	select {
 	case <-ready:
+		retry = true
 	case <-out.signal:
 	case <-quit:
 	case <-tc:
+		retry = true
 	}
-	if backlogged && !timer.Stop() {
-		select {
-		case <-timer.C:
-		default:
-		}
+	if backlogged {
+		timer.Stop() // Go 1.23 timers: no stale tick survives Stop
 	}
+	return retry
 }
 
 func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) }

@@ -100,7 +100,11 @@ func (r *Router) run(zctx *Context, quit <-chan struct{}, ready func()) error {
 			r.cfg.OnDrop(m, err)
 		}
 	}
+	more := true // read until EAGAIN: at start, after an edge, a full batch, a send
 	try := func(m *Message) (bool, error) {
+		// A send may process the socket's pending commands and so eat the
+		// ZMQ_FD edge of a message that arrived: read again afterwards.
+		more = true
 		err := send(s, m.To, m.Header, m.Body)
 		switch {
 		case err == nil:
@@ -123,20 +127,18 @@ func (r *Router) run(zctx *Context, quit <-chan struct{}, ready func()) error {
 	timer.Stop()
 	for !quitting(quit) {
 		busy := false
-		ev, err := s.GetEvents()
-		if err != nil {
-			return fmt.Errorf("sockets: router events: %w", err)
-		}
-		if ev&zmq.POLLIN != 0 {
-			if err := r.recv(s); err != nil {
+		if w.signalled() || more {
+			n, err := r.recv(s)
+			if err != nil {
 				return err
 			}
-			busy = true
+			more = n == recvBatch
+			busy = n > 0
+			if len(bl.msgs) > 0 && bl.flush(try, drop) > 0 {
+				busy = true
+			}
 		}
 		r.out.rearm()
-		if bl.flush(try, drop) > 0 {
-			busy = true
-		}
 		for len(bl.msgs) == 0 {
 			m, ok := r.out.next()
 			if !ok {
@@ -155,26 +157,29 @@ func (r *Router) run(zctx *Context, quit <-chan struct{}, ready func()) error {
 		if len(bl.msgs) > 0 {
 			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
 		}
-		if !busy {
-			wait(readyCh, r.out, quit, timer, len(bl.msgs) > 0)
+		if !busy && !more {
+			if wait(readyCh, r.out, quit, timer, len(bl.msgs) > 0) && len(bl.msgs) > 0 {
+				bl.flush(try, drop)
+			}
 		}
 	}
 	return nil
 }
 
-// recv reads up to recvBatch messages. Runs in the loop's goroutine.
-func (r *Router) recv(s *zmq.Socket) error {
+// recv reads up to recvBatch messages and says how many. Runs in the loop's
+// goroutine.
+func (r *Router) recv(s *zmq.Socket) (int, error) {
 	for i := 0; i < recvBatch; i++ {
 		frames, err := s.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if isAgain(err) {
-				return nil
+				return i, nil
 			}
-			return fmt.Errorf("sockets: router recv: %w", err)
+			return i, fmt.Errorf("sockets: router recv: %w", err)
 		}
 		r.cfg.OnRecv(frames)
 	}
-	return nil
+	return recvBatch, nil
 }
 
 // bind binds s to the configured host and port. Runs in the loop's goroutine.
