@@ -60,6 +60,13 @@ func (d *dispatcher) Receive(c actor.Context) {
 		d.unexpected.Warn("unexpected message kind dropped", "kind", in.Header.Kind, "id", in.Header.ID)
 		return
 	}
+	if in.Header.Kind == envelope.KindCall && (len(in.Header.ReplyTo) == 0 || in.Header.Target.Fanout) {
+		// docs/PROTOCOL.md: a CALL must name its reply identity, and
+		// cannot be a fanout.
+		d.cfg.Counters.Malformed.Add(1)
+		d.unexpected.Warn("call without reply_to or with fanout flag dropped", "id", in.Header.ID)
+		return
+	}
 	if dl := in.Header.Deadline; dl != 0 && dl < time.Now().UnixNano() {
 		// The caller has given up already: skip the work.
 		d.cfg.Counters.ExpiredRequests.Add(1)
@@ -94,7 +101,7 @@ func (d *dispatcher) run(in *Inbound) {
 		h.Kind = envelope.KindError
 		body = envelope.EncodeError(out.ErrCode, out.ErrMessage)
 	}
-	m := sockets.Message{To: in.ReplyTo(), Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
+	m := sockets.Message{To: in.Header.ReplyTo, Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
 	if err := d.cfg.Replies.Push(ctx, m); err != nil {
 		d.cfg.Counters.DroppedReplies.Add(1)
 		d.cfg.Log.Warn("reply dropped", "id", in.Header.ID, "err", err)

@@ -17,14 +17,6 @@ type Inbound struct {
 	Body   []byte
 }
 
-// ReplyTo returns the identity to address the answer to: the caller's reply
-// identity from the header, else the connection it came in on.
-func (in *Inbound) ReplyTo() []byte {
-	if len(in.Header.ReplyTo) > 0 {
-		return in.Header.ReplyTo
-	}
-	return in.From
-}
 
 // PollerConfig configures the poller. The same value is used by every
 // incarnation; Port is filled in by the first bind so restarts rebind it.
