@@ -16,6 +16,7 @@ type Stats struct {
 	DroppedCasts    uint64 // casts that could not be sent
 	LateReplies     uint64 // replies that came after their call had ended
 	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
+	FailedCasts     uint64 // casts with no such method or whose handler failed (logged)
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Restarts        map[string]int
 }
@@ -26,7 +27,7 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)

@@ -153,13 +153,22 @@ type Request struct {
 	body []byte
 }
 
-// Decode decodes the call's arguments into v, a pointer.
+// Decode decodes the call's arguments into v, a pointer. Its error, when a
+// handler returns it, reaches the caller as a RemoteError with Code
+// "BadRequest".
 func (r *Request) Decode(v any) error {
 	if err := envelope.DecodeBody(r.body, v); err != nil {
-		return fmt.Errorf("relay: decode arguments of %s into %T: %w", r.Method, v, err)
+		return &badRequestError{fmt.Errorf("relay: decode arguments of %s into %T: %w", r.Method, v, err)}
 	}
 	return nil
 }
+
+// badRequestError marks arguments that do not decode.
+type badRequestError struct{ err error }
+
+func (e *badRequestError) Error() string     { return e.err.Error() }
+func (e *badRequestError) Unwrap() error     { return e.err }
+func (e *badRequestError) ErrorCode() string { return CodeBadRequest }
 
 // serve resolves and runs the handler of one inbound request. It is the
 // dispatcher's ServeFunc and runs in a handler goroutine.
@@ -167,6 +176,10 @@ func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcom
 	h := &in.Header
 	handler, err := n.resolve(h)
 	if err != nil {
+		if h.Kind == envelope.KindCast {
+			n.counters.FailedCasts.Add(1)
+			n.log.Warn("cast dropped: no such method", "err", err)
+		}
 		return actors.Outcome{ErrCode: CodeNoSuchMethod, ErrMessage: err.Error()}
 	}
 	req := &Request{
@@ -182,6 +195,10 @@ func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcom
 	}()
 	v, err := handler(ctx, req)
 	if err != nil {
+		if req.Cast {
+			n.counters.FailedCasts.Add(1)
+			n.log.Warn("cast handler failed", "method", h.Method, "err", err)
+		}
 		return actors.Outcome{ErrCode: errorCode(err), ErrMessage: err.Error()}
 	}
 	if req.Cast {

@@ -16,13 +16,14 @@ type Counters struct {
 	DroppedCasts    atomic.Uint64 // casts the sender could not send
 	LateReplies     atomic.Uint64 // replies that arrived after their call ended (timeout, cancel)
 	HandlerPanics   atomic.Uint64 // handler panics turned into remote errors
+	FailedCasts     atomic.Uint64 // casts with no such method, or whose handler failed (no caller to tell)
 	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
 }
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, LoopFailures uint64
+	LateReplies, HandlerPanics, FailedCasts, LoopFailures uint64
 }
 
 // Snapshot copies the counters.
@@ -35,6 +36,7 @@ func (c *Counters) Snapshot() Stats {
 		DroppedCasts:    c.DroppedCasts.Load(),
 		LateReplies:     c.LateReplies.Load(),
 		HandlerPanics:   c.HandlerPanics.Load(),
+		FailedCasts:     c.FailedCasts.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
 	}
 }

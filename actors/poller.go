@@ -17,7 +17,6 @@ type Inbound struct {
 	Body   []byte
 }
 
-
 // PollerConfig configures the poller. The same value is used by every
 // incarnation; Port is filled in by the first bind so restarts rebind it.
 type PollerConfig struct {
