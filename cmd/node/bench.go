@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/relay-dev/relay/internal/bench"
+)
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	def := bench.DefaultConfig()
+	fs := newFlagSet("bench", "[--n N --calls N --concurrency C --casts N --size B --json]",
+		`Measures, in one run and in this process (client and server nodes over tcp
+on 127.0.0.1, in-memory matchmaker):
+  - relay sequential call latency (p50, p99) vs a raw zmq4 DEALER/ROUTER round trip
+  - relay pipelined calls/s (--concurrency callers) vs raw pipelined round trips/s
+  - relay casts/s measured at the receiver vs raw zmq4 PUSH/PULL msgs/s
+prints relay, raw and their ratio, and checks the targets: call p50 <= 1.3x
+raw, pipelined >= 150,000 calls/s, casts >= 50% of raw PUSH/PULL.
+Progress goes to stderr. Compare ratios within one run: absolute figures
+move with the machine's load.
+`,
+		`  node bench
+  node bench --n 5000 --calls 20000 --casts 50000
+  node bench --json > bench.json
+`, stderr)
+	cfg := def
+	fs.IntVar(&cfg.N, "n", def.N, "sequential calls (and raw round trips) for latency")
+	fs.IntVar(&cfg.Calls, "calls", def.Calls, "pipelined calls (and raw pipelined round trips)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent callers (requests in flight) when pipelined")
+	fs.IntVar(&cfg.Casts, "casts", def.Casts, "casts (and raw PUSH/PULL messages)")
+	fs.IntVar(&cfg.Size, "size", def.Size, "payload bytes")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, "unexpected arguments %q", fs.Args())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stderr, "node bench: %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	rep, err := bench.Run(ctx, cfg, func(step string) { fmt.Fprintf(stderr, "node bench: %s\n", step) })
+	if err != nil {
+		fmt.Fprintf(stderr, "node bench: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		out := struct {
+			bench.Report
+			LatencyRatio   float64       `json:"latency_ratio"`
+			PipelinedRatio float64       `json:"pipelined_ratio"`
+			CastRatio      float64       `json:"cast_ratio"`
+			Targets        []bench.Check `json:"targets"`
+		}{rep, rep.LatencyRatio(), rep.PipelinedRatio(), rep.CastRatio(), rep.Targets()}
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "node bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	printReport(stdout, rep)
+	return 0
+}
+
+// printReport prints the figures table, the cast details and the targets.
+func printReport(w io.Writer, r bench.Report) {
+	c := r.Config
+	fmt.Fprintf(w, "\nrelay vs raw libzmq, %d B payload, tcp on 127.0.0.1, one process\n\n", c.Size)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\trelay\traw zmq4\tratio\t")
+	fmt.Fprintf(tw, "call latency p50 (n=%d)\t%s\t%s\t%.2fx\t\n", c.N, us(r.RelayLatency.P50), us(r.RawLatency.P50), r.LatencyRatio())
+	fmt.Fprintf(tw, "call latency p99\t%s\t%s\t%.2fx\t\n", us(r.RelayLatency.P99), us(r.RawLatency.P99),
+		float64(r.RelayLatency.P99)/float64(max(r.RawLatency.P99, 1)))
+	fmt.Fprintf(tw, "pipelined calls/s (%d in flight)\t%s\t%s\t%.2f\t\n", r.RelayPipelined.Concurrency,
+		rate(r.RelayPipelined.Rate), rate(r.RawPipelined.Rate), r.PipelinedRatio())
+	fmt.Fprintf(tw, "casts/s vs PUSH/PULL msgs/s\t%s\t%s\t%.2f\t\n", rate(r.RelayCasts.Rate), rate(r.RawPushPull.Rate), r.CastRatio())
+	tw.Flush()
+
+	rc := r.RelayCasts
+	fmt.Fprintf(w, "\nrelay casts: %d sent, %d received, %d back-pressure retries, %d dropped (counted by the client node)\n",
+		rc.Sent, rc.Received, rc.Retries, rc.Dropped)
+	if !rc.Complete {
+		fmt.Fprintf(w, "WARNING: %d casts never arrived; the cast rate covers those that did\n", rc.Sent-rc.Received)
+	}
+
+	fmt.Fprintln(w, "\ntargets:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, t := range r.Targets() {
+		got := fmt.Sprintf("%.2f", t.Got)
+		if t.Name == "pipelined calls/s" {
+			got = rate(t.Got)
+		}
+		met := "met"
+		if !t.Met {
+			met = "not met"
+		}
+		fmt.Fprintf(tw, "  %s\twant %s\tgot %s\t%s\n", t.Name, t.Want, got, met)
+	}
+	tw.Flush()
+}
+
+// us renders d in microseconds.
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
+
+// rate renders a per-second rate with thousands separators.
+func rate(v float64) string {
+	n := int64(v + 0.5)
+	s := fmt.Sprint(n)
+	out := make([]byte, 0, len(s)+len(s)/3)
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+const (
+	// warmup calls run before a call measurement starts counting.
+	warmup = 200
+	// castStall is how long Casts waits without a new cast arriving before
+	// it stops waiting for the rest.
+	castStall = 5 * time.Second
+	// castBackoff is the pause after Cast reports back-pressure.
+	castBackoff = 100 * time.Microsecond
+	// castPoll is how often Casts checks the receiver's count.
+	castPoll = 10 * time.Millisecond
+)
+
+// target is what the benchmark server serves.
+var target = relay.Target{Topic: "bench"}
+
+// Latency is the result of a sequential latency measurement.
+type Latency struct {
+	N    int           `json:"n"` // round trips counted (warm-up excluded)
+	P50  time.Duration `json:"p50_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	Mean time.Duration `json:"mean_ns"`
+}
+
+// Throughput is the result of a rate measurement.
+type Throughput struct {
+	N           int           `json:"n"`                     // calls or messages counted
+	Concurrency int           `json:"concurrency,omitempty"` // callers in flight (calls only)
+	Elapsed     time.Duration `json:"elapsed_ns,omitempty"`  // 0 when the measurer only returns a rate
+	Rate        float64       `json:"per_second"`
+}
+
+// CastResult is the result of Casts.
+type CastResult struct {
+	Sent     int           `json:"sent"`     // casts Cast accepted
+	Received int           `json:"received"` // casts the server's handler ran for
+	Retries  int           `json:"retries"`  // Cast calls refused with ErrBackPressure, then retried
+	Dropped  uint64        `json:"dropped"`  // casts the client node counted as dropped (Stats().DroppedCasts)
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	Rate     float64       `json:"per_second"` // (Received-1) / time from first to last received
+	// Complete is false when fewer than Sent arrived before the receiver
+	// stalled for castStall; Rate then covers those that did.
+	Complete bool `json:"complete"`
+}
+
+// pair is a server node serving the benchmark target and a client node,
+// both in this process, on their own in-memory matchmaker.
+type pair struct {
+	server, client *relay.Node
+
+	// count, first and last are the cast handler's: casts received, and
+	// the UnixNano times of the first and the last.
+	count, first, last atomic.Int64
+}
+
+// startPair starts the two nodes.
+func startPair(ctx context.Context) (*pair, error) {
+	mm := "memory://bench-" + randomHex()
+	p := &pair{}
+	var err error
+	p.server, err = relay.Start(ctx, relay.WithHost("bench-server"), relay.WithMatchmaker(mm))
+	if err != nil {
+		return nil, fmt.Errorf("bench: start server node: %w", err)
+	}
+	srv, err := p.server.Serve(target)
+	if err != nil {
+		p.server.Close()
+		return nil, fmt.Errorf("bench: serve %s: %w", target, err)
+	}
+	srv.Handle("echo", func(_ context.Context, r *relay.Request) (any, error) {
+		var b []byte
+		if err := r.Decode(&b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+	srv.Handle("count", func(context.Context, *relay.Request) (any, error) {
+		now := time.Now().UnixNano()
+		n := p.count.Add(1)
+		if n == 1 {
+			p.first.Store(now)
+		}
+		// Handlers run concurrently: keep the latest time seen.
+		for {
+			last := p.last.Load()
+			if now <= last || p.last.CompareAndSwap(last, now) {
+				break
+			}
+		}
+		return nil, nil
+	})
+	p.client, err = relay.Start(ctx, relay.WithHost("bench-client"), relay.WithMatchmaker(mm))
+	if err != nil {
+		p.server.Close()
+		return nil, fmt.Errorf("bench: start client node: %w", err)
+	}
+	return p, nil
+}
+
+// close closes both nodes and joins the errors.
+func (p *pair) close(errp *error) {
+	cerr := p.client.Close()
+	serr := p.server.Close()
+	if *errp == nil {
+		*errp = errors.Join(cerr, serr)
+	}
+}
+
+// stats describes both nodes' counters, for errors.
+func (p *pair) stats() string {
+	return fmt.Sprintf("client stats %+v; server stats %+v", p.client.Stats(), p.server.Stats())
+}
+
+// warm runs warmup echo calls so that connections exist before timing.
+func (p *pair) warm(ctx context.Context, payload []byte) error {
+	var out []byte
+	for i := 0; i < warmup; i++ {
+		if err := p.client.Call(ctx, target, "echo", payload, &out); err != nil {
+			return fmt.Errorf("bench: warm-up call %d: %w (%s)", i, err, p.stats())
+		}
+	}
+	return nil
+}
+
+// CallLatency measures n sequential relay calls of a size-byte payload
+// echoed back by a server node, after warm-up calls that are not counted.
+func CallLatency(ctx context.Context, n, size int) (res Latency, err error) {
+	if n < 1 || size < 0 {
+		return Latency{}, fmt.Errorf("bench: call latency: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
+	}
+	p, err := startPair(ctx)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer p.close(&err)
+	payload := make([]byte, size)
+	if err := p.warm(ctx, payload); err != nil {
+		return Latency{}, err
+	}
+	samples := make([]time.Duration, n)
+	var out []byte
+	for i := range samples {
+		start := time.Now()
+		if err := p.client.Call(ctx, target, "echo", payload, &out); err != nil {
+			return Latency{}, fmt.Errorf("bench: call latency: call %d: %w (%s)", i, err, p.stats())
+		}
+		samples[i] = time.Since(start)
+	}
+	return summarize(samples), nil
+}
+
+// PipelinedCalls runs n relay calls of a size-byte payload from concurrency
+// goroutines, each calling as soon as its previous call returned, and
+// returns calls per second.
+func PipelinedCalls(ctx context.Context, concurrency, n, size int) (res Throughput, err error) {
+	if n < 1 || concurrency < 1 || size < 0 {
+		return Throughput{}, fmt.Errorf("bench: pipelined calls: need n >= 1, concurrency >= 1 and size >= 0, got n=%d concurrency=%d size=%d",
+			n, concurrency, size)
+	}
+	concurrency = min(concurrency, n)
+	p, err := startPair(ctx)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer p.close(&err)
+	payload := make([]byte, size)
+	if err := p.warm(ctx, payload); err != nil {
+		return Throughput{}, err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out []byte
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := p.client.Call(ctx, target, "echo", payload, &out); err != nil {
+					errOnce.Do(func() {
+						firstErr = fmt.Errorf("bench: pipelined calls: call %d: %w (%s)", i, err, p.stats())
+						cancel()
+					})
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return Throughput{}, firstErr
+	}
+	return Throughput{N: n, Concurrency: concurrency, Elapsed: elapsed, Rate: float64(n) / elapsed.Seconds()}, nil
+}
+
+// Casts sends n relay casts of a size-byte payload as fast as Cast accepts
+// them (pausing briefly and retrying when it reports back-pressure, so that
+// every one is sent), and measures the rate at the receiver: casts handled
+// per second between the first and the last. It waits for all n to arrive,
+// or until none arrived for castStall (then Complete is false).
+func Casts(ctx context.Context, n, size int) (res CastResult, err error) {
+	if n < 2 || size < 0 {
+		return CastResult{}, fmt.Errorf("bench: casts: need n >= 2 and size >= 0, got n=%d size=%d", n, size)
+	}
+	p, err := startPair(ctx)
+	if err != nil {
+		return CastResult{}, err
+	}
+	defer p.close(&err)
+	payload := make([]byte, size)
+	// Warm up with calls (they open the connection) so that the first cast
+	// does not pay for it.
+	if err := p.warm(ctx, payload); err != nil {
+		return CastResult{}, err
+	}
+
+	start := time.Now()
+	for res.Sent < n {
+		err := p.client.Cast(ctx, target, "count", payload)
+		switch {
+		case err == nil:
+			res.Sent++
+		case errors.Is(err, relay.ErrBackPressure):
+			res.Retries++
+			select {
+			case <-time.After(castBackoff):
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+		default:
+			return res, fmt.Errorf("bench: casts: cast %d: %w", res.Sent, err)
+		}
+	}
+
+	if err := p.waitCasts(ctx, n); err != nil {
+		return res, err
+	}
+	res.Elapsed = time.Since(start)
+	res.Received = int(p.count.Load())
+	res.Complete = res.Received >= n
+	res.Dropped = p.client.Stats().DroppedCasts
+	if res.Received >= 2 {
+		span := time.Duration(p.last.Load() - p.first.Load())
+		if span > 0 {
+			res.Rate = float64(res.Received-1) / span.Seconds()
+		}
+	}
+	return res, nil
+}
+
+// waitCasts waits until n casts have been received, or none arrived for
+// castStall, or ctx ends (its error is returned).
+func (p *pair) waitCasts(ctx context.Context, n int) error {
+	tick := time.NewTicker(castPoll)
+	defer tick.Stop()
+	seen, progress := p.count.Load(), time.Now()
+	for seen < int64(n) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-tick.C:
+			if c := p.count.Load(); c != seen {
+				seen, progress = c, now
+			} else if now.Sub(progress) > castStall {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// summarize sorts samples in place and returns their percentiles (nearest
+// rank) and mean.
+func summarize(samples []time.Duration) Latency {
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	var sum time.Duration
+	for _, d := range samples {
+		sum += d
+	}
+	n := len(samples)
+	rank := func(pct int) int { return max((n*pct+99)/100-1, 0) }
+	return Latency{N: n, P50: samples[rank(50)], P99: samples[rank(99)], Mean: sum / time.Duration(n)}
+}
+
+// randomHex returns 8 random bytes in hex, for unique registry names.
+func randomHex() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
