@@ -179,6 +179,11 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 		case <-timer.C:
 			return "", fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The deadline cut the discovery wait short: what the
+				// caller needs to know is that nobody serves the target.
+				return "", &noServersError{target: t, ctx: ctx.Err()}
+			}
 			return "", ctx.Err()
 		case <-n.down:
 			return "", n.downErr()
@@ -194,3 +199,16 @@ func (n *Node) nextIndex(key matchmaker.Key, size int) int {
 	}
 	return int((v.(*atomic.Uint64).Add(1) - 1) % uint64(size))
 }
+
+// noServersError is ErrNoServers when ctx's deadline ended the discovery
+// wait; it matches context.DeadlineExceeded too.
+type noServersError struct {
+	target Target
+	ctx    error
+}
+
+func (e *noServersError) Error() string {
+	return fmt.Sprintf("%v: %s (none registered before the deadline)", ErrNoServers, e.target)
+}
+
+func (e *noServersError) Is(target error) bool { return target == ErrNoServers || target == e.ctx }

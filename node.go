@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +48,8 @@ type Node struct {
 	pending  *actors.Pending // calls waiting for replies (the reply-waiter's table)
 	replies  *sockets.Outbox // to the poller
 	counters actors.Counters
-	group    track.Group // handler goroutines and the registration loop
+	linger   actors.Linger // how long sockets flush at close
+	group    track.Group   // handler goroutines and the registration loop
 	base     context.Context
 	cancel   context.CancelFunc
 	endpoint string
@@ -196,6 +197,7 @@ func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
 			BindRetry: 2 * time.Second, Options: sopts, BacklogMax: backlog,
 		},
 		Counters: &n.counters, Log: n.log.With("actor", ActorPoller), Bound: bound,
+		CloseLinger: &n.linger,
 	})
 	waiter := actors.ReplyWaiterProps(actors.ReplyWaiterConfig{
 		Pending: n.pending, Counters: &n.counters,
@@ -206,6 +208,7 @@ func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
 		Context: n.zctx, Outbox: n.requests, Pending: n.pending,
 		Dealers:  sockets.DealersConfig{Identity: n.id, Options: sopts, BacklogMax: backlog},
 		Counters: &n.counters, Log: n.log.With("actor", ActorSender),
+		CloseLinger: &n.linger,
 	})
 	st := n.opts.strategy
 	server := supervisor.Props(st, []supervisor.Child{
@@ -283,7 +286,10 @@ func (n *Node) close() error {
 		}
 	}
 
-	// Drain handlers in flight; their replies still go out.
+	// Drain handlers in flight; their replies still go out. Then let the
+	// socket loops send what is queued (casts, replies), and give libzmq
+	// what is left of the drain time to put it on the wire.
+	drainEnd := time.Now().Add(n.opts.drainTimeout)
 	n.group.Close()
 	select {
 	case <-n.group.WaitChan():
@@ -292,6 +298,7 @@ func (n *Node) close() error {
 	}
 	n.cancel()
 	n.group.Wait()
+	n.drainOutboxes(drainEnd)
 
 	if n.tree != nil {
 		if err := n.system.Root.StopFuture(n.tree).Wait(); err != nil {
@@ -347,4 +354,31 @@ func (n *Node) renewLoop() {
 			}
 		}
 	}
+}
+
+// drainOutboxes waits until the socket loops have taken every queued
+// message, or until end, and sets how long the sockets linger at close.
+func (n *Node) drainOutboxes(end time.Time) {
+	const step = time.Millisecond
+	for (n.requests.Len() > 0 || n.replies.Len() > 0) && time.Now().Before(end) {
+		select {
+		case <-time.After(step):
+		case <-n.failedCh():
+			return
+		}
+	}
+	if rest := time.Until(end); rest > 0 {
+		n.linger.Set(min(rest, time.Second))
+	}
+}
+
+// failedCh is closed when the node failed (an actor stopped for good): its
+// loops may no longer drain anything.
+func (n *Node) failedCh() <-chan struct{} {
+	if n.failure.Load() != nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return nil
 }

@@ -26,6 +26,9 @@ type PollerConfig struct {
 	Dispatcher *actor.PID
 	Counters   *Counters
 	Log        *slog.Logger
+	// CloseLinger is how long the socket may still deliver what it holds
+	// when the node closes (not on restarts).
+	CloseLinger *Linger
 	// Bound is called with the endpoint after each successful bind.
 	Bound func(endpoint string)
 }
@@ -52,9 +55,14 @@ func (p *poller) Receive(c actor.Context) {
 		}
 	case *actor.Started:
 		p.start(c)
-	case *actor.Restarting, *actor.Stopping:
+	case *actor.Restarting:
 		if p.loop != nil {
 			p.loop.Stop()
+			p.loop = nil
+		}
+	case *actor.Stopping:
+		if p.loop != nil {
+			p.loop.StopLinger(p.cfg.CloseLinger.Get())
 			p.loop = nil
 		}
 	}

@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/relay-dev/relay/supervisor"
@@ -28,3 +31,18 @@ func (e *LoopError) Error() string {
 	return "actors: " + e.Actor + " socket loop failed: " + e.Err.Error()
 }
 func (e *LoopError) Unwrap() error { return e.Err }
+
+// Linger is a duration set by the node before it stops its actors and read
+// by them while stopping. The zero value is 0. Safe for concurrent use.
+type Linger struct{ ns atomic.Int64 }
+
+// Set stores d.
+func (l *Linger) Set(d time.Duration) { l.ns.Store(int64(d)) }
+
+// Get returns the stored duration; 0 for a nil Linger.
+func (l *Linger) Get() time.Duration {
+	if l == nil {
+		return 0
+	}
+	return time.Duration(l.ns.Load())
+}

@@ -18,6 +18,9 @@ type SenderConfig struct {
 	Pending  *Pending // the reply-waiter's table
 	Counters *Counters
 	Log      *slog.Logger
+	// CloseLinger is how long the sockets may still deliver what they hold
+	// when the node closes (not on restarts).
+	CloseLinger *Linger
 }
 
 // SenderProps builds the sender.
@@ -45,9 +48,14 @@ func (s *sender) Receive(c actor.Context) {
 		}
 	case *actor.Started:
 		s.start(c)
-	case *actor.Restarting, *actor.Stopping:
+	case *actor.Restarting:
 		if s.loop != nil {
 			s.loop.Stop()
+			s.loop = nil
+		}
+	case *actor.Stopping:
+		if s.loop != nil {
+			s.loop.StopLinger(s.cfg.CloseLinger.Get())
 			s.loop = nil
 		}
 	}

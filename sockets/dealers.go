@@ -53,9 +53,9 @@ func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, erro
 		return nil, fmt.Errorf("sockets: dealers: identity must be non-empty and not start with a zero byte")
 	}
 	d := &Dealers{cfg: cfg, out: out}
-	h, err := start("dealers", cfg.OnFail, func(quit <-chan struct{}, ready func()) error {
+	h, err := start("dealers", cfg.OnFail, func(h *handle, ready func()) error {
 		ready()
-		return d.run(zctx, quit)
+		return d.run(zctx, h)
 	})
 	if err != nil {
 		return nil, err
@@ -65,7 +65,8 @@ func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, erro
 }
 
 // Runs in the loop's goroutine; owns every DEALER it makes.
-func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
+func (d *Dealers) run(zctx *Context, h *handle) error {
+	quit := h.quit
 	readyCh := make(chan struct{}, 1)
 	byAddr := make(map[string]*dealer)
 	var all []*dealer
@@ -74,7 +75,7 @@ func (d *Dealers) run(zctx *Context, quit <-chan struct{}) error {
 		for _, dl := range all {
 			dl.pending.requeue(d.out, d.drop)
 			dl.w.close()
-			dl.s.Close()
+			h.closeSocket(dl.s)
 		}
 	}()
 

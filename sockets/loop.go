@@ -20,14 +20,15 @@ const recvBatch = 256
 
 // handle is what every loop shares: its goroutine and the quit signal.
 type handle struct {
-	quit chan struct{}
-	done chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
+	linger time.Duration // set before quit closes; read by the loop after
 }
 
 // body runs a loop in its goroutine. It makes its sockets, calls ready once
 // they are usable (or returns an error instead), and serves until quit is
 // closed. Its sockets are closed by its own deferred calls.
-type body func(quit <-chan struct{}, ready func()) error
+type body func(h *handle, ready func()) error
 
 // start runs b in a new goroutine and waits until it is ready. A failure
 // after ready is reported to onFail.
@@ -44,7 +45,7 @@ func start(name string, onFail func(error), b body) (*handle, error) {
 					err = fmt.Errorf("sockets: %s loop panicked: %v", name, r)
 				}
 			}()
-			return b(h.quit, func() { isReady = true; ready <- nil })
+			return b(h, func() { isReady = true; ready <- nil })
 		}()
 		if !isReady {
 			if err == nil {
@@ -64,15 +65,31 @@ func start(name string, onFail func(error), b body) (*handle, error) {
 	return h, nil
 }
 
-// Stop ends the loop and waits until it has closed its sockets. Only the
-// owning actor calls it; it is idempotent.
-func (h *handle) Stop() {
+// Stop ends the loop at once and waits until it has closed its sockets
+// with linger 0 (a restart: what libzmq still held is lost). Only the owning
+// actor calls it; it is idempotent.
+func (h *handle) Stop() { h.StopLinger(0) }
+
+// StopLinger ends the loop and closes its sockets with the given linger, so
+// that libzmq may still deliver what it holds for that long (a graceful
+// close). Only the owning actor calls it; it is idempotent.
+func (h *handle) StopLinger(linger time.Duration) {
 	select {
 	case <-h.quit:
 	default:
+		h.linger = linger
 		close(h.quit)
 	}
 	<-h.done
+}
+
+// closeSocket closes s with the loop's exit linger. Runs in the loop's
+// goroutine, after quit.
+func (h *handle) closeSocket(s *zmq.Socket) {
+	if quitting(h.quit) && h.linger > 0 {
+		_ = s.SetLinger(h.linger)
+	}
+	s.Close()
 }
 
 // Done is closed when the loop's goroutine has ended.

@@ -51,8 +51,8 @@ func StartRouter(zctx *Context, out *Outbox, cfg RouterConfig) (*Router, error) 
 		cfg.BacklogMax = 10_000
 	}
 	r := &Router{cfg: cfg, out: out}
-	h, err := start("router", cfg.OnFail, func(quit <-chan struct{}, ready func()) error {
-		return r.run(zctx, quit, ready)
+	h, err := start("router", cfg.OnFail, func(h *handle, ready func()) error {
+		return r.run(zctx, h, ready)
 	})
 	if err != nil {
 		return nil, err
@@ -68,12 +68,13 @@ func (r *Router) Endpoint() string { return r.endpoint }
 func (r *Router) Port() int { return r.port }
 
 // Runs in the loop's goroutine; owns the ROUTER.
-func (r *Router) run(zctx *Context, quit <-chan struct{}, ready func()) error {
+func (r *Router) run(zctx *Context, h *handle, ready func()) error {
+	quit := h.quit
 	s, err := zctx.z.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return fmt.Errorf("sockets: new router: %w", err)
 	}
-	defer s.Close()
+	defer h.closeSocket(s)
 	if err := r.cfg.Options.apply(s); err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
