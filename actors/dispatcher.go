@@ -82,9 +82,9 @@ func (d *dispatcher) Receive(c actor.Context) {
 func (d *dispatcher) run(in *Inbound) {
 	ctx := d.cfg.Base
 	if dl := in.Header.Deadline; dl != 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dl))
-		defer cancel()
+		rc := newRequestCtx(ctx, time.Unix(0, dl))
+		defer rc.release()
+		ctx = rc
 	}
 	out := d.cfg.Serve(ctx, in)
 	if in.Header.Kind != envelope.KindCall {
