@@ -152,8 +152,7 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 	key := t.key()
 	var timer *time.Timer
 	for {
-		changed := n.mm.Changed()
-		addrs, err := n.mm.Lookup(ctx, key)
+		addrs, changed, err := n.routes.lookup(ctx, key)
 		if err != nil {
 			if errors.Is(err, matchmaker.ErrClosed) {
 				return "", n.downErr()

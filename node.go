@@ -53,6 +53,7 @@ type Node struct {
 	base     context.Context
 	cancel   context.CancelFunc
 	endpoint string
+	routes   *routes  // cached lookups
 	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
 
 	// down is closed when the node stops being usable: Close began, or an
@@ -114,6 +115,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		replies:  sockets.NewOutbox(o.queueSize),
 		down:     make(chan struct{}),
 		servers:  make(map[matchmaker.Key][]*Server),
+		routes:   newRoutes(mm),
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.system = supervisor.NewSystem(o.log.With("component", "actor"))

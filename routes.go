@@ -1,0 +1,71 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay/matchmaker"
+)
+
+// routeMaxAge bounds how long a cached lookup is used without asking the
+// matchmaker again, for changes the matchmaker does not announce (a
+// registration that expired).
+const routeMaxAge = time.Second
+
+// routes caches matchmaker lookups so that a call does not ask the
+// matchmaker each time. Any change the matchmaker announces empties it.
+// Safe for concurrent use.
+type routes struct {
+	mm matchmaker.Matchmaker
+
+	// mu guards the fields below.
+	mu      sync.RWMutex
+	changed <-chan struct{}
+	entries map[matchmaker.Key]route
+}
+
+type route struct {
+	addrs []string
+	at    time.Time
+}
+
+func newRoutes(mm matchmaker.Matchmaker) *routes {
+	return &routes{mm: mm, changed: mm.Changed(), entries: make(map[matchmaker.Key]route)}
+}
+
+// lookup returns the addresses registered under key, from the cache when
+// it is fresh. It also returns the matchmaker's change channel as it was
+// before the lookup, to wait on when nothing is registered.
+func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-chan struct{}, error) {
+	now := time.Now()
+	r.mu.RLock()
+	changed := r.changed
+	e, ok := r.entries[key]
+	r.mu.RUnlock()
+	select {
+	case <-changed:
+		r.mu.Lock()
+		if r.changed == changed {
+			r.changed = r.mm.Changed()
+			clear(r.entries)
+		}
+		changed = r.changed
+		r.mu.Unlock()
+		ok = false
+	default:
+	}
+	if ok && len(e.addrs) > 0 && now.Sub(e.at) < routeMaxAge {
+		return e.addrs, changed, nil
+	}
+	addrs, err := r.mm.Lookup(ctx, key)
+	if err != nil {
+		return nil, changed, err
+	}
+	r.mu.Lock()
+	if r.changed == changed {
+		r.entries[key] = route{addrs: addrs, at: now}
+	}
+	r.mu.Unlock()
+	return addrs, changed, nil
+}
