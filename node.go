@@ -362,7 +362,7 @@ func (n *Node) renewLoop() {
 // message, or until end, and sets how long the sockets linger at close.
 func (n *Node) drainOutboxes(end time.Time) {
 	const step = time.Millisecond
-	for (n.requests.Len() > 0 || n.replies.Len() > 0) && time.Now().Before(end) {
+	for (n.requests.Unsent() > 0 || n.replies.Unsent() > 0) && time.Now().Before(end) {
 		select {
 		case <-time.After(step):
 		case <-n.failedCh():

@@ -199,6 +199,11 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 				}
 			}
 		}
+		held := 0
+		for _, dl := range all {
+			held += len(dl.pending.msgs)
+		}
+		d.out.held.Store(int64(held))
 		if !busy {
 			retry = wait(readyCh, d.out, quit, timer, waiting > 0) && waiting > 0
 		}

@@ -22,6 +22,7 @@ type Outbox struct {
 	ch     chan Message
 	armed  atomic.Bool
 	signal chan struct{} // wakes the loop; capacity 1
+	held   atomic.Int64  // messages the loop took but has not sent yet
 }
 
 // NewOutbox makes an outbox holding at most capacity messages.
@@ -70,6 +71,10 @@ func (o *Outbox) Push(ctx context.Context, m Message) error {
 
 // Len returns the number of queued messages.
 func (o *Outbox) Len() int { return len(o.ch) }
+
+// Unsent returns the messages queued or held by the loop (waiting for a
+// peer to connect or to take more), as of the loop's last turn.
+func (o *Outbox) Unsent() int { return len(o.ch) + int(o.held.Load()) }
 
 // Drain removes every queued message and hands it to f. It is for shutdown,
 // when no loop runs any more.

@@ -158,6 +158,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		if len(bl.msgs) > 0 {
 			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
 		}
+		r.out.held.Store(int64(len(bl.msgs)))
 		if !busy && !more {
 			if wait(readyCh, r.out, quit, timer, len(bl.msgs) > 0) && len(bl.msgs) > 0 {
 				bl.flush(try, drop)
