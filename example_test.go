@@ -1,0 +1,87 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// Two nodes on one in-process matchmaker: one serves the topic "compute",
+// the other calls it.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const mm = "memory://example"
+
+	server, err := relay.Start(ctx, relay.WithHost("host1"), relay.WithMatchmaker(mm))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	srv, err := server.Serve(relay.Target{Topic: "compute"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.Handle("add", func(ctx context.Context, r *relay.Request) (any, error) {
+		var xs []int
+		if err := r.Decode(&xs); err != nil {
+			return nil, err
+		}
+		sum := 0
+		for _, x := range xs {
+			sum += x
+		}
+		return sum, nil
+	})
+	srv.Handle("divide", func(ctx context.Context, r *relay.Request) (any, error) {
+		var xs [2]int
+		if err := r.Decode(&xs); err != nil {
+			return nil, err
+		}
+		if xs[1] == 0 {
+			return nil, &relay.RemoteError{Code: "DivideByZero", Message: "division by zero"}
+		}
+		return xs[0] / xs[1], nil
+	})
+
+	client, err := relay.Start(ctx, relay.WithHost("client1"), relay.WithMatchmaker(mm))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	// Any server of the topic.
+	var sum int
+	if err := client.Call(ctx, relay.Target{Topic: "compute"}, "add", []int{40, 1, 1}, &sum); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("sum:", sum)
+
+	// That server only.
+	var q int
+	if err := client.Call(ctx, relay.Target{Topic: "compute", Server: "host1"}, "divide", [2]int{84, 2}, &q); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("quotient:", q)
+
+	// A handler's error comes back as a *RemoteError.
+	err = client.Call(ctx, relay.Target{Topic: "compute"}, "divide", [2]int{1, 0}, &q)
+	var re *relay.RemoteError
+	if errors.As(err, &re) {
+		fmt.Println("remote error:", re.Code)
+	}
+
+	// No such method.
+	err = client.Call(ctx, relay.Target{Topic: "compute"}, "multiply", []int{6, 7}, nil)
+	fmt.Println("no such method:", errors.Is(err, relay.ErrNoSuchMethod))
+
+	// Output:
+	// sum: 42
+	// quotient: 42
+	// remote error: DivideByZero
+	// no such method: true
+}
