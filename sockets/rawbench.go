@@ -12,7 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"github.com/relay-dev/relay/internal/latency"
 	"syscall"
 	"time"
 
@@ -35,10 +35,7 @@ const (
 )
 
 // RawLatency holds what one raw round-trip measurement produced.
-type RawLatency struct {
-	N              int           // round trips counted (warm-up excluded)
-	P50, P99, Mean time.Duration // per round trip
-}
+type RawLatency = latency.Summary
 
 // RawRoundTrip measures n sequential round trips of a size-byte payload from
 // a DEALER to an echoing ROUTER over tcp on 127.0.0.1, both in this process,
@@ -487,25 +484,5 @@ func termRaw(zctx *zmq.Context, op string, errp *error) {
 	}
 }
 
-// summarizeRaw sorts samples in place and returns their percentiles and mean.
-func summarizeRaw(samples []time.Duration) RawLatency {
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	var sum time.Duration
-	for _, d := range samples {
-		sum += d
-	}
-	n := len(samples)
-	return RawLatency{
-		N:    n,
-		P50:  samples[rawRank(n, 50)],
-		P99:  samples[rawRank(n, 99)],
-		Mean: sum / time.Duration(n),
-	}
-}
-
-// rawRank is the index of the pct-th percentile in n sorted samples
-// (nearest rank).
-func rawRank(n, pct int) int {
-	r := (n*pct + 99) / 100 // ceil(n*pct/100)
-	return max(r-1, 0)
-}
+// summarizeRaw summarizes round-trip samples.
+func summarizeRaw(samples []time.Duration) RawLatency { return latency.Summarize(samples) }

@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"github.com/relay-dev/relay/internal/latency"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,12 +30,7 @@ const (
 var target = relay.Target{Topic: "bench"}
 
 // Latency is the result of a sequential latency measurement.
-type Latency struct {
-	N    int           `json:"n"` // round trips counted (warm-up excluded)
-	P50  time.Duration `json:"p50_ns"`
-	P99  time.Duration `json:"p99_ns"`
-	Mean time.Duration `json:"mean_ns"`
-}
+type Latency = latency.Summary
 
 // Throughput is the result of a rate measurement.
 type Throughput struct {
@@ -292,18 +287,8 @@ func (p *pair) waitCasts(ctx context.Context, n int) error {
 	return nil
 }
 
-// summarize sorts samples in place and returns their percentiles (nearest
-// rank) and mean.
-func summarize(samples []time.Duration) Latency {
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	var sum time.Duration
-	for _, d := range samples {
-		sum += d
-	}
-	n := len(samples)
-	rank := func(pct int) int { return max((n*pct+99)/100-1, 0) }
-	return Latency{N: n, P50: samples[rank(50)], P99: samples[rank(99)], Mean: sum / time.Duration(n)}
-}
+// summarize summarizes latency samples.
+func summarize(samples []time.Duration) Latency { return latency.Summarize(samples) }
 
 // randomHex returns 8 random bytes in hex, for unique registry names.
 func randomHex() string {
