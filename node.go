@@ -67,6 +67,7 @@ type Node struct {
 	// mu guards the fields below.
 	mu      sync.RWMutex
 	servers map[matchmaker.Key][]*Server // by exchange and topic
+	handled chan struct{}                // closed (and replaced) by every Handle
 }
 
 // Start starts a node: its actors, its bound ROUTER, its matchmaker client.
@@ -115,6 +116,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		replies:  sockets.NewOutbox(o.queueSize),
 		down:     make(chan struct{}),
 		servers:  make(map[matchmaker.Key][]*Server),
+		handled:  make(chan struct{}),
 		routes:   newRoutes(mm),
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
@@ -123,7 +125,13 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 
 	bound := make(chan string, 1)
 	failed := make(chan error, 1)
-	n.spawnTree(func(ep string) {
+	spawned := make(chan string, 8)
+	n.spawnTree(func(name string, _ *actor.PID) {
+		select {
+		case spawned <- name:
+		default: // only the first spawn of each actor matters
+		}
+	}, func(ep string) {
 		select {
 		case bound <- ep:
 		default:
@@ -138,19 +146,26 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	})
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	select {
-	case n.endpoint = <-bound:
-	case err := <-failed:
-		n.Close()
-		hint := ""
-		if last := n.lastFailure(); strings.Contains(last, "bind") {
-			hint = fmt.Sprintf("; check WithBindAddress (%s must be an address of this host) and WithPortRange (%d-%d)",
-				o.bindAddress, o.portMin, o.portMax)
+	// Wait for the bound ROUTER and for every actor to be spawned, so that
+	// the node is whole when Start returns (KillActor finds every actor).
+	for waiting := len(n.pids) + 1; waiting > 0; waiting-- {
+		select {
+		case n.endpoint = <-bound:
+			continue
+		case <-spawned:
+			continue
+		case err := <-failed:
+			n.Close()
+			hint := ""
+			if last := n.lastFailure(); strings.Contains(last, "bind") {
+				hint = fmt.Sprintf("; check WithBindAddress (%s must be an address of this host) and WithPortRange (%d-%d)",
+					o.bindAddress, o.portMin, o.portMax)
+			}
+			return nil, fmt.Errorf("relay: start: %w (last failure: %s)%s", err, n.lastFailure(), hint)
+		case <-startCtx.Done():
+			n.Close()
+			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
 		}
-		return nil, fmt.Errorf("relay: start: %w (last failure: %s)%s", err, n.lastFailure(), hint)
-	case <-startCtx.Done():
-		n.Close()
-		return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
 	}
 	if err := n.group.Go(n.renewLoop); err != nil {
 		n.Close()
@@ -174,7 +189,7 @@ func newNodeID() []byte {
 // spawnTree spawns node ─┬─ server ─┬─ dispatcher, poller
 //
 //	└─ client ─┬─ reply-waiter, sender
-func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
+func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
 	const root = "node"
 	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
 	n.pids = map[string]*actor.PID{
@@ -216,11 +231,11 @@ func (n *Node) spawnTree(bound func(string), giveUp supervisor.GiveUp) {
 	server := supervisor.Props(st, []supervisor.Child{
 		{Name: ActorDispatcher, Props: dispatcher},
 		{Name: ActorPoller, Props: poller},
-	}, nil, giveUp)
+	}, spawned, giveUp)
 	client := supervisor.Props(st, []supervisor.Child{
 		{Name: ActorReplyWaiter, Props: waiter},
 		{Name: ActorSender, Props: sender},
-	}, nil, giveUp)
+	}, spawned, giveUp)
 	tree := supervisor.Props(st, []supervisor.Child{
 		{Name: "server", Props: server},
 		{Name: "client", Props: client},

@@ -217,12 +217,9 @@ func TestRemoteErrors(t *testing.T) {
 		if re.Code != "NegativeError" || re.Message != "subtracting 4 from 3 would go negative" {
 			t.Errorf("subtract past zero = %+v, want Code NegativeError, Message %q", re, "subtracting 4 from 3 would go negative")
 		}
-		// A handler's own *RemoteError keeps its Code. Its Message should
-		// arrive as is; today the server sends Error() instead, so it
-		// arrives as "relay: remote error Custom: custom failure" (reported;
-		// tighten to == once server.go sends re.Message).
+		// A handler's own *RemoteError keeps its Code and Message as is.
 		err = client.Call(ctx, directed("s0"), "custom", nil, nil)
-		if !errors.As(err, &re) || re.Code != "Custom" || !strings.HasSuffix(re.Message, "custom failure") {
+		if !errors.As(err, &re) || re.Code != "Custom" || re.Message != "custom failure" {
 			t.Errorf("handler returning *RemoteError = %v, want Code Custom, Message %q", err, "custom failure")
 		}
 	})

@@ -25,8 +25,9 @@ type Handler func(ctx context.Context, req *Request) (any, error)
 // Server serves one target of a node. Make one with Node.Serve; add methods
 // with Handle. Safe for concurrent use.
 type Server struct {
-	node   *Node
-	target Target
+	node    *Node
+	target  Target
+	started time.Time
 
 	// mu guards the fields below.
 	mu       sync.RWMutex
@@ -38,7 +39,8 @@ type Server struct {
 // at this node, and starts receiving calls and casts for it. t.Server
 // defaults to the node's host; a different name makes this node answer
 // directed calls for that name. Add methods with Handle before callers use
-// them: a call for a method not (yet) handled gets ErrNoSuchMethod.
+// them: a call that arrives within half a second of Serve for a method
+// not handled yet waits for Handle; later, it gets ErrNoSuchMethod.
 func (n *Node) Serve(t Target) (*Server, error) {
 	select {
 	case <-n.down:
@@ -54,7 +56,7 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	if t.Server == "" {
 		t.Server = n.opts.host
 	}
-	s := &Server{node: n, target: t, handlers: make(map[string]Handler)}
+	s := &Server{node: n, target: t, handlers: make(map[string]Handler), started: time.Now()}
 	tk := matchmaker.Key{Exchange: t.Exchange, Topic: t.Topic}
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
@@ -75,6 +77,11 @@ func (s *Server) Handle(method string, h Handler) {
 	s.mu.Lock()
 	s.handlers[method] = h
 	s.mu.Unlock()
+	n := s.node
+	n.mu.Lock()
+	close(n.handled)
+	n.handled = make(chan struct{})
+	n.mu.Unlock()
 }
 
 // keys are the matchmaker entries of the server: the bare topic and the
@@ -176,6 +183,9 @@ func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcom
 	h := &in.Header
 	handler, err := n.resolve(h)
 	if err != nil {
+		handler, err = n.resolveLate(ctx, h, err)
+	}
+	if err != nil {
 		if h.Kind == envelope.KindCast {
 			n.counters.FailedCasts.Add(1)
 			n.log.Warn("cast dropped: no such method", "err", err)
@@ -199,7 +209,7 @@ func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcom
 			n.counters.FailedCasts.Add(1)
 			n.log.Warn("cast handler failed", "method", h.Method, "err", err)
 		}
-		return actors.Outcome{ErrCode: errorCode(err), ErrMessage: err.Error()}
+		return actors.Outcome{ErrCode: errorCode(err), ErrMessage: errorMessage(err)}
 	}
 	if req.Cast {
 		return actors.Outcome{}
@@ -229,6 +239,55 @@ func errorCode(err error) string {
 		return "error"
 	}
 	return t.String()
+}
+
+// handleGrace is how long after Serve a request for a method not handled
+// yet waits for Handle: Serve registers the target before the caller of
+// Serve can add its methods, and a client already waiting for the target
+// may call in between.
+const handleGrace = 500 * time.Millisecond
+
+// resolveLate waits, within handleGrace of the newest matching Serve, for
+// the method to be handled; it returns err when it is not.
+func (n *Node) resolveLate(ctx context.Context, h *envelope.Header, err error) (Handler, error) {
+	for {
+		n.mu.RLock()
+		var newest time.Time
+		for _, s := range n.servers[matchmaker.Key{Exchange: h.Target.Exchange, Topic: h.Target.Topic}] {
+			if s.started.After(newest) {
+				newest = s.started
+			}
+		}
+		handled := n.handled
+		n.mu.RUnlock()
+		wait := time.Until(newest.Add(handleGrace))
+		if wait <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-handled:
+			t.Stop()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		hd, rerr := n.resolve(h)
+		if rerr == nil {
+			return hd, nil
+		}
+		err = rerr
+	}
+}
+
+// errorMessage is the Message a handler error travels with: a
+// *RemoteError's own Message (not wrapped again), else err.Error().
+func errorMessage(err error) string {
+	if re, ok := err.(*RemoteError); ok {
+		return re.Message
+	}
+	return err.Error()
 }
 
 // resolve finds the handler for a request: a server of its exchange and

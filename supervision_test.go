@@ -24,7 +24,7 @@ func TestRestartIntensityExceeded(t *testing.T) {
 	}
 	(&demo.Endpoint{Host: "s0"}).Register(s)
 	cli := newNode(t, mm, "client", relay.WithSupervisor(supervisor.OneForOne(1, time.Minute)))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := cli.Call(ctx, compute, "add", 1, nil); err != nil {
 		t.Fatalf("call before kills: %v", err)
@@ -33,18 +33,24 @@ func TestRestartIntensityExceeded(t *testing.T) {
 	if err := cli.KillActor(relay.ActorSender); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 10*time.Second, func() error {
 		if cli.Restarts(relay.ActorSender) < 1 {
 			return errors.New("sender not restarted yet")
 		}
-		return cli.Call(ctx, compute, "add", 1, nil)
+		// Each attempt has its own deadline: a call caught by the restart
+		// times out without eating the others' time.
+		actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer acancel()
+		return cli.Call(actx, compute, "add", 1, nil)
 	})
 	// Second failure within the minute: more than 1 restart, so it stops.
 	if err := cli.KillActor(relay.ActorSender); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() error {
-		err := cli.Call(ctx, compute, "add", 1, nil)
+		actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer acancel()
+		err := cli.Call(actx, compute, "add", 1, nil)
 		if !errors.Is(err, relay.ErrNodeFailed) {
 			return errors.New("call after the second kill: " + errString(err))
 		}

@@ -95,7 +95,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	defer w.close()
 	ready()
 
-	bl := &backlog{max: r.cfg.BacklogMax}
+	bl := newPeerBacklog(r.cfg.BacklogMax)
 	drop := func(m *Message, err error) {
 		if r.cfg.OnDrop != nil {
 			r.cfg.OnDrop(m, err)
@@ -135,32 +135,34 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 			}
 			more = n == recvBatch
 			busy = n > 0
-			if len(bl.msgs) > 0 && bl.flush(try, drop) > 0 {
+			if bl.len() > 0 && bl.flush(try, drop) > 0 {
 				busy = true
 			}
 		}
 		r.out.rearm()
-		for len(bl.msgs) == 0 {
+		for {
 			m, ok := r.out.next()
 			if !ok {
 				break
 			}
 			busy = true
+			if bl.holds(m.To) {
+				// Keep each peer's replies in order behind its held ones.
+				bl.add(m, drop)
+				continue
+			}
 			retry, err := try(&m)
 			if retry {
-				if err := bl.add(m); err != nil {
-					drop(&m, err)
-				}
+				bl.add(m, drop)
 			} else if err != nil {
 				drop(&m, err)
 			}
 		}
-		if len(bl.msgs) > 0 {
+		if bl.len() > 0 {
 			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
 		}
-		r.out.held.Store(int64(len(bl.msgs)))
 		if !busy && !more {
-			if wait(readyCh, r.out, quit, timer, len(bl.msgs) > 0) && len(bl.msgs) > 0 {
+			if wait(readyCh, r.out, quit, timer, bl.len() > 0) && bl.len() > 0 {
 				bl.flush(try, drop)
 			}
 		}
@@ -233,4 +235,79 @@ func joinHostPort(host string, port int) string {
 		}
 	}
 	return host + ":" + strconv.Itoa(port)
+}
+
+// peerBacklog holds replies a Router could not send yet, oldest first. A
+// peer that cannot take a message (not connected, or at its high-water
+// mark) holds up only its own later messages, never other peers'.
+type peerBacklog struct {
+	backlog
+	held map[string]int // messages held per peer routing id
+}
+
+func newPeerBacklog(max int) *peerBacklog {
+	return &peerBacklog{backlog: backlog{max: max}, held: make(map[string]int)}
+}
+
+func (b *peerBacklog) len() int { return len(b.msgs) }
+
+// holds reports whether messages to peer are held.
+func (b *peerBacklog) holds(peer []byte) bool { return b.held[string(peer)] > 0 }
+
+// add holds m, or drops it with ErrBackPressure when the backlog is full.
+func (b *peerBacklog) add(m Message, drop func(*Message, error)) {
+	if err := b.backlog.add(m); err != nil {
+		drop(&m, err)
+		return
+	}
+	b.held[string(m.To)]++
+}
+
+func (b *peerBacklog) release(peer []byte) {
+	k := string(peer)
+	if b.held[k]--; b.held[k] <= 0 {
+		delete(b.held, k)
+	}
+}
+
+// flush tries every held message in order, skipping peers that could not
+// take an earlier one in this pass. It reports how many left the backlog.
+func (b *peerBacklog) flush(try func(*Message) (bool, error), drop func(*Message, error)) int {
+	blocked := make(map[string]bool)
+	kept := b.msgs[:0]
+	sent := 0
+	for _, m := range b.msgs {
+		if blocked[string(m.To)] {
+			kept = append(kept, m)
+			continue
+		}
+		retry, err := try(&m)
+		if retry {
+			blocked[string(m.To)] = true
+			kept = append(kept, m)
+			continue
+		}
+		if err != nil {
+			drop(&m, err)
+		}
+		b.release(m.To)
+		sent++
+	}
+	clear(b.msgs[len(kept):])
+	b.msgs = kept
+	return sent
+}
+
+// expire drops messages whose deadline has passed.
+func (b *peerBacklog) expire(now int64, reason error, drop func(*Message, error)) {
+	b.backlog.expire(now, reason, func(m *Message, err error) {
+		b.release(m.To)
+		drop(m, err)
+	})
+}
+
+// requeue hands every held message back to out (or drop).
+func (b *peerBacklog) requeue(out *Outbox, drop func(*Message, error)) {
+	b.backlog.requeue(out, drop)
+	clear(b.held)
 }
