@@ -1,0 +1,96 @@
+package matchmaker_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/relay-dev/relay/matchmaker"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMemoryRegisterLookupUnregister(t *testing.T) {
+	ctx := context.Background()
+	a, b := matchmaker.NewMemory(t.Name()), matchmaker.NewMemory(t.Name())
+	defer a.Close()
+	defer b.Close()
+	bare := matchmaker.Key{Topic: "compute"}
+	directed := matchmaker.Key{Topic: "compute", Server: "h1"}
+	changed := b.Changed()
+	if err := a.Register(ctx, bare, "tcp://127.0.0.1:2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by a registration in another handle of the same registry")
+	}
+	if err := a.Register(ctx, bare, "tcp://127.0.0.1:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Register(ctx, directed, "tcp://127.0.0.1:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Lookup(ctx, bare)
+	if err != nil || !slices.Equal(got, []string{"tcp://127.0.0.1:1", "tcp://127.0.0.1:2"}) {
+		t.Fatalf("bare lookup = %v, %v; want both addresses, sorted", got, err)
+	}
+	if got, _ := b.Lookup(ctx, directed); !slices.Equal(got, []string{"tcp://127.0.0.1:1"}) {
+		t.Fatalf("directed lookup = %v; want the one directed registration", got)
+	}
+	if got, _ := matchmaker.NewMemory(t.Name()+"-other").Lookup(ctx, bare); len(got) != 0 {
+		t.Fatalf("another registry sees %v", got)
+	}
+	if err := a.Unregister(ctx, bare, "tcp://127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Lookup(ctx, bare); !slices.Equal(got, []string{"tcp://127.0.0.1:1"}) {
+		t.Fatalf("after unregister: %v", got)
+	}
+}
+
+// Liveness is per member: one expired registration leaves the others.
+func TestMemoryTTLPerMember(t *testing.T) {
+	ctx := context.Background()
+	m := matchmaker.NewMemory(t.Name())
+	defer m.Close()
+	k := matchmaker.Key{Exchange: "x", Topic: "t"}
+	if err := m.Register(ctx, k, "short", 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(ctx, k, "long", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, _ := m.Lookup(ctx, k)
+		if slices.Equal(got, []string{"long"}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lookup = %v two seconds after a 20ms TTL; want only the live member", got)
+		}
+		time.Sleep(5 * time.Millisecond) // polling for expiry, bounded by deadline
+	}
+}
+
+func TestOpen(t *testing.T) {
+	for _, bad := range []string{"memory://", "bogus://x", "://"} {
+		if _, err := matchmaker.Open(bad); !errors.Is(err, matchmaker.ErrBadURL) {
+			t.Errorf("Open(%q) = %v, want ErrBadURL", bad, err)
+		}
+	}
+	m, err := matchmaker.Open("memory://" + t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if _, err := m.Lookup(context.Background(), matchmaker.Key{Topic: "t"}); !errors.Is(err, matchmaker.ErrClosed) {
+		t.Errorf("lookup after Close = %v, want ErrClosed", err)
+	}
+}
