@@ -96,7 +96,9 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 
 // WithMatchmaker selects the name service by URL. "memory://NAME" (default
 // "memory://default"): nodes of one process that name the same registry find
-// each other.
+// each other. "file:///path/hosts.json": a static JSON map of topic to
+// "host:port" entries, reloaded when it changes (see matchmaker.File); a
+// server must then bind the port its entry names (WithPortRange(p, p)).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
 // WithBindAddress sets the address the node's ROUTER binds and advertises.

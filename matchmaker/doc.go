@@ -10,7 +10,9 @@
 //
 // Open selects an implementation by URL:
 //
-//	memory://NAME   nodes of one process naming the same registry find each other
+//	memory://NAME               nodes of one process naming the same registry find each other
+//	file:///path/hosts.json     a static JSON map of topic -> ["host:port", ...], reloaded
+//	                            when it changes (see File and testdata/hosts.json)
 //
 // Concurrency: every Matchmaker is safe for concurrent use.
 package matchmaker

@@ -63,7 +63,12 @@ func Open(rawURL string) (Matchmaker, error) {
 			return nil, fmt.Errorf("%w %q: memory:// needs a registry name, e.g. memory://default", ErrBadURL, rawURL)
 		}
 		return NewMemory(name), nil
+	case "file":
+		if u.Path == "" || u.Host != "" {
+			return nil, fmt.Errorf("%w %q: file:// needs an absolute path, e.g. file:///etc/relay/hosts.json", ErrBadURL, rawURL)
+		}
+		return NewFile(u.Path)
 	default:
-		return nil, fmt.Errorf("%w %q: unknown scheme %q (supported: memory://NAME)", ErrBadURL, rawURL, u.Scheme)
+		return nil, fmt.Errorf("%w %q: unknown scheme %q (supported: memory://NAME, file:///path/hosts.json)", ErrBadURL, rawURL, u.Scheme)
 	}
 }
