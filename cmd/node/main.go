@@ -42,10 +42,9 @@ Examples:
   node bench --json               the same as JSON
   node serve -h                   help of one command
 
-Note: the only matchmaker today is memory://NAME, which lives inside one
-process, so serve, call and cast in separate processes cannot find each other
-yet; that needs the Redis matchmaker (upcoming). demo and bench run
-everything in one process.
+Matchmakers: memory://NAME lives inside one process; across processes use a
+static hosts file, file:///path/hosts.json (see testdata/hosts.json). The
+Redis matchmaker is upcoming. demo and bench run everything in one process.
 `
 
 func main() {

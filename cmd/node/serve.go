@@ -17,11 +17,12 @@ import (
 )
 
 // matchmakerNote goes into the help of serve, call and cast.
-const matchmakerNote = `Note: today the only matchmaker is memory://NAME, which lives inside one
-process: a serve in one process and a call in another cannot find each other
-(the call fails with "no servers for target"). Serving and calling across
-processes needs the Redis matchmaker of an upcoming release. Any other scheme
-fails with the matchmaker's error. To see relay work now, run: node demo
+const matchmakerNote = `Matchmakers: memory://NAME lives inside one process (a serve in one process
+and a call in another do not find each other: "no servers for target").
+Across processes use a static hosts file, file:///path/hosts.json (format:
+testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited), and
+serve on the port its entry names, e.g. --ports 7001-7001. The Redis
+matchmaker is upcoming. Any other scheme fails with the matchmaker's error.
 `
 
 // targetFlags are the flags that name a target.
