@@ -13,6 +13,8 @@
 //	memory://NAME               nodes of one process naming the same registry find each other
 //	file:///path/hosts.json     a static JSON map of topic -> ["host:port", ...], reloaded
 //	                            when it changes (see File and testdata/hosts.json)
+//	redis://[:pw@]host:port[/db]                     Redis: a sorted set per key, members
+//	redis+sentinel://h1:26379,h2:26379/master[/db]   scored by expiry; changes on relay:changes
 //
 // Concurrency: every Matchmaker is safe for concurrent use.
 package matchmaker

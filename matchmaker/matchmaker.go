@@ -68,7 +68,14 @@ func Open(rawURL string) (Matchmaker, error) {
 			return nil, fmt.Errorf("%w %q: file:// needs an absolute path, e.g. file:///etc/relay/hosts.json", ErrBadURL, rawURL)
 		}
 		return NewFile(u.Path)
+	case "redis", "redis+sentinel":
+		opts, err := ParseRedisURL(rawURL)
+		if err != nil {
+			return nil, err // wraps ErrBadURL, names the bad part, hides the password
+		}
+		return NewRedis(opts)
 	default:
-		return nil, fmt.Errorf("%w %q: unknown scheme %q (supported: memory://NAME, file:///path/hosts.json)", ErrBadURL, rawURL, u.Scheme)
+		return nil, fmt.Errorf("%w %q: unknown scheme %q (supported: memory://NAME, file:///path/hosts.json, "+
+			"redis://[:password@]host:port[/db], redis+sentinel://h1:26379,h2:26379/mastername[/db])", ErrBadURL, rawURL, u.Scheme)
 	}
 }

@@ -1,0 +1,127 @@
+package testredis
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// MasterName is the name under which a Sentinel monitors its master.
+const MasterName = "mymaster"
+
+// Sentinel is a redis-sentinel process monitoring a master, with one replica
+// of that master, all owned by a test.
+type Sentinel struct {
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	master  *Server
+	replica *Server
+
+	// mu guards cmd.
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartSentinel starts a replica of master and a redis-sentinel monitoring
+// master as MasterName (quorum 1, down-after-milliseconds 1000,
+// failover-timeout 3000). It waits until the sentinel reports the master and
+// knows the replica, and registers the kills with t.Cleanup.
+func StartSentinel(t testing.TB, master *Server) *Sentinel {
+	t.Helper()
+	replica := startServer(t, "redis replica", []string{
+		"--replicaof", "127.0.0.1", strconv.Itoa(master.Port()),
+		"--replica-announce-ip", "127.0.0.1",
+	})
+	s := &Sentinel{
+		t:       t,
+		bin:     lookPath(t, "redis-sentinel"),
+		dir:     t.TempDir(),
+		port:    freePort(t),
+		master:  master,
+		replica: replica,
+	}
+	t.Cleanup(s.Stop)
+	conf := filepath.Join(s.dir, "sentinel.conf")
+	text := fmt.Sprintf(`port %d
+bind 127.0.0.1
+dir %s
+sentinel monitor %s 127.0.0.1 %d 1
+sentinel down-after-milliseconds %s 1000
+sentinel failover-timeout %s 3000
+`, s.port, s.dir, MasterName, master.Port(), MasterName, MasterName)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatalf("testredis: sentinel config: %v", err)
+	}
+	cmd, err := startProcess("redis-sentinel", s.bin, s.dir, []string{conf}, s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	// Wait until the sentinel has seen the replica (it learns replicas from
+	// the master's INFO), so that a failover has somewhere to go.
+	deadline := time.Now().Add(3 * startTimeout)
+	for {
+		_, err := s.MasterAddr()
+		reps, err2 := countReplicas(s.Addr())
+		if err == nil && err2 == nil && reps > 0 {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: sentinel %s never saw replica %s of master %s (%v, %v)",
+				s.Addr(), replica.Addr(), master.Addr(), err, err2)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for discovery, bounded by deadline
+	}
+}
+
+// Addr returns the sentinel's "127.0.0.1:PORT".
+func (s *Sentinel) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// URL returns "redis+sentinel://127.0.0.1:PORT/mymaster".
+func (s *Sentinel) URL() string { return "redis+sentinel://" + s.Addr() + "/" + MasterName }
+
+// Replica returns the replica of the master.
+func (s *Sentinel) Replica() *Server { return s.replica }
+
+// MasterAddr asks the sentinel for the current master's address.
+func (s *Sentinel) MasterAddr() (string, error) {
+	reply, err := commandArray(s.Addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName)
+	if err != nil {
+		return "", err
+	}
+	if len(reply) != 2 {
+		return "", fmt.Errorf("testredis: sentinel %s: no master %s", s.Addr(), MasterName)
+	}
+	return reply[0] + ":" + reply[1], nil
+}
+
+// Stop kills the sentinel. The master and replica are stopped by their own
+// cleanups.
+func (s *Sentinel) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kill(s.cmd)
+	s.cmd = nil
+}
+
+// countReplicas returns how many replicas the sentinel knows for MasterName.
+func countReplicas(addr string) (int, error) {
+	line, err := command(addr, "SENTINEL", "REPLICAS", MasterName)
+	if err != nil {
+		return 0, err
+	}
+	if !strings.HasPrefix(line, "*") {
+		return 0, fmt.Errorf("testredis: unexpected reply %q", line)
+	}
+	return strconv.Atoi(line[1:])
+}

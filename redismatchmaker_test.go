@@ -1,0 +1,69 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/demo"
+	"github.com/relay-dev/relay/internal/testredis"
+)
+
+// Nodes that share a real redis-server find each other; a stopped server
+// unregisters at once, so calls move to the others.
+func TestRedisMatchmaker(t *testing.T) {
+	rs := testredis.Start(t)
+	mm := rs.URL()
+	eps := map[string]*demo.Endpoint{}
+	servers := map[string]*relay.Server{}
+	for _, h := range []string{"r0", "r1"} {
+		n := newNode(t, mm, h)
+		s, err := n.Serve(relay.Target{Exchange: t.Name(), Topic: "compute"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps[h] = &demo.Endpoint{Host: h}
+		eps[h].Register(s)
+		servers[h] = s
+	}
+	client := newNode(t, mm, "client")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	target := relay.Target{Exchange: t.Name(), Topic: "compute"}
+	for i := 0; i < 4; i++ {
+		if err := client.Call(ctx, target, "add", 1, nil); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if eps["r0"].State().Int != 2 || eps["r1"].State().Int != 2 {
+		t.Fatalf("round-robin over Redis: r0=%d r1=%d, want 2 and 2", eps["r0"].State().Int, eps["r1"].State().Int)
+	}
+	directed := target
+	directed.Server = "r1"
+	if err := client.Call(ctx, directed, "add", 10, nil); err != nil || eps["r1"].State().Int != 12 {
+		t.Fatalf("directed call: %v, r1=%d", err, eps["r1"].State().Int)
+	}
+	if err := servers["r0"].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		before := eps["r0"].State().Int
+		for i := 0; i < 4; i++ {
+			if err := client.Call(ctx, target, "add", 1, nil); err != nil {
+				return err
+			}
+		}
+		if eps["r0"].State().Int != before {
+			return fmt.Errorf("stopped server r0 still gets calls")
+		}
+		return nil
+	})
+	other := target
+	other.Topic = "nobody"
+	if err := client.Call(ctx, other, "add", 1, nil); !errors.Is(err, relay.ErrNoServers) {
+		t.Errorf("call to an unserved topic over Redis = %v, want ErrNoServers", err)
+	}
+}
