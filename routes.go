@@ -14,7 +14,9 @@ import (
 const routeMaxAge = time.Second
 
 // routes caches matchmaker lookups so that a call does not ask the
-// matchmaker each time. Any change the matchmaker announces empties it.
+// matchmaker each time. Any change the matchmaker announces makes every
+// entry stale, and an entry older than routeMaxAge is stale too: a stale
+// entry is looked up again, and used when the matchmaker cannot be reached.
 // Safe for concurrent use.
 type routes struct {
 	mm matchmaker.Matchmaker
@@ -48,11 +50,16 @@ func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-ch
 		r.mu.Lock()
 		if r.changed == changed {
 			r.changed = r.mm.Changed()
-			clear(r.entries)
+			// Stale, not gone: looked up again before use, but kept as
+			// the fallback while the matchmaker is unreachable.
+			for k, old := range r.entries {
+				old.at = time.Time{}
+				r.entries[k] = old
+			}
 		}
 		changed = r.changed
+		e, ok = r.entries[key]
 		r.mu.Unlock()
-		ok = false
 	default:
 	}
 	if ok && len(e.addrs) > 0 && now.Sub(e.at) < routeMaxAge {
@@ -60,6 +67,11 @@ func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-ch
 	}
 	addrs, err := r.mm.Lookup(ctx, key)
 	if err != nil {
+		if ok && len(e.addrs) > 0 {
+			// The matchmaker is unreachable: keep serving the routes we
+			// know rather than failing calls to live servers.
+			return e.addrs, changed, nil
+		}
 		return nil, changed, err
 	}
 	r.mu.Lock()
