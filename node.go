@@ -74,7 +74,7 @@ type Node struct {
 // It returns once the node can serve and call. Options:
 //
 //	WithHost(name)             advertised host name (default os.Hostname)
-//	WithMatchmaker(url)        "memory://NAME" (default "memory://default"), "file:///path/hosts.json"
+//	WithMatchmaker(url)        "memory://NAME" (default), "file:///path/hosts.json", "redis://host:port"
 //	WithBindAddress(addr)      address to bind and advertise (default 127.0.0.1)
 //	WithPortRange(min, max)    ports to bind, busy ones skipped (default 20000-29999)
 //	WithCallTimeout(d)         deadline when ctx has none (default 30s)

@@ -99,6 +99,9 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 // each other. "file:///path/hosts.json": a static JSON map of topic to
 // "host:port" entries, reloaded when it changes (see matchmaker.File); a
 // server must then bind the port its entry names (WithPortRange(p, p)).
+// "redis://[:password@]host:port[/db]" and
+// "redis+sentinel://h1:26379,h2:26379/mastername[/db]": Redis, with
+// per-member liveness (see matchmaker.Redis).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
 // WithBindAddress sets the address the node's ROUTER binds and advertises.

@@ -42,9 +42,10 @@ Examples:
   node bench --json               the same as JSON
   node serve -h                   help of one command
 
-Matchmakers: memory://NAME lives inside one process; across processes use a
-static hosts file, file:///path/hosts.json (see testdata/hosts.json). The
-Redis matchmaker is upcoming. demo and bench run everything in one process.
+Matchmakers: memory://NAME lives inside one process; across processes use
+redis://host:port (or redis+sentinel://h1,h2/master) or a static hosts file,
+file:///path/hosts.json (see testdata/hosts.json). demo and bench run
+everything in one process.
 `
 
 func main() {

@@ -54,12 +54,12 @@ func TestUsageErrors(t *testing.T) {
 
 func TestUnknownMatchmakerScheme(t *testing.T) {
 	for _, args := range [][]string{
-		{"serve", "--matchmaker", "redis://127.0.0.1:6379", "--topic", "compute"},
-		{"call", "--matchmaker", "redis://127.0.0.1:6379", "--topic", "compute", "add", "1"},
-		{"cast", "--matchmaker", "redis://127.0.0.1:6379", "--topic", "compute", "add", "1"},
+		{"serve", "--matchmaker", "bogus://127.0.0.1:6379", "--topic", "compute"},
+		{"call", "--matchmaker", "bogus://127.0.0.1:6379", "--topic", "compute", "add", "1"},
+		{"cast", "--matchmaker", "bogus://127.0.0.1:6379", "--topic", "compute", "add", "1"},
 	} {
 		code, _, errOut := runArgs(t, args...)
-		if code != 1 || !strings.Contains(errOut, `unknown scheme "redis"`) {
+		if code != 1 || !strings.Contains(errOut, `unknown scheme "bogus"`) {
 			t.Errorf("node %q: exit %d, stderr %q; want exit 1 and the matchmaker's unknown-scheme error", args, code, errOut)
 		}
 	}

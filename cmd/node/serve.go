@@ -19,10 +19,11 @@ import (
 // matchmakerNote goes into the help of serve, call and cast.
 const matchmakerNote = `Matchmakers: memory://NAME lives inside one process (a serve in one process
 and a call in another do not find each other: "no servers for target").
-Across processes use a static hosts file, file:///path/hosts.json (format:
-testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited), and
-serve on the port its entry names, e.g. --ports 7001-7001. The Redis
-matchmaker is upcoming. Any other scheme fails with the matchmaker's error.
+Across processes use Redis, redis://[:password@]host:port[/db] or
+redis+sentinel://h1:26379,h2:26379/mastername, or a static hosts file,
+file:///path/hosts.json (format: testdata/hosts.json; topic ->
+["host:port", ...], reloaded when edited; serve on the port its entry names,
+e.g. --ports 7001-7001). Any other scheme fails with the matchmaker's error.
 `
 
 // targetFlags are the flags that name a target.
