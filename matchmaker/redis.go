@@ -531,3 +531,42 @@ func (r *Redis) subscription(ctx context.Context) {
 		}
 	}
 }
+
+// List implements Lister: every member of every relay key whose expiry is
+// still ahead, by the Redis server's clock.
+func (r *Redis) List(ctx context.Context) ([]Registration, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	now, err := r.client.Time(ctx).Result()
+	if err != nil {
+		return nil, r.fail(ctx, "list", Key{}, err)
+	}
+	var regs []Registration
+	iter := r.client.Scan(ctx, 0, redisKeyPrefix+"*", 256).Iterator()
+	for iter.Next(ctx) {
+		name := iter.Val()
+		key, err := ParseKey(strings.TrimPrefix(name, redisKeyPrefix))
+		if err != nil {
+			continue // not one of ours
+		}
+		members, err := r.client.ZRangeWithScores(ctx, name, 0, -1).Result()
+		if err != nil {
+			return nil, r.fail(ctx, "list", key, err)
+		}
+		for _, z := range members {
+			exp := time.UnixMilli(int64(z.Score))
+			if !exp.After(now) {
+				continue
+			}
+			addr, _ := z.Member.(string)
+			// Report the expiry on this machine's clock.
+			regs = append(regs, Registration{Key: key, Addr: addr, Expires: time.Now().Add(exp.Sub(now))})
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, r.fail(ctx, "list", Key{}, err)
+	}
+	sortRegistrations(regs)
+	return regs, nil
+}

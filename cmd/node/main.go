@@ -3,6 +3,7 @@
 //	node serve --matchmaker URL --topic T [flags]   serve the demo endpoint
 //	node call  --matchmaker URL --topic T METHOD ARG  call a method, print the reply
 //	node cast  --matchmaker URL --topic T METHOD ARG  cast to a method
+//	node status --matchmaker URL                    list registrations and their TTL
 //	node demo                                       a 3-server cluster in one process, explained
 //	node bench [flags]                              relay against raw libzmq
 //
@@ -30,6 +31,7 @@ func commands() []command {
 		{"serve", "serve the demo endpoint on a topic until interrupted", runServe},
 		{"call", "call a method on a topic and print the reply", runCall},
 		{"cast", "cast (one-way) to a method on a topic", runCast},
+		{"status", "list a matchmaker's registrations with their remaining TTL", runStatus},
 		{"demo", "run a 3-server cluster in this process and explain each step", runDemo},
 		{"bench", "measure relay against raw libzmq and check the targets", runBench},
 	}
