@@ -90,6 +90,7 @@ func usage(w io.Writer) {
 func newFlagSet(name, synopsis, description, examples string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("node "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.String(configFlag, "", "YAML file of option values (also RELAY_CONFIG); every option may also be set as RELAY_<OPTION>; the command line wins")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "Usage: node %s %s\n\n%s\nFlags:\n", name, synopsis, description)
@@ -116,6 +117,10 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok bool
 		return 0, false
 	case err != nil:
 		fs.Usage()
+		return 2, false
+	}
+	if err := applyConfig(fs, os.LookupEnv); err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
 		return 2, false
 	}
 	return 0, true
