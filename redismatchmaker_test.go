@@ -114,3 +114,52 @@ func TestRedisOutage(t *testing.T) {
 	})
 	t.Logf("%d calls succeeded while Redis was down", calls)
 }
+
+// Sentinel: the master is killed, Sentinel promotes the replica, and the
+// nodes' registrations and lookups continue through the new master.
+func TestRedisSentinelNodes(t *testing.T) {
+	master := testredis.Start(t)
+	sentinel := testredis.StartSentinel(t, master)
+	mm := sentinel.URL()
+	ttl := relay.WithRegistrationTTL(900 * time.Millisecond)
+	target := relay.Target{Exchange: t.Name(), Topic: "compute"}
+	srv := newNode(t, mm, "r0", ttl)
+	s, err := srv.Serve(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&demo.Endpoint{Host: "r0"}).Register(s)
+	client := newNode(t, mm, "client", ttl)
+	call := func(tg relay.Target) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return client.Call(ctx, tg, "add", 1, nil)
+	}
+	if err := call(target); err != nil {
+		t.Fatalf("call through sentinel: %v", err)
+	}
+	master.Stop()
+	waitFor(t, 20*time.Second, func() error {
+		addr, err := sentinel.MasterAddr()
+		if err != nil {
+			return err
+		}
+		if addr != sentinel.Replica().Addr() {
+			return fmt.Errorf("sentinel still names %s as master", addr)
+		}
+		return nil
+	})
+	// A server that registers after the failover is found through the new
+	// master, and the first one's renewals went there too.
+	late := newNode(t, mm, "r1", ttl)
+	s1, err := late.Serve(target)
+	if err != nil {
+		t.Fatalf("serve after failover: %v", err)
+	}
+	(&demo.Endpoint{Host: "r1"}).Register(s1)
+	for _, h := range []string{"r0", "r1"} {
+		directed := target
+		directed.Server = h
+		waitFor(t, 10*time.Second, func() error { return call(directed) })
+	}
+}
