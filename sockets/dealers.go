@@ -203,7 +203,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		for _, dl := range all {
 			held += len(dl.pending.msgs)
 		}
-		d.out.held.Store(int64(held))
+		d.out.settle(held)
 		if !busy {
 			retry = wait(readyCh, d.out, quit, timer, waiting > 0) && waiting > 0
 		}

@@ -22,7 +22,8 @@ type Outbox struct {
 	ch     chan Message
 	armed  atomic.Bool
 	signal chan struct{} // wakes the loop; capacity 1
-	held   atomic.Int64  // messages the loop took but has not sent yet
+	held   atomic.Int64  // messages the loop holds unsent, as of its last turn
+	taken  atomic.Int64  // messages taken in the loop's current turn (counted before they leave ch)
 }
 
 // NewOutbox makes an outbox holding at most capacity messages.
@@ -74,7 +75,17 @@ func (o *Outbox) Len() int { return len(o.ch) }
 
 // Unsent returns the messages queued or held by the loop (waiting for a
 // peer to connect or to take more), as of the loop's last turn.
-func (o *Outbox) Unsent() int { return len(o.ch) + int(o.held.Load()) }
+func (o *Outbox) Unsent() int {
+	return len(o.ch) + int(o.taken.Load()) + int(o.held.Load())
+}
+
+// settle ends a loop turn: held messages remain unsent, and what was taken
+// in the turn is now either sent, dropped or among them. Never counts a
+// message as sent before it is.
+func (o *Outbox) settle(held int) {
+	o.held.Store(int64(held))
+	o.taken.Store(0)
+}
 
 // Drain removes every queued message and hands it to f. It is for shutdown,
 // when no loop runs any more.
@@ -95,10 +106,12 @@ func (o *Outbox) rearm() { o.armed.Store(false) }
 
 // next returns a queued message without waiting.
 func (o *Outbox) next() (Message, bool) {
+	o.taken.Add(1) // before the receive, so Unsent never misses m
 	select {
 	case m := <-o.ch:
 		return m, true
 	default:
+		o.taken.Add(-1)
 		return Message{}, false
 	}
 }

@@ -161,6 +161,8 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		if bl.len() > 0 {
 			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
 		}
+		// Replies held for a peer that is gone are not worth a Close's wait.
+		r.out.settle(0)
 		if !busy && !more {
 			if wait(readyCh, r.out, quit, timer, bl.len() > 0) && bl.len() > 0 {
 				bl.flush(try, drop)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
@@ -54,7 +55,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 `+matchmakerNote,
 		`  node serve --matchmaker memory://default --host alpha --topic compute
   node serve --matchmaker memory://default --host alpha --bind 10.0.0.5 --topic compute \
-      --namespace calc --version 1.2 --ports 21000-21099
+      --namespace calc --version 1.2 --ports 21000-21099 --ttl 10s
 `, stderr)
 	var (
 		tf    targetFlags
@@ -62,6 +63,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 		host  = fs.String("host", "", "host name to advertise (default: this machine's hostname)")
 		bind  = fs.String("bind", "127.0.0.1", "address to bind and advertise")
 		ports = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
+		ttl   = fs.Duration("ttl", 30*time.Second, "registration TTL: a server that stops renewing (every TTL/3) is forgotten after it")
 	)
 	tf.register(fs, false)
 	if code, ok := parse(fs, args, stdout); !ok {
@@ -81,7 +83,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := []relay.Option{
 		relay.WithMatchmaker(*mm), relay.WithBindAddress(*bind),
-		relay.WithPortRange(portMin, portMax), relay.WithLogger(log),
+		relay.WithPortRange(portMin, portMax), relay.WithRegistrationTTL(*ttl), relay.WithLogger(log),
 	}
 	if *host != "" {
 		opts = append(opts, relay.WithHost(*host))
