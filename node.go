@@ -348,29 +348,58 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-// renewLoop renews the node's registrations every third of their TTL.
-// Runs in its own goroutine.
+// renewBackoffMin is the first retry delay of a failed renewal; it doubles
+// up to the renewal period.
+const renewBackoffMin = 100 * time.Millisecond
+
+// renewLoop renews the node's registrations every third of their TTL. When
+// a renewal fails (the matchmaker is unreachable) it retries sooner, with
+// exponential back-off from renewBackoffMin up to that period, so that
+// registrations are back soon after the matchmaker is. Runs in its own
+// goroutine.
 func (n *Node) renewLoop() {
-	t := time.NewTicker(n.opts.registrationTTL / 3)
+	period := n.opts.registrationTTL / 3
+	backoff := time.Duration(0) // 0: the last renewal worked
+	t := time.NewTimer(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.down:
 			return
 		case <-t.C:
-			n.mu.RLock()
-			var servers []*Server
-			for _, ss := range n.servers {
-				servers = append(servers, ss...)
-			}
-			n.mu.RUnlock()
-			for _, s := range servers {
-				if err := s.register(n.base); err != nil {
-					n.log.Warn("registration renewal failed", "target", s.target, "err", err)
-				}
+		}
+		n.mu.RLock()
+		var servers []*Server
+		for _, ss := range n.servers {
+			servers = append(servers, ss...)
+		}
+		n.mu.RUnlock()
+		var failed error
+		for _, s := range servers {
+			if err := s.register(n.base); err != nil {
+				failed = err
+				n.log.Warn("registration renewal failed; retrying", "target", s.target.String(), "err", err, "retry_in", nextBackoff(backoff, period))
 			}
 		}
+		if failed == nil {
+			if backoff != 0 {
+				n.log.Info("registrations renewed again")
+			}
+			backoff = 0
+			t.Reset(period)
+			continue
+		}
+		backoff = nextBackoff(backoff, period)
+		t.Reset(backoff)
 	}
+}
+
+// nextBackoff doubles d from renewBackoffMin, capped at max.
+func nextBackoff(d, max time.Duration) time.Duration {
+	if d == 0 {
+		return min(renewBackoffMin, max)
+	}
+	return min(2*d, max)
 }
 
 // drainOutboxes waits until the socket loops have taken every queued

@@ -352,7 +352,7 @@ func TestRedisOutage(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // load before the outage, not synchronisation
 	down := time.Now()
 	rs.Stop()
-	time.Sleep(2 * time.Second) // the outage under test, not synchronisation
+	time.Sleep(5 * time.Second) // the outage under test (the issue says 5 s), not synchronisation
 	rs.Restart()
 	up := time.Now()
 	// Nothing persisted: the registrations come back only by renewal.
