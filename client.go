@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -194,7 +195,11 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 func (n *Node) nextIndex(key matchmaker.Key, size int) int {
 	v, ok := n.rr.Load(key)
 	if !ok {
-		v, _ = n.rr.LoadOrStore(key, new(atomic.Uint64))
+		// Start each node at a random place, so that short-lived clients
+		// (one call each) do not all pick the same first server.
+		start := new(atomic.Uint64)
+		start.Store(rand.Uint64N(1 << 32))
+		v, _ = n.rr.LoadOrStore(key, start)
 	}
 	return int((v.(*atomic.Uint64).Add(1) - 1) % uint64(size))
 }
