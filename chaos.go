@@ -16,7 +16,7 @@ type Stats struct {
 	DroppedCasts    uint64 // casts that could not be sent
 	LateReplies     uint64 // replies that came after their call had ended
 	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
-	FailedCasts     uint64 // casts with no such method or whose handler failed (logged)
+	FailedCasts     uint64 // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Restarts        map[string]int
 }

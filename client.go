@@ -33,10 +33,9 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	}
 	call := actors.NewCall(hdr.ID, deadline)
 	n.pending.Add(call)
-	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call}
-	if err := n.requests.TryPush(msg); err != nil {
+	if err := n.push(ctx, addr, &hdr, body, call); err != nil {
 		n.pending.Take(call.ID)
-		return fmt.Errorf("%w: call %s on %s", ErrBackPressure, method, t)
+		return fmt.Errorf("%w: call %s on %s", err, method, t)
 	}
 
 	var res actors.Result
@@ -100,15 +99,46 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 		deadline = time.Now().Add(n.opts.callTimeout)
 	}
 	if t.Fanout {
-		return fmt.Errorf("%w: fanout casts are not supported yet: %s", ErrBadTarget, t)
+		return n.fanout(ctx, t, method, args, deadline)
 	}
 	addr, hdr, body, err := n.prepare(ctx, envelope.KindCast, t, method, args, deadline)
 	if err != nil {
 		return err
 	}
+	if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
+		return fmt.Errorf("%w: cast %s on %s", err, method, t)
+	}
+	return nil
+}
+
+// fanout sends one FANOUT message, with one msg_id, to every server
+// registered for t's topic (t.Server is ignored).
+func (n *Node) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time) error {
+	t.Server = ""
+	_, hdr, body, err := n.prepare(ctx, envelope.KindFanout, t, method, args, deadline)
+	if err != nil {
+		return err
+	}
+	addrs, err := n.all(ctx, t, deadline)
+	if err != nil {
+		return err
+	}
+	for _, addr := range addrs {
+		if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
+			return fmt.Errorf("%w: fanout %s on %s to %s", err, method, t, addr)
+		}
+	}
+	return nil
+}
+
+// push queues one message for the sender. A full queue is ErrBackPressure.
+func (n *Node) push(ctx context.Context, addr string, hdr *envelope.Header, body []byte, call *actors.Call) error {
 	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline}
+	if call != nil {
+		msg.Ref = call
+	}
 	if err := n.requests.TryPush(msg); err != nil {
-		return fmt.Errorf("%w: cast %s on %s", ErrBackPressure, method, t)
+		return ErrBackPressure
 	}
 	return nil
 }
@@ -139,6 +169,9 @@ func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method
 	if err != nil {
 		return "", hdr, nil, fmt.Errorf("relay: %s %s on %s: encode arguments %T: %w", kind, method, t, args, err)
 	}
+	if kind == envelope.KindFanout {
+		return "", hdr, body, nil // every server: see fanout
+	}
 	addr, err := n.pick(ctx, t, deadline)
 	if err != nil {
 		return "", hdr, nil, err
@@ -150,18 +183,28 @@ func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method
 // round-robin among those registered for t. When none is registered it waits
 // for one up to the discovery wait (or the deadline, if sooner).
 func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, error) {
+	addrs, err := n.all(ctx, t, deadline)
+	if err != nil {
+		return "", err
+	}
+	return addrs[n.nextIndex(t.key(), len(addrs))], nil
+}
+
+// all returns every address registered for t. When none is registered it
+// waits for one up to the discovery wait (or the deadline, if sooner).
+func (n *Node) all(ctx context.Context, t Target, deadline time.Time) ([]string, error) {
 	key := t.key()
 	var timer *time.Timer
 	for {
 		addrs, changed, err := n.routes.lookup(ctx, key)
 		if err != nil {
 			if errors.Is(err, matchmaker.ErrClosed) {
-				return "", n.downErr()
+				return nil, n.downErr()
 			}
-			return "", fmt.Errorf("relay: look up %s: %w", t, err)
+			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}
 		if len(addrs) > 0 {
-			return addrs[n.nextIndex(key, len(addrs))], nil
+			return addrs, nil
 		}
 		if timer == nil {
 			wait := n.opts.discoveryWait
@@ -169,7 +212,7 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 				wait = d
 			}
 			if wait <= 0 {
-				return "", fmt.Errorf("%w: %s", ErrNoServers, t)
+				return nil, fmt.Errorf("%w: %s", ErrNoServers, t)
 			}
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
@@ -177,16 +220,16 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 		select {
 		case <-changed:
 		case <-timer.C:
-			return "", fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
+			return nil, fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// The deadline cut the discovery wait short: what the
 				// caller needs to know is that nobody serves the target.
-				return "", &noServersError{target: t, ctx: ctx.Err()}
+				return nil, &noServersError{target: t, ctx: ctx.Err()}
 			}
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		case <-n.down:
-			return "", n.downErr()
+			return nil, n.downErr()
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,9 +66,10 @@ type Node struct {
 	closeErr  error
 
 	// mu guards the fields below.
-	mu      sync.RWMutex
-	servers map[matchmaker.Key][]*Server // by exchange and topic
-	handled chan struct{}                // closed (and replaced) by every Handle
+	mu        sync.RWMutex
+	servers   map[matchmaker.Key][]*Server // by exchange and topic
+	handled   chan struct{}                // closed (and replaced) by every Handle
+	listeners map[string][]*Listener       // by "topic.priority"
 }
 
 // Start starts a node: its actors, its bound ROUTER, its matchmaker client.
@@ -106,18 +108,19 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
 	n := &Node{
-		opts:     o,
-		log:      o.log.With("component", "relay", "host", o.host),
-		id:       newNodeID(),
-		mm:       mm,
-		zctx:     zctx,
-		requests: sockets.NewOutbox(o.queueSize),
-		pending:  actors.NewPending(),
-		replies:  sockets.NewOutbox(o.queueSize),
-		down:     make(chan struct{}),
-		servers:  make(map[matchmaker.Key][]*Server),
-		handled:  make(chan struct{}),
-		routes:   newRoutes(mm),
+		opts:      o,
+		log:       o.log.With("component", "relay", "host", o.host),
+		id:        newNodeID(),
+		mm:        mm,
+		zctx:      zctx,
+		requests:  sockets.NewOutbox(o.queueSize),
+		pending:   actors.NewPending(),
+		replies:   sockets.NewOutbox(o.queueSize),
+		down:      make(chan struct{}),
+		servers:   make(map[matchmaker.Key][]*Server),
+		handled:   make(chan struct{}),
+		listeners: make(map[string][]*Listener),
+		routes:    newRoutes(mm),
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.system = supervisor.NewSystem(o.log.With("component", "actor"))
@@ -290,15 +293,15 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	n.markDown()
-	n.mu.Lock()
-	var servers []*Server
-	for _, ss := range n.servers {
-		servers = append(servers, ss...)
-	}
-	n.mu.Unlock()
+	servers, listeners := n.registered()
 	var errs []error
 	for _, s := range servers {
 		if err := s.Stop(); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range listeners {
+		if err := l.Stop(); err != nil && !errors.Is(err, ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
@@ -368,17 +371,18 @@ func (n *Node) renewLoop() {
 			return
 		case <-t.C:
 		}
-		n.mu.RLock()
-		var servers []*Server
-		for _, ss := range n.servers {
-			servers = append(servers, ss...)
-		}
-		n.mu.RUnlock()
+		servers, listeners := n.registered()
 		var failed error
 		for _, s := range servers {
 			if err := s.register(n.base); err != nil {
 				failed = err
 				n.log.Warn("registration renewal failed; retrying", "target", s.target.String(), "err", err, "retry_in", nextBackoff(backoff, period))
+			}
+		}
+		for _, l := range listeners {
+			if err := l.register(n.base); err != nil {
+				failed = err
+				n.log.Warn("listener registration renewal failed; retrying", "topics", l.topics, "err", err, "retry_in", nextBackoff(backoff, period))
 			}
 		}
 		if failed == nil {
@@ -427,4 +431,23 @@ func (n *Node) failedCh() <-chan struct{} {
 		return ch
 	}
 	return nil
+}
+
+// registered returns the node's servers and listeners.
+func (n *Node) registered() ([]*Server, []*Listener) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var servers []*Server
+	for _, ss := range n.servers {
+		servers = append(servers, ss...)
+	}
+	var listeners []*Listener
+	for _, ls := range n.listeners {
+		for _, l := range ls {
+			if !slices.Contains(listeners, l) {
+				listeners = append(listeners, l)
+			}
+		}
+	}
+	return servers, listeners
 }

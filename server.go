@@ -154,7 +154,7 @@ type Request struct {
 	ID string
 	// Deadline is the caller's deadline (zero if none).
 	Deadline time.Time
-	// Cast is true for a cast: no reply is sent.
+	// Cast is true for a cast or a fanout: no reply is sent.
 	Cast bool
 
 	body []byte
@@ -181,12 +181,17 @@ func (e *badRequestError) ErrorCode() string { return CodeBadRequest }
 // dispatcher's ServeFunc and runs in a handler goroutine.
 func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcome) {
 	h := &in.Header
+	if h.Kind == envelope.KindNotify {
+		n.deliver(in)
+		return actors.Outcome{}
+	}
+	oneWay := h.Kind != envelope.KindCall
 	handler, err := n.resolve(h)
 	if err != nil {
 		handler, err = n.resolveLate(ctx, h, err)
 	}
 	if err != nil {
-		if h.Kind == envelope.KindCast {
+		if oneWay {
 			n.counters.FailedCasts.Add(1)
 			n.log.Warn("cast dropped: no such method", "err", err)
 		}
@@ -194,7 +199,7 @@ func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcom
 	}
 	req := &Request{
 		Method: h.Method, Target: targetFrom(h.Target), ID: h.ID.String(),
-		Deadline: h.DeadlineTime(), Cast: h.Kind == envelope.KindCast, body: in.Body,
+		Deadline: h.DeadlineTime(), Cast: oneWay, body: in.Body,
 	}
 	defer func() {
 		if r := recover(); r != nil {

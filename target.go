@@ -11,8 +11,8 @@ import (
 
 // Target names what a message goes to. A bare target (Topic only) means any
 // one server of the topic, chosen round-robin from a random start per node; a directed target (Server
-// set) means that server only; Fanout means every server of the topic
-// (casts only; not yet supported). Namespace and Version select the
+// set) means that server only; Fanout means every server of the topic,
+// each exactly once (casts only; Server is then ignored). Namespace and Version select the
 // handlers: a server accepts a call whose Namespace equals its own and whose
 // Version ("MAJOR.MINOR") has the same major and a minor no greater than its
 // own; an empty Version is accepted by any server.

@@ -54,7 +54,7 @@ func (d *dispatcher) Receive(c actor.Context) {
 		return
 	}
 	switch in.Header.Kind {
-	case envelope.KindCall, envelope.KindCast:
+	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
 	default:
 		d.cfg.Counters.UnexpectedKind.Add(1)
 		d.unexpected.Warn("unexpected message kind dropped", "kind", in.Header.Kind, "id", in.Header.ID)
