@@ -17,6 +17,7 @@ type Stats struct {
 	LateReplies     uint64 // replies that came after their call had ended
 	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
 	FailedCasts     uint64 // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
+	Duplicates      uint64 // published messages received again (resent through another proxy) and skipped
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Restarts        map[string]int
 }
@@ -27,7 +28,7 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)
@@ -41,7 +42,11 @@ func (n *Node) Restarts(actor string) int { return n.monitor.Restarts(actor) }
 
 // Actors returns the names of the node's actors that KillActor accepts.
 func (n *Node) Actors() []string {
-	return []string{ActorPoller, ActorDispatcher, ActorSender, ActorReplyWaiter}
+	names := []string{ActorPoller, ActorDispatcher, ActorSender, ActorReplyWaiter}
+	if n.subState != nil {
+		names = append(names, ActorSubscriber)
+	}
+	return names
 }
 
 // KillActor makes the named actor fail, as a crash would: its supervisor

@@ -119,6 +119,12 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 	if err != nil {
 		return err
 	}
+	if n.opts.pubsub {
+		if err := n.publish(ctx, &hdr, body, deadline); err != nil {
+			return fmt.Errorf("relay: fanout %s on %s: %w", method, t, err)
+		}
+		return nil
+	}
 	addrs, err := n.all(ctx, t, deadline)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ const (
 	ActorDispatcher  = "dispatcher"
 	ActorSender      = "sender"
 	ActorReplyWaiter = "reply-waiter"
+	ActorSubscriber  = "fanout-subscriber" // only in pub/sub mode
 )
 
 // startTimeout bounds how long Start waits for the node's actors.
@@ -45,9 +46,10 @@ type Node struct {
 	monitor  *supervisor.Monitor
 	tree     *actor.PID
 	pids     map[string]*actor.PID
-	requests *sockets.Outbox // to the sender
-	pending  *actors.Pending // calls waiting for replies (the reply-waiter's table)
-	replies  *sockets.Outbox // to the poller
+	requests *sockets.Outbox  // to the sender
+	pending  *actors.Pending  // calls waiting for replies (the reply-waiter's table)
+	subState *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
+	replies  *sockets.Outbox  // to the poller
 	counters actors.Counters
 	linger   actors.Linger // how long sockets flush at close
 	group    track.Group   // handler goroutines and the registration loop
@@ -87,6 +89,7 @@ type Node struct {
 //	WithHighWaterMark(n)       ZeroMQ high-water marks (default 100000)
 //	WithMaxMessageSize(n)      largest inbound message (default 16 MiB)
 //	WithSupervisor(strategy)   supervision of the actors (default supervisor.Default)
+//	WithPubSub(on)             fanouts and notifications through publisher proxies (default off)
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -121,6 +124,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
 		routes:    newRoutes(mm),
+	}
+	if o.pubsub {
+		n.subState = actors.NewSubState()
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.system = supervisor.NewSystem(o.log.With("component", "actor"))
@@ -173,6 +179,12 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := n.group.Go(n.renewLoop); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
+	}
+	if o.pubsub {
+		if err := n.group.Go(n.watchPublishers); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("relay: start: %w", err)
+		}
 	}
 	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", o.matchmaker)
 	return n, nil
@@ -231,10 +243,18 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		CloseLinger: &n.linger,
 	})
 	st := n.opts.strategy
-	server := supervisor.Props(st, []supervisor.Child{
+	serverChildren := []supervisor.Child{
 		{Name: ActorDispatcher, Props: dispatcher},
 		{Name: ActorPoller, Props: poller},
-	}, spawned, giveUp)
+	}
+	if n.subState != nil {
+		n.pids[ActorSubscriber] = pid("server/" + ActorSubscriber)
+		serverChildren = append(serverChildren, supervisor.Child{Name: ActorSubscriber, Props: actors.SubscriberProps(&actors.SubscriberConfig{
+			Context: n.zctx, Options: sopts, State: n.subState, Dedup: actors.NewDedup(dedupSize, dedupTTL),
+			Dispatcher: n.pids[ActorDispatcher], Counters: &n.counters, Log: n.log.With("actor", ActorSubscriber),
+		})})
+	}
+	server := supervisor.Props(st, serverChildren, spawned, giveUp)
 	client := supervisor.Props(st, []supervisor.Child{
 		{Name: ActorReplyWaiter, Props: waiter},
 		{Name: ActorSender, Props: sender},

@@ -124,8 +124,18 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 			Target: envelope.Target{Exchange: notifyExchange, Topic: topic, Server: pool},
 			Method: note.EventType, ReplyTo: n.id,
 		}
+		if n.opts.pubsub {
+			// Through a publisher proxy, to the chosen member's subscription.
+			hdr.Target.Server = pool + "|" + addr
+		}
 		if err := hdr.Validate(); err != nil {
 			return fmt.Errorf("%w: notify: %v", ErrBadTarget, err)
+		}
+		if n.opts.pubsub {
+			if err := n.publish(ctx, &hdr, body, deadline); err != nil {
+				return fmt.Errorf("relay: notify %s to pool %s: %w", topic, pool, err)
+			}
+			continue
 		}
 		if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
 			return fmt.Errorf("%w: notify %s to pool %s", err, topic, pool)
@@ -231,11 +241,21 @@ func (n *Node) addListener(l *Listener) error {
 		n.listeners[t] = append(n.listeners[t], l)
 	}
 	n.mu.Unlock()
+	n.subscribe(l.prefixes()...)
 	if err := l.register(n.base); err != nil {
 		l.Stop()
 		return fmt.Errorf("relay: listen %v: %w", l.topics, err)
 	}
 	return nil
+}
+
+// prefixes are the listener's subscriptions in pub/sub mode.
+func (l *Listener) prefixes() []string {
+	ps := make([]string, len(l.topics))
+	for i, t := range l.topics {
+		ps[i] = notifyPrefix(t, l.member())
+	}
+	return ps
 }
 
 // member is the matchmaker member of the listener's pool on this node.
@@ -284,6 +304,7 @@ func (l *Listener) Stop() error {
 				errs = append(errs, fmt.Errorf("relay: unregister %s: %w", k, err))
 			}
 		}
+		n.unsubscribe(l.prefixes()...)
 		if l.batch != nil {
 			l.batch.stop()
 		}
@@ -301,10 +322,11 @@ func (n *Node) deliver(in *actors.Inbound) {
 		n.log.Warn("notification dropped: body does not decode", "id", h.ID, "err", err)
 		return
 	}
+	poolName, _, _ := strings.Cut(h.Target.Server, "|") // pub/sub mode: "pool|endpoint"
 	n.mu.RLock()
 	var pool []*Listener
 	for _, l := range n.listeners[h.Target.Topic] {
-		if l.pool == h.Target.Server {
+		if l.pool == poolName {
 			pool = append(pool, l)
 		}
 	}
@@ -314,7 +336,7 @@ func (n *Node) deliver(in *actors.Inbound) {
 		n.log.Warn("notification dropped: no local listener of its pool", "topic", h.Target.Topic, "pool", h.Target.Server)
 		return
 	}
-	l := pool[n.nextIndex(matchmaker.Key{Exchange: "$deliver", Topic: h.Target.Topic, Server: h.Target.Server}, len(pool))]
+	l := pool[n.nextIndex(matchmaker.Key{Exchange: "$deliver", Topic: h.Target.Topic, Server: poolName}, len(pool))]
 	topic, priority := h.Target.Topic, body.Priority
 	if i := strings.LastIndexByte(topic, '.'); i > 0 {
 		topic = topic[:i]

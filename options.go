@@ -27,6 +27,7 @@ type options struct {
 	hwm              int
 	maxMessageSize   int64
 	strategy         supervisor.Strategy
+	pubsub           bool
 	log              *slog.Logger
 }
 
@@ -150,3 +151,8 @@ func WithSupervisor(s supervisor.Strategy) Option { return func(o *options) { o.
 
 // WithLogger sets the logger. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithPubSub sends fanouts and notifications through publisher proxies
+// (PUB/SUB; start them with `node proxy --publisher`) instead of one message
+// per receiver. Default false (direct).
+func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }

@@ -61,6 +61,7 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
+	n.subscribe(fanoutPrefix(t.Exchange, t.Topic))
 	if err := s.register(n.base); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
@@ -120,6 +121,7 @@ func (s *Server) Stop() error {
 	s.stopped = true
 	s.mu.Unlock()
 	n := s.node
+	n.unsubscribe(fanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
 	for _, k := range s.keys() {
 		if err := n.mm.Unregister(context.Background(), k, n.endpoint); err != nil {

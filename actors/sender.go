@@ -73,7 +73,7 @@ func (s *sender) start(c actor.Context) {
 			s.malformed.Warn("malformed reply dropped", "peer", addr, "err", err)
 			return
 		}
-		if h.Kind != envelope.KindReply && h.Kind != envelope.KindError {
+		if h.Kind != envelope.KindReply && h.Kind != envelope.KindError && h.Kind != envelope.KindAck {
 			s.cfg.Counters.UnexpectedKind.Add(1)
 			s.malformed.Warn("unexpected message kind dropped", "peer", addr, "kind", h.Kind)
 			return

@@ -84,7 +84,8 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if err := s.SetRouterHandover(true); err != nil {
 		return fmt.Errorf("sockets: router: set router_handover: %w", err)
 	}
-	if err := r.bind(s); err != nil {
+	bind := Bind{Host: r.cfg.Host, Port: r.cfg.Port, PortMin: r.cfg.PortMin, PortMax: r.cfg.PortMax, Retry: r.cfg.BindRetry}
+	if r.endpoint, r.port, err = bind.bind(s); err != nil {
 		return err
 	}
 	readyCh := make(chan struct{}, 1)
@@ -188,27 +189,37 @@ func (r *Router) recv(s *zmq.Socket) (int, error) {
 	return recvBatch, nil
 }
 
-// bind binds s to the configured host and port. Runs in the loop's goroutine.
-func (r *Router) bind(s *zmq.Socket) error {
-	host := r.cfg.Host
-	if r.cfg.Port != 0 {
-		ep := "tcp://" + joinHostPort(host, r.cfg.Port)
-		deadline := time.Now().Add(r.cfg.BindRetry)
+// Bind says where a loop's socket binds: Host and Port, or with Port 0 a
+// free port from [PortMin, PortMax]. A fixed port that is busy is retried
+// for up to Retry (a restarted loop rebinding its predecessor's port).
+type Bind struct {
+	Host             string
+	Port             int
+	PortMin, PortMax int
+	Retry            time.Duration
+}
+
+// bind binds s as b says and returns the endpoint and port. Runs in the
+// loop's goroutine.
+func (b Bind) bind(s *zmq.Socket) (string, int, error) {
+	host := b.Host
+	if b.Port != 0 {
+		ep := "tcp://" + joinHostPort(host, b.Port)
+		deadline := time.Now().Add(b.Retry)
 		for {
 			err := s.Bind(ep)
 			if err == nil {
-				r.endpoint, r.port = ep, r.cfg.Port
-				return nil
+				return ep, b.Port, nil
 			}
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return fmt.Errorf("sockets: bind %s: %w", ep, err)
+				return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	lo, hi := r.cfg.PortMin, r.cfg.PortMax
+	lo, hi := b.PortMin, b.PortMax
 	if lo <= 0 || hi < lo {
-		return fmt.Errorf("sockets: bind %s: bad port range %d-%d", host, lo, hi)
+		return "", 0, fmt.Errorf("sockets: bind %s: bad port range %d-%d", host, lo, hi)
 	}
 	span := hi - lo + 1
 	first := rand.IntN(span)
@@ -219,15 +230,14 @@ func (r *Router) bind(s *zmq.Socket) error {
 		ep := "tcp://" + joinHostPort(host, port)
 		err := s.Bind(ep)
 		if err == nil {
-			r.endpoint, r.port = ep, port
-			return nil
+			return ep, port, nil
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
-			return fmt.Errorf("sockets: bind %s: %w", ep, err)
+			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
 		}
 		lastErr = err
 	}
-	return fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
+	return "", 0, fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
 }
 
 func joinHostPort(host string, port int) string {

@@ -1,0 +1,442 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Pub/sub mode (WithPubSub): fanouts and notifications go through publisher
+// proxies instead of one message per receiver.
+//
+//	publisher DEALER ──> proxy ROUTER (front) ── XPUB (back) ──> SUB of each node
+//	                         └── ACK (with --ack) back to the publisher
+//
+// Central proxies register under $relay/publishers as "FRONT|BACK|ack" (or
+// "noack"). A local proxy (two-level fanout) subscribes to every central one
+// and republishes on its host; it registers under
+// $relay/local-publishers/HOST. A node connects its SUB to its host's local
+// proxy when there is one, else to every central proxy. Subscription
+// prefixes end in a zero byte, so topic "foo" never matches "foobar":
+//
+//	FANOUT  "F" exchange "/" topic 0x00
+//	NOTIFY  "N" topic.priority 0x00 pool "|" endpoint 0x00
+//
+// A publisher sends each message through one proxy; with acks it waits for
+// the proxy's ACK and resends through the next proxy when none comes. A
+// receiver handles a msg_id once (resends are counted as duplicates).
+
+const (
+	relayExchange  = "$relay"
+	ackTimeout     = 500 * time.Millisecond
+	dedupSize      = 1 << 16
+	dedupTTL       = 5 * time.Minute
+	proxyWatchTick = time.Second
+)
+
+var (
+	publishersKey = matchmaker.Key{Exchange: relayExchange, Topic: "publishers"}
+)
+
+func localPublisherKey(host string) matchmaker.Key {
+	return matchmaker.Key{Exchange: relayExchange, Topic: "local-publishers", Server: host}
+}
+
+func fanoutPrefix(exchange, topic string) string { return "F" + exchange + "/" + topic + "\x00" }
+
+func notifyPrefix(topic, member string) string { return "N" + topic + "\x00" + member + "\x00" }
+
+// proxyPrefix is the subscription prefix of a published message, from its
+// header alone.
+func proxyPrefix(header []byte) ([]byte, bool) {
+	h, err := envelope.Decode(header)
+	if err != nil {
+		return nil, false
+	}
+	switch h.Kind {
+	case envelope.KindFanout:
+		return []byte(fanoutPrefix(h.Target.Exchange, h.Target.Topic)), true
+	case envelope.KindNotify:
+		return []byte(notifyPrefix(h.Target.Topic, h.Target.Server)), true
+	}
+	return nil, false
+}
+
+// CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
+// that no subscriber would receive the message from.
+const CodeNoSubscribers = "NoSubscribers"
+
+// proxyNack answers a message no subscriber of this proxy would receive.
+func proxyNack(header []byte) ([]byte, []byte) {
+	h, _ := envelope.Decode(header)
+	e := envelope.Header{Kind: envelope.KindError, ID: h.ID}
+	return e.Append(nil), envelope.EncodeError(CodeNoSubscribers, "no subscriber of "+h.Target.Topic+" on this proxy")
+}
+
+// proxyAck is the ACK header for a published message.
+func proxyAck(header []byte) []byte {
+	h, _ := envelope.Decode(header)
+	ack := envelope.Header{Kind: envelope.KindAck, ID: h.ID}
+	return ack.Append(nil)
+}
+
+// publisher is one registered central proxy.
+type publisher struct {
+	front, back string
+	ack         bool
+}
+
+func parsePublisher(member string) (publisher, bool) {
+	parts := strings.Split(member, "|")
+	if len(parts) != 3 {
+		return publisher{}, false
+	}
+	return publisher{front: parts[0], back: parts[1], ack: parts[2] == "ack"}, true
+}
+
+// publish sends a FANOUT or NOTIFY through a publisher proxy: through the
+// next one (round-robin) and, when proxies ack, through the next again
+// until one acks or the deadline passes.
+func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, deadline time.Time) error {
+	members, _, err := n.routes.lookup(ctx, publishersKey)
+	if err != nil {
+		return fmt.Errorf("relay: look up publisher proxies: %w", err)
+	}
+	var pubs []publisher
+	for _, m := range members {
+		if p, ok := parsePublisher(m); ok {
+			pubs = append(pubs, p)
+		}
+	}
+	if len(pubs) == 0 {
+		return fmt.Errorf("%w: no publisher proxy registered (WithPubSub is on: start one with `node proxy --publisher`)", ErrNoServers)
+	}
+	start := n.nextIndex(publishersKey, len(pubs))
+	var lastErr error
+	nacks := 0 // proxies in a row that had no subscriber for it
+	for i := 0; ; i++ {
+		p := pubs[(start+i)%len(pubs)]
+		if !p.ack {
+			return n.push(ctx, p.front, hdr, body, nil)
+		}
+		ackBy := time.Now().Add(ackTimeout)
+		if ackBy.After(deadline) {
+			ackBy = deadline
+		}
+		call := actors.NewCall(hdr.ID, ackBy)
+		n.pending.Add(call)
+		if err := n.push(ctx, p.front, hdr, body, call); err != nil {
+			n.pending.Take(call.ID)
+			return err
+		}
+		var res actors.Result
+		select {
+		case res = <-call.Done():
+		case <-ctx.Done():
+			n.pending.Fail(call, ctx.Err())
+			res = <-call.Done()
+		case <-n.down:
+			n.pending.Fail(call, n.downErr())
+			res = <-call.Done()
+		}
+		if res.Err == nil && res.Kind == envelope.KindAck {
+			return nil
+		}
+		lastErr = res.Err
+		if res.Err == nil && res.Kind == envelope.KindError {
+			code, msg, _ := envelope.DecodeError(res.Body)
+			lastErr = fmt.Errorf("proxy %s: %s: %s", p.front, code, msg)
+			if nacks++; nacks >= len(pubs) {
+				// Nobody, through any proxy, subscribes to it (yet).
+				if !time.Now().Before(deadline) {
+					return fmt.Errorf("%w: %v", ErrNoServers, lastErr)
+				}
+				nacks = 0
+				if err := sleepCtx(ctx, n.down, 10*time.Millisecond); err != nil {
+					return err
+				}
+			}
+		} else {
+			nacks = 0
+		}
+		if errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, ErrClosed) || errors.Is(res.Err, ErrNodeFailed) {
+			return res.Err
+		}
+		if !time.Now().Before(deadline) {
+			return &timeoutError{what: fmt.Sprintf("publish %s %s (no proxy acknowledged; last: %v)", hdr.Kind, hdr.Target.Topic, lastErr),
+				after: time.Since(deadline.Add(-n.opts.callTimeout)), ctxExpired: false}
+		}
+		n.log.Debug("publisher proxy did not acknowledge; resending through the next", "proxy", p.front, "err", res.Err)
+	}
+}
+
+// watchPublishers keeps the subscriber connected to the right proxies.
+// Runs in its own goroutine.
+func (n *Node) watchPublishers() {
+	t := time.NewTicker(proxyWatchTick)
+	defer t.Stop()
+	for {
+		changed := n.mm.Changed()
+		n.syncPublishers()
+		select {
+		case <-n.down:
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) syncPublishers() {
+	ctx, cancel := context.WithTimeout(n.base, 2*time.Second)
+	defer cancel()
+	local, err := n.mm.Lookup(ctx, localPublisherKey(n.opts.host))
+	if err != nil {
+		n.log.Warn("look up local publisher proxy", "err", err)
+		return
+	}
+	eps := local
+	if len(eps) == 0 {
+		members, err := n.mm.Lookup(ctx, publishersKey)
+		if err != nil {
+			n.log.Warn("look up publisher proxies", "err", err)
+			return
+		}
+		for _, m := range members {
+			if p, ok := parsePublisher(m); ok {
+				eps = append(eps, p.back)
+			}
+		}
+	}
+	n.subState.SetEndpoints(eps)
+	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
+}
+
+// subscribe and unsubscribe change the node's subscriptions in pub/sub mode.
+func (n *Node) subscribe(prefixes ...string) {
+	if n.subState == nil {
+		return
+	}
+	n.subState.Subscribe(prefixes...)
+	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
+}
+
+func (n *Node) unsubscribe(prefixes ...string) {
+	if n.subState == nil {
+		return
+	}
+	n.subState.Unsubscribe(prefixes...)
+	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
+}
+
+// ProxyOptions configure a publisher proxy.
+type ProxyOptions struct {
+	Matchmaker       string        // required
+	Host             string        // the host a local proxy serves; default os.Hostname
+	BindAddress      string        // default 127.0.0.1
+	PortMin, PortMax int           // default 20000-29999
+	Ack              bool          // central: acknowledge each message published
+	Local            bool          // a local proxy: subscribe to the central ones, republish on Host
+	RegistrationTTL  time.Duration // default 30s
+	Logger           *slog.Logger  // default: discard
+}
+
+// PublisherProxy is a running publisher proxy (see WithPubSub).
+type PublisherProxy struct {
+	opts   ProxyOptions
+	log    *slog.Logger
+	mm     matchmaker.Matchmaker
+	zctx   *sockets.Context
+	proxy  *sockets.Proxy
+	sub    *sockets.Subscriber
+	key    matchmaker.Key
+	member string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// StartPublisherProxy starts a central (or, with Local, a local) publisher
+// proxy and registers it with the matchmaker.
+func StartPublisherProxy(ctx context.Context, o ProxyOptions) (*PublisherProxy, error) {
+	def := defaultOptions()
+	if o.Host == "" {
+		o.Host = def.host
+	}
+	if o.BindAddress == "" {
+		o.BindAddress = def.bindAddress
+	}
+	if o.PortMin == 0 && o.PortMax == 0 {
+		o.PortMin, o.PortMax = def.portMin, def.portMax
+	}
+	if o.RegistrationTTL == 0 {
+		o.RegistrationTTL = def.registrationTTL
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Local && o.Ack {
+		return nil, fmt.Errorf("relay: proxy: --ack is for central proxies (a local proxy republishes what they accepted)")
+	}
+	mm, err := matchmaker.Open(o.Matchmaker)
+	if err != nil {
+		return nil, fmt.Errorf("relay: proxy: %w", err)
+	}
+	zctx, err := sockets.NewContext()
+	if err != nil {
+		mm.Close()
+		return nil, fmt.Errorf("relay: proxy: %w", err)
+	}
+	p := &PublisherProxy{opts: o, log: o.Logger.With("component", "proxy"), mm: mm, zctx: zctx}
+	bind := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
+	opts := sockets.DefaultOptions()
+	fail := func(err error) { p.log.Error("proxy socket loop failed", "err", err) }
+	if o.Local {
+		p.sub, err = sockets.StartSubscriber(zctx, sockets.SubscriberConfig{
+			Options: opts, Republish: &bind,
+			OnDrop: func(err error) { p.log.Warn("local proxy dropped a message", "err", err) },
+			OnFail: fail,
+		})
+		if err == nil {
+			p.sub.Update(nil, nil, []string{""}, nil)
+			p.key, p.member = localPublisherKey(o.Host), p.sub.Endpoint()
+		}
+	} else {
+		cfg := sockets.ProxyConfig{Front: bind, Back: bind, Options: opts, Prefix: proxyPrefix,
+			OnDrop: func(err error) { p.log.Warn("proxy dropped a message", "err", err) }, OnFail: fail}
+		if o.Ack {
+			cfg.Ack, cfg.Nack = proxyAck, proxyNack
+		}
+		p.proxy, err = sockets.StartProxy(zctx, cfg)
+		if err == nil {
+			front, back := p.proxy.Endpoints()
+			mode := "noack"
+			if o.Ack {
+				mode = "ack"
+			}
+			p.key, p.member = publishersKey, front+"|"+back+"|"+mode
+		}
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("relay: proxy: %w", err)
+	}
+	if err := mm.Register(ctx, p.key, p.member, o.RegistrationTTL); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("relay: proxy: register %s: %w", p.key, err)
+	}
+	var bctx context.Context
+	bctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.maintain(bctx) // tracked by p.wg
+	p.log.Info("publisher proxy started", "registered", p.key.String(), "as", p.member)
+	return p, nil
+}
+
+// Endpoints returns what the proxy registered: "FRONT|BACK|ack" for a
+// central proxy, the republishing endpoint for a local one.
+func (p *PublisherProxy) Endpoints() string { return p.member }
+
+// maintain renews the registration and, for a local proxy, follows the
+// central proxies. Runs in its own goroutine.
+func (p *PublisherProxy) maintain(ctx context.Context) {
+	defer p.wg.Done()
+	renew := time.NewTicker(p.opts.RegistrationTTL / 3)
+	defer renew.Stop()
+	connected := map[string]bool{}
+	for {
+		changed := p.mm.Changed()
+		if p.sub != nil {
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			members, err := p.mm.Lookup(lctx, publishersKey)
+			cancel()
+			if err == nil {
+				want := map[string]bool{}
+				for _, m := range members {
+					if pub, ok := parsePublisher(m); ok {
+						want[pub.back] = true
+					}
+				}
+				var add, remove []string
+				for e := range want {
+					if !connected[e] {
+						add = append(add, e)
+					}
+				}
+				for e := range connected {
+					if !want[e] {
+						remove = append(remove, e)
+					}
+				}
+				if len(add)+len(remove) > 0 {
+					p.sub.Update(add, remove, nil, nil)
+				}
+				connected = want
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-renew.C:
+			if err := p.mm.Register(ctx, p.key, p.member, p.opts.RegistrationTTL); err != nil {
+				p.log.Warn("proxy registration renewal failed", "err", err)
+			}
+		case <-time.After(proxyWatchTick):
+		}
+	}
+}
+
+// Close unregisters the proxy and stops it. Idempotent.
+func (p *PublisherProxy) Close() error {
+	var errs []error
+	p.once.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+			p.wg.Wait()
+		}
+		if p.member != "" {
+			if err := p.mm.Unregister(context.Background(), p.key, p.member); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		// Let what was accepted (and acknowledged) reach the subscribers.
+		if p.proxy != nil {
+			p.proxy.StopLinger(time.Second)
+		}
+		if p.sub != nil {
+			p.sub.StopLinger(time.Second)
+		}
+		if err := p.zctx.Close(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		if err := p.mm.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// sleepCtx waits d, or returns early with ctx's error or ErrClosed.
+func sleepCtx(ctx context.Context, down <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-down:
+		return ErrClosed
+	}
+}

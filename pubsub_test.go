@@ -1,0 +1,253 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// startProxy starts an in-process publisher proxy and stops it at cleanup.
+func startProxy(t *testing.T, mm string, o relay.ProxyOptions) *relay.PublisherProxy {
+	t.Helper()
+	o.Matchmaker = mm
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := relay.StartPublisherProxy(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close proxy: %v", err)
+		}
+	})
+	return p
+}
+
+// fanoutCounter serves topic on n and counts fanouts per message number;
+// "probe" fanouts are counted apart (to wait for subscriptions).
+type fanoutCounter struct {
+	mu     sync.Mutex
+	seen   map[int]int
+	probes atomic.Int64
+}
+
+func serveCounter(t *testing.T, n *relay.Node, topic string) *fanoutCounter {
+	t.Helper()
+	s, err := n.Serve(relay.Target{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fanoutCounter{seen: map[int]int{}}
+	s.Handle("event", func(_ context.Context, r *relay.Request) (any, error) {
+		var i int
+		if err := r.Decode(&i); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.seen[i]++
+		c.mu.Unlock()
+		return nil, nil
+	})
+	s.Handle("probe", func(context.Context, *relay.Request) (any, error) { c.probes.Add(1); return nil, nil })
+	return c
+}
+
+// waitSubscribed publishes batches of probes until every counter got every
+// probe of a batch: PUB/SUB delivers only once a subscription has reached
+// the proxies, and a batch goes through every proxy (round-robin).
+func waitSubscribed(t *testing.T, pub *relay.Node, topic string, cs ...*fanoutCounter) {
+	t.Helper()
+	const batch = 6
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		before := make([]int64, len(cs))
+		for i, c := range cs {
+			before[i] = c.probes.Load()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var err error
+		for j := 0; j < batch && err == nil; j++ {
+			err = pub.Cast(ctx, relay.Target{Topic: topic, Fanout: true}, "probe", nil)
+		}
+		cancel()
+		settle := time.Now().Add(time.Second)
+		for err == nil && time.Now().Before(settle) {
+			all := true
+			for i, c := range cs {
+				if c.probes.Load()-before[i] != batch {
+					all = false
+				}
+			}
+			if all {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling the counters, bounded by settle
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers of %s not all reached through every proxy within 15s (last error: %v)", topic, err)
+		}
+	}
+}
+
+func (c *fanoutCounter) check(n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := 0; i < n; i++ {
+		if c.seen[i] != 1 {
+			return fmt.Errorf("message %d received %d times", i, c.seen[i])
+		}
+	}
+	if len(c.seen) != n {
+		return fmt.Errorf("received %d distinct messages, want %d", len(c.seen), n)
+	}
+	return nil
+}
+
+// Fanout through a publisher proxy: each server applies each message once;
+// topic "foo" never receives "foobar".
+func TestPubSubFanout(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	ps := relay.WithPubSub(true)
+	var foo []*fanoutCounter
+	for i := 0; i < 3; i++ {
+		foo = append(foo, serveCounter(t, newNode(t, mm, fmt.Sprintf("s%d", i), ps), "foo"))
+	}
+	foobar := serveCounter(t, newNode(t, mm, "other", ps), "foobar")
+	pub := newNode(t, mm, "pub", ps)
+	waitSubscribed(t, pub, "foo", foo...)
+	waitSubscribed(t, pub, "foobar", foobar)
+	ctx := ctxTimeout(t, 20*time.Second)
+	const msgs = 50
+	for i := 0; i < msgs; i++ {
+		if err := pub.Cast(ctx, relay.Target{Topic: "foo", Fanout: true}, "event", i); err != nil {
+			t.Fatalf("fanout %d: %v", i, err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		for i, c := range foo {
+			if err := c.check(msgs); err != nil {
+				return fmt.Errorf("server s%d: %v", i, err)
+			}
+		}
+		return nil
+	})
+	foobar.mu.Lock()
+	defer foobar.mu.Unlock()
+	if len(foobar.seen) != 0 {
+		t.Errorf("topic foobar received %d fanouts sent to foo", len(foobar.seen))
+	}
+}
+
+// Notifications through a publisher proxy keep pool semantics.
+func TestPubSubNotifyPools(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	ps := relay.WithPubSub(true)
+	pub := newNode(t, mm, "pub", ps)
+	var mu sync.Mutex
+	got := map[string]int{}
+	for _, name := range []string{"a", "b"} {
+		n := newNode(t, mm, name, ps)
+		name := name
+		for _, pool := range []string{"workers", name + "-own"} {
+			pool := pool
+			l, err := n.Listen([]string{"audit"}, pool, func(_ context.Context, d *relay.Delivery) error {
+				mu.Lock()
+				got[d.EventType+" "+pool]++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Stop() })
+		}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	// Warm up until each pool has heard one, then count from zero.
+	waitFor(t, 10*time.Second, func() error {
+		if err := pub.Notify(ctx, relay.Notification{Topic: "audit", EventType: "warmup"}); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got["warmup workers"] == 0 || got["warmup a-own"] == 0 || got["warmup b-own"] == 0 {
+			return fmt.Errorf("pools heard so far: %v", got)
+		}
+		return nil
+	})
+	for i := 0; i < 100; i++ {
+		if err := pub.Notify(ctx, relay.Notification{Topic: "audit", EventType: "e", Payload: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if got["e workers"] != 100 || got["e a-own"] != 100 || got["e b-own"] != 100 {
+			return fmt.Errorf("pools got %v, want 100 e each", got)
+		}
+		return nil
+	})
+}
+
+// Two-level fanout: 1 central and 2 local proxies, 6 subscribers on 2 hosts;
+// then the central proxy goes away while a second one is registered, and
+// with acks no message is lost.
+func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
+	mm := newMatchmaker(t)
+	central := startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	hosts := map[string]string{"h1": "127.0.0.2", "h2": "127.0.0.3"}
+	for h, addr := range hosts {
+		startProxy(t, mm, relay.ProxyOptions{Local: true, Host: h, BindAddress: addr})
+	}
+	ps := relay.WithPubSub(true)
+	var subs []*fanoutCounter
+	for h, addr := range hosts {
+		for i := 0; i < 3; i++ {
+			n := newNode(t, mm, h, ps, relay.WithBindAddress(addr))
+			subs = append(subs, serveCounter(t, n, "events"))
+		}
+	}
+	// A second central proxy; the local ones follow it.
+	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	pub := newNode(t, mm, "pub", ps)
+	waitSubscribed(t, pub, "events", subs...)
+	ctx := ctxTimeout(t, 30*time.Second)
+	const msgs = 200
+	for i := 0; i < msgs; i++ {
+		if i == msgs/2 {
+			if err := central.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Cast(ctx, relay.Target{Topic: "events", Fanout: true}, "event", i); err != nil {
+			t.Fatalf("fanout %d: %v", i, err)
+		}
+	}
+	var lost atomic.Int64
+	waitFor(t, 15*time.Second, func() error {
+		lost.Store(0)
+		var firstErr error
+		for i, c := range subs {
+			if err := c.check(msgs); err != nil {
+				c.mu.Lock()
+				lost.Add(int64(msgs - len(c.seen)))
+				c.mu.Unlock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("subscriber %d: %v", i, err)
+				}
+			}
+		}
+		return firstErr
+	})
+	t.Logf("6 subscribers x %d messages through 2 local proxies, central proxy closed at message %d: lost %d",
+		msgs, msgs/2, lost.Load())
+}
