@@ -16,11 +16,15 @@ type clientFlags struct {
 	targetFlags
 	matchmaker string
 	timeout    time.Duration
+	pubsub     bool
+	fanout     bool
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.matchmaker, "matchmaker", "", "matchmaker URL, e.g. memory://default (required)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the call or cast")
+	fs.BoolVar(&c.pubsub, "pubsub", false, "send fanouts through publisher proxies (node proxy --publisher)")
+	fs.BoolVar(&c.fanout, "fanout", false, "cast only: to every server of the topic")
 	c.targetFlags.register(fs, true)
 }
 
@@ -69,12 +73,16 @@ nil is sent.
 
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
-	node, err := relay.Start(ctx, relay.WithMatchmaker(cf.matchmaker), relay.WithHost(name+"-client"))
+	node, err := relay.Start(ctx, relay.WithMatchmaker(cf.matchmaker), relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub))
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", name, err)
 		return 1
 	}
 	t := cf.target()
+	t.Fanout = cf.fanout
+	if cf.fanout && name != "cast" {
+		return usageError(fs, "--fanout is for cast only")
+	}
 	if name == "cast" {
 		err = node.Cast(ctx, t, method, arg)
 	} else {

@@ -4,6 +4,7 @@
 //	node call  --matchmaker URL --topic T METHOD ARG  call a method, print the reply
 //	node cast  --matchmaker URL --topic T METHOD ARG  cast to a method
 //	node status --matchmaker URL                    list registrations and their TTL
+//	node proxy --publisher --matchmaker URL [--ack | --local]  run a publisher proxy
 //	node demo                                       a 3-server cluster in one process, explained
 //	node bench [flags]                              relay against raw libzmq
 //
@@ -32,6 +33,7 @@ func commands() []command {
 		{"call", "call a method on a topic and print the reply", runCall},
 		{"cast", "cast (one-way) to a method on a topic", runCast},
 		{"status", "list a matchmaker's registrations with their remaining TTL", runStatus},
+		{"proxy", "run a publisher proxy for pub/sub fanout and notifications", runProxy},
 		{"demo", "run a 3-server cluster in this process and explain each step", runDemo},
 		{"bench", "measure relay against raw libzmq and check the targets", runBench},
 	}

@@ -64,6 +64,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 		bind  = fs.String("bind", "127.0.0.1", "address to bind and advertise")
 		ports = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
 		ttl   = fs.Duration("ttl", 30*time.Second, "registration TTL: a server that stops renewing (every TTL/3) is forgotten after it")
+		ps    = fs.Bool("pubsub", false, "receive fanouts through publisher proxies (node proxy --publisher)")
 	)
 	tf.register(fs, false)
 	if code, ok := parse(fs, args, stdout); !ok {
@@ -84,6 +85,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 	opts := []relay.Option{
 		relay.WithMatchmaker(*mm), relay.WithBindAddress(*bind),
 		relay.WithPortRange(portMin, portMax), relay.WithRegistrationTTL(*ttl), relay.WithLogger(log),
+		relay.WithPubSub(*ps),
 	}
 	if *host != "" {
 		opts = append(opts, relay.WithHost(*host))

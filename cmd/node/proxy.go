@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// runProxy runs a publisher proxy until interrupted.
+func runProxy(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("proxy", "--publisher --matchmaker URL [--ack | --local --host H] [--bind ADDR ...]",
+		`Runs a publisher proxy for nodes in pub/sub mode (their --pubsub flag,
+relay.WithPubSub in code): fanouts and notifications go from a publisher
+through one proxy to every subscriber of the topic. A central proxy
+(--publisher) registers in the matchmaker; publishers send through one of
+the registered ones and subscribers connect to all, so any one may go away.
+With --ack it acknowledges each message it published and answers
+"NoSubscribers" when nobody would get it; the publisher then resends through
+another proxy. A local proxy (--publisher --local --host H) subscribes to
+the central ones and republishes on host H, whose nodes connect to it
+instead (two-level fanout). Runs until SIGINT or SIGTERM.
+
+`+matchmakerNote,
+		`  node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
+  node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
+`, stderr)
+	var (
+		publisher = fs.Bool("publisher", false, "run a publisher proxy (required: the only kind so far)")
+		local     = fs.Bool("local", false, "a local proxy for --host, fed by the central ones")
+		ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
+		mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
+		host      = fs.String("host", "", "host a local proxy serves (default: this machine's hostname)")
+		bind      = fs.String("bind", "127.0.0.1", "address to bind and advertise")
+		ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
+		ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
+	)
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, "unexpected arguments %q", fs.Args())
+	}
+	if !*publisher || *mm == "" {
+		return usageError(fs, "--publisher and --matchmaker are required")
+	}
+	portMin, portMax, err := parsePorts(*ports)
+	if err != nil {
+		return usageError(fs, "--ports: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{
+		Matchmaker: *mm, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
+		Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "node proxy: %v\n", err)
+		return 1
+	}
+	log.Info("publisher proxy running", "endpoints", p.Endpoints(), "local", *local, "ack", *ack)
+	<-ctx.Done()
+	log.Info("signal received; closing")
+	if err := p.Close(); err != nil {
+		fmt.Fprintf(stderr, "node proxy: close: %v\n", err)
+		return 1
+	}
+	return 0
+}
