@@ -59,13 +59,21 @@ func launchServe(t testing.TB, redisURL, host, bindAddr string, extra ...string)
 	t.Helper()
 	args := append([]string{"serve", "--matchmaker", redisURL, "--host", host, "--bind", bindAddr,
 		"--topic", topic, "--ttl", ttl.String()}, extra...)
+	return launch(t, host, args...)
+}
+
+// launch runs the node binary with args as a process named name, stopped
+// (SIGTERM, then SIGKILL) when the test ends; its output is logged if the
+// test fails.
+func launch(t testing.TB, host string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(nodeBin, args...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = time.Second // the output copiers, should a child hold the pipe
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node serve %s: %v", host, err)
+		t.Fatalf("start node %s %s: %v", args[0], host, err)
 	}
 	p := &proc{t: t, host: host, cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
@@ -75,7 +83,7 @@ func launchServe(t testing.TB, redisURL, host, bindAddr string, extra ...string)
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("node serve %s (%s) output:\n%s", host, cmd.ProcessState, out.String())
+			t.Logf("node %s %s (%s) output:\n%s", args[0], host, cmd.ProcessState, out.String())
 		}
 	})
 	return p

@@ -1,0 +1,133 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/testredis"
+)
+
+// Two-level fanout across processes: 2 central proxies (acks on) and 2
+// local proxies as `node proxy` processes, 6 subscribers on 2 hosts
+// (127.0.0.2, 127.0.0.3). kill -9 of the first central proxy mid-stream:
+// every subscriber still gets every message.
+func TestPubSubKillCentralProxy(t *testing.T) {
+	checkLoopback(t)
+	rs := testredis.Start(t)
+	mm := rs.URL()
+	central := launch(t, "central-1", "proxy", "--publisher", "--ack", "--matchmaker", mm, "--ttl", ttl.String())
+	launch(t, "central-2", "proxy", "--publisher", "--ack", "--matchmaker", mm, "--ttl", ttl.String())
+	hosts := map[string]string{"h1": "127.0.0.2", "h2": "127.0.0.3"}
+	for h, addr := range hosts {
+		launch(t, "local-"+h, "proxy", "--publisher", "--local", "--host", h, "--bind", addr, "--matchmaker", mm, "--ttl", ttl.String())
+	}
+
+	type counter struct {
+		mu     sync.Mutex
+		seen   map[int]int
+		probes atomic.Int64
+	}
+	var subs []*counter
+	for h, addr := range hosts {
+		for i := 0; i < 3; i++ {
+			n, err := relay.Start(context.Background(), relay.WithMatchmaker(mm), relay.WithHost(h),
+				relay.WithBindAddress(addr), relay.WithPubSub(true), relay.WithRegistrationTTL(ttl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { n.Close() })
+			s, err := n.Serve(relay.Target{Topic: "events"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &counter{seen: map[int]int{}}
+			s.Handle("event", func(_ context.Context, r *relay.Request) (any, error) {
+				var i int
+				if err := r.Decode(&i); err != nil {
+					return nil, err
+				}
+				c.mu.Lock()
+				c.seen[i]++
+				c.mu.Unlock()
+				return nil, nil
+			})
+			s.Handle("probe", func(context.Context, *relay.Request) (any, error) { c.probes.Add(1); return nil, nil })
+			subs = append(subs, c)
+		}
+	}
+	pub, err := relay.Start(context.Background(), relay.WithMatchmaker(mm), relay.WithHost("publisher"), relay.WithPubSub(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	fan := relay.Target{Topic: "events", Fanout: true}
+
+	// Wait until a batch of probes (through both central proxies) reaches
+	// every subscriber: the whole tree is subscribed.
+	waitFor(t, 20*time.Second, func() error {
+		before := make([]int64, len(subs))
+		for i, c := range subs {
+			before[i] = c.probes.Load()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		for j := 0; j < 4; j++ {
+			if err := pub.Cast(ctx, fan, "probe", nil); err != nil {
+				return err
+			}
+		}
+		end := time.Now().Add(time.Second)
+		for time.Now().Before(end) {
+			ok := true
+			for i, c := range subs {
+				if c.probes.Load()-before[i] != 4 {
+					ok = false
+				}
+			}
+			if ok {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond) // polling counters, bounded
+		}
+		return fmt.Errorf("not every subscriber got every probe")
+	})
+
+	const msgs = 300
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < msgs; i++ {
+		if i == msgs/2 {
+			central.kill9()
+		}
+		if err := pub.Cast(ctx, fan, "event", i); err != nil {
+			t.Fatalf("fanout %d: %v", i, err)
+		}
+	}
+	var lost, dup int
+	waitFor(t, 15*time.Second, func() error {
+		lost, dup = 0, 0
+		for _, c := range subs {
+			c.mu.Lock()
+			for i := 0; i < msgs; i++ {
+				switch n := c.seen[i]; {
+				case n == 0:
+					lost++
+				case n > 1:
+					dup += n - 1
+				}
+			}
+			c.mu.Unlock()
+		}
+		if lost+dup > 0 {
+			return fmt.Errorf("lost %d, duplicated %d", lost, dup)
+		}
+		return nil
+	})
+	t.Logf("6 subscribers on 2 hosts x %d fanouts, central proxy killed (-9) at message %d: lost %d, handled twice %d",
+		msgs, msgs/2, lost, dup)
+}
