@@ -38,6 +38,7 @@ move with the machine's load.
 	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent callers (requests in flight) when pipelined")
 	fs.IntVar(&cfg.Casts, "casts", def.Casts, "casts (and raw PUSH/PULL messages)")
 	fs.IntVar(&cfg.Size, "size", def.Size, "payload bytes")
+	fs.IntVar(&cfg.Fanouts, "fanouts", def.Fanouts, "fanouts (to 10 servers) and notifications per mode, direct and proxy; 0 skips them")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if code, ok := parse(fs, args, stdout); !ok {
 		return code
@@ -93,6 +94,15 @@ func printReport(w io.Writer, r bench.Report) {
 		rc.Sent, rc.Received, rc.Retries, rc.Dropped)
 	if !rc.Complete {
 		fmt.Fprintf(w, "WARNING: %d casts never arrived; the cast rate covers those that did\n", rc.Sent-rc.Received)
+	}
+
+	if c.Fanouts > 0 {
+		fmt.Fprintf(w, "\none-to-many, %d B payload, messages published per second (each delivered to every receiver)\n\n", c.Size)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "measurement\tdirect\tproxy (acks)\t")
+		fmt.Fprintf(tw, "fanout to %d servers, msgs/s\t%s\t%s\t\n", bench.FanoutSubscribers, rate(r.FanoutDirect.Rate), rate(r.FanoutProxy.Rate))
+		fmt.Fprintf(tw, "notify to 1 listener, msgs/s\t%s\t%s\t\n", rate(r.NotifyDirect.Rate), rate(r.NotifyProxy.Rate))
+		tw.Flush()
 	}
 
 	fmt.Fprintln(w, "\ntargets:")

@@ -93,3 +93,17 @@ func TestBadArguments(t *testing.T) {
 		t.Error("Casts(n=1): want error")
 	}
 }
+
+func TestOneToMany(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, proxy := range []bool{false, true} {
+		f, err := Fanout(context.Background(), proxy, 3, 50, 100)
+		if err != nil || f.Delivered != 150 || f.Rate <= 0 {
+			t.Errorf("Fanout(proxy=%v) = %+v, %v; want 150 deliveries", proxy, f, err)
+		}
+		nt, err := Notify(context.Background(), proxy, 50, 100)
+		if err != nil || nt.Delivered != 50 || nt.Rate <= 0 {
+			t.Errorf("Notify(proxy=%v) = %+v, %v; want 50 deliveries", proxy, nt, err)
+		}
+	}
+}

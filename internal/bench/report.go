@@ -26,12 +26,13 @@ type Config struct {
 	Calls       int `json:"calls"`       // pipelined calls (and raw pipelined round trips)
 	Concurrency int `json:"concurrency"` // callers (requests) in flight when pipelined
 	Casts       int `json:"casts"`       // casts (and raw PUSH/PULL messages)
+	Fanouts     int `json:"fanouts"`     // fanouts to 10 subscribers, and notifications, per mode
 	Size        int `json:"size"`        // payload bytes
 }
 
 // DefaultConfig is `node bench`'s default.
 func DefaultConfig() Config {
-	return Config{N: 20_000, Calls: 100_000, Concurrency: 32, Casts: 200_000, Size: 100}
+	return Config{N: 20_000, Calls: 100_000, Concurrency: 32, Casts: 200_000, Fanouts: 5_000, Size: 100}
 }
 
 // Report holds one run of every measurement.
@@ -43,7 +44,14 @@ type Report struct {
 	RawPipelined   Throughput `json:"raw_pipelined_round_trips"`
 	RelayCasts     CastResult `json:"relay_casts"`
 	RawPushPull    Throughput `json:"raw_push_pull"`
+	FanoutDirect   OneToMany  `json:"fanout_direct"`
+	FanoutProxy    OneToMany  `json:"fanout_proxy"`
+	NotifyDirect   OneToMany  `json:"notify_direct"`
+	NotifyProxy    OneToMany  `json:"notify_proxy"`
 }
+
+// FanoutSubscribers is how many servers the fanout measurement reaches.
+const FanoutSubscribers = 10
 
 // LatencyRatio is relay's call p50 over raw's round-trip p50.
 func (r Report) LatencyRatio() float64 {
@@ -150,6 +158,34 @@ func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
 			r.RawPushPull, err = RawPushPull(ctx, cfg.Casts, cfg.Size)
 			return err
 		}},
+	}
+	if cfg.Fanouts > 0 {
+		for _, proxy := range []bool{false, true} {
+			mode := map[bool]string{false: "direct", true: "through a publisher proxy (acks on)"}[proxy]
+			steps = append(steps, struct {
+				what string
+				run  func() error
+			}{fmt.Sprintf("fanout %s: %d fanouts to %d servers", mode, cfg.Fanouts, FanoutSubscribers), func() error {
+				res, err := Fanout(ctx, proxy, FanoutSubscribers, cfg.Fanouts, cfg.Size)
+				if proxy {
+					r.FanoutProxy = res
+				} else {
+					r.FanoutDirect = res
+				}
+				return err
+			}}, struct {
+				what string
+				run  func() error
+			}{fmt.Sprintf("notify %s: %d notifications", mode, cfg.Fanouts), func() error {
+				res, err := Notify(ctx, proxy, cfg.Fanouts, cfg.Size)
+				if proxy {
+					r.NotifyProxy = res
+				} else {
+					r.NotifyDirect = res
+				}
+				return err
+			}})
+		}
 	}
 	for _, s := range steps {
 		step(s.what)
