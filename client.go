@@ -32,23 +32,31 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		return err
 	}
 	call := actors.NewCall(hdr.ID, deadline)
-	n.pending.Add(call)
-	if err := n.push(ctx, addr, &hdr, body, call); err != nil {
-		n.pending.Take(call.ID)
+	res, err := n.send(ctx, addr, &hdr, body, call)
+	if err != nil {
 		return fmt.Errorf("%w: call %s on %s", err, method, t)
 	}
+	return n.outcome(res, t, method, reply, start, ctxDeadline)
+}
 
-	var res actors.Result
+// send queues a request whose answer comes back to call (registered in the
+// pending table first) and waits for exactly one outcome: the answer, the
+// call's deadline, ctx's end, or the node going down.
+func (n *Node) send(ctx context.Context, addr string, hdr *envelope.Header, body []byte, call *actors.Call) (actors.Result, error) {
+	n.pending.Add(call)
+	if err := n.push(ctx, addr, hdr, body, call); err != nil {
+		n.pending.Take(call.ID)
+		return actors.Result{}, err
+	}
 	select {
-	case res = <-call.Done():
+	case res := <-call.Done():
+		return res, nil
 	case <-ctx.Done():
 		n.pending.Fail(call, ctx.Err())
-		res = <-call.Done()
 	case <-n.down:
 		n.pending.Fail(call, n.downErr())
-		res = <-call.Done()
 	}
-	return n.outcome(res, t, method, reply, start, ctxDeadline)
+	return <-call.Done(), nil
 }
 
 // outcome turns a call's Result into Call's return value.

@@ -133,21 +133,9 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 		if ackBy.After(deadline) {
 			ackBy = deadline
 		}
-		call := actors.NewCall(hdr.ID, ackBy)
-		n.pending.Add(call)
-		if err := n.push(ctx, p.front, hdr, body, call); err != nil {
-			n.pending.Take(call.ID)
+		res, err := n.send(ctx, p.front, hdr, body, actors.NewCall(hdr.ID, ackBy))
+		if err != nil {
 			return err
-		}
-		var res actors.Result
-		select {
-		case res = <-call.Done():
-		case <-ctx.Done():
-			n.pending.Fail(call, ctx.Err())
-			res = <-call.Done()
-		case <-n.down:
-			n.pending.Fail(call, n.downErr())
-			res = <-call.Done()
 		}
 		if res.Err == nil && res.Kind == envelope.KindAck {
 			return nil
