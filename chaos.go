@@ -17,7 +17,8 @@ type Stats struct {
 	LateReplies     uint64 // replies that came after their call had ended
 	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
 	FailedCasts     uint64 // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
-	Duplicates      uint64 // published messages received again (resent through another proxy) and skipped
+	Duplicates      uint64 // messages received again (resent) and handled once
+	Resends         uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Restarts        map[string]int
 }
@@ -28,7 +29,7 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)

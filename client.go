@@ -32,6 +32,9 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		return err
 	}
 	call := actors.NewCall(hdr.ID, deadline)
+	if hdr.AckWanted {
+		call.WithResend(n.resendOf(addr, &hdr, body, call, false), n.opts.retry.Base)
+	}
 	res, err := n.send(ctx, addr, &hdr, body, call)
 	if err != nil {
 		return fmt.Errorf("%w: call %s on %s", err, method, t)
@@ -113,10 +116,30 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	if err != nil {
 		return err
 	}
-	if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
+	var call *actors.Call
+	if hdr.AckWanted {
+		// Resent by the reply-waiter until acknowledged; nobody waits.
+		call = actors.NewCall(hdr.ID, deadline)
+		call.WithResend(n.resendOf(addr, &hdr, body, call, true), n.opts.retry.Base)
+		n.pending.Add(call)
+	}
+	if err := n.push(ctx, addr, &hdr, body, call); err != nil {
+		if call != nil {
+			n.pending.Take(call.ID)
+		}
 		return fmt.Errorf("%w: cast %s on %s", err, method, t)
 	}
 	return nil
+}
+
+// resendOf is what the reply-waiter resends for a message with acks: the
+// same bytes to the same server, which handles each msg_id once (another
+// server of the topic would not know it had run already).
+func (n *Node) resendOf(addr string, hdr *envelope.Header, body []byte, call *actors.Call, cast bool) *actors.Resend {
+	return &actors.Resend{
+		Msg:   sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call},
+		Addrs: []string{addr}, Cast: cast,
+	}
 }
 
 // fanout sends one FANOUT message, with one msg_id, to every server
@@ -175,6 +198,7 @@ func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method
 	hdr = envelope.Header{
 		Kind: kind, ID: envelope.NewMsgID(), Deadline: deadline.UnixNano(),
 		Target: t.envelope(), Method: method, ReplyTo: n.id,
+		AckWanted: n.opts.acks && (kind == envelope.KindCall || kind == envelope.KindCast),
 	}
 	if err := hdr.Validate(); err != nil {
 		return "", hdr, nil, fmt.Errorf("%w: %v", ErrBadTarget, err)

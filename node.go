@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
@@ -90,6 +91,9 @@ type Node struct {
 //	WithMaxMessageSize(n)      largest inbound message (default 16 MiB)
 //	WithSupervisor(strategy)   supervision of the actors (default supervisor.Default)
 //	WithPubSub(on)             fanouts and notifications through publisher proxies (default off)
+//	WithAcks(on)               acknowledged calls and casts, resent until acked, handled once (default off)
+//	WithRetry(base, mult, n)   resend schedule with acks (default 100ms, 2, 6)
+//	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -218,10 +222,15 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 	sopts.MaxMsgSize = n.opts.maxMessageSize
 	backlog := n.opts.queueSize
 
-	dispatcher := actors.DispatcherProps(&actors.DispatcherConfig{
+	dcfg := &actors.DispatcherConfig{
 		Serve: n.serve, Replies: n.replies, Group: &n.group, Base: n.base,
 		Counters: &n.counters, Log: n.log.With("actor", ActorDispatcher),
-	})
+		Seen: actors.NewSeen(n.opts.dedupTTL),
+	}
+	if f := n.opts.ackFilter; f != nil {
+		dcfg.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
+	}
+	dispatcher := actors.DispatcherProps(dcfg)
 	poller := actors.PollerProps(&actors.PollerConfig{
 		Context: n.zctx, Outbox: n.replies, Dispatcher: n.pids[ActorDispatcher],
 		Router: sockets.RouterConfig{
@@ -235,6 +244,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Pending: n.pending, Counters: &n.counters,
 		Log:        n.log.With("actor", ActorReplyWaiter),
 		ErrTimeout: ErrTimeout, ErrClosed: ErrClosed,
+		Requests: n.requests, Retry: n.opts.retry,
 	})
 	sender := actors.SenderProps(&actors.SenderConfig{
 		Context: n.zctx, Outbox: n.requests, Pending: n.pending,

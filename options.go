@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -28,6 +29,10 @@ type options struct {
 	maxMessageSize   int64
 	strategy         supervisor.Strategy
 	pubsub           bool
+	acks             bool
+	retry            actors.Retry
+	dedupTTL         time.Duration
+	ackFilter        func(id string) bool
 	log              *slog.Logger
 }
 
@@ -50,6 +55,8 @@ func defaultOptions() options {
 		hwm:             100_000,
 		maxMessageSize:  16 << 20,
 		strategy:        supervisor.Default,
+		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Attempts: 6},
+		dedupTTL:        5 * time.Minute,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -84,6 +91,12 @@ func (o *options) validate() error {
 	}
 	if _, err := url.Parse(o.matchmaker); err != nil {
 		return bad("WithMatchmaker", "%v", err)
+	}
+	if o.retry.Base <= 0 || o.retry.Multiplier < 1 || o.retry.Attempts < 0 {
+		return bad("WithRetry", "want base > 0, multiplier >= 1, attempts >= 0; got %v, %v, %d", o.retry.Base, o.retry.Multiplier, o.retry.Attempts)
+	}
+	if o.dedupTTL <= 0 {
+		return bad("WithDedupTTL", "must be positive, got %v", o.dedupTTL)
 	}
 	if err := o.strategy.Validate(); err != nil {
 		return bad("WithSupervisor", "%v", err)
@@ -156,3 +169,27 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // (PUB/SUB; start them with `node proxy --publisher`) instead of one message
 // per receiver. Default false (direct).
 func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
+
+// WithAcks asks servers to acknowledge each call and cast on receipt; what
+// is not acknowledged (or, for a call, not answered) is sent again to the
+// same server on the WithRetry schedule until its deadline, and servers
+// handle each msg_id once (WithDedupTTL). A cast that
+// was never acknowledged by its deadline is counted in Stats().DroppedCasts
+// and logged. Default false.
+func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
+
+// WithRetry sets the resend schedule with WithAcks: after base, then
+// base×multiplier, …, at most attempts resends. Default 100ms, 2, 6.
+func WithRetry(base time.Duration, multiplier float64, attempts int) Option {
+	return func(o *options) {
+		o.retry = actors.Retry{Base: base, Multiplier: multiplier, Attempts: attempts}
+	}
+}
+
+// WithDedupTTL sets how long a server remembers the msg_ids (and a call's
+// reply) it received with acks. Default 5 minutes.
+func WithDedupTTL(d time.Duration) Option { return func(o *options) { o.dedupTTL = d } }
+
+// WithAckFilter is a test hook: the server acknowledges a message only when
+// f(msgID) returns true, to exercise resends and dedup.
+func WithAckFilter(f func(msgID string) bool) Option { return func(o *options) { o.ackFilter = f } }

@@ -17,14 +17,15 @@ type Counters struct {
 	LateReplies     atomic.Uint64 // replies that arrived after their call ended (timeout, cancel)
 	HandlerPanics   atomic.Uint64 // handler panics turned into remote errors
 	FailedCasts     atomic.Uint64 // casts with no such method, or whose handler failed (no caller to tell)
-	Duplicates      atomic.Uint64 // published messages received again (resent through another proxy) and skipped
+	Duplicates      atomic.Uint64 // messages received again (resent) and handled once
+	Resends         atomic.Uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
 }
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, LoopFailures uint64
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures uint64
 }
 
 // Snapshot copies the counters.
@@ -39,6 +40,7 @@ func (c *Counters) Snapshot() Stats {
 		HandlerPanics:   c.HandlerPanics.Load(),
 		FailedCasts:     c.FailedCasts.Load(),
 		Duplicates:      c.Duplicates.Load(),
+		Resends:         c.Resends.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
 	}
 }

@@ -33,6 +33,11 @@ type DispatcherConfig struct {
 	Base     context.Context // parent of every handler's context; cancelled at close
 	Counters *Counters
 	Log      *slog.Logger
+	// Seen dedups messages sent with AckWanted.
+	Seen *Seen
+	// AckFilter, when set, decides whether to acknowledge a message (a test
+	// hook that loses ACKs on purpose).
+	AckFilter func(id envelope.MsgID) bool
 }
 
 // DispatcherProps builds the dispatcher.
@@ -72,10 +77,39 @@ func (d *dispatcher) Receive(c actor.Context) {
 		d.cfg.Counters.ExpiredRequests.Add(1)
 		return
 	}
+	if in.Header.AckWanted && (in.Header.Kind == envelope.KindCall || in.Header.Kind == envelope.KindCast) {
+		if !d.ackAndDedup(in) {
+			return
+		}
+	}
 	if err := d.cfg.Group.Go(func() { d.run(in) }); err != nil {
 		// The node is closing; the caller gets ErrTimeout or its own close.
 		d.cfg.Log.Debug("request refused: node closing", "id", in.Header.ID)
 	}
+}
+
+// ackAndDedup acknowledges a message that asks for it and reports whether
+// its handler should run (false for a duplicate; a finished call's
+// duplicate gets its remembered reply again).
+func (d *dispatcher) ackAndDedup(in *Inbound) bool {
+	h := &in.Header
+	if len(h.ReplyTo) > 0 && (d.cfg.AckFilter == nil || d.cfg.AckFilter(h.ID)) {
+		ack := envelope.Header{Kind: envelope.KindAck, ID: h.ID}
+		if err := d.cfg.Replies.TryPush(sockets.Message{To: h.ReplyTo, Header: ack.Append(nil), Deadline: h.Deadline}); err != nil {
+			d.cfg.Counters.DroppedReplies.Add(1)
+		}
+	}
+	first, reply := d.cfg.Seen.Begin(h.ID)
+	if first {
+		return true
+	}
+	d.cfg.Counters.Duplicates.Add(1)
+	if reply != nil {
+		if err := d.cfg.Replies.TryPush(*reply); err != nil {
+			d.cfg.Counters.DroppedReplies.Add(1)
+		}
+	}
+	return false
 }
 
 // run serves one request. Runs in its own goroutine.
@@ -88,6 +122,9 @@ func (d *dispatcher) run(in *Inbound) {
 	}
 	out := d.cfg.Serve(ctx, in)
 	if in.Header.Kind != envelope.KindCall {
+		if in.Header.AckWanted {
+			d.cfg.Seen.Done(in.Header.ID, nil)
+		}
 		return
 	}
 	if dl := in.Header.Deadline; dl != 0 && dl < time.Now().UnixNano() {
@@ -102,6 +139,9 @@ func (d *dispatcher) run(in *Inbound) {
 		body = envelope.EncodeError(out.ErrCode, out.ErrMessage)
 	}
 	m := sockets.Message{To: in.Header.ReplyTo, Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
+	if in.Header.AckWanted {
+		d.cfg.Seen.Done(in.Header.ID, &m)
+	}
 	if err := d.cfg.Replies.Push(ctx, m); err != nil {
 		d.cfg.Counters.DroppedReplies.Add(1)
 		d.cfg.Log.Warn("reply dropped", "id", in.Header.ID, "err", err)

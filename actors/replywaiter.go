@@ -2,6 +2,8 @@ package actors
 
 import (
 	"log/slog"
+
+	"github.com/relay-dev/relay/sockets"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,29 +85,66 @@ func (p *Pending) Complete(h *envelope.Header, body []byte, counters *Counters) 
 	}
 }
 
+// Ack records the ACK of message id: a cast (or a message nobody resends,
+// such as a publish) is done; a call keeps waiting for its reply.
+func (p *Pending) Ack(id envelope.MsgID) {
+	p.mu.Lock()
+	c := p.byID[id]
+	if c != nil && c.resend != nil && !c.resend.Cast {
+		p.mu.Unlock()
+		return
+	}
+	if c != nil {
+		delete(p.byID, id)
+	}
+	p.mu.Unlock()
+	if c != nil {
+		c.Finish(Result{Kind: envelope.KindAck})
+	}
+}
+
 // Fail ends the call with a local error (e.g. its request could not be sent).
 func (p *Pending) Fail(c *Call, err error) {
 	p.Take(c.ID)
 	c.Finish(Result{Err: err})
 }
 
-// expire fails every call whose deadline is before now with errTimeout and
-// reports how many calls remain.
-func (p *Pending) expire(now time.Time, errTimeout error) int {
+// expire fails every call whose deadline is before now with errTimeout,
+// queues the resends that are due on out, and reports how many calls
+// remain and which casts expired unacknowledged.
+func (p *Pending) expire(now time.Time, errTimeout error, out *sockets.Outbox, retry Retry) (remain int, lostCasts []*Call, resent int) {
 	var due []*Call
+	var again []sockets.Message
 	p.mu.Lock()
 	for id, c := range p.byID {
 		if !c.Deadline.After(now) {
 			due = append(due, c)
 			delete(p.byID, id)
+			continue
 		}
+		r := c.resend
+		if r == nil || now.Before(r.next) || r.attempt >= retry.Attempts {
+			continue
+		}
+		r.attempt++
+		r.next = now.Add(retry.After(r.attempt))
+		m := r.Msg
+		m.Addr = r.Addrs[r.attempt%len(r.Addrs)]
+		again = append(again, m)
 	}
-	n := len(p.byID)
+	remain = len(p.byID)
 	p.mu.Unlock()
 	for _, c := range due {
-		c.Finish(Result{Err: errTimeout})
+		if c.Finish(Result{Err: errTimeout}) && c.resend != nil && c.resend.Cast {
+			lostCasts = append(lostCasts, c)
+		}
 	}
-	return n
+	for _, m := range again {
+		if out.TryPush(m) == nil {
+			resent++
+		}
+	}
+	return remain, lostCasts, resent
 }
 
 // failAll fails every pending call with err.
@@ -131,6 +170,9 @@ type ReplyWaiterConfig struct {
 	ErrTimeout error
 	// ErrClosed is delivered to calls still pending when the actor stops.
 	ErrClosed error
+	// Requests is the sender's outbox, for resends; Retry their schedule.
+	Requests *sockets.Outbox
+	Retry    Retry
 }
 
 // ReplyWaiterProps builds the reply-waiter.
@@ -154,7 +196,13 @@ func (w *replyWaiter) Receive(c actor.Context) {
 	switch c.Message().(type) {
 	case tick:
 		w.timer = nil
-		if w.p.expire(time.Now(), w.cfg.ErrTimeout) == 0 {
+		remain, lost, resent := w.p.expire(time.Now(), w.cfg.ErrTimeout, w.cfg.Requests, w.cfg.Retry)
+		w.cfg.Counters.Resends.Add(uint64(resent))
+		if len(lost) > 0 {
+			w.cfg.Counters.DroppedCasts.Add(uint64(len(lost)))
+			w.cfg.Log.Warn("casts dropped: no acknowledgement before their deadline", "count", len(lost))
+		}
+		if remain == 0 {
 			w.idle++
 		} else {
 			w.idle = 0

@@ -78,10 +78,17 @@ func (s *sender) start(c actor.Context) {
 			s.malformed.Warn("unexpected message kind dropped", "peer", addr, "kind", h.Kind)
 			return
 		}
+		if h.Kind == envelope.KindAck {
+			pending.Ack(h.ID)
+			return
+		}
 		pending.Complete(&h, body, s.cfg.Counters)
 	}
 	dc.OnDrop = func(m *sockets.Message, err error) {
 		if call, ok := m.Ref.(*Call); ok {
+			if call.Resent() {
+				return // the reply-waiter sends it again, or expires it
+			}
 			pending.Fail(call, err)
 			return
 		}

@@ -34,7 +34,7 @@ func FuzzDecode(f *testing.F) {
 		// The encoding is canonical apart from ignored flag bits and the
 		// reserved byte.
 		canon := bytes.Clone(b)
-		canon[2] &= flagFanout
+		canon[2] &= knownFlags
 		canon[3] = 0
 		if !bytes.Equal(re, canon) {
 			t.Fatalf("re-encoding differs from input:\n% x\n% x", re, canon)

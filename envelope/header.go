@@ -20,6 +20,8 @@ const (
 	fixedLen   = 28 // version, kind, flags, reserved, msg_id, deadline
 	numFields  = 7
 	flagFanout = 1 << 0
+	flagAck    = 1 << 1
+	knownFlags = flagFanout | flagAck
 
 	// maxHeaderLen is the size of the largest valid header.
 	maxHeaderLen = fixedLen + numFields*(2+MaxFieldLen)
@@ -64,6 +66,9 @@ type Header struct {
 	// ReplyTo is the caller's reply identity: the ZeroMQ routing id of the
 	// caller's DEALER. It may be empty.
 	ReplyTo []byte
+	// AckWanted asks the receiver to send an ACK as soon as it has the
+	// message (flags bit 1); the sender resends until one comes.
+	AckWanted bool
 }
 
 // field returns the i-th string field in wire order (0 exchange ... 5
@@ -122,6 +127,9 @@ func (h *Header) Append(b []byte) []byte {
 	var flags byte
 	if h.Target.Fanout {
 		flags |= flagFanout
+	}
+	if h.AckWanted {
+		flags |= flagAck
 	}
 	b = append(b, Version, byte(h.Kind), flags, 0)
 	b = append(b, h.ID[:]...)
@@ -222,7 +230,8 @@ func Decode(b []byte) (Header, error) {
 			Version:   str(4),
 			Fanout:    b[2]&flagFanout != 0,
 		},
-		Method: str(5),
+		Method:    str(5),
+		AckWanted: b[2]&flagAck != 0,
 	}
 	copy(h.ID[:], b[4:20])
 	if r := b[ext[6][0]:ext[6][1]]; len(r) > 0 {

@@ -182,7 +182,7 @@ func TestDecodeIgnoresUnknownFlagsAndReserved(t *testing.T) {
 		flags, reserved byte
 		fanout          bool
 	}{
-		{0x00, 0x00, false}, {0x01, 0x00, true}, {0xfe, 0xff, false}, {0xff, 0x7f, true},
+		{0x00, 0x00, false}, {0x01, 0x00, true}, {0xfc, 0xff, false}, {0xfd, 0x7f, true},
 	} {
 		b := mustEncode(t, sampleHeader())
 		b[2], b[3] = tc.flags, tc.reserved

@@ -175,6 +175,10 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 	return nil
 }
 
+// disconnectGrace is how long a Subscriber stays connected to a publisher
+// that is no longer wanted, to receive what it still sends as it closes.
+const disconnectGrace = 3 * time.Second
+
 // SubscriberConfig configures a Subscriber loop: one SUB socket connected to
 // a changing set of publisher endpoints, with a changing set of
 // subscription prefixes.
@@ -283,6 +287,12 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		}
 	}
 	connected := map[string]bool{}
+	// A publisher that went away may still have messages on the way to us
+	// (it flushes them as it closes): disconnect from it only after a grace
+	// period, and never while it is wanted again.
+	disconnectAt := map[string]time.Time{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	more := true
 	for !quitting(h.quit) {
 		busy := false
@@ -293,15 +303,20 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 				busy = true
 				for _, ep := range op.endpoints {
 					switch {
-					case op.connect && !connected[ep]:
+					case op.connect:
+						delete(disconnectAt, ep)
+						if connected[ep] {
+							continue
+						}
 						if err := sub.Connect(ep); err != nil {
 							drop(fmt.Errorf("sockets: subscriber: connect %s: %w", ep, err))
 							continue
 						}
 						connected[ep] = true
-					case !op.connect && connected[ep]:
-						_ = sub.Disconnect(ep)
-						delete(connected, ep)
+					case connected[ep]:
+						if _, ok := disconnectAt[ep]; !ok {
+							disconnectAt[ep] = time.Now().Add(disconnectGrace)
+						}
 					}
 				}
 				for _, p := range op.subscribe {
@@ -352,12 +367,32 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			more = n == recvBatch
 			busy = busy || n > 0
 		}
+		var next time.Time
+		for ep, at := range disconnectAt {
+			if !time.Now().Before(at) {
+				_ = sub.Disconnect(ep)
+				delete(connected, ep)
+				delete(disconnectAt, ep)
+				more = true
+				continue
+			}
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
 		if !busy && !more {
+			var tc <-chan time.Time
+			if !next.IsZero() {
+				timer.Reset(time.Until(next))
+				tc = timer.C
+			}
 			select {
 			case <-ready:
 			case <-s.wake:
 			case <-h.quit:
+			case <-tc:
 			}
+			timer.Stop()
 		}
 	}
 	return nil

@@ -1,0 +1,71 @@
+package actors
+
+import (
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Seen is a server's memory of the msg_ids it received with AckWanted, for
+// a TTL: a resent cast is not applied twice, and a resent call whose reply
+// was lost gets the remembered reply while its handler runs only once.
+// Safe for concurrent use.
+type Seen struct {
+	ttl time.Duration
+
+	// mu guards the fields below.
+	mu    sync.Mutex
+	byID  map[envelope.MsgID]*seenEntry
+	order []seenOrder // by arrival, for expiry
+}
+
+type seenEntry struct {
+	done  bool
+	reply *sockets.Message // a call's answer, once done
+}
+
+type seenOrder struct {
+	id envelope.MsgID
+	at time.Time
+}
+
+// NewSeen remembers msg_ids for ttl.
+func NewSeen(ttl time.Duration) *Seen {
+	return &Seen{ttl: ttl, byID: make(map[envelope.MsgID]*seenEntry)}
+}
+
+// Begin reports whether id is new (the handler should run). When it is not,
+// reply is the remembered answer of a finished call (nil while it runs, or
+// for a cast).
+func (s *Seen) Begin(id envelope.MsgID) (first bool, reply *sockets.Message) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	for ; i < len(s.order) && now.Sub(s.order[i].at) > s.ttl; i++ {
+		delete(s.byID, s.order[i].id)
+	}
+	if i > 0 {
+		s.order = append(s.order[:0], s.order[i:]...)
+	}
+	if e, ok := s.byID[id]; ok {
+		if e.done {
+			return false, e.reply
+		}
+		return false, nil
+	}
+	s.byID[id] = &seenEntry{}
+	s.order = append(s.order, seenOrder{id: id, at: now})
+	return true, nil
+}
+
+// Done records that id's handler finished, with its answer (nil for a cast).
+func (s *Seen) Done(id envelope.MsgID, reply *sockets.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.byID[id]; ok {
+		e.done, e.reply = true, reply
+	}
+}
