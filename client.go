@@ -174,8 +174,20 @@ func (n *Node) push(ctx context.Context, addr string, hdr *envelope.Header, body
 	if call != nil {
 		msg.Ref = call
 	}
-	if err := n.requests.TryPush(msg); err != nil {
-		return ErrBackPressure
+	if !n.opts.waitOnFull {
+		if err := n.requests.TryPush(msg); err != nil {
+			return ErrBackPressure
+		}
+		return nil
+	}
+	// Wait for room within the message's deadline.
+	wctx, cancel := context.WithDeadline(ctx, time.Unix(0, hdr.Deadline))
+	defer cancel()
+	if err := n.requests.Push(wctx, msg); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w (waited until the deadline)", ErrBackPressure)
 	}
 	return nil
 }

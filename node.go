@@ -94,6 +94,7 @@ type Node struct {
 //	WithAcks(on)               acknowledged calls and casts, resent until acked, handled once (default off)
 //	WithRetry(base, mult, n)   resend schedule with acks (default 100ms, 2, 6)
 //	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
+//	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.

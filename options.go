@@ -33,6 +33,7 @@ type options struct {
 	retry            actors.Retry
 	dedupTTL         time.Duration
 	ackFilter        func(id string) bool
+	waitOnFull       bool
 	log              *slog.Logger
 }
 
@@ -193,3 +194,8 @@ func WithDedupTTL(d time.Duration) Option { return func(o *options) { o.dedupTTL
 // WithAckFilter is a test hook: the server acknowledges a message only when
 // f(msgID) returns true, to exercise resends and dedup.
 func WithAckFilter(f func(msgID string) bool) Option { return func(o *options) { o.ackFilter = f } }
+
+// WithWaitOnFull makes a call or cast that finds its send queue full wait
+// for room until its deadline, instead of failing at once with
+// ErrBackPressure. Default false.
+func WithWaitOnFull(on bool) Option { return func(o *options) { o.waitOnFull = on } }
