@@ -88,6 +88,9 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 		if code == CodeNoSuchMethod {
 			return fmt.Errorf("%w: %s", ErrNoSuchMethod, msg)
 		}
+		if code == CodeNoRoute {
+			return fmt.Errorf("%w: %s", ErrNoServers, msg)
+		}
 		return &RemoteError{Code: code, Message: msg}
 	}
 	if reply == nil {
@@ -136,9 +139,14 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 // same bytes to the same server, which handles each msg_id once (another
 // server of the topic would not know it had run already).
 func (n *Node) resendOf(addr string, hdr *envelope.Header, body []byte, call *actors.Call, cast bool) *actors.Resend {
+	addrs := []string{addr}
+	if v, ok := n.fronts.LoadAndDelete(hdr.ID); ok {
+		// Router-proxy mode: through each proxy in turn, to the same server.
+		addrs = v.([]string)
+	}
 	return &actors.Resend{
 		Msg:   sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call},
-		Addrs: []string{addr}, Cast: cast,
+		Addrs: addrs, Cast: cast,
 	}
 }
 
@@ -220,7 +228,21 @@ func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method
 		return "", hdr, nil, fmt.Errorf("relay: %s %s on %s: encode arguments %T: %w", kind, method, t, args, err)
 	}
 	if kind == envelope.KindFanout {
+		if n.opts.routerProxy && !n.opts.pubsub {
+			return "", hdr, nil, fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
+		}
 		return "", hdr, body, nil // every server: see fanout
+	}
+	if n.opts.routerProxy {
+		name, fronts, err := n.pickRouted(ctx, t, deadline)
+		if err != nil {
+			return "", hdr, nil, err
+		}
+		hdr.Target.Server = name
+		if hdr.AckWanted {
+			n.fronts.Store(hdr.ID, fronts) // taken by resendOf
+		}
+		return fronts[0], hdr, body, nil
 	}
 	addr, err := n.pick(ctx, t, deadline)
 	if err != nil {

@@ -58,6 +58,7 @@ type Node struct {
 	cancel   context.CancelFunc
 	endpoint string
 	routes   *routes  // cached lookups
+	fronts   sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
 	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
 
 	// down is closed when the node stops being usable: Close began, or an
@@ -95,6 +96,7 @@ type Node struct {
 //	WithRetry(base, mult, n)   resend schedule with acks (default 100ms, 2, 6)
 //	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
+//	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -185,6 +187,20 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
+	if o.routerProxy {
+		rs, err := n.routers(startCtx)
+		if err == nil && len(rs) == 0 {
+			err = fmt.Errorf("no router proxy is registered in %s: start one with `node proxy --router`, or turn WithRouterProxy off (servers and clients must agree)", o.matchmaker)
+		}
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("relay: option WithRouterProxy: %w", err)
+		}
+		if err := n.group.Go(n.helloLoop); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("relay: start: %w", err)
+		}
+	}
 	if o.pubsub {
 		if err := n.group.Go(n.watchPublishers); err != nil {
 			n.Close()
@@ -224,7 +240,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 	backlog := n.opts.queueSize
 
 	dcfg := &actors.DispatcherConfig{
-		Serve: n.serve, Replies: n.replies, Group: &n.group, Base: n.base,
+		Serve: n.serve, Replies: n.replies, Requests: n.requests, Group: &n.group, Base: n.base,
 		Counters: &n.counters, Log: n.log.With("actor", ActorDispatcher),
 		Seen: actors.NewSeen(n.opts.dedupTTL),
 	}
@@ -248,7 +264,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Requests: n.requests, Retry: n.opts.retry,
 	})
 	sender := actors.SenderProps(&actors.SenderConfig{
-		Context: n.zctx, Outbox: n.requests, Pending: n.pending,
+		Context: n.zctx, Outbox: n.requests, Pending: n.pending, Dispatcher: n.pids[ActorDispatcher],
 		Dealers:  sockets.DealersConfig{Identity: n.id, Options: sopts, BacklogMax: backlog},
 		Counters: &n.counters, Log: n.log.With("actor", ActorSender),
 		CloseLinger: &n.linger,

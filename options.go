@@ -34,6 +34,7 @@ type options struct {
 	dedupTTL         time.Duration
 	ackFilter        func(id string) bool
 	waitOnFull       bool
+	routerProxy      bool
 	log              *slog.Logger
 }
 
@@ -199,3 +200,10 @@ func WithAckFilter(f func(msgID string) bool) Option { return func(o *options) {
 // for room until its deadline, instead of failing at once with
 // ErrBackPressure. Default false.
 func WithWaitOnFull(on bool) Option { return func(o *options) { o.waitOnFull = on } }
+
+// WithRouterProxy sends calls and casts through router proxies (start them
+// with `node proxy --router`) instead of straight to servers: every node
+// connects to the k proxies only. Servers and clients must agree; Start
+// fails when no router proxy is registered. Fanout then needs WithPubSub.
+// Default false (direct).
+func WithRouterProxy(on bool) Option { return func(o *options) { o.routerProxy = on } }

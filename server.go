@@ -103,11 +103,20 @@ func (s *Server) register(ctx context.Context) error {
 		return nil
 	}
 	for _, k := range s.keys() {
-		if err := s.node.mm.Register(ctx, k, s.node.endpoint, s.node.opts.registrationTTL); err != nil {
+		if err := s.node.mm.Register(ctx, k, s.member(), s.node.opts.registrationTTL); err != nil {
 			return fmt.Errorf("register %s: %w", k, err)
 		}
 	}
 	return nil
+}
+
+// member is what the server registers: its node's address, or in
+// router-proxy mode "@" and its name (clients reach it through proxies).
+func (s *Server) member() string {
+	if s.node.opts.routerProxy {
+		return "@" + s.target.Server
+	}
+	return s.node.endpoint
 }
 
 // Stop unregisters the server first, so that callers move to other servers,
@@ -124,7 +133,7 @@ func (s *Server) Stop() error {
 	n.unsubscribe(fanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
 	for _, k := range s.keys() {
-		if err := n.mm.Unregister(context.Background(), k, n.endpoint); err != nil {
+		if err := n.mm.Unregister(context.Background(), k, s.member()); err != nil {
 			errs = append(errs, fmt.Errorf("relay: unregister %s: %w", k, err))
 		}
 	}

@@ -29,6 +29,7 @@ type ServeFunc func(ctx context.Context, in *Inbound) Outcome
 type DispatcherConfig struct {
 	Serve    ServeFunc
 	Replies  *sockets.Outbox // the poller's outbox
+	Requests *sockets.Outbox // the sender's outbox: answers to requests that came through a router proxy
 	Group    *track.Group    // handler goroutines are started here
 	Base     context.Context // parent of every handler's context; cancelled at close
 	Counters *Counters
@@ -95,7 +96,7 @@ func (d *dispatcher) ackAndDedup(in *Inbound) bool {
 	h := &in.Header
 	if len(h.ReplyTo) > 0 && (d.cfg.AckFilter == nil || d.cfg.AckFilter(h.ID)) {
 		ack := envelope.Header{Kind: envelope.KindAck, ID: h.ID}
-		if err := d.cfg.Replies.TryPush(sockets.Message{To: h.ReplyTo, Header: ack.Append(nil), Deadline: h.Deadline}); err != nil {
+		if err := d.answer(in).TryPush(d.answerMsg(in, ack, nil)); err != nil {
 			d.cfg.Counters.DroppedReplies.Add(1)
 		}
 	}
@@ -105,11 +106,36 @@ func (d *dispatcher) ackAndDedup(in *Inbound) bool {
 	}
 	d.cfg.Counters.Duplicates.Add(1)
 	if reply != nil {
-		if err := d.cfg.Replies.TryPush(*reply); err != nil {
+		// Answer the resend the way it came (the first way may be gone:
+		// a router proxy that died is why it was resent).
+		m := *reply
+		if in.Via != "" {
+			m.Addr = in.Via
+		}
+		if err := d.answer(in).TryPush(m); err != nil {
 			d.cfg.Counters.DroppedReplies.Add(1)
 		}
 	}
 	return false
+}
+
+// answer returns the outbox an answer to in goes through: back through the
+// router proxy it came from, or the poller's ROUTER.
+func (d *dispatcher) answer(in *Inbound) *sockets.Outbox {
+	if in.Via != "" {
+		return d.cfg.Requests
+	}
+	return d.cfg.Replies
+}
+
+// answerMsg builds an answer (REPLY, ERROR or ACK) to in. Through a router
+// proxy the header carries the caller's reply_to, which the proxy routes by.
+func (d *dispatcher) answerMsg(in *Inbound, h envelope.Header, body []byte) sockets.Message {
+	if in.Via != "" {
+		h.ReplyTo = in.Header.ReplyTo
+		return sockets.Message{Addr: in.Via, Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
+	}
+	return sockets.Message{To: in.Header.ReplyTo, Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
 }
 
 // run serves one request. Runs in its own goroutine.
@@ -138,11 +164,11 @@ func (d *dispatcher) run(in *Inbound) {
 		h.Kind = envelope.KindError
 		body = envelope.EncodeError(out.ErrCode, out.ErrMessage)
 	}
-	m := sockets.Message{To: in.Header.ReplyTo, Header: h.Append(nil), Body: body, Deadline: in.Header.Deadline}
+	m := d.answerMsg(in, h, body)
 	if in.Header.AckWanted {
 		d.cfg.Seen.Done(in.Header.ID, &m)
 	}
-	if err := d.cfg.Replies.Push(ctx, m); err != nil {
+	if err := d.answer(in).Push(ctx, m); err != nil {
 		d.cfg.Counters.DroppedReplies.Add(1)
 		d.cfg.Log.Warn("reply dropped", "id", in.Header.ID, "err", err)
 	}

@@ -15,6 +15,10 @@ type Inbound struct {
 	From   []byte // routing id of the connection it came in on
 	Header envelope.Header
 	Body   []byte
+	// Via is the router proxy (backend endpoint) a request came through,
+	// in router-proxy mode: its answers go back the same way. Empty when it
+	// came straight to the poller.
+	Via string
 }
 
 // PollerConfig configures the poller. The same value is used by every

@@ -79,6 +79,9 @@ func (p *Pending) Len() int {
 // Complete delivers a REPLY or ERROR to its call. It runs in the sender's
 // loop; a reply nobody waits for is counted as late.
 func (p *Pending) Complete(h *envelope.Header, body []byte, counters *Counters) {
+	if h.Kind == envelope.KindError && p.rerouted(h, body) {
+		return
+	}
 	c := p.Take(h.ID)
 	if c == nil || !c.Finish(Result{Kind: h.Kind, Body: body}) {
 		counters.LateReplies.Add(1)
@@ -101,6 +104,24 @@ func (p *Pending) Ack(id envelope.MsgID) {
 	if c != nil {
 		c.Finish(Result{Kind: envelope.KindAck})
 	}
+}
+
+// CodeNoRoute is the ERROR code of a router proxy with no connection to
+// the server a request names.
+const CodeNoRoute = "NoRoute"
+
+// rerouted reports whether an ERROR is a router proxy's NoRoute for a
+// message that is resent anyway (through the next proxy): then it is not
+// the call's outcome.
+func (p *Pending) rerouted(h *envelope.Header, body []byte) bool {
+	p.mu.Lock()
+	c := p.byID[h.ID]
+	p.mu.Unlock()
+	if c == nil || !c.Resent() {
+		return false
+	}
+	code, _, err := envelope.DecodeError(body)
+	return err == nil && code == CodeNoRoute
 }
 
 // Fail ends the call with a local error (e.g. its request could not be sent).

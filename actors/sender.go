@@ -12,12 +12,14 @@ import (
 
 // SenderConfig configures the sender.
 type SenderConfig struct {
-	Context  *sockets.Context
-	Outbox   *sockets.Outbox // requests to send
-	Dealers  sockets.DealersConfig
-	Pending  *Pending // the reply-waiter's table
-	Counters *Counters
-	Log      *slog.Logger
+	Context *sockets.Context
+	Outbox  *sockets.Outbox // requests to send
+	Dealers sockets.DealersConfig
+	Pending *Pending // the reply-waiter's table
+	// Dispatcher takes requests that arrive through a router proxy.
+	Dispatcher *actor.PID
+	Counters   *Counters
+	Log        *slog.Logger
 	// CloseLinger is how long the sockets may still deliver what they hold
 	// when the node closes (not on restarts).
 	CloseLinger *Linger
@@ -71,6 +73,11 @@ func (s *sender) start(c actor.Context) {
 		if err != nil {
 			s.cfg.Counters.Malformed.Add(1)
 			s.malformed.Warn("malformed reply dropped", "peer", addr, "err", err)
+			return
+		}
+		if h.Kind == envelope.KindCall || h.Kind == envelope.KindCast {
+			// Router-proxy mode: a request for this node's servers.
+			root.Send(s.cfg.Dispatcher, &Inbound{Header: h, Body: body, Via: addr})
 			return
 		}
 		if h.Kind != envelope.KindReply && h.Kind != envelope.KindError && h.Kind != envelope.KindAck {

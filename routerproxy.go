@@ -1,0 +1,342 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Router-proxy mode (WithRouterProxy): clients and servers connect to k
+// stateless router proxies instead of to each other, so connections grow as
+// k·N instead of clients × servers.
+//
+//	client DEALER ──> proxy ROUTER (front) │ ROUTER (back) <── server DEALER
+//
+// Proxies register under $relay/routers as "FRONT|BACK". A server connects a
+// DEALER (identity: its node id) to every proxy's back and says HELLO (kind
+// HEARTBEAT, method "hello", body: its server names) every helloEvery; a
+// proxy forgets a server not heard for helloTTL. Servers register their
+// targets in the matchmaker with the member "@NAME". A client picks the
+// server by name itself, puts it in the header's server field, and sends to
+// a proxy (round-robin); a resend goes through the next proxy to the same
+// server, which handles the msg_id once. The proxy routes requests by the
+// header's server and replies by their reply_to (a server copies the
+// request's reply_to into its REPLY, ERROR and ACK headers in this mode).
+
+const (
+	helloEvery  = time.Second
+	helloTTL    = 3 * helloEvery
+	helloMethod = "hello"
+	// CodeNoRoute is the ERROR code of a router proxy that has no
+	// connection to the server a request names.
+	CodeNoRoute = actors.CodeNoRoute
+)
+
+var routersKey = matchmaker.Key{Exchange: relayExchange, Topic: "routers"}
+
+// routerProxy is one registered router proxy.
+type routerProxy struct{ front, back string }
+
+func parseRouter(member string) (routerProxy, bool) {
+	front, back, ok := strings.Cut(member, "|")
+	return routerProxy{front: front, back: back}, ok && front != "" && back != ""
+}
+
+// routers returns the registered router proxies.
+func (n *Node) routers(ctx context.Context) ([]routerProxy, error) {
+	members, _, err := n.routes.lookup(ctx, routersKey)
+	if err != nil {
+		return nil, fmt.Errorf("relay: look up router proxies: %w", err)
+	}
+	var rs []routerProxy
+	for _, m := range members {
+		if r, ok := parseRouter(m); ok {
+			rs = append(rs, r)
+		}
+	}
+	return rs, nil
+}
+
+// pickRouted chooses, in router-proxy mode, the server (by name) and the
+// proxy to send through.
+func (n *Node) pickRouted(ctx context.Context, t Target, deadline time.Time) (name string, fronts []string, err error) {
+	members, err := n.all(ctx, t, deadline)
+	if err != nil {
+		return "", nil, err
+	}
+	var names []string
+	for _, m := range members {
+		if strings.HasPrefix(m, "@") {
+			names = append(names, m[1:])
+		}
+	}
+	if len(names) == 0 {
+		return "", nil, fmt.Errorf("%w: %s (registered, but not through router proxies: is the server in router-proxy mode?)", ErrNoServers, t)
+	}
+	name = names[n.nextIndex(t.key(), len(names))]
+	rs, err := n.routers(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(rs) == 0 {
+		return "", nil, fmt.Errorf("%w: no router proxy registered (WithRouterProxy is on: start one with `node proxy --router`)", ErrNoServers)
+	}
+	start := n.nextIndex(routersKey, len(rs))
+	for i := range rs {
+		fronts = append(fronts, rs[(start+i)%len(rs)].front)
+	}
+	return name, fronts, nil
+}
+
+// helloLoop keeps this node's DEALERs connected to every router proxy's back
+// and tells the proxies which servers it hosts. Runs in its own goroutine.
+func (n *Node) helloLoop() {
+	t := time.NewTicker(helloEvery)
+	defer t.Stop()
+	for {
+		changed := n.mm.Changed()
+		n.hello()
+		select {
+		case <-n.down:
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) hello() {
+	servers, _ := n.registered()
+	seen := map[string]bool{}
+	var names []string
+	for _, s := range servers {
+		if !seen[s.target.Server] {
+			seen[s.target.Server] = true
+			names = append(names, s.target.Server)
+		}
+	}
+	ctx, cancel := context.WithTimeout(n.base, time.Second)
+	defer cancel()
+	rs, err := n.routers(ctx)
+	if err != nil {
+		n.log.Warn("router proxies", "err", err)
+		return
+	}
+	body, _ := msgpack.Marshal(names)
+	for _, r := range rs {
+		h := envelope.Header{Kind: envelope.KindHeartbeat, ID: envelope.NewMsgID(), Method: helloMethod,
+			ReplyTo: n.id, Deadline: time.Now().Add(helloEvery).UnixNano()}
+		_ = n.requests.TryPush(sockets.Message{Addr: r.back, Header: h.Append(nil), Body: body, Deadline: h.Deadline})
+	}
+}
+
+// RouterProxy is a running router proxy (see WithRouterProxy).
+type RouterProxy struct {
+	opts   ProxyOptions
+	log    *slog.Logger
+	mm     matchmaker.Matchmaker
+	zctx   *sockets.Context
+	loop   *sockets.RouterProxy
+	member string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	routed, refused, dropped atomic.Uint64
+
+	// Loop goroutine only: servers by name.
+	servers map[string][]*routeServer
+}
+
+type routeServer struct {
+	id   string
+	seen time.Time
+}
+
+// StartRouterProxy starts a router proxy and registers it with the
+// matchmaker. Ack and Local of o do not apply.
+func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error) {
+	def := defaultOptions()
+	if o.BindAddress == "" {
+		o.BindAddress = def.bindAddress
+	}
+	if o.PortMin == 0 && o.PortMax == 0 {
+		o.PortMin, o.PortMax = def.portMin, def.portMax
+	}
+	if o.RegistrationTTL == 0 {
+		o.RegistrationTTL = def.registrationTTL
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	mm, err := matchmaker.Open(o.Matchmaker)
+	if err != nil {
+		return nil, fmt.Errorf("relay: router proxy: %w", err)
+	}
+	zctx, err := sockets.NewContext()
+	if err != nil {
+		mm.Close()
+		return nil, fmt.Errorf("relay: router proxy: %w", err)
+	}
+	p := &RouterProxy{opts: o, log: o.Logger.With("component", "router-proxy"), mm: mm, zctx: zctx,
+		servers: map[string][]*routeServer{}}
+	bind := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
+	rr := 0
+	p.loop, err = sockets.StartRouterProxy(zctx, sockets.RouterProxyConfig{
+		Front: bind, Back: bind, Options: sockets.DefaultOptions(),
+		Request: func(header []byte) ([]byte, bool) {
+			h, err := envelope.Decode(header)
+			if err != nil || h.Target.Server == "" {
+				p.dropped.Add(1)
+				return nil, false
+			}
+			live := p.live(h.Target.Server)
+			if len(live) == 0 {
+				p.refused.Add(1)
+				return nil, false
+			}
+			rr++
+			p.routed.Add(1)
+			return []byte(live[rr%len(live)].id), true
+		},
+		Refuse: func(header []byte) ([]byte, []byte) {
+			h, _ := envelope.Decode(header)
+			e := envelope.Header{Kind: envelope.KindError, ID: h.ID}
+			return e.Append(nil), envelope.EncodeError(CodeNoRoute, "router proxy has no connection to server "+h.Target.Server)
+		},
+		Backend: func(from, header, body []byte) ([]byte, bool) {
+			h, err := envelope.Decode(header)
+			if err != nil {
+				p.dropped.Add(1)
+				return nil, false
+			}
+			if h.Kind == envelope.KindHeartbeat && h.Method == helloMethod {
+				var names []string
+				if msgpack.Unmarshal(body, &names) == nil {
+					p.hello(string(from), names)
+				}
+				return nil, false
+			}
+			if len(h.ReplyTo) == 0 {
+				p.dropped.Add(1)
+				return nil, false
+			}
+			return h.ReplyTo, true
+		},
+		OnDrop: func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
+		OnFail: func(err error) { p.log.Error("router proxy loop failed", "err", err) },
+	})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("relay: router proxy: %w", err)
+	}
+	front, back := p.loop.Endpoints()
+	p.member = front + "|" + back
+	if err := mm.Register(ctx, routersKey, p.member, o.RegistrationTTL); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("relay: router proxy: register: %w", err)
+	}
+	var bctx context.Context
+	bctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.renew(bctx) // tracked by p.wg
+	p.log.Info("router proxy started", "front", front, "back", back)
+	return p, nil
+}
+
+// hello records that the server with backend identity id hosts names. Runs
+// in the loop's goroutine.
+func (p *RouterProxy) hello(id string, names []string) {
+	now := time.Now()
+	for _, name := range names {
+		found := false
+		for _, s := range p.servers[name] {
+			if s.id == id {
+				s.seen, found = now, true
+			}
+		}
+		if !found {
+			p.servers[name] = append(p.servers[name], &routeServer{id: id, seen: now})
+		}
+	}
+}
+
+// live returns the servers of name heard within helloTTL. Runs in the
+// loop's goroutine.
+func (p *RouterProxy) live(name string) []*routeServer {
+	now := time.Now()
+	ss := p.servers[name]
+	kept := ss[:0]
+	for _, s := range ss {
+		if now.Sub(s.seen) < helloTTL {
+			kept = append(kept, s)
+		}
+	}
+	p.servers[name] = kept
+	return kept
+}
+
+// Endpoints returns "FRONT|BACK".
+func (p *RouterProxy) Endpoints() string { return p.member }
+
+// Counts returns how many requests the proxy routed, refused (no such
+// server connected) and dropped (malformed, or a peer gone).
+func (p *RouterProxy) Counts() (routed, refused, dropped uint64) {
+	return p.routed.Load(), p.refused.Load(), p.dropped.Load()
+}
+
+// renew renews the registration. Runs in its own goroutine.
+func (p *RouterProxy) renew(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.opts.RegistrationTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.mm.Register(ctx, routersKey, p.member, p.opts.RegistrationTTL); err != nil {
+				p.log.Warn("router proxy registration renewal failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close unregisters the proxy and stops it. Idempotent.
+func (p *RouterProxy) Close() error {
+	var errs []error
+	p.once.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+			p.wg.Wait()
+		}
+		if p.member != "" {
+			if err := p.mm.Unregister(context.Background(), routersKey, p.member); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if p.loop != nil {
+			p.loop.StopLinger(time.Second)
+		}
+		if err := p.zctx.Close(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		if err := p.mm.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return errors.Join(errs...)
+}
