@@ -18,6 +18,8 @@ type clientFlags struct {
 	timeout    time.Duration
 	pubsub     bool
 	fanout     bool
+	router     bool
+	acks       bool
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -25,6 +27,8 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the call or cast")
 	fs.BoolVar(&c.pubsub, "pubsub", false, "send fanouts through publisher proxies (node proxy --publisher)")
 	fs.BoolVar(&c.fanout, "fanout", false, "cast only: to every server of the topic")
+	fs.BoolVar(&c.router, "router-proxy", false, "send through router proxies (node proxy --router)")
+	fs.BoolVar(&c.acks, "acks", false, "ask for acknowledgements and resend until acknowledged or answered")
 	c.targetFlags.register(fs, true)
 }
 
@@ -73,7 +77,8 @@ nil is sent.
 
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
-	node, err := relay.Start(ctx, relay.WithMatchmaker(cf.matchmaker), relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub))
+	node, err := relay.Start(ctx, relay.WithMatchmaker(cf.matchmaker), relay.WithHost(name+"-client"),
+		relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(cf.router), relay.WithAcks(cf.acks))
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", name, err)
 		return 1

@@ -15,8 +15,16 @@ import (
 
 // runProxy runs a publisher proxy until interrupted.
 func runProxy(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("proxy", "--publisher --matchmaker URL [--ack | --local --host H] [--bind ADDR ...]",
-		`Runs a publisher proxy for nodes in pub/sub mode (their --pubsub flag,
+	fs := newFlagSet("proxy", "(--router | --publisher [--ack | --local --host H]) --matchmaker URL [--bind ADDR ...]",
+		`With --router, runs a router proxy for nodes in router-proxy mode
+(--router-proxy; relay.WithRouterProxy in code): calls and casts go from
+clients through one of the registered router proxies to the server they
+name, so connections grow as proxies x nodes instead of clients x servers.
+It keeps no state but which servers are connected (they say HELLO every
+second); with acks (--acks on the nodes) a message whose proxy died is resent
+through another and the server handles it once.
+
+With --publisher, runs a publisher proxy for nodes in pub/sub mode (their --pubsub flag,
 relay.WithPubSub in code): fanouts and notifications go from a publisher
 through one proxy to every subscriber of the topic. A central proxy
 (--publisher) registers in the matchmaker; publishers send through one of
@@ -28,11 +36,13 @@ the central ones and republishes on host H, whose nodes connect to it
 instead (two-level fanout). Runs until SIGINT or SIGTERM.
 
 `+matchmakerNote,
-		`  node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
+		`  node proxy --router --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
+  node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
 `, stderr)
 	var (
-		publisher = fs.Bool("publisher", false, "run a publisher proxy (required: the only kind so far)")
+		publisher = fs.Bool("publisher", false, "run a publisher proxy (fanout and notifications)")
+		router    = fs.Bool("router", false, "run a router proxy (calls and casts)")
 		local     = fs.Bool("local", false, "a local proxy for --host, fed by the central ones")
 		ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
 		mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
@@ -47,8 +57,8 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 	if fs.NArg() > 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
 	}
-	if !*publisher || *mm == "" {
-		return usageError(fs, "--publisher and --matchmaker are required")
+	if *publisher == *router || *mm == "" {
+		return usageError(fs, "one of --publisher or --router, and --matchmaker, are required")
 	}
 	portMin, portMax, err := parsePorts(*ports)
 	if err != nil {
@@ -57,15 +67,24 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{
+	opts := relay.ProxyOptions{
 		Matchmaker: *mm, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
 		Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
-	})
+	}
+	var p interface {
+		Endpoints() string
+		Close() error
+	}
+	if *router {
+		p, err = relay.StartRouterProxy(ctx, opts)
+	} else {
+		p, err = relay.StartPublisherProxy(ctx, opts)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "node proxy: %v\n", err)
 		return 1
 	}
-	log.Info("publisher proxy running", "endpoints", p.Endpoints(), "local", *local, "ack", *ack)
+	log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
 	<-ctx.Done()
 	log.Info("signal received; closing")
 	if err := p.Close(); err != nil {

@@ -65,6 +65,8 @@ runs until SIGINT or SIGTERM, then closes the node.
 		ports = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
 		ttl   = fs.Duration("ttl", 30*time.Second, "registration TTL: a server that stops renewing (every TTL/3) is forgotten after it")
 		ps    = fs.Bool("pubsub", false, "receive fanouts through publisher proxies (node proxy --publisher)")
+		rp    = fs.Bool("router-proxy", false, "take calls and casts through router proxies (node proxy --router)")
+		acks  = fs.Bool("acks", false, "acknowledge calls and casts that ask for it and handle each msg_id once")
 	)
 	tf.register(fs, false)
 	if code, ok := parse(fs, args, stdout); !ok {
@@ -85,7 +87,7 @@ runs until SIGINT or SIGTERM, then closes the node.
 	opts := []relay.Option{
 		relay.WithMatchmaker(*mm), relay.WithBindAddress(*bind),
 		relay.WithPortRange(portMin, portMax), relay.WithRegistrationTTL(*ttl), relay.WithLogger(log),
-		relay.WithPubSub(*ps),
+		relay.WithPubSub(*ps), relay.WithRouterProxy(*rp), relay.WithAcks(*acks),
 	}
 	if *host != "" {
 		opts = append(opts, relay.WithHost(*host))

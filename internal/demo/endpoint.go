@@ -49,6 +49,7 @@ func (e *Endpoint) Register(srv *relay.Server) {
 	srv.Handle("append", e.append)
 	srv.Handle("sleep", e.sleep)
 	srv.Handle("get", e.get)
+	srv.Handle("echo", echo)
 }
 
 func (e *Endpoint) add(_ context.Context, r *relay.Request) (any, error) {
@@ -103,6 +104,15 @@ func (e *Endpoint) sleep(ctx context.Context, r *relay.Request) (any, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// echo returns its argument, whatever it is.
+func echo(_ context.Context, r *relay.Request) (any, error) {
+	var v any
+	if err := r.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (e *Endpoint) get(context.Context, *relay.Request) (any, error) {
