@@ -202,6 +202,14 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 	}
 	if o.pubsub {
+		members, err := n.mm.Lookup(startCtx, publishersKey)
+		if err == nil && len(members) == 0 {
+			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", o.matchmaker)
+		}
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("relay: option WithPubSub: %w", err)
+		}
 		if err := n.group.Go(n.watchPublishers); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("relay: start: %w", err)

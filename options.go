@@ -169,7 +169,8 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithPubSub sends fanouts and notifications through publisher proxies
 // (PUB/SUB; start them with `node proxy --publisher`) instead of one message
-// per receiver. Default false (direct).
+// per receiver. Start fails when no publisher proxy is registered.
+// Default false (direct).
 func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 
 // WithAcks asks servers to acknowledge each call and cast on receipt; what

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -250,4 +251,17 @@ func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 	})
 	t.Logf("6 subscribers x %d messages through 2 local proxies, central proxy closed at message %d: lost %d",
 		msgs, msgs/2, lost.Load())
+}
+
+// A node in pub/sub mode with no publisher proxy registered fails at start
+// and says so, rather than losing its fanouts.
+func TestPubSubNeedsProxy(t *testing.T) {
+	n, err := relay.Start(context.Background(), relay.WithMatchmaker(newMatchmaker(t)), relay.WithPubSub(true))
+	if err == nil {
+		n.Close()
+		t.Fatal("Start with WithPubSub and no publisher proxy succeeded")
+	}
+	if !strings.Contains(err.Error(), "WithPubSub") || !strings.Contains(err.Error(), "node proxy --publisher") {
+		t.Errorf("error %q does not name the option and the fix", err)
+	}
 }
