@@ -237,6 +237,9 @@ type ProxyOptions struct {
 	Local            bool          // a local proxy: subscribe to the central ones, republish on Host
 	RegistrationTTL  time.Duration // default 30s
 	Logger           *slog.Logger  // default: discard
+	// Frontend and Backend ("HOST:PORT") fix a router proxy's endpoints;
+	// default: BindAddress and a port from the range.
+	Frontend, Backend string
 }
 
 // PublisherProxy is a running publisher proxy (see WithPubSub).

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +130,9 @@ func (n *Node) hello() {
 			names = append(names, s.target.Server)
 		}
 	}
+	if len(names) == 0 {
+		return // a client only: no connection to the proxies' backs
+	}
 	ctx, cancel := context.WithTimeout(n.base, time.Second)
 	defer cancel()
 	rs, err := n.routers(ctx)
@@ -193,10 +198,26 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 	}
 	p := &RouterProxy{opts: o, log: o.Logger.With("component", "router-proxy"), mm: mm, zctx: zctx,
 		servers: map[string][]*routeServer{}}
-	bind := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
+	front := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
+	back := front
+	for _, fix := range []struct {
+		addr string
+		b    *sockets.Bind
+	}{{o.Frontend, &front}, {o.Backend, &back}} {
+		if fix.addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(fix.addr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n <= 0 || n > 65535 {
+			p.Close()
+			return nil, fmt.Errorf("relay: router proxy: endpoint %q: want HOST:PORT", fix.addr)
+		}
+		*fix.b = sockets.Bind{Host: host, Port: n, Retry: 2 * time.Second}
+	}
 	rr := 0
 	p.loop, err = sockets.StartRouterProxy(zctx, sockets.RouterProxyConfig{
-		Front: bind, Back: bind, Options: sockets.DefaultOptions(),
+		Front: front, Back: back, Options: sockets.DefaultOptions(),
 		Request: func(header []byte) ([]byte, bool) {
 			h, err := envelope.Decode(header)
 			if err != nil || h.Target.Server == "" {
@@ -243,8 +264,8 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 		p.Close()
 		return nil, fmt.Errorf("relay: router proxy: %w", err)
 	}
-	front, back := p.loop.Endpoints()
-	p.member = front + "|" + back
+	fep, bep := p.loop.Endpoints()
+	p.member = fep + "|" + bep
 	if err := mm.Register(ctx, routersKey, p.member, o.RegistrationTTL); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("relay: router proxy: register: %w", err)
@@ -253,7 +274,7 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 	bctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.renew(bctx) // tracked by p.wg
-	p.log.Info("router proxy started", "front", front, "back", back)
+	p.log.Info("router proxy started", "front", fep, "back", bep)
 	return p, nil
 }
 

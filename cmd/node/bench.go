@@ -38,6 +38,7 @@ move with the machine's load.
 	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent callers (requests in flight) when pipelined")
 	fs.IntVar(&cfg.Casts, "casts", def.Casts, "casts (and raw PUSH/PULL messages)")
 	fs.IntVar(&cfg.Size, "size", def.Size, "payload bytes")
+	fs.BoolVar(&cfg.RouterProxy, "router-proxy", false, "also measure calls through a router proxy, and count connections direct vs proxied")
 	fs.IntVar(&cfg.Fanouts, "fanouts", def.Fanouts, "fanouts (to 10 servers) and notifications per mode, direct and proxy; 0 skips them")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if code, ok := parse(fs, args, stdout); !ok {
@@ -102,6 +103,18 @@ func printReport(w io.Writer, r bench.Report) {
 		fmt.Fprintln(tw, "measurement\tdirect\tproxy (acks)\t")
 		fmt.Fprintf(tw, "fanout to %d servers, msgs/s\t%s\t%s\t\n", bench.FanoutSubscribers, rate(r.FanoutDirect.Rate), rate(r.FanoutProxy.Rate))
 		fmt.Fprintf(tw, "notify to 1 listener, msgs/s\t%s\t%s\t\n", rate(r.NotifyDirect.Rate), rate(r.NotifyProxy.Rate))
+		tw.Flush()
+	}
+
+	if c.RouterProxy {
+		fmt.Fprintf(w, "\nrouter proxy (1 proxy between client and server), %d B payload\n\n", c.Size)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "measurement\tdirect\tthrough proxy\t")
+		fmt.Fprintf(tw, "call latency p50\t%s\t%s\t\n", us(r.RelayLatency.P50), us(r.RoutedLatency.P50))
+		fmt.Fprintf(tw, "call latency p99\t%s\t%s\t\n", us(r.RelayLatency.P99), us(r.RoutedLatency.P99))
+		fmt.Fprintf(tw, "pipelined calls/s\t%s\t%s\t\n", rate(r.RelayPipelined.Rate), rate(r.RoutedPipeline.Rate))
+		fmt.Fprintf(tw, "TCP connections, %d nodes (%d clients x %d servers; %d proxies)\t%d\t%d\t\n",
+			r.Conns.Nodes, r.Conns.Nodes-r.Conns.Nodes/2, r.Conns.Nodes/2, r.Conns.Proxies, r.Conns.Direct, r.Conns.Routed)
 		tw.Flush()
 	}
 

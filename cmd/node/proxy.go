@@ -36,7 +36,7 @@ the central ones and republishes on host H, whose nodes connect to it
 instead (two-level fanout). Runs until SIGINT or SIGTERM.
 
 `+matchmakerNote,
-		`  node proxy --router --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
+		`  node proxy --router --matchmaker redis://127.0.0.1:6379 --frontend 127.0.0.1:7100 --backend 127.0.0.1:7101
   node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
 `, stderr)
@@ -50,6 +50,8 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 		bind      = fs.String("bind", "127.0.0.1", "address to bind and advertise")
 		ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
 		ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
+		frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
+		backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
 	)
 	if code, ok := parse(fs, args, stdout); !ok {
 		return code
@@ -70,6 +72,10 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 	opts := relay.ProxyOptions{
 		Matchmaker: *mm, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
 		Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
+		Frontend: *frontend, Backend: *backend,
+	}
+	if (*frontend != "" || *backend != "") && !*router {
+		return usageError(fs, "--frontend and --backend are for --router")
 	}
 	var p interface {
 		Endpoints() string

@@ -107,3 +107,19 @@ func TestOneToMany(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionsAndRouted(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	c, err := Connections(context.Background(), 8, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 clients x 4 servers directly; 8 nodes x 2 proxies routed.
+	if c.Direct != 16 || c.Routed != 16 {
+		t.Errorf("connections %+v: want direct 16 (4 clients x 4 servers) and routed 16 (8 nodes x 2 proxies)", c)
+	}
+	l, err := RoutedCallLatency(context.Background(), 20, 100)
+	if err != nil || l.N != 20 {
+		t.Errorf("RoutedCallLatency = %+v, %v", l, err)
+	}
+}

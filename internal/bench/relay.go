@@ -57,18 +57,26 @@ type CastResult struct {
 // both in this process, on their own in-memory matchmaker.
 type pair struct {
 	server, client *relay.Node
+	proxy          *relay.RouterProxy // router-proxy mode only
 
 	// count, first and last are the cast handler's: casts received, and
 	// the UnixNano times of the first and the last.
 	count, first, last atomic.Int64
 }
 
-// startPair starts the two nodes.
-func startPair(ctx context.Context) (*pair, error) {
+// startPair starts the two nodes (and, routed, a router proxy between).
+func startPair(ctx context.Context, routed ...bool) (*pair, error) {
 	mm := "memory://bench-" + randomHex()
 	p := &pair{}
 	var err error
-	p.server, err = relay.Start(ctx, relay.WithHost("bench-server"), relay.WithMatchmaker(mm))
+	opts := []relay.Option{relay.WithMatchmaker(mm)}
+	if len(routed) > 0 && routed[0] {
+		if p.proxy, err = relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm}); err != nil {
+			return nil, fmt.Errorf("bench: start router proxy: %w", err)
+		}
+		opts = append(opts, relay.WithRouterProxy(true))
+	}
+	p.server, err = relay.Start(ctx, append(opts, relay.WithHost("bench-server"))...)
 	if err != nil {
 		return nil, fmt.Errorf("bench: start server node: %w", err)
 	}
@@ -99,7 +107,7 @@ func startPair(ctx context.Context) (*pair, error) {
 		}
 		return nil, nil
 	})
-	p.client, err = relay.Start(ctx, relay.WithHost("bench-client"), relay.WithMatchmaker(mm))
+	p.client, err = relay.Start(ctx, append(opts, relay.WithHost("bench-client"))...)
 	if err != nil {
 		p.server.Close()
 		return nil, fmt.Errorf("bench: start client node: %w", err)
@@ -111,8 +119,12 @@ func startPair(ctx context.Context) (*pair, error) {
 func (p *pair) close(errp *error) {
 	cerr := p.client.Close()
 	serr := p.server.Close()
+	var perr error
+	if p.proxy != nil {
+		perr = p.proxy.Close()
+	}
 	if *errp == nil {
-		*errp = errors.Join(cerr, serr)
+		*errp = errors.Join(cerr, serr, perr)
 	}
 }
 
@@ -124,6 +136,16 @@ func (p *pair) stats() string {
 // warm runs warmup echo calls so that connections exist before timing.
 func (p *pair) warm(ctx context.Context, payload []byte) error {
 	var out []byte
+	if p.proxy != nil {
+		// The server's HELLO reaches the proxy within a second.
+		deadline := time.Now().Add(5 * time.Second)
+		for p.client.Call(ctx, target, "echo", payload, &out) != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("bench: server not reachable through the router proxy (%s)", p.stats())
+			}
+			time.Sleep(20 * time.Millisecond) // waiting for the HELLO, bounded
+		}
+	}
 	for i := 0; i < warmup; i++ {
 		if err := p.client.Call(ctx, target, "echo", payload, &out); err != nil {
 			return fmt.Errorf("bench: warm-up call %d: %w (%s)", i, err, p.stats())
@@ -135,10 +157,19 @@ func (p *pair) warm(ctx context.Context, payload []byte) error {
 // CallLatency measures n sequential relay calls of a size-byte payload
 // echoed back by a server node, after warm-up calls that are not counted.
 func CallLatency(ctx context.Context, n, size int) (res Latency, err error) {
+	return callLatency(ctx, false, n, size)
+}
+
+// RoutedCallLatency is CallLatency through a router proxy.
+func RoutedCallLatency(ctx context.Context, n, size int) (res Latency, err error) {
+	return callLatency(ctx, true, n, size)
+}
+
+func callLatency(ctx context.Context, routed bool, n, size int) (res Latency, err error) {
 	if n < 1 || size < 0 {
 		return Latency{}, fmt.Errorf("bench: call latency: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
 	}
-	p, err := startPair(ctx)
+	p, err := startPair(ctx, routed)
 	if err != nil {
 		return Latency{}, err
 	}
@@ -163,12 +194,21 @@ func CallLatency(ctx context.Context, n, size int) (res Latency, err error) {
 // goroutines, each calling as soon as its previous call returned, and
 // returns calls per second.
 func PipelinedCalls(ctx context.Context, concurrency, n, size int) (res Throughput, err error) {
+	return pipelinedCalls(ctx, false, concurrency, n, size)
+}
+
+// RoutedPipelinedCalls is PipelinedCalls through a router proxy.
+func RoutedPipelinedCalls(ctx context.Context, concurrency, n, size int) (res Throughput, err error) {
+	return pipelinedCalls(ctx, true, concurrency, n, size)
+}
+
+func pipelinedCalls(ctx context.Context, routed bool, concurrency, n, size int) (res Throughput, err error) {
 	if n < 1 || concurrency < 1 || size < 0 {
 		return Throughput{}, fmt.Errorf("bench: pipelined calls: need n >= 1, concurrency >= 1 and size >= 0, got n=%d concurrency=%d size=%d",
 			n, concurrency, size)
 	}
 	concurrency = min(concurrency, n)
-	p, err := startPair(ctx)
+	p, err := startPair(ctx, routed)
 	if err != nil {
 		return Throughput{}, err
 	}

@@ -22,12 +22,13 @@ const (
 
 // Config is what Run measures.
 type Config struct {
-	N           int `json:"n"`           // sequential calls (and raw round trips) for latency
-	Calls       int `json:"calls"`       // pipelined calls (and raw pipelined round trips)
-	Concurrency int `json:"concurrency"` // callers (requests) in flight when pipelined
-	Casts       int `json:"casts"`       // casts (and raw PUSH/PULL messages)
-	Fanouts     int `json:"fanouts"`     // fanouts to 10 subscribers, and notifications, per mode
-	Size        int `json:"size"`        // payload bytes
+	N           int  `json:"n"`            // sequential calls (and raw round trips) for latency
+	Calls       int  `json:"calls"`        // pipelined calls (and raw pipelined round trips)
+	Concurrency int  `json:"concurrency"`  // callers (requests) in flight when pipelined
+	Casts       int  `json:"casts"`        // casts (and raw PUSH/PULL messages)
+	Fanouts     int  `json:"fanouts"`      // fanouts to 10 subscribers, and notifications, per mode
+	RouterProxy bool `json:"router_proxy"` // also calls through a router proxy, and connection counts
+	Size        int  `json:"size"`         // payload bytes
 }
 
 // DefaultConfig is `node bench`'s default.
@@ -48,7 +49,16 @@ type Report struct {
 	FanoutProxy    OneToMany  `json:"fanout_proxy"`
 	NotifyDirect   OneToMany  `json:"notify_direct"`
 	NotifyProxy    OneToMany  `json:"notify_proxy"`
+	RoutedLatency  Latency    `json:"routed_call_latency,omitempty"`
+	RoutedPipeline Throughput `json:"routed_pipelined_calls,omitempty"`
+	Conns          ConnCount  `json:"connections,omitempty"`
 }
+
+// ConnNodes and ConnProxies size the connection count: N nodes, k proxies.
+const (
+	ConnNodes   = 20
+	ConnProxies = 3
+)
 
 // FanoutSubscribers is how many servers the fanout measurement reaches.
 const FanoutSubscribers = 10
@@ -186,6 +196,27 @@ func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
 				return err
 			}})
 		}
+	}
+	if cfg.RouterProxy {
+		steps = append(steps, struct {
+			what string
+			run  func() error
+		}{fmt.Sprintf("relay call latency through a router proxy: %d calls", cfg.N), func() error {
+			r.RoutedLatency, err = RoutedCallLatency(ctx, cfg.N, cfg.Size)
+			return err
+		}}, struct {
+			what string
+			run  func() error
+		}{fmt.Sprintf("relay pipelined calls through a router proxy: %d calls from %d callers", cfg.Calls, cfg.Concurrency), func() error {
+			r.RoutedPipeline, err = RoutedPipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, cfg.Size)
+			return err
+		}}, struct {
+			what string
+			run  func() error
+		}{fmt.Sprintf("TCP connections of %d nodes, direct and through %d router proxies", ConnNodes, ConnProxies), func() error {
+			r.Conns, err = Connections(ctx, ConnNodes, ConnProxies)
+			return err
+		}})
 	}
 	for _, s := range steps {
 		step(s.what)
