@@ -170,12 +170,16 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 
 // watchPublishers keeps the subscriber connected to the right proxies.
 // Runs in its own goroutine.
-func (n *Node) watchPublishers() {
-	t := time.NewTicker(proxyWatchTick)
+func (n *Node) watchPublishers() { n.everyChange(proxyWatchTick, n.syncPublishers) }
+
+// everyChange runs f now, at every matchmaker change and every period,
+// until the node goes down. Runs in the caller's goroutine.
+func (n *Node) everyChange(period time.Duration, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		changed := n.mm.Changed()
-		n.syncPublishers()
+		f()
 		select {
 		case <-n.down:
 			return

@@ -105,20 +105,7 @@ func (n *Node) pickRouted(ctx context.Context, t Target, deadline time.Time) (na
 
 // helloLoop keeps this node's DEALERs connected to every router proxy's back
 // and tells the proxies which servers it hosts. Runs in its own goroutine.
-func (n *Node) helloLoop() {
-	t := time.NewTicker(helloEvery)
-	defer t.Stop()
-	for {
-		changed := n.mm.Changed()
-		n.hello()
-		select {
-		case <-n.down:
-			return
-		case <-changed:
-		case <-t.C:
-		}
-	}
-}
+func (n *Node) helloLoop() { n.everyChange(helloEvery, n.hello) }
 
 func (n *Node) hello() {
 	servers, _ := n.registered()
