@@ -59,6 +59,7 @@ type Node struct {
 	endpoint string
 	routes   *routes  // cached lookups
 	fronts   sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
+	suspects sync.Map // publisher proxy front -> time until which it is tried last
 	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
 
 	// down is closed when the node stops being usable: Close began, or an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,21 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 		return fmt.Errorf("%w: no publisher proxy registered (WithPubSub is on: start one with `node proxy --publisher`)", ErrNoServers)
 	}
 	start := n.nextIndex(publishersKey, len(pubs))
+	// Try the proxies that answered lately first: one that missed an ACK
+	// is probably gone, and its registration outlives it by up to a TTL.
+	pubs = append(pubs[start%len(pubs):], pubs[:start%len(pubs)]...)
+	now := time.Now()
+	slices.SortStableFunc(pubs, func(a, b publisher) int {
+		sa, sb := n.suspect(a.front, now), n.suspect(b.front, now)
+		switch {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		}
+		return 1
+	})
+	start = 0
 	var lastErr error
 	nacks := 0 // proxies in a row that had no subscriber for it
 	for i := 0; ; i++ {
@@ -141,6 +157,9 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 			return nil
 		}
 		lastErr = res.Err
+		if errors.Is(res.Err, ErrTimeout) {
+			n.suspects.Store(p.front, time.Now().Add(suspectFor))
+		}
 		if res.Err == nil && res.Kind == envelope.KindError {
 			code, msg, _ := envelope.DecodeError(res.Body)
 			lastErr = fmt.Errorf("proxy %s: %s: %s", p.front, code, msg)
@@ -166,6 +185,22 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 		}
 		n.log.Debug("publisher proxy did not acknowledge; resending through the next", "proxy", p.front, "err", res.Err)
 	}
+}
+
+// suspectFor is how long a proxy that missed an ACK is tried last.
+const suspectFor = 10 * time.Second
+
+// suspect reports whether the proxy at front missed an ACK lately.
+func (n *Node) suspect(front string, now time.Time) bool {
+	v, ok := n.suspects.Load(front)
+	if !ok {
+		return false
+	}
+	if now.After(v.(time.Time)) {
+		n.suspects.Delete(front)
+		return false
+	}
+	return true
 }
 
 // watchPublishers keeps the subscriber connected to the right proxies.
