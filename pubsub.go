@@ -294,7 +294,12 @@ type PublisherProxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+	*proxyFailure
 }
+
+// Failed receives the error that stopped the proxy's socket loop (the proxy
+// has unregistered itself then; Close it and start a new one).
+func (p *PublisherProxy) Failed() <-chan error { return p.failed }
 
 // StartPublisherProxy starts a central (or, with Local, a local) publisher
 // proxy and registers it with the matchmaker.
@@ -327,10 +332,10 @@ func StartPublisherProxy(ctx context.Context, o ProxyOptions) (*PublisherProxy, 
 		mm.Close()
 		return nil, fmt.Errorf("relay: proxy: %w", err)
 	}
-	p := &PublisherProxy{opts: o, log: o.Logger.With("component", "proxy"), mm: mm, zctx: zctx}
+	p := &PublisherProxy{opts: o, log: o.Logger.With("component", "proxy"), mm: mm, zctx: zctx, proxyFailure: newProxyFailure()}
 	bind := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
 	opts := sockets.DefaultOptions()
-	fail := func(err error) { p.log.Error("proxy socket loop failed", "err", err) }
+	fail := func(err error) { p.fail(p.log, err) }
 	if o.Local {
 		p.sub, err = sockets.StartSubscriber(zctx, sockets.SubscriberConfig{
 			Options: opts, Republish: &bind,
@@ -416,6 +421,9 @@ func (p *PublisherProxy) maintain(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-p.stopped:
+			_ = p.mm.Unregister(ctx, p.key, p.member)
 			return
 		case <-changed:
 		case <-renew.C:

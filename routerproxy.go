@@ -148,6 +148,7 @@ type RouterProxy struct {
 	once   sync.Once
 
 	routed, refused, dropped atomic.Uint64
+	*proxyFailure
 
 	// Loop goroutine only: servers by name.
 	servers map[string][]*routeServer
@@ -184,7 +185,7 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 		return nil, fmt.Errorf("relay: router proxy: %w", err)
 	}
 	p := &RouterProxy{opts: o, log: o.Logger.With("component", "router-proxy"), mm: mm, zctx: zctx,
-		servers: map[string][]*routeServer{}}
+		servers: map[string][]*routeServer{}, proxyFailure: newProxyFailure()}
 	front := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
 	back := front
 	for _, fix := range []struct {
@@ -245,7 +246,7 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 			return h.ReplyTo, true
 		},
 		OnDrop: func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
-		OnFail: func(err error) { p.log.Error("router proxy loop failed", "err", err) },
+		OnFail: func(err error) { p.fail(p.log, err) },
 	})
 	if err != nil {
 		p.Close()
@@ -297,6 +298,10 @@ func (p *RouterProxy) live(name string) []*routeServer {
 	return kept
 }
 
+// Failed receives the error that stopped the proxy's socket loop (the proxy
+// has unregistered itself then; Close it and start a new one).
+func (p *RouterProxy) Failed() <-chan error { return p.failed }
+
 // Endpoints returns "FRONT|BACK".
 func (p *RouterProxy) Endpoints() string { return p.member }
 
@@ -314,6 +319,9 @@ func (p *RouterProxy) renew(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-p.stopped:
+			_ = p.mm.Unregister(ctx, routersKey, p.member)
 			return
 		case <-t.C:
 			if err := p.mm.Register(ctx, routersKey, p.member, p.opts.RegistrationTTL); err != nil {

@@ -79,6 +79,7 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 	}
 	var p interface {
 		Endpoints() string
+		Failed() <-chan error
 		Close() error
 	}
 	if *router {
@@ -91,11 +92,17 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 		return 1
 	}
 	log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
-	<-ctx.Done()
-	log.Info("signal received; closing")
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; closing")
+	case err := <-p.Failed():
+		fmt.Fprintf(stderr, "node proxy: failed (restart it): %v\n", err)
+		code = 1
+	}
 	if err := p.Close(); err != nil {
 		fmt.Fprintf(stderr, "node proxy: close: %v\n", err)
 		return 1
 	}
-	return 0
+	return code
 }
