@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
@@ -283,186 +281,105 @@ type ProxyOptions struct {
 
 // PublisherProxy is a running publisher proxy (see WithPubSub).
 type PublisherProxy struct {
-	opts   ProxyOptions
-	log    *slog.Logger
-	mm     matchmaker.Matchmaker
-	zctx   *sockets.Context
-	proxy  *sockets.Proxy
-	sub    *sockets.Subscriber
-	key    matchmaker.Key
-	member string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	*proxyFailure
+	*proxyBase
+	proxy *sockets.Proxy      // central
+	sub   *sockets.Subscriber // local
 }
-
-// Failed receives the error that stopped the proxy's socket loop (the proxy
-// has unregistered itself then; Close it and start a new one).
-func (p *PublisherProxy) Failed() <-chan error { return p.failed }
 
 // StartPublisherProxy starts a central (or, with Local, a local) publisher
 // proxy and registers it with the matchmaker.
 func StartPublisherProxy(ctx context.Context, o ProxyOptions) (*PublisherProxy, error) {
-	def := defaultOptions()
-	if o.Host == "" {
-		o.Host = def.host
-	}
-	if o.BindAddress == "" {
-		o.BindAddress = def.bindAddress
-	}
-	if o.PortMin == 0 && o.PortMax == 0 {
-		o.PortMin, o.PortMax = def.portMin, def.portMax
-	}
-	if o.RegistrationTTL == 0 {
-		o.RegistrationTTL = def.registrationTTL
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	if o.Local && o.Ack {
 		return nil, fmt.Errorf("relay: proxy: --ack is for central proxies (a local proxy republishes what they accepted)")
 	}
-	mm, err := matchmaker.Open(o.Matchmaker)
+	base, err := openProxy(o, "proxy")
 	if err != nil {
-		return nil, fmt.Errorf("relay: proxy: %w", err)
+		return nil, err
 	}
-	zctx, err := sockets.NewContext()
-	if err != nil {
-		mm.Close()
-		return nil, fmt.Errorf("relay: proxy: %w", err)
-	}
-	p := &PublisherProxy{opts: o, log: o.Logger.With("component", "proxy"), mm: mm, zctx: zctx, proxyFailure: newProxyFailure()}
-	bind := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
-	opts := sockets.DefaultOptions()
-	fail := func(err error) { p.fail(p.log, err) }
+	p := &PublisherProxy{proxyBase: base}
+	o, bind, opts := base.opts, base.bind(), sockets.DefaultOptions()
+	var key matchmaker.Key
+	var member string
+	var follow func(context.Context)
 	if o.Local {
-		p.sub, err = sockets.StartSubscriber(zctx, sockets.SubscriberConfig{
+		p.sub, err = sockets.StartSubscriber(base.zctx, sockets.SubscriberConfig{
 			Options: opts, Republish: &bind,
 			OnDrop: func(err error) { p.log.Warn("local proxy dropped a message", "err", err) },
-			OnFail: fail,
+			OnFail: p.fail,
 		})
 		if err == nil {
 			p.sub.Update(nil, nil, []string{""}, nil)
-			p.key, p.member = localPublisherKey(o.Host), p.sub.Endpoint()
+			key, member, follow = localPublisherKey(o.Host), p.sub.Endpoint(), p.followCentrals()
 		}
 	} else {
 		cfg := sockets.ProxyConfig{Front: bind, Back: bind, Options: opts, Prefix: proxyPrefix,
-			OnDrop: func(err error) { p.log.Warn("proxy dropped a message", "err", err) }, OnFail: fail}
+			OnDrop: func(err error) { p.log.Warn("proxy dropped a message", "err", err) }, OnFail: p.fail}
+		mode := "noack"
 		if o.Ack {
-			cfg.Ack, cfg.Nack = proxyAck, proxyNack
+			cfg.Ack, cfg.Nack, mode = proxyAck, proxyNack, "ack"
 		}
-		p.proxy, err = sockets.StartProxy(zctx, cfg)
+		p.proxy, err = sockets.StartProxy(base.zctx, cfg)
 		if err == nil {
 			front, back := p.proxy.Endpoints()
-			mode := "noack"
-			if o.Ack {
-				mode = "ack"
-			}
-			p.key, p.member = publishersKey, front+"|"+back+"|"+mode
+			key, member = publishersKey, front+"|"+back+"|"+mode
 		}
+	}
+	if err == nil {
+		err = p.announce(ctx, key, member, follow)
 	}
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("relay: proxy: %w", err)
 	}
-	if err := mm.Register(ctx, p.key, p.member, o.RegistrationTTL); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("relay: proxy: register %s: %w", p.key, err)
-	}
-	var bctx context.Context
-	bctx, p.cancel = context.WithCancel(context.Background())
-	p.wg.Add(1)
-	go p.maintain(bctx) // tracked by p.wg
-	p.log.Info("publisher proxy started", "registered", p.key.String(), "as", p.member)
 	return p, nil
 }
 
-// Endpoints returns what the proxy registered: "FRONT|BACK|ack" for a
-// central proxy, the republishing endpoint for a local one.
-func (p *PublisherProxy) Endpoints() string { return p.member }
-
-// maintain renews the registration and, for a local proxy, follows the
-// central proxies. Runs in its own goroutine.
-func (p *PublisherProxy) maintain(ctx context.Context) {
-	defer p.wg.Done()
-	renew := time.NewTicker(p.opts.RegistrationTTL / 3)
-	defer renew.Stop()
+// followCentrals returns what keeps a local proxy subscribed to every
+// central proxy. It runs in maintain's goroutine.
+func (p *PublisherProxy) followCentrals() func(context.Context) {
 	connected := map[string]bool{}
-	for {
-		changed := p.mm.Changed()
-		if p.sub != nil {
-			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			members, err := p.mm.Lookup(lctx, publishersKey)
-			cancel()
-			if err == nil {
-				want := map[string]bool{}
-				for _, m := range members {
-					if pub, ok := parsePublisher(m); ok {
-						want[pub.back] = true
-					}
-				}
-				var add, remove []string
-				for e := range want {
-					if !connected[e] {
-						add = append(add, e)
-					}
-				}
-				for e := range connected {
-					if !want[e] {
-						remove = append(remove, e)
-					}
-				}
-				if len(add)+len(remove) > 0 {
-					p.sub.Update(add, remove, nil, nil)
-				}
-				connected = want
+	return func(ctx context.Context) {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		members, err := p.mm.Lookup(lctx, publishersKey)
+		cancel()
+		if err != nil {
+			return
+		}
+		want := map[string]bool{}
+		for _, m := range members {
+			if pub, ok := parsePublisher(m); ok {
+				want[pub.back] = true
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.stopped:
-			_ = p.mm.Unregister(ctx, p.key, p.member)
-			return
-		case <-changed:
-		case <-renew.C:
-			if err := p.mm.Register(ctx, p.key, p.member, p.opts.RegistrationTTL); err != nil {
-				p.log.Warn("proxy registration renewal failed", "err", err)
+		var add, remove []string
+		for e := range want {
+			if !connected[e] {
+				add = append(add, e)
 			}
-		case <-time.After(proxyWatchTick):
 		}
+		for e := range connected {
+			if !want[e] {
+				remove = append(remove, e)
+			}
+		}
+		if len(add)+len(remove) > 0 {
+			p.sub.Update(add, remove, nil, nil)
+		}
+		connected = want
 	}
 }
 
-// Close unregisters the proxy and stops it. Idempotent.
+// Close unregisters the proxy and stops it, letting what it accepted (and
+// acknowledged) reach the subscribers first. Idempotent.
 func (p *PublisherProxy) Close() error {
-	var errs []error
-	p.once.Do(func() {
-		if p.cancel != nil {
-			p.cancel()
-			p.wg.Wait()
-		}
-		if p.member != "" {
-			if err := p.mm.Unregister(context.Background(), p.key, p.member); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		// Let what was accepted (and acknowledged) reach the subscribers.
+	return p.close(func() {
 		if p.proxy != nil {
 			p.proxy.StopLinger(time.Second)
 		}
 		if p.sub != nil {
 			p.sub.StopLinger(time.Second)
 		}
-		if err := p.zctx.Close(5 * time.Second); err != nil {
-			errs = append(errs, err)
-		}
-		if err := p.mm.Close(); err != nil {
-			errs = append(errs, err)
-		}
 	})
-	return errors.Join(errs...)
 }
 
 // sleepCtx waits d, or returns early with ctx's error or ErrClosed.

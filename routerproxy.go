@@ -2,14 +2,10 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -137,18 +133,10 @@ func (n *Node) hello() {
 
 // RouterProxy is a running router proxy (see WithRouterProxy).
 type RouterProxy struct {
-	opts   ProxyOptions
-	log    *slog.Logger
-	mm     matchmaker.Matchmaker
-	zctx   *sockets.Context
-	loop   *sockets.RouterProxy
-	member string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	*proxyBase
+	loop *sockets.RouterProxy
 
 	routed, refused, dropped atomic.Uint64
-	*proxyFailure
 
 	// Loop goroutine only: servers by name.
 	servers map[string][]*routeServer
@@ -162,31 +150,12 @@ type routeServer struct {
 // StartRouterProxy starts a router proxy and registers it with the
 // matchmaker. Ack and Local of o do not apply.
 func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error) {
-	def := defaultOptions()
-	if o.BindAddress == "" {
-		o.BindAddress = def.bindAddress
-	}
-	if o.PortMin == 0 && o.PortMax == 0 {
-		o.PortMin, o.PortMax = def.portMin, def.portMax
-	}
-	if o.RegistrationTTL == 0 {
-		o.RegistrationTTL = def.registrationTTL
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	mm, err := matchmaker.Open(o.Matchmaker)
+	base, err := openProxy(o, "router-proxy")
 	if err != nil {
-		return nil, fmt.Errorf("relay: router proxy: %w", err)
+		return nil, err
 	}
-	zctx, err := sockets.NewContext()
-	if err != nil {
-		mm.Close()
-		return nil, fmt.Errorf("relay: router proxy: %w", err)
-	}
-	p := &RouterProxy{opts: o, log: o.Logger.With("component", "router-proxy"), mm: mm, zctx: zctx,
-		servers: map[string][]*routeServer{}, proxyFailure: newProxyFailure()}
-	front := sockets.Bind{Host: o.BindAddress, PortMin: o.PortMin, PortMax: o.PortMax}
+	p := &RouterProxy{proxyBase: base, servers: map[string][]*routeServer{}}
+	front := base.bind()
 	back := front
 	for _, fix := range []struct {
 		addr string
@@ -204,7 +173,7 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 		*fix.b = sockets.Bind{Host: host, Port: n, Retry: 2 * time.Second}
 	}
 	rr := 0
-	p.loop, err = sockets.StartRouterProxy(zctx, sockets.RouterProxyConfig{
+	p.loop, err = sockets.StartRouterProxy(base.zctx, sockets.RouterProxyConfig{
 		Front: front, Back: back, Options: sockets.DefaultOptions(),
 		Request: func(header []byte) ([]byte, bool) {
 			h, err := envelope.Decode(header)
@@ -246,23 +215,17 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 			return h.ReplyTo, true
 		},
 		OnDrop: func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
-		OnFail: func(err error) { p.fail(p.log, err) },
+		OnFail: p.fail,
 	})
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("relay: router proxy: %w", err)
 	}
 	fep, bep := p.loop.Endpoints()
-	p.member = fep + "|" + bep
-	if err := mm.Register(ctx, routersKey, p.member, o.RegistrationTTL); err != nil {
+	if err := p.announce(ctx, routersKey, fep+"|"+bep, nil); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("relay: router proxy: register: %w", err)
+		return nil, fmt.Errorf("relay: router proxy: %w", err)
 	}
-	var bctx context.Context
-	bctx, p.cancel = context.WithCancel(context.Background())
-	p.wg.Add(1)
-	go p.renew(bctx) // tracked by p.wg
-	p.log.Info("router proxy started", "front", fep, "back", bep)
 	return p, nil
 }
 
@@ -298,61 +261,17 @@ func (p *RouterProxy) live(name string) []*routeServer {
 	return kept
 }
 
-// Failed receives the error that stopped the proxy's socket loop (the proxy
-// has unregistered itself then; Close it and start a new one).
-func (p *RouterProxy) Failed() <-chan error { return p.failed }
-
-// Endpoints returns "FRONT|BACK".
-func (p *RouterProxy) Endpoints() string { return p.member }
-
 // Counts returns how many requests the proxy routed, refused (no such
 // server connected) and dropped (malformed, or a peer gone).
 func (p *RouterProxy) Counts() (routed, refused, dropped uint64) {
 	return p.routed.Load(), p.refused.Load(), p.dropped.Load()
 }
 
-// renew renews the registration. Runs in its own goroutine.
-func (p *RouterProxy) renew(ctx context.Context) {
-	defer p.wg.Done()
-	t := time.NewTicker(p.opts.RegistrationTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.stopped:
-			_ = p.mm.Unregister(ctx, routersKey, p.member)
-			return
-		case <-t.C:
-			if err := p.mm.Register(ctx, routersKey, p.member, p.opts.RegistrationTTL); err != nil {
-				p.log.Warn("router proxy registration renewal failed", "err", err)
-			}
-		}
-	}
-}
-
 // Close unregisters the proxy and stops it. Idempotent.
 func (p *RouterProxy) Close() error {
-	var errs []error
-	p.once.Do(func() {
-		if p.cancel != nil {
-			p.cancel()
-			p.wg.Wait()
-		}
-		if p.member != "" {
-			if err := p.mm.Unregister(context.Background(), routersKey, p.member); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	return p.close(func() {
 		if p.loop != nil {
 			p.loop.StopLinger(time.Second)
 		}
-		if err := p.zctx.Close(5 * time.Second); err != nil {
-			errs = append(errs, err)
-		}
-		if err := p.mm.Close(); err != nil {
-			errs = append(errs, err)
-		}
 	})
-	return errors.Join(errs...)
 }

@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// proxyBase is what publisher and router proxies share: options with their
+// defaults, the matchmaker and ZeroMQ context, the registration and its
+// renewal, failure reporting and Close.
+type proxyBase struct {
+	opts   ProxyOptions
+	log    *slog.Logger
+	mm     matchmaker.Matchmaker
+	zctx   *sockets.Context
+	key    matchmaker.Key
+	member string // what is registered under key; set once, before maintain starts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	failOnce sync.Once
+	failed   chan error    // receives the socket loop's failure, once
+	stopped  chan struct{} // closed at that failure
+}
+
+// openProxy fills in o's defaults and opens the matchmaker and the ZeroMQ
+// context.
+func openProxy(o ProxyOptions, component string) (*proxyBase, error) {
+	def := defaultOptions()
+	if o.Host == "" {
+		o.Host = def.host
+	}
+	if o.BindAddress == "" {
+		o.BindAddress = def.bindAddress
+	}
+	if o.PortMin == 0 && o.PortMax == 0 {
+		o.PortMin, o.PortMax = def.portMin, def.portMax
+	}
+	if o.RegistrationTTL == 0 {
+		o.RegistrationTTL = def.registrationTTL
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	mm, err := matchmaker.Open(o.Matchmaker)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %s: %w", component, err)
+	}
+	zctx, err := sockets.NewContext()
+	if err != nil {
+		mm.Close()
+		return nil, fmt.Errorf("relay: %s: %w", component, err)
+	}
+	return &proxyBase{opts: o, log: o.Logger.With("component", component), mm: mm, zctx: zctx,
+		failed: make(chan error, 1), stopped: make(chan struct{})}, nil
+}
+
+// bind is where the proxy binds by default.
+func (b *proxyBase) bind() sockets.Bind {
+	return sockets.Bind{Host: b.opts.BindAddress, PortMin: b.opts.PortMin, PortMax: b.opts.PortMax}
+}
+
+// fail is the socket loop's OnFail: the proxy unregisters at once (see
+// maintain) and Failed tells its owner, so that the process can exit and be
+// restarted by its supervisor. Runs in the loop's goroutine.
+func (b *proxyBase) fail(err error) {
+	b.failOnce.Do(func() {
+		b.log.Error("proxy socket loop failed; unregistering", "err", err)
+		b.failed <- err
+		close(b.stopped)
+	})
+}
+
+// Failed receives the error that stopped the proxy's socket loop (the proxy
+// has unregistered itself then; Close it and start a new one).
+func (b *proxyBase) Failed() <-chan error { return b.failed }
+
+// Endpoints returns what the proxy registered: "FRONT|BACK" for a router
+// proxy, "FRONT|BACK|ack" (or "noack") for a central publisher proxy, the
+// republishing endpoint for a local one.
+func (b *proxyBase) Endpoints() string { return b.member }
+
+// announce registers member under key and starts maintain; follow, when not
+// nil, runs at every matchmaker change and tick.
+func (b *proxyBase) announce(ctx context.Context, key matchmaker.Key, member string, follow func(context.Context)) error {
+	b.key, b.member = key, member
+	if err := b.mm.Register(ctx, key, member, b.opts.RegistrationTTL); err != nil {
+		return fmt.Errorf("register %s: %w", key, err)
+	}
+	var bctx context.Context
+	bctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go b.maintain(bctx, follow) // tracked by b.wg
+	b.log.Info("proxy started", "registered", key.String(), "as", member)
+	return nil
+}
+
+// maintain renews the registration every third of its TTL, runs follow,
+// and unregisters at once when the socket loop fails. Runs in its own
+// goroutine.
+func (b *proxyBase) maintain(ctx context.Context, follow func(context.Context)) {
+	defer b.wg.Done()
+	renew := time.NewTicker(b.opts.RegistrationTTL / 3)
+	defer renew.Stop()
+	tick := time.NewTicker(proxyWatchTick)
+	defer tick.Stop()
+	for {
+		changed := b.mm.Changed()
+		if follow != nil {
+			follow(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.stopped:
+			_ = b.mm.Unregister(ctx, b.key, b.member)
+			return
+		case <-changed:
+		case <-tick.C:
+		case <-renew.C:
+			if err := b.mm.Register(ctx, b.key, b.member, b.opts.RegistrationTTL); err != nil {
+				b.log.Warn("proxy registration renewal failed", "err", err)
+			}
+		}
+	}
+}
+
+// close stops maintain, unregisters, runs stop (which stops the socket
+// loops), and closes the ZeroMQ context and the matchmaker. Idempotent.
+func (b *proxyBase) close(stop func()) error {
+	var errs []error
+	b.once.Do(func() {
+		if b.cancel != nil {
+			b.cancel()
+			b.wg.Wait()
+		}
+		if b.member != "" {
+			if err := b.mm.Unregister(context.Background(), b.key, b.member); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		stop()
+		if err := b.zctx.Close(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		if err := b.mm.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return errors.Join(errs...)
+}
