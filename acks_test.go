@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,7 @@ func TestAcksSurviveSenderKill(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	stop := make(chan struct{})
+	var calls atomic.Int64 // calls answered correctly
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -127,10 +129,21 @@ func TestAcksSurviveSenderKill(t *testing.T) {
 					errs <- fmt.Errorf("call %d/%d = %d, %v", g, i, got, err)
 					return
 				}
+				calls.Add(1)
 			}
 		}(g)
 	}
-	time.Sleep(100 * time.Millisecond) // load before the kill, not synchronisation
+	// Kill the sender in the middle of the load: after some calls, and
+	// then until as many again have been answered by the new sender.
+	waitCalls := func(n int64) {
+		waitFor(t, 10*time.Second, func() error {
+			if got := calls.Load(); got < n {
+				return fmt.Errorf("%d calls answered, waiting for %d", got, n)
+			}
+			return nil
+		})
+	}
+	waitCalls(200)
 	if err := client.KillActor(relay.ActorSender); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +153,7 @@ func TestAcksSurviveSenderKill(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // load after the restart, not synchronisation
+	waitCalls(calls.Load() + 200)
 	close(stop)
 	wg.Wait()
 	close(errs)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
@@ -131,19 +132,7 @@ func directed(host string) relay.Target {
 // error if timeout passes first.
 func waitFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %v", timeout, err)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, f)
 }
 
 // ctxTimeout returns a context that ends after d, cancelled when the test ends.

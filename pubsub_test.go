@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,100 +31,20 @@ func startProxy(t *testing.T, mm string, o relay.ProxyOptions) *relay.PublisherP
 	return p
 }
 
-// fanoutCounter serves topic on n and counts fanouts per message number;
-// "probe" fanouts are counted apart (to wait for subscriptions).
-type fanoutCounter struct {
-	mu     sync.Mutex
-	seen   map[int]int
-	probes atomic.Int64
-}
-
-func serveCounter(t *testing.T, n *relay.Node, topic string) *fanoutCounter {
-	t.Helper()
-	s, err := n.Serve(relay.Target{Topic: topic})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &fanoutCounter{seen: map[int]int{}}
-	s.Handle("event", func(_ context.Context, r *relay.Request) (any, error) {
-		var i int
-		if err := r.Decode(&i); err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		c.seen[i]++
-		c.mu.Unlock()
-		return nil, nil
-	})
-	s.Handle("probe", func(context.Context, *relay.Request) (any, error) { c.probes.Add(1); return nil, nil })
-	return c
-}
-
-// waitSubscribed publishes batches of probes until every counter got every
-// probe of a batch: PUB/SUB delivers only once a subscription has reached
-// the proxies, and a batch goes through every proxy (round-robin).
-func waitSubscribed(t *testing.T, pub *relay.Node, topic string, cs ...*fanoutCounter) {
-	t.Helper()
-	const batch = 6
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		before := make([]int64, len(cs))
-		for i, c := range cs {
-			before[i] = c.probes.Load()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		var err error
-		for j := 0; j < batch && err == nil; j++ {
-			err = pub.Cast(ctx, relay.Target{Topic: topic, Fanout: true}, "probe", nil)
-		}
-		cancel()
-		settle := time.Now().Add(time.Second)
-		for err == nil && time.Now().Before(settle) {
-			all := true
-			for i, c := range cs {
-				if c.probes.Load()-before[i] != batch {
-					all = false
-				}
-			}
-			if all {
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling the counters, bounded by settle
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribers of %s not all reached through every proxy within 15s (last error: %v)", topic, err)
-		}
-	}
-}
-
-func (c *fanoutCounter) check(n int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := 0; i < n; i++ {
-		if c.seen[i] != 1 {
-			return fmt.Errorf("message %d received %d times", i, c.seen[i])
-		}
-	}
-	if len(c.seen) != n {
-		return fmt.Errorf("received %d distinct messages, want %d", len(c.seen), n)
-	}
-	return nil
-}
-
 // Fanout through a publisher proxy: each server applies each message once;
 // topic "foo" never receives "foobar".
 func TestPubSubFanout(t *testing.T) {
 	mm := newMatchmaker(t)
 	startProxy(t, mm, relay.ProxyOptions{Ack: true})
 	ps := relay.WithPubSub(true)
-	var foo []*fanoutCounter
+	var foo []*testutil.FanoutCounter
 	for i := 0; i < 3; i++ {
-		foo = append(foo, serveCounter(t, newNode(t, mm, fmt.Sprintf("s%d", i), ps), "foo"))
+		foo = append(foo, testutil.ServeCounter(t, newNode(t, mm, fmt.Sprintf("s%d", i), ps), "foo"))
 	}
-	foobar := serveCounter(t, newNode(t, mm, "other", ps), "foobar")
+	foobar := testutil.ServeCounter(t, newNode(t, mm, "other", ps), "foobar")
 	pub := newNode(t, mm, "pub", ps)
-	waitSubscribed(t, pub, "foo", foo...)
-	waitSubscribed(t, pub, "foobar", foobar)
+	testutil.WaitSubscribed(t, pub, "foo", 15*time.Second, foo...)
+	testutil.WaitSubscribed(t, pub, "foobar", 15*time.Second, foobar)
 	ctx := ctxTimeout(t, 20*time.Second)
 	const msgs = 50
 	for i := 0; i < msgs; i++ {
@@ -133,16 +54,14 @@ func TestPubSubFanout(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() error {
 		for i, c := range foo {
-			if err := c.check(msgs); err != nil {
+			if err := c.Check(msgs); err != nil {
 				return fmt.Errorf("server s%d: %v", i, err)
 			}
 		}
 		return nil
 	})
-	foobar.mu.Lock()
-	defer foobar.mu.Unlock()
-	if len(foobar.seen) != 0 {
-		t.Errorf("topic foobar received %d fanouts sent to foo", len(foobar.seen))
+	if n := foobar.Distinct(); n != 0 {
+		t.Errorf("topic foobar received %d fanouts sent to foo", n)
 	}
 }
 
@@ -210,17 +129,17 @@ func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 		startProxy(t, mm, relay.ProxyOptions{Local: true, Host: h, BindAddress: addr})
 	}
 	ps := relay.WithPubSub(true)
-	var subs []*fanoutCounter
+	var subs []*testutil.FanoutCounter
 	for h, addr := range hosts {
 		for i := 0; i < 3; i++ {
 			n := newNode(t, mm, h, ps, relay.WithBindAddress(addr))
-			subs = append(subs, serveCounter(t, n, "events"))
+			subs = append(subs, testutil.ServeCounter(t, n, "events"))
 		}
 	}
 	// A second central proxy; the local ones follow it.
 	startProxy(t, mm, relay.ProxyOptions{Ack: true})
 	pub := newNode(t, mm, "pub", ps)
-	waitSubscribed(t, pub, "events", subs...)
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, subs...)
 	ctx := ctxTimeout(t, 30*time.Second)
 	const msgs = 200
 	for i := 0; i < msgs; i++ {
@@ -238,10 +157,9 @@ func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 		lost.Store(0)
 		var firstErr error
 		for i, c := range subs {
-			if err := c.check(msgs); err != nil {
-				c.mu.Lock()
-				lost.Add(int64(msgs - len(c.seen)))
-				c.mu.Unlock()
+			if err := c.Check(msgs); err != nil {
+				l, _ := c.Tally(msgs)
+				lost.Add(int64(l))
 				if firstErr == nil {
 					firstErr = fmt.Errorf("subscriber %d: %v", i, err)
 				}

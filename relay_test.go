@@ -513,8 +513,10 @@ func TestClientBeforeServer(t *testing.T) {
 		err := client.Call(ctxTimeout(t, 10*time.Second), late, "add", 1, &n)
 		done <- result{n, err}
 	}()
-	// The scenario: the server comes up while the call waits.
-	time.Sleep(200 * time.Millisecond)
+	// The scenario: the server comes up while the call waits in discovery
+	// (up to 1 s); 200 ms into that wait is the point of the test, not
+	// synchronisation.
+	<-time.After(200 * time.Millisecond)
 	select {
 	case r := <-done:
 		t.Fatalf("call returned (%d, %v) before its topic had a server", r.n, r.err)

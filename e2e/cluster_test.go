@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,8 +172,9 @@ type callResult struct {
 
 // load makes bare or directed get calls, each with deadline perCall, until
 // stop is closed; the results come on the returned channel when it ends.
-func load(node *relay.Node, targets []relay.Target, perCall time.Duration, stop <-chan struct{}) <-chan []callResult {
+func load(node *relay.Node, targets []relay.Target, perCall time.Duration, stop <-chan struct{}) (<-chan []callResult, *atomic.Int64) {
 	out := make(chan []callResult, 1)
+	var ok atomic.Int64 // calls that succeeded so far, to wait on
 	go func() {
 		var res []callResult
 		for i := 0; ; i++ {
@@ -188,9 +190,24 @@ func load(node *relay.Node, targets []relay.Target, perCall time.Duration, stop 
 			err := node.Call(ctx, targets[i%len(targets)], "get", nil, &st)
 			res = append(res, callResult{start: start, took: time.Since(start), err: err, host: st.Host})
 			cancel()
+			if err == nil {
+				ok.Add(1)
+			}
 		}
 	}()
-	return out
+	return out, &ok
+}
+
+// waitLoad waits until the load has had n more successful calls.
+func waitLoad(t *testing.T, ok *atomic.Int64, n int64) {
+	t.Helper()
+	want := ok.Load() + n
+	waitFor(t, 30*time.Second, func() error {
+		if got := ok.Load(); got < want {
+			return fmt.Errorf("%d successful calls of load, waiting for %d", got, want)
+		}
+		return nil
+	})
 }
 
 // tally counts results by outcome, as "ok=12 ErrTimeout=3".
@@ -215,7 +232,7 @@ func TestKill9(t *testing.T) {
 	victim := hosts[1]
 
 	stop := make(chan struct{})
-	results := load(client, []relay.Target{target("")}, perCall, stop)
+	results, loaded := load(client, []relay.Target{target("")}, perCall, stop)
 	stopped := false
 	stopLoad := func() []callResult {
 		if stopped {
@@ -228,13 +245,16 @@ func TestKill9(t *testing.T) {
 	t.Cleanup(func() { stopLoad() })
 
 	// Let the load reach every server before the kill.
-	time.Sleep(300 * time.Millisecond) // a stretch of load, not synchronisation
+	waitLoad(t, loaded, 30)
 	killed := time.Now()
 	procs[victim].kill9()
-	// TTL + 1s for the registration to expire and the cached route to age
-	// out, then a further second of load that must all succeed.
+	// The promise: within TTL + 1s the registration has expired and the
+	// cached route aged out. Waiting out that window is the test (the
+	// promise is about time, not an event); then every call of a further
+	// stretch of load must succeed.
 	gone := killed.Add(ttl + time.Second)
-	time.Sleep(time.Until(gone.Add(time.Second))) // the window under test, not synchronisation
+	<-time.After(time.Until(gone))
+	waitLoad(t, loaded, 100)
 	res := stopLoad()
 
 	// Gone from Redis too, and not by an unregistration: kill -9 leaves
@@ -331,7 +351,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
-	results := load(client, targets, perCall, stop)
+	results, loaded := load(client, targets, perCall, stop)
 	stopped := false
 	stopLoad := func() []callResult {
 		if stopped {
@@ -349,10 +369,10 @@ func TestRedisOutage(t *testing.T) {
 	}
 	defer mm.Close()
 
-	time.Sleep(300 * time.Millisecond) // load before the outage, not synchronisation
+	waitLoad(t, loaded, 30) // load before the outage
 	down := time.Now()
 	rs.Stop()
-	time.Sleep(5 * time.Second) // the outage under test (the issue says 5 s), not synchronisation
+	<-time.After(5 * time.Second) // the outage under test lasts 5 s (the issue's number), not synchronisation
 	rs.Restart()
 	up := time.Now()
 	// Nothing persisted: the registrations come back only by renewal.
@@ -386,8 +406,8 @@ func TestRedisOutage(t *testing.T) {
 			t.Errorf("directed get on %s after the restart: %v", h, err)
 		}
 	}
-	// A further second of load on the renewed registrations.
-	time.Sleep(time.Second) // load after the restart, not synchronisation
+	// Further load on the renewed registrations.
+	waitLoad(t, loaded, 100)
 	res := stopLoad()
 
 	var phases [3][]callResult

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -250,19 +251,7 @@ func checkLoopback(t testing.TB) {
 // error if timeout passes first.
 func waitFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %v", timeout, err)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, f)
 }
 
 // errKind names an error for the counts the tests print.

@@ -3,8 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
+	"github.com/relay-dev/relay/internal/testutil"
 	"testing"
 	"time"
 
@@ -27,12 +26,7 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 		launch(t, "local-"+h, "proxy", "--publisher", "--local", "--host", h, "--bind", addr, "--matchmaker", mm, "--ttl", ttl.String())
 	}
 
-	type counter struct {
-		mu     sync.Mutex
-		seen   map[int]int
-		probes atomic.Int64
-	}
-	var subs []*counter
+	var subs []*testutil.FanoutCounter
 	for h, addr := range hosts {
 		for i := 0; i < 3; i++ {
 			n, err := relay.Start(context.Background(), relay.WithMatchmaker(mm), relay.WithHost(h),
@@ -41,23 +35,7 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { n.Close() })
-			s, err := n.Serve(relay.Target{Topic: "events"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := &counter{seen: map[int]int{}}
-			s.Handle("event", func(_ context.Context, r *relay.Request) (any, error) {
-				var i int
-				if err := r.Decode(&i); err != nil {
-					return nil, err
-				}
-				c.mu.Lock()
-				c.seen[i]++
-				c.mu.Unlock()
-				return nil, nil
-			})
-			s.Handle("probe", func(context.Context, *relay.Request) (any, error) { c.probes.Add(1); return nil, nil })
-			subs = append(subs, c)
+			subs = append(subs, testutil.ServeCounter(t, n, "events"))
 		}
 	}
 	pub, err := relay.Start(context.Background(), relay.WithMatchmaker(mm), relay.WithHost("publisher"), relay.WithPubSub(true))
@@ -69,33 +47,7 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 
 	// Wait until a batch of probes (through both central proxies) reaches
 	// every subscriber: the whole tree is subscribed.
-	waitFor(t, 20*time.Second, func() error {
-		before := make([]int64, len(subs))
-		for i, c := range subs {
-			before[i] = c.probes.Load()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		for j := 0; j < 4; j++ {
-			if err := pub.Cast(ctx, fan, "probe", nil); err != nil {
-				return err
-			}
-		}
-		end := time.Now().Add(time.Second)
-		for time.Now().Before(end) {
-			ok := true
-			for i, c := range subs {
-				if c.probes.Load()-before[i] != 4 {
-					ok = false
-				}
-			}
-			if ok {
-				return nil
-			}
-			time.Sleep(10 * time.Millisecond) // polling counters, bounded
-		}
-		return fmt.Errorf("not every subscriber got every probe")
-	})
+	testutil.WaitSubscribed(t, pub, "events", 20*time.Second, subs...)
 
 	const msgs = 300
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -112,16 +64,8 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 	waitFor(t, 15*time.Second, func() error {
 		lost, dup = 0, 0
 		for _, c := range subs {
-			c.mu.Lock()
-			for i := 0; i < msgs; i++ {
-				switch n := c.seen[i]; {
-				case n == 0:
-					lost++
-				case n > 1:
-					dup += n - 1
-				}
-			}
-			c.mu.Unlock()
+			l, d := c.Tally(msgs)
+			lost, dup = lost+l, dup+d
 		}
 		if lost+dup > 0 {
 			return fmt.Errorf("lost %d, duplicated %d", lost, dup)

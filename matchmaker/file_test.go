@@ -3,6 +3,7 @@ package matchmaker_test
 import (
 	"context"
 	"errors"
+	"github.com/relay-dev/relay/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,13 +83,12 @@ func TestFileReload(t *testing.T) {
 	}
 
 	writeFile(t, path, `{"compute": ["no-port-here"]}`)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Err() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a bad edit was not reported by Err within 5s")
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if f.Err() == nil {
+			return errors.New("a bad edit is not reported by Err yet")
 		}
-		time.Sleep(10 * time.Millisecond) // polling the watcher's verdict, bounded
-	}
+		return nil
+	})
 	if !strings.Contains(f.Err().Error(), "no-port-here") {
 		t.Errorf("Err() = %v, want it to name the bad entry", f.Err())
 	}

@@ -2,6 +2,9 @@ package matchmaker_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,8 +30,7 @@ func TestList(t *testing.T) {
 		must(t, m.Register(ctx, bare, "tcp://a", time.Minute))
 		must(t, m.Register(ctx, directed, "tcp://a", time.Minute))
 		must(t, m.Register(ctx, matchmaker.Key{Topic: "gone"}, "tcp://c", 50*time.Millisecond))
-		deadline := time.Now().Add(3 * time.Second)
-		for {
+		testutil.WaitFor(t, 3*time.Second, func() error {
 			regs, err := m.(matchmaker.Lister).List(ctx)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -40,15 +42,11 @@ func TestList(t *testing.T) {
 				}
 				got = append(got, r.Key.String()+" "+r.Addr)
 			}
-			want := []string{"x/t tcp://a", "x/t tcp://b", "x/t/h1 tcp://a"}
-			if equal(got, want) {
-				break
+			if want := []string{"x/t tcp://a", "x/t tcp://b", "x/t/h1 tcp://a"}; !slices.Equal(got, want) {
+				return fmt.Errorf("%s: List = %v, want %v (the 50ms registration expired)", name, got, want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: List = %v, want %v (the 50ms registration expired)", name, got, want)
-			}
-			time.Sleep(20 * time.Millisecond) // waiting out the short TTL, bounded
-		}
+			return nil
+		})
 	}
 }
 
@@ -71,16 +69,4 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,8 @@ package matchmaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"slices"
 	"testing"
 	"time"
@@ -66,17 +68,12 @@ func TestMemoryTTLPerMember(t *testing.T) {
 	if err := m.Register(ctx, k, "long", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		got, _ := m.Lookup(ctx, k)
-		if slices.Equal(got, []string{"long"}) {
-			return
+	testutil.WaitFor(t, 2*time.Second, func() error {
+		if got, _ := m.Lookup(ctx, k); !slices.Equal(got, []string{"long"}) {
+			return fmt.Errorf("lookup = %v; want only the live member after a 20ms TTL", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lookup = %v two seconds after a 20ms TTL; want only the live member", got)
-		}
-		time.Sleep(5 * time.Millisecond) // polling for expiry, bounded by deadline
-	}
+		return nil
+	})
 }
 
 func TestOpen(t *testing.T) {

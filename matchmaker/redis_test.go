@@ -3,6 +3,7 @@ package matchmaker_test
 import (
 	"context"
 	"errors"
+	"github.com/relay-dev/relay/internal/testutil"
 	"net"
 	"slices"
 	"strings"
@@ -36,17 +37,7 @@ func newTestRedis(t testing.TB, rawURL string) *matchmaker.Redis {
 // last error.
 func waitFor(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling, bounded by deadline
-	}
+	testutil.WaitFor(t, d, f)
 }
 
 // waitSubscribers waits until n clients subscribe to the change channel of

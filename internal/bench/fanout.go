@@ -22,7 +22,7 @@ type OneToMany struct {
 
 // oneToMany starts `receivers` nodes and a publisher on one memory
 // matchmaker, with a publisher proxy (acks on) in proxy mode.
-func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int, n *relay.Node, count func()) error,
+func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int, n *relay.Node, count func(warmUp bool)) error,
 	publish func(ctx context.Context, pub *relay.Node, i int) error, n int) (res OneToMany, err error) {
 	res = OneToMany{Mode: "direct", Receivers: receivers, N: n}
 	mm := "memory://bench-fan-" + randomHex()
@@ -36,18 +36,27 @@ func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int,
 		defer p.Close()
 		opts = append(opts, relay.WithPubSub(true))
 	}
-	var delivered atomic.Int64
-	var last atomic.Int64
+	// Warm-up messages are counted apart, so none of them can be taken
+	// for a measured one.
+	var delivered, warmed, last atomic.Int64
+	want := int64(n * receivers)
+	all := make(chan struct{}) // closed when every measured delivery arrived
+	count := func(warmUp bool) {
+		if warmUp {
+			warmed.Add(1)
+			return
+		}
+		last.Store(time.Now().UnixNano())
+		if delivered.Add(1) == want {
+			close(all)
+		}
+	}
 	for i := 0; i < receivers; i++ {
 		node, err := relay.Start(ctx, append(opts, relay.WithHost(fmt.Sprintf("recv-%d", i)))...)
 		if err != nil {
 			return res, err
 		}
 		defer node.Close()
-		count := func() {
-			delivered.Add(1)
-			last.Store(time.Now().UnixNano())
-		}
 		if err := setup(i, node, count); err != nil {
 			return res, err
 		}
@@ -58,31 +67,27 @@ func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int,
 	}
 	defer pub.Close()
 	// Warm up until every receiver gets messages (PUB/SUB subscriptions
-	// take a moment to reach the proxy), then count from zero.
+	// take a moment to reach the proxy).
 	deadline := time.Now().Add(10 * time.Second)
-	for delivered.Load() < int64(receivers) {
+	for warmed.Load() < int64(receivers) {
 		if time.Now().After(deadline) {
-			return res, fmt.Errorf("receivers not all reached during warm-up (%d deliveries)", delivered.Load())
+			return res, fmt.Errorf("receivers not all reached during warm-up (%d deliveries)", warmed.Load())
 		}
 		if err := publish(ctx, pub, -1); err != nil {
 			return res, err
 		}
-		time.Sleep(10 * time.Millisecond) // pacing the warm-up, not synchronisation
+		time.Sleep(10 * time.Millisecond) // pacing the warm-up publishes
 	}
-	time.Sleep(100 * time.Millisecond) // let warm-up messages land before counting
-	delivered.Store(0)
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		if err := publish(ctx, pub, i); err != nil {
 			return res, err
 		}
 	}
-	want := int64(n * receivers)
-	for delivered.Load() < want {
-		if ctx.Err() != nil || time.Since(start) > time.Minute {
-			break
-		}
-		time.Sleep(time.Millisecond) // waiting for deliveries, bounded
+	select {
+	case <-all:
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
 	}
 	res.Delivered = delivered.Load()
 	res.Elapsed = time.Duration(last.Load() - start.UnixNano())
@@ -98,25 +103,37 @@ func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int,
 // Fanout measures fanouts of size bytes to `receivers` servers of a topic.
 func Fanout(ctx context.Context, proxy bool, receivers, n, size int) (OneToMany, error) {
 	payload := make([]byte, size)
-	return oneToMany(ctx, proxy, receivers, func(_ int, node *relay.Node, count func()) error {
+	return oneToMany(ctx, proxy, receivers, func(_ int, node *relay.Node, count func(bool)) error {
 		s, err := node.Serve(relay.Target{Topic: "fan"})
 		if err != nil {
 			return err
 		}
-		s.Handle("event", func(context.Context, *relay.Request) (any, error) { count(); return nil, nil })
+		s.Handle("event", func(context.Context, *relay.Request) (any, error) { count(false); return nil, nil })
+		s.Handle("warmup", func(context.Context, *relay.Request) (any, error) { count(true); return nil, nil })
 		return nil
-	}, func(ctx context.Context, pub *relay.Node, _ int) error {
-		return pub.Cast(ctx, relay.Target{Topic: "fan", Fanout: true}, "event", payload)
+	}, func(ctx context.Context, pub *relay.Node, i int) error {
+		method := "event"
+		if i < 0 {
+			method = "warmup"
+		}
+		return pub.Cast(ctx, relay.Target{Topic: "fan", Fanout: true}, method, payload)
 	}, n)
 }
 
 // Notify measures notifications of size bytes to one listener.
 func Notify(ctx context.Context, proxy bool, n, size int) (OneToMany, error) {
 	payload := make([]byte, size)
-	return oneToMany(ctx, proxy, 1, func(_ int, node *relay.Node, count func()) error {
-		_, err := node.Listen([]string{"bench"}, "", func(context.Context, *relay.Delivery) error { count(); return nil })
+	return oneToMany(ctx, proxy, 1, func(_ int, node *relay.Node, count func(bool)) error {
+		_, err := node.Listen([]string{"bench"}, "", func(_ context.Context, d *relay.Delivery) error {
+			count(d.EventType == "warmup")
+			return nil
+		})
 		return err
-	}, func(ctx context.Context, pub *relay.Node, _ int) error {
-		return pub.Notify(ctx, relay.Notification{Topic: "bench", EventType: "sample", Payload: payload})
+	}, func(ctx context.Context, pub *relay.Node, i int) error {
+		event := "sample"
+		if i < 0 {
+			event = "warmup"
+		}
+		return pub.Notify(ctx, relay.Notification{Topic: "bench", EventType: event, Payload: payload})
 	}, n)
 }

@@ -2,6 +2,7 @@ package testredis
 
 import (
 	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // MasterName is the name under which a Sentinel monitors its master.
@@ -69,19 +69,20 @@ sentinel failover-timeout %s 3000
 	s.mu.Unlock()
 	// Wait until the sentinel has seen the replica (it learns replicas from
 	// the master's INFO), so that a failover has somewhere to go.
-	deadline := time.Now().Add(3 * startTimeout)
-	for {
-		_, err := s.MasterAddr()
-		reps, err2 := countReplicas(s.Addr())
-		if err == nil && err2 == nil && reps > 0 {
-			return s
+	err = testutil.Poll(3*startTimeout, func() error {
+		if _, err := s.MasterAddr(); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testredis: sentinel %s never saw replica %s of master %s (%v, %v)",
-				s.Addr(), replica.Addr(), master.Addr(), err, err2)
+		reps, err := countReplicas(s.Addr())
+		if err == nil && reps == 0 {
+			err = fmt.Errorf("no replica yet")
 		}
-		time.Sleep(50 * time.Millisecond) // polling for discovery, bounded by deadline
+		return err
+	})
+	if err != nil {
+		t.Fatalf("testredis: sentinel %s never saw replica %s of master %s (%v)", s.Addr(), replica.Addr(), master.Addr(), err)
 	}
+	return s
 }
 
 // Addr returns the sentinel's "127.0.0.1:PORT".

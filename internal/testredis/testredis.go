@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/relay-dev/relay/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -130,19 +131,12 @@ func startProcess(name, bin, dir string, args []string, addr string) (*exec.Cmd,
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testredis: start %s: %w", name, err)
 	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := ping(addr)
-		if err == nil {
-			return cmd, nil
-		}
-		if time.Now().After(deadline) {
-			kill(cmd)
-			return nil, fmt.Errorf("testredis: %s on %s did not answer PING within %v: %v\n%s log:\n%s",
-				name, addr, startTimeout, err, name, tail(logPath))
-		}
-		time.Sleep(10 * time.Millisecond) // polling for start-up, bounded by deadline
+	if err := testutil.Poll(startTimeout, func() error { return ping(addr) }); err != nil {
+		kill(cmd)
+		return nil, fmt.Errorf("testredis: %s on %s did not answer PING within %v: %v\n%s log:\n%s",
+			name, addr, startTimeout, err, name, tail(logPath))
 	}
+	return cmd, nil
 }
 
 // kill kills cmd's process and reaps it. cmd may be nil.
