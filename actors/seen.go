@@ -9,7 +9,7 @@ import (
 )
 
 // Seen is a server's memory of the msg_ids it received with AckWanted, for
-// a TTL: a resent cast is not applied twice, and a resent call whose reply
+// a TTL and at most seenMax of them (the oldest go first): a resent cast is not applied twice, and a resent call whose reply
 // was lost gets the remembered reply while its handler runs only once.
 // Safe for concurrent use.
 type Seen struct {
@@ -18,8 +18,13 @@ type Seen struct {
 	// mu guards the fields below.
 	mu    sync.Mutex
 	byID  map[envelope.MsgID]*seenEntry
-	order []seenOrder // by arrival, for expiry
+	order []seenOrder // by arrival, for expiry; order[head:] are live
+	head  int
 }
+
+// seenMax bounds a Seen: at 100k acknowledged messages a second that is
+// the last 10 s, whatever the TTL.
+const seenMax = 1 << 20
 
 type seenEntry struct {
 	done  bool
@@ -43,12 +48,13 @@ func (s *Seen) Begin(id envelope.MsgID) (first bool, reply *sockets.Message) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := 0
-	for ; i < len(s.order) && now.Sub(s.order[i].at) > s.ttl; i++ {
-		delete(s.byID, s.order[i].id)
+	for s.head < len(s.order) && (now.Sub(s.order[s.head].at) > s.ttl || len(s.order)-s.head >= seenMax) {
+		delete(s.byID, s.order[s.head].id)
+		s.head++
 	}
-	if i > 0 {
-		s.order = append(s.order[:0], s.order[i:]...)
+	if s.head > len(s.order)/2 { // compact now and then, not per message
+		s.order = append(s.order[:0], s.order[s.head:]...)
+		s.head = 0
 	}
 	if e, ok := s.byID[id]; ok {
 		if e.done {
