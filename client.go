@@ -32,10 +32,11 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		return err
 	}
 	call := actors.NewCall(hdr.ID, deadline)
+	msg := n.message(addr, &hdr, body, call)
 	if hdr.AckWanted {
-		call.WithResend(n.resendOf(addr, &hdr, body, call, false), n.opts.retry.Base)
+		call.WithResend(n.resendOf(msg, hdr.ID, false), n.opts.retry.Base)
 	}
-	res, err := n.send(ctx, addr, &hdr, body, call)
+	res, err := n.send(ctx, msg, call)
 	if err != nil {
 		return fmt.Errorf("%w: call %s on %s", err, method, t)
 	}
@@ -45,9 +46,9 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 // send queues a request whose answer comes back to call (registered in the
 // pending table first) and waits for exactly one outcome: the answer, the
 // call's deadline, ctx's end, or the node going down.
-func (n *Node) send(ctx context.Context, addr string, hdr *envelope.Header, body []byte, call *actors.Call) (actors.Result, error) {
+func (n *Node) send(ctx context.Context, msg sockets.Message, call *actors.Call) (actors.Result, error) {
 	n.pending.Add(call)
-	if err := n.push(ctx, addr, hdr, body, call); err != nil {
+	if err := n.push(ctx, msg); err != nil {
 		n.pending.Take(call.ID)
 		return actors.Result{}, err
 	}
@@ -121,12 +122,15 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	}
 	var call *actors.Call
 	if hdr.AckWanted {
-		// Resent by the reply-waiter until acknowledged; nobody waits.
 		call = actors.NewCall(hdr.ID, deadline)
-		call.WithResend(n.resendOf(addr, &hdr, body, call, true), n.opts.retry.Base)
+	}
+	msg := n.message(addr, &hdr, body, call)
+	if call != nil {
+		// Resent by the reply-waiter until acknowledged; nobody waits.
+		call.WithResend(n.resendOf(msg, hdr.ID, true), n.opts.retry.Base)
 		n.pending.Add(call)
 	}
-	if err := n.push(ctx, addr, &hdr, body, call); err != nil {
+	if err := n.push(ctx, msg); err != nil {
 		if call != nil {
 			n.pending.Take(call.ID)
 		}
@@ -138,16 +142,13 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 // resendOf is what the reply-waiter resends for a message with acks: the
 // same bytes to the same server, which handles each msg_id once (another
 // server of the topic would not know it had run already).
-func (n *Node) resendOf(addr string, hdr *envelope.Header, body []byte, call *actors.Call, cast bool) *actors.Resend {
-	addrs := []string{addr}
-	if v, ok := n.fronts.LoadAndDelete(hdr.ID); ok {
+func (n *Node) resendOf(msg sockets.Message, id envelope.MsgID, cast bool) *actors.Resend {
+	addrs := []string{msg.Addr}
+	if v, ok := n.fronts.LoadAndDelete(id); ok {
 		// Router-proxy mode: through each proxy in turn, to the same server.
 		addrs = v.([]string)
 	}
-	return &actors.Resend{
-		Msg:   sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline, Ref: call},
-		Addrs: addrs, Cast: cast,
-	}
+	return &actors.Resend{Msg: msg, Addrs: addrs, Cast: cast}
 }
 
 // fanout sends one FANOUT message, with one msg_id, to every server
@@ -168,20 +169,29 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 	if err != nil {
 		return err
 	}
+	msg := n.message("", &hdr, body, nil) // one encoding for every copy
 	for _, addr := range addrs {
-		if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
+		msg.Addr = addr
+		if err := n.push(ctx, msg); err != nil {
 			return fmt.Errorf("%w: fanout %s on %s to %s", err, method, t, addr)
 		}
 	}
 	return nil
 }
 
-// push queues one message for the sender. A full queue is ErrBackPressure.
-func (n *Node) push(ctx context.Context, addr string, hdr *envelope.Header, body []byte, call *actors.Call) error {
+// message encodes hdr into the message for the sender; call, when not nil,
+// is the pending call (or resent cast) it belongs to.
+func (n *Node) message(addr string, hdr *envelope.Header, body []byte, call *actors.Call) sockets.Message {
 	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline}
 	if call != nil {
 		msg.Ref = call
 	}
+	return msg
+}
+
+// push queues one message for the sender. A full queue is ErrBackPressure
+// (or, WithWaitOnFull, a wait until the message's deadline).
+func (n *Node) push(ctx context.Context, msg sockets.Message) error {
 	if !n.opts.waitOnFull {
 		if err := n.requests.TryPush(msg); err != nil {
 			return ErrBackPressure
@@ -189,7 +199,7 @@ func (n *Node) push(ctx context.Context, addr string, hdr *envelope.Header, body
 		return nil
 	}
 	// Wait for room within the message's deadline.
-	wctx, cancel := context.WithDeadline(ctx, time.Unix(0, hdr.Deadline))
+	wctx, cancel := context.WithDeadline(ctx, time.Unix(0, msg.Deadline))
 	defer cancel()
 	if err := n.requests.Push(wctx, msg); err != nil {
 		if ctx.Err() != nil {

@@ -137,7 +137,7 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 			}
 			continue
 		}
-		if err := n.push(ctx, addr, &hdr, body, nil); err != nil {
+		if err := n.push(ctx, n.message(addr, &hdr, body, nil)); err != nil {
 			return fmt.Errorf("%w: notify %s to pool %s", err, topic, pool)
 		}
 	}

@@ -136,18 +136,22 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 		return 1
 	})
 	start = 0
+	msg := n.message("", hdr, body, nil) // one encoding for every attempt
 	var lastErr error
 	nacks := 0 // proxies in a row that had no subscriber for it
 	for i := 0; ; i++ {
 		p := pubs[(start+i)%len(pubs)]
 		if !p.ack {
-			return n.push(ctx, p.front, hdr, body, nil)
+			msg.Addr = p.front
+			return n.push(ctx, msg)
 		}
 		ackBy := time.Now().Add(ackTimeout)
 		if ackBy.After(deadline) {
 			ackBy = deadline
 		}
-		res, err := n.send(ctx, p.front, hdr, body, actors.NewCall(hdr.ID, ackBy))
+		call := actors.NewCall(hdr.ID, ackBy)
+		msg.Addr, msg.Ref = p.front, call
+		res, err := n.send(ctx, msg, call)
 		if err != nil {
 			return err
 		}
