@@ -43,19 +43,9 @@ type proc struct {
 	done chan struct{} // closed when the process has been reaped
 }
 
-// startServe runs `node serve` for host (advertised as host, bound to
-// bindAddr) on the topic with a registration TTL of ttl, waits until a
-// client node reaches it with a directed get, and stops it when the test
-// ends: SIGTERM, then SIGKILL after stopGrace. Its output is logged if the
-// test fails.
-func startServe(t testing.TB, redisURL, host, bindAddr string, extra ...string) *proc {
-	t.Helper()
-	p := launchServe(t, redisURL, host, bindAddr, extra...)
-	p.waitRegistered(redisURL)
-	return p
-}
-
-// launchServe is startServe without the wait for registration.
+// launchServe runs `node serve` for host (advertised as host, bound to
+// bindAddr) on the topic with a registration TTL of ttl, and stops it when
+// the test ends (see launch); waitRegistered waits until it is reachable.
 func launchServe(t testing.TB, redisURL, host, bindAddr string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--matchmaker", redisURL, "--host", host, "--bind", bindAddr,
