@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relay-dev/relay/actors"
 	"time"
 )
 
@@ -38,6 +39,7 @@ const (
 	CodePanic        = "panic"
 	CodeBadRequest   = "BadRequest"
 	CodeBadReply     = "BadReply"
+	CodeOverloaded   = actors.CodeOverloaded
 )
 
 // RemoteError is a handler's error, returned by Call. Code is the error's

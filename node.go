@@ -98,6 +98,7 @@ type Node struct {
 //	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
+//	WithMaxHandlers(n)         handlers running at once; beyond, "Overloaded" (default 100000)
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -251,7 +252,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 	dcfg := &actors.DispatcherConfig{
 		Serve: n.serve, Replies: n.replies, Requests: n.requests, Group: &n.group, Base: n.base,
 		Counters: &n.counters, Log: n.log.With("actor", ActorDispatcher),
-		Seen: actors.NewSeen(n.opts.dedupTTL),
+		Seen: actors.NewSeen(n.opts.dedupTTL), MaxHandlers: int64(n.opts.maxHandlers),
 	}
 	if f := n.opts.ackFilter; f != nil {
 		dcfg.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }

@@ -35,6 +35,7 @@ type options struct {
 	ackFilter        func(id string) bool
 	waitOnFull       bool
 	routerProxy      bool
+	maxHandlers      int
 	log              *slog.Logger
 }
 
@@ -59,6 +60,7 @@ func defaultOptions() options {
 		strategy:        supervisor.Default,
 		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Attempts: 6},
 		dedupTTL:        5 * time.Minute,
+		maxHandlers:     100_000,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -96,6 +98,9 @@ func (o *options) validate() error {
 	}
 	if o.retry.Base <= 0 || o.retry.Multiplier < 1 || o.retry.Attempts < 0 {
 		return bad("WithRetry", "want base > 0, multiplier >= 1, attempts >= 0; got %v, %v, %d", o.retry.Base, o.retry.Multiplier, o.retry.Attempts)
+	}
+	if o.maxHandlers < 1 {
+		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
 	}
 	if o.dedupTTL <= 0 {
 		return bad("WithDedupTTL", "must be positive, got %v", o.dedupTTL)
@@ -208,3 +213,8 @@ func WithWaitOnFull(on bool) Option { return func(o *options) { o.waitOnFull = o
 // fails when no router proxy is registered. Fanout then needs WithPubSub.
 // Default false (direct).
 func WithRouterProxy(on bool) Option { return func(o *options) { o.routerProxy = on } }
+
+// WithMaxHandlers bounds the handlers a node runs at once. A request beyond
+// it is refused at once: a call gets a *RemoteError with Code "Overloaded",
+// a cast is counted in Stats().FailedCasts and logged. Default 100000.
+func WithMaxHandlers(n int) Option { return func(o *options) { o.maxHandlers = n } }

@@ -2,7 +2,9 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -39,12 +41,24 @@ type DispatcherConfig struct {
 	// AckFilter, when set, decides whether to acknowledge a message (a test
 	// hook that loses ACKs on purpose).
 	AckFilter func(id envelope.MsgID) bool
+	// MaxHandlers bounds the handlers running at once; a request beyond it
+	// is refused (a CALL gets ERROR CodeOverloaded, a CAST is counted and
+	// logged as failed) instead of piling up goroutines.
+	MaxHandlers int64
+
+	running atomic.Int64 // handlers running; outlives dispatcher restarts
 }
+
+// CodeOverloaded is the ERROR code of a server whose handlers are all busy.
+const CodeOverloaded = "Overloaded"
 
 // DispatcherProps builds the dispatcher.
 func DispatcherProps(cfg *DispatcherConfig) *actor.Props {
 	unexpected := &throttledLog{log: cfg.Log, interval: time.Second}
-	return props(func() actor.Actor { return &dispatcher{cfg: cfg, unexpected: unexpected} })
+	overloaded := &throttledLog{log: cfg.Log, interval: time.Second}
+	return props(func() actor.Actor {
+		return &dispatcher{cfg: cfg, unexpected: unexpected, overloaded: overloaded}
+	})
 }
 
 // dispatcher starts a goroutine per request and sends calls' outcomes back
@@ -52,6 +66,7 @@ func DispatcherProps(cfg *DispatcherConfig) *actor.Props {
 type dispatcher struct {
 	cfg        *DispatcherConfig
 	unexpected *throttledLog
+	overloaded *throttledLog
 }
 
 func (d *dispatcher) Receive(c actor.Context) {
@@ -83,9 +98,36 @@ func (d *dispatcher) Receive(c actor.Context) {
 			return
 		}
 	}
-	if err := d.cfg.Group.Go(func() { d.run(in) }); err != nil {
+	if d.cfg.MaxHandlers > 0 && d.cfg.running.Add(1) > d.cfg.MaxHandlers {
+		d.cfg.running.Add(-1)
+		d.refuse(in)
+		return
+	}
+	if err := d.cfg.Group.Go(func() {
+		if d.cfg.MaxHandlers > 0 {
+			defer d.cfg.running.Add(-1)
+		}
+		d.run(in)
+	}); err != nil {
+		if d.cfg.MaxHandlers > 0 {
+			d.cfg.running.Add(-1)
+		}
 		// The node is closing; the caller gets ErrTimeout or its own close.
 		d.cfg.Log.Debug("request refused: node closing", "id", in.Header.ID)
+	}
+}
+
+// refuse answers a request that found every handler busy.
+func (d *dispatcher) refuse(in *Inbound) {
+	d.overloaded.Warn("request refused: too many handlers running", "max", d.cfg.MaxHandlers, "kind", in.Header.Kind)
+	if in.Header.Kind != envelope.KindCall {
+		d.cfg.Counters.FailedCasts.Add(1)
+		return
+	}
+	e := envelope.Header{Kind: envelope.KindError, ID: in.Header.ID}
+	body := envelope.EncodeError(CodeOverloaded, fmt.Sprintf("server busy: %d handlers running", d.cfg.MaxHandlers))
+	if err := d.answer(in).TryPush(d.answerMsg(in, e, body)); err != nil {
+		d.cfg.Counters.DroppedReplies.Add(1)
 	}
 }
 
