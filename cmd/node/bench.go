@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +16,15 @@ import (
 	"github.com/relay-dev/relay/internal/bench"
 )
 
-func runBench(args []string, stdout, stderr io.Writer) int {
-	def := bench.DefaultConfig()
-	fs := newFlagSet("bench", "[--n N --calls N --concurrency C --casts N --size B --json]",
-		`Measures, in one run and in this process (client and server nodes over tcp
+// exitTargetsMissed is bench --check's exit code when a target is not met.
+const exitTargetsMissed = 3
+
+func benchCommand() command {
+	return command{
+		name:     "bench",
+		short:    "measure relay against raw libzmq and check the targets",
+		synopsis: "[--n N --calls N --concurrency C --casts N --size B --json --check]",
+		about: `Measures, in one run and in this process (client and server nodes over tcp
 on 127.0.0.1, in-memory matchmaker):
   - relay sequential call latency (p50, p99) vs a raw zmq4 DEALER/ROUTER round trip
   - relay pipelined calls/s (--concurrency callers) vs raw pipelined round trips/s
@@ -27,53 +33,72 @@ prints relay, raw and their ratio, and checks the targets: call p50 <= 1.3x
 raw, pipelined >= 150,000 calls/s, casts >= 50% of raw PUSH/PULL.
 Progress goes to stderr. Compare ratios within one run: absolute figures
 move with the machine's load.
+
+Exit code: 0 when the run completed (with --check: and every target was
+met), 1 when it failed, 3 with --check when a target was not met (each
+missed target is named on stderr).
 `,
-		`  node bench
+		examples: `  node bench
   node bench --n 5000 --calls 20000 --casts 50000
   node bench --json > bench.json
-`, stderr)
-	cfg := def
-	fs.IntVar(&cfg.N, "n", def.N, "sequential calls (and raw round trips) for latency")
-	fs.IntVar(&cfg.Calls, "calls", def.Calls, "pipelined calls (and raw pipelined round trips)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent callers (requests in flight) when pipelined")
-	fs.IntVar(&cfg.Casts, "casts", def.Casts, "casts (and raw PUSH/PULL messages)")
-	fs.IntVar(&cfg.Size, "size", def.Size, "payload bytes")
-	fs.BoolVar(&cfg.RouterProxy, "router-proxy", false, "also measure calls through a router proxy, and count connections direct vs proxied")
-	fs.IntVar(&cfg.Fanouts, "fanouts", def.Fanouts, "fanouts (to 10 servers) and notifications per mode, direct and proxy; 0 skips them")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
+  node bench --check || echo "a target was missed"
+`,
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			def := bench.DefaultConfig()
+			cfg := def
+			fs.IntVar(&cfg.N, "n", def.N, "sequential calls (and raw round trips) for latency")
+			fs.IntVar(&cfg.Calls, "calls", def.Calls, "pipelined calls (and raw pipelined round trips)")
+			fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent callers (requests in flight) when pipelined")
+			fs.IntVar(&cfg.Casts, "casts", def.Casts, "casts (and raw PUSH/PULL messages)")
+			fs.IntVar(&cfg.Size, "size", def.Size, "payload bytes")
+			fs.BoolVar(&cfg.RouterProxy, "router-proxy", false, "also measure calls through a router proxy, and count connections direct vs proxied")
+			fs.IntVar(&cfg.Fanouts, "fanouts", def.Fanouts, "fanouts (to 10 servers) and notifications per mode, direct and proxy; 0 skips them")
+			asJSON := fs.Bool("json", false, "print the report as JSON")
+			check := fs.Bool("check", false, fmt.Sprintf("exit with code %d when a target is not met", exitTargetsMissed))
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				fmt.Fprintf(c.stderr, "node bench: %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+				rep, err := bench.Run(ctx, cfg, func(step string) { fmt.Fprintf(c.stderr, "node bench: %s\n", step) })
+				if err != nil {
+					return c.fail(err)
+				}
+				if *asJSON {
+					enc := json.NewEncoder(c.stdout)
+					enc.SetIndent("", "  ")
+					out := struct {
+						bench.Report
+						LatencyRatio   float64       `json:"latency_ratio"`
+						PipelinedRatio float64       `json:"pipelined_ratio"`
+						CastRatio      float64       `json:"cast_ratio"`
+						Targets        []bench.Check `json:"targets"`
+					}{rep, rep.LatencyRatio(), rep.PipelinedRatio(), rep.CastRatio(), rep.Targets()}
+					if err := enc.Encode(out); err != nil {
+						return c.fail(err)
+					}
+				} else {
+					printReport(c.stdout, rep)
+				}
+				if !*check {
+					return 0
+				}
+				missed := 0
+				for _, t := range rep.Targets() {
+					if !t.Met {
+						missed++
+						fmt.Fprintf(c.stderr, "node bench: target not met: %s: want %s, got %s\n", t.Name, t.Want, got(t))
+					}
+				}
+				if missed > 0 {
+					return exitTargetsMissed
+				}
+				return 0
+			}
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected arguments %q", fs.Args())
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	fmt.Fprintf(stderr, "node bench: %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	rep, err := bench.Run(ctx, cfg, func(step string) { fmt.Fprintf(stderr, "node bench: %s\n", step) })
-	if err != nil {
-		fmt.Fprintf(stderr, "node bench: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		out := struct {
-			bench.Report
-			LatencyRatio   float64       `json:"latency_ratio"`
-			PipelinedRatio float64       `json:"pipelined_ratio"`
-			CastRatio      float64       `json:"cast_ratio"`
-			Targets        []bench.Check `json:"targets"`
-		}{rep, rep.LatencyRatio(), rep.PipelinedRatio(), rep.CastRatio(), rep.Targets()}
-		if err := enc.Encode(out); err != nil {
-			fmt.Fprintf(stderr, "node bench: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	printReport(stdout, rep)
-	return 0
 }
 
 // printReport prints the figures table, the cast details and the targets.
@@ -121,17 +146,21 @@ func printReport(w io.Writer, r bench.Report) {
 	fmt.Fprintln(w, "\ntargets:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range r.Targets() {
-		got := fmt.Sprintf("%.2f", t.Got)
-		if t.Name == "pipelined calls/s" {
-			got = rate(t.Got)
-		}
 		met := "met"
 		if !t.Met {
 			met = "not met"
 		}
-		fmt.Fprintf(tw, "  %s\twant %s\tgot %s\t%s\n", t.Name, t.Want, got, met)
+		fmt.Fprintf(tw, "  %s\twant %s\tgot %s\t%s\n", t.Name, t.Want, got(t), met)
 	}
 	tw.Flush()
+}
+
+// got renders what a target measured.
+func got(t bench.Check) string {
+	if t.Name == "pipelined calls/s" {
+		return rate(t.Got)
+	}
+	return fmt.Sprintf("%.2f", t.Got)
 }
 
 // us renders d in microseconds.

@@ -4,117 +4,132 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	"github.com/relay-dev/relay"
 )
 
-// clientFlags are the flags of call and cast.
+// clientFlags are the flags of the commands that send: call, cast, notify.
 type clientFlags struct {
-	targetFlags
 	matchmaker string
 	timeout    time.Duration
 	pubsub     bool
-	fanout     bool
-	router     bool
-	acks       bool
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.matchmaker, "matchmaker", "", "matchmaker URL, e.g. memory://default (required)")
-	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the call or cast")
-	fs.BoolVar(&c.pubsub, "pubsub", false, "send fanouts through publisher proxies (node proxy --publisher)")
-	fs.BoolVar(&c.fanout, "fanout", false, "cast only: to every server of the topic")
-	fs.BoolVar(&c.router, "router-proxy", false, "send through router proxies (node proxy --router)")
-	fs.BoolVar(&c.acks, "acks", false, "ask for acknowledgements and resend until acknowledged or answered")
-	c.targetFlags.register(fs, true)
+func (c *clientFlags) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&c.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the "+what)
+	fs.BoolVar(&c.pubsub, "pubsub", false, "send fanouts and notifications through publisher proxies (node proxy --publisher)")
 }
 
-func runCall(args []string, stdout, stderr io.Writer) int {
-	return runClient("call", args, stdout, stderr)
-}
-
-func runCast(args []string, stdout, stderr io.Writer) int {
-	return runClient("cast", args, stdout, stderr)
-}
-
-// runClient runs call or cast.
-func runClient(name string, args []string, stdout, stderr io.Writer) int {
-	what := `Calls METHOD with ARG on one server of the topic (round-robin) or on --server,
-and prints the reply; an error is printed to stderr with exit code 1.`
-	if name == "cast" {
-		what = `Casts METHOD with ARG to one server of the topic (round-robin) or to --server,
-without waiting for a reply; exit code 1 when the cast cannot be sent.`
-	}
-	fs := newFlagSet(name, "--matchmaker URL --topic T [--server S ...] METHOD [ARG]",
-		what+`
-ARG is sent as an integer if it parses as one, else as a string; without ARG,
-nil is sent.
-
-`+matchmakerNote,
-		fmt.Sprintf(`  node %[1]s --matchmaker memory://default --topic compute add 5
-  node %[1]s --matchmaker memory://default --topic compute --server alpha append hello
-  node %[1]s --matchmaker memory://default --topic compute --timeout 500ms sleep 2000
-`, name), stderr)
-	var cf clientFlags
-	cf.register(fs)
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
-	}
-	if cf.matchmaker == "" || cf.topic == "" {
-		return usageError(fs, "--matchmaker and --topic are required")
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return usageError(fs, "want METHOD [ARG], got %q", fs.Args())
-	}
-	method := fs.Arg(0)
-	var arg any
-	if fs.NArg() == 2 {
-		arg = parseArg(fs.Arg(1))
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
-	defer cancel()
-	node, err := relay.Start(ctx, relay.WithMatchmaker(cf.matchmaker), relay.WithHost(name+"-client"),
-		relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(cf.router), relay.WithAcks(cf.acks))
+// check checks the flags every sending command needs and returns the
+// matchmaker URL.
+func (c *clientFlags) check() (string, error) {
+	mm, err := matchmakerURL(c.matchmaker)
 	if err != nil {
-		fmt.Fprintf(stderr, "node %s: %v\n", name, err)
-		return 1
+		return "", err
 	}
-	t := cf.target()
-	t.Fanout = cf.fanout
-	if cf.fanout && name != "cast" {
-		return usageError(fs, "--fanout is for cast only")
+	if c.timeout <= 0 {
+		return "", fmt.Errorf("--timeout %v: want a positive duration, such as 5s", c.timeout)
 	}
+	return mm, nil
+}
+
+func callCommand(name string) command {
+	short := "call a method with a JSON argument and print the reply as JSON"
+	about := `Calls METHOD with ARG on one server of the topic (round-robin) or on --server,
+and prints the reply as one line of JSON; an error goes to stderr, exit code 1.
+`
 	if name == "cast" {
-		err = node.Cast(ctx, t, method, arg)
-	} else {
-		var reply any
-		if err = node.Call(ctx, t, method, arg, &reply); err == nil {
-			fmt.Fprintf(stdout, "%v\n", reply)
-		}
+		short = "cast (one-way) to a method: one server, or --fanout to all"
+		about = `Casts METHOD with ARG to one server of the topic (round-robin), to --server,
+or with --fanout to every server of the topic, without waiting for a reply;
+exit code 1 when the cast cannot be sent.
+`
 	}
+	return command{
+		name:     name,
+		short:    short,
+		synopsis: "--matchmaker URL --topic T [--server S ...] METHOD [ARG | @FILE | -]",
+		about:    about + "\n" + fmt.Sprintf(argHelp, "ARG") + "\n" + matchmakerNote,
+		examples: fmt.Sprintf(`  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute add 5
+  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute append hello --server alpha
+  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute echo '{"a":[1,2]}'
+  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute echo @big.json
+  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute --timeout 500ms sleep 2000
+  node %[1]s --config testdata/node.yaml add 5
+`, name),
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			var (
+				cf     clientFlags
+				tf     targetFlags
+				fanout bool
+				router bool
+				acks   bool
+			)
+			cf.register(fs, name)
+			tf.register(fs, true)
+			fs.BoolVar(&router, "router-proxy", false, "send through router proxies (node proxy --router); the servers must run with --router-proxy too")
+			fs.BoolVar(&acks, "acks", false, "ask the server to acknowledge, and resend until acknowledged or answered (servers always acknowledge what asks for it)")
+			if name == "cast" {
+				fs.BoolVar(&fanout, "fanout", false, "to every server of the topic")
+			}
+			return func(c *cli) int {
+				mm, err := cf.check()
+				if err != nil {
+					return c.usageError("%v", err)
+				}
+				if tf.topic == "" {
+					return c.usageError("--topic is required")
+				}
+				if len(c.args) < 1 || len(c.args) > 2 {
+					return c.usageError("want METHOD [ARG], got %q", c.args)
+				}
+				var arg any
+				if len(c.args) == 2 {
+					if arg, err = argValue("ARG", c.args[1], c.stdin); err != nil {
+						return c.usageError("%v", err)
+					}
+				}
+				t := tf.target()
+				t.Fanout = fanout
+				return c.send(mm, cf.timeout, func(ctx context.Context, n *relay.Node) error {
+					if name == "cast" {
+						return n.Cast(ctx, t, c.args[0], arg)
+					}
+					var reply any
+					if err := n.Call(ctx, t, c.args[0], arg, &reply); err != nil {
+						return err
+					}
+					return writeJSON(c.stdout, reply)
+				}, relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(router), relay.WithAcks(acks))
+			}
+		},
+	}
+}
+
+// send starts a client node on mm, runs f with a context bounded by
+// timeout, closes the node and reports the outcome: exit code 0, or 1 with
+// the error. A cast or notification that the node dropped at Close is an
+// error too.
+func (c *cli) send(mm string, timeout time.Duration, f func(context.Context, *relay.Node) error, opts ...relay.Option) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	node, err := relay.Start(ctx, append([]relay.Option{relay.WithMatchmaker(mm)}, opts...)...)
+	if err != nil {
+		return c.fail(err)
+	}
+	err = f(ctx, node)
 	if cerr := node.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	// Close does not wait for queued casts to go out; it counts those it
 	// drops, so say so rather than report success.
 	if d := node.Stats().DroppedCasts; err == nil && d > 0 {
-		err = fmt.Errorf("the cast was queued but dropped when the node closed (%d dropped)", d)
+		err = fmt.Errorf("the message was queued but dropped when the node closed (%d dropped)", d)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "node %s: %v\n", name, err)
-		return 1
+		return c.fail(err)
 	}
 	return 0
-}
-
-// parseArg returns s as an int64 if it parses as one, else s.
-func parseArg(s string) any {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n
-	}
-	return s
 }

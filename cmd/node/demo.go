@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,29 +11,32 @@ import (
 	"github.com/relay-dev/relay/internal/demo"
 )
 
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "",
-		`Starts, inside this process, three server nodes (alpha, beta, gamma) serving
+func demoCommand() command {
+	return command{
+		name:  "demo",
+		short: "run a 3-server cluster in this process and explain each step",
+		about: `Starts, inside this process, three server nodes (alpha, beta, gamma) serving
 the demo endpoint on topic "compute" and a client node, all on a fresh
 in-memory matchmaker and talking over tcp on 127.0.0.1. It then shows, step by
 step: round-robin calls, directed calls, casts, a timeout, a remote error and
 an unknown method, and closes everything. No setup needed.
 `,
-		`  node demo
+		examples: `  node demo
   make demo
-`, stderr)
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
+`,
+		setup: func(*flag.FlagSet) func(*cli) int {
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if err := demo.RunDemo(ctx, c.stdout); err != nil {
+					return c.fail(err)
+				}
+				fmt.Fprintln(c.stdout, "\nDemo finished.")
+				return 0
+			}
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected arguments %q", fs.Args())
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := demo.RunDemo(ctx, stdout); err != nil {
-		fmt.Fprintf(stderr, "node demo: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, "\nDemo finished.")
-	return 0
 }

@@ -1,19 +1,26 @@
-// Command node serves, calls, casts, benchmarks and demonstrates relay.
+// Command node serves, calls, casts, notifies, listens, proxies,
+// benchmarks and demonstrates relay.
 //
-//	node serve --matchmaker URL --topic T [flags]   serve the demo endpoint
-//	node call  --matchmaker URL --topic T METHOD ARG  call a method, print the reply
-//	node cast  --matchmaker URL --topic T METHOD ARG  cast to a method
-//	node status --matchmaker URL                    list registrations and their TTL
-//	node proxy --publisher --matchmaker URL [--ack | --local]  run a publisher proxy
-//	node demo                                       a 3-server cluster in one process, explained
-//	node bench [flags]                              relay against raw libzmq
+//	node serve  --matchmaker URL --topic T [flags]         serve the demo endpoint
+//	node call   --matchmaker URL --topic T METHOD [ARG]    call a method, print the reply as JSON
+//	node cast   --matchmaker URL --topic T METHOD [ARG]    cast to a method
+//	node notify --matchmaker URL --topic T EVENT [PAYLOAD] publish a notification
+//	node listen --matchmaker URL --topic T [--pool P]      print notifications as JSON lines
+//	node status --matchmaker URL                           list registrations and their TTL
+//	node proxy  (--router | --publisher) --matchmaker URL  run a router or publisher proxy
+//	node demo                                              a 3-server cluster in one process, explained
+//	node bench [flags]                                     relay against raw libzmq
+//
+// ARG and PAYLOAD are JSON, "@FILE" or "-" (standard input). Flags may come
+// before or after the positional arguments; every flag can also be set as
+// RELAY_<FLAG> or in the YAML file named by --config, which every command
+// reads, each taking the keys it knows.
 //
 // It parses flags and calls the relay package and the internal demo and
 // bench packages; it holds no logic of its own.
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,43 +29,50 @@ import (
 
 // command is one subcommand.
 type command struct {
-	name  string
-	short string
-	run   func(args []string, stdout, stderr io.Writer) int
+	name     string
+	short    string // its line in node -h
+	synopsis string // what follows "node NAME" in its usage line
+	about    string // what it does, in node NAME -h
+	examples string
+	// setup registers the command's flags on fs and returns its body, which
+	// runs once the flags, the environment and the config file are applied.
+	setup func(fs *flag.FlagSet) func(c *cli) int
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "serve the demo endpoint on a topic until interrupted", runServe},
-		{"call", "call a method on a topic and print the reply", runCall},
-		{"cast", "cast (one-way) to a method on a topic", runCast},
-		{"status", "list a matchmaker's registrations with their remaining TTL", runStatus},
-		{"proxy", "run a publisher proxy for pub/sub fanout and notifications", runProxy},
-		{"demo", "run a 3-server cluster in this process and explain each step", runDemo},
-		{"bench", "measure relay against raw libzmq and check the targets", runBench},
+		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),
+		statusCommand(), proxyCommand(), demoCommand(), benchCommand(),
 	}
 }
 
 const mainExamples = `
 Examples:
-  node demo                       see round-robin, directed calls, casts, timeouts and errors
-  node bench                      relay vs raw libzmq: latency, calls/s, casts/s
-  node bench --json               the same as JSON
-  node serve -h                   help of one command
+  node demo                          round-robin, directed calls, casts, timeouts and errors
+  node serve --config testdata/node.yaml &
+  node call --config testdata/node.yaml add 5              prints 5
+  node call --config testdata/node.yaml get --server 127.0.0.2
+  node bench --json                  relay vs raw libzmq, as JSON
+  node serve -h                      help of one command
 
 Matchmakers: memory://NAME lives inside one process; across processes use
 redis://host:port (or redis+sentinel://h1,h2/master) or a static hosts file,
 file:///path/hosts.json (see testdata/hosts.json). demo and bench run
 everything in one process.
+
+Every flag can also be set as RELAY_<FLAG> (RELAY_MATCHMAKER, RELAY_TIMEOUT,
+...) or in the YAML file named by --config (or RELAY_CONFIG): one file
+serves every command, each takes the keys it knows. The command line wins,
+then the environment, then the file.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run runs the command line args and returns the exit code: 0 success,
-// 1 failure, 2 usage error.
-func run(args []string, stdout, stderr io.Writer) int {
+// 1 failure, 2 usage error (and for bench --check, 3: a target not met).
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -70,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(args[1:], stdout, stderr)
+			return c.run(args[1:], stdin, stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "node: unknown command %q\n\n", args[0])
@@ -79,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "node runs relay, a brokerless ZeroMQ RPC runtime.")
+	fmt.Fprintln(w, "node runs relay, brokerless messaging over ZeroMQ: calls, casts, fanout and notifications.")
 	fmt.Fprintln(w, "\nUsage:\n  node <command> [flags] [arguments]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.short)
@@ -87,50 +101,55 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, mainExamples)
 }
 
-// newFlagSet makes a subcommand's FlagSet; its usage prints synopsis,
-// description, flags and examples.
-func newFlagSet(name, synopsis, description, examples string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("node "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.String(configFlag, "", "YAML file of option values (also RELAY_CONFIG); every option may also be set as RELAY_<OPTION>; the command line wins")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: node %s %s\n\n%s\nFlags:\n", name, synopsis, description)
-		fs.PrintDefaults()
-		fmt.Fprintf(w, "\nExamples:\n%s", examples)
-	}
-	return fs
+// cli is one run of a command: its flags, positional arguments and streams.
+type cli struct {
+	name   string
+	fs     *flag.FlagSet
+	args   []string // the positional arguments
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
-// parse parses args; ok is false when the command must exit with code.
-// -h prints the usage to stdout and exits 0; a bad flag prints flag's
-// message and the usage to stderr and exits 2.
-func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
-	usage := fs.Usage
-	fs.Usage = func() {} // printed below, once, to the right stream
-	err := fs.Parse(args)
-	fs.Usage = usage
+// run parses args (flags anywhere among them), applies the environment and
+// the config file, and runs the command's body.
+func (cmd command) run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet(cmd.name)
+	body := cmd.setup(fs)
+	c := &cli{name: cmd.name, fs: fs, stdin: stdin, stdout: stdout, stderr: stderr}
+	pos, help, err := parseArgs(fs, args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		stderr := fs.Output()
-		fs.SetOutput(stdout)
-		fs.Usage()
-		fs.SetOutput(stderr)
-		return 0, false
+	case help:
+		printUsage(stdout, cmd, fs)
+		return 0
 	case err != nil:
-		fs.Usage()
-		return 2, false
+		return c.usageError("%v", err)
 	}
 	if err := applyConfig(fs, os.LookupEnv); err != nil {
-		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
-		return 2, false
+		return c.usageError("%v", err)
 	}
-	return 0, true
+	c.args = pos
+	return body(c)
 }
 
-// usageError prints msg and the usage, and returns exit code 2.
-func usageError(fs *flag.FlagSet, format string, args ...any) int {
-	fmt.Fprintf(fs.Output(), "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
+// usageError prints a usage error and where to find help, and returns
+// exit code 2.
+func (c *cli) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "node %s: %s\nRun 'node %s -h' for help.\n", c.name, fmt.Sprintf(format, args...), c.name)
 	return 2
+}
+
+// fail prints err, with relay's option names turned into this command's
+// flags, and returns exit code 1.
+func (c *cli) fail(err error) int {
+	fmt.Fprintf(c.stderr, "node %s: %s\n", c.name, c.inFlagTerms(err))
+	return 1
+}
+
+// noArgs is a usage error unless the command got no positional arguments.
+func (c *cli) noArgs() (code int, ok bool) {
+	if len(c.args) > 0 {
+		return c.usageError("unexpected arguments %q", c.args), false
+	}
+	return 0, true
 }

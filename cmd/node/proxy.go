@@ -2,27 +2,30 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay"
 )
 
-// runProxy runs a publisher proxy until interrupted.
-func runProxy(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("proxy", "(--router | --publisher [--ack | --local --host H]) --matchmaker URL [--bind ADDR ...]",
-		`With --router, runs a router proxy for nodes in router-proxy mode
+func proxyCommand() command {
+	return command{
+		name:     "proxy",
+		short:    "run a router proxy (calls, casts) or a publisher proxy (fanout, notifications)",
+		synopsis: "(--router | --publisher [--ack | --local --host H]) --matchmaker URL [--bind ADDR ...]",
+		about: `With --router, runs a router proxy for nodes in router-proxy mode
 (--router-proxy; relay.WithRouterProxy in code): calls and casts go from
 clients through one of the registered router proxies to the server they
 name, so connections grow as proxies x nodes instead of clients x servers.
 It keeps no state but which servers are connected (they say HELLO every
-second); with acks (--acks on the nodes) a message whose proxy died is resent
-through another and the server handles it once.
+second); with acks (--acks on the clients) a message whose proxy died is
+resent through another and the server handles it once.
 
 With --publisher, runs a publisher proxy for nodes in pub/sub mode (their --pubsub flag,
 relay.WithPubSub in code): fanouts and notifications go from a publisher
@@ -35,74 +38,84 @@ another proxy. A local proxy (--publisher --local --host H) subscribes to
 the central ones and republishes on host H, whose nodes connect to it
 instead (two-level fanout). Runs until SIGINT or SIGTERM.
 
-`+matchmakerNote,
-		`  node proxy --router --matchmaker redis://127.0.0.1:6379 --frontend 127.0.0.1:7100 --backend 127.0.0.1:7101
+` + matchmakerNote,
+		examples: `  node proxy --router --matchmaker redis://127.0.0.1:6379 --frontend 127.0.0.1:7100 --backend 127.0.0.1:7101
   node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
-`, stderr)
-	var (
-		publisher = fs.Bool("publisher", false, "run a publisher proxy (fanout and notifications)")
-		router    = fs.Bool("router", false, "run a router proxy (calls and casts)")
-		local     = fs.Bool("local", false, "a local proxy for --host, fed by the central ones")
-		ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
-		mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
-		host      = fs.String("host", "", "host a local proxy serves (default: this machine's hostname)")
-		bind      = fs.String("bind", "127.0.0.1", "address to bind and advertise")
-		ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
-		ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
-		frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
-		backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
-	)
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
+`,
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			var (
+				publisher = fs.Bool("publisher", false, "run a publisher proxy (fanout and notifications)")
+				router    = fs.Bool("router", false, "run a router proxy (calls and casts)")
+				local     = fs.Bool("local", false, "a local proxy for --host, fed by the central ones")
+				ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
+				mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
+				host      = fs.String("host", "", "host a local proxy serves (default: this machine's hostname)")
+				bind      = fs.String("bind", "127.0.0.1", "address to bind and advertise")
+				ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
+				ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
+				frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
+				backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
+			)
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				if *publisher == *router {
+					return c.usageError("one of --publisher or --router is required")
+				}
+				url, err := matchmakerURL(*mm)
+				if err != nil {
+					return c.usageError("%v", err)
+				}
+				portMin, portMax, err := parsePorts(*ports)
+				if err != nil {
+					return c.usageError("--ports: %v", err)
+				}
+				if (*frontend != "" || *backend != "") && !*router {
+					return c.usageError("--frontend and --backend are for --router")
+				}
+				log := slog.New(slog.NewTextHandler(c.stderr, nil))
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				opts := relay.ProxyOptions{
+					Matchmaker: url, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
+					Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
+					Frontend: *frontend, Backend: *backend,
+				}
+				var p interface {
+					Endpoints() string
+					Failed() <-chan error
+					Close() error
+				}
+				if *router {
+					p, err = relay.StartRouterProxy(ctx, opts)
+				} else {
+					p, err = relay.StartPublisherProxy(ctx, opts)
+				}
+				if err != nil && strings.Contains(err.Error(), "bind") {
+					where := fmt.Sprintf("--bind (%s must be an address of this host) and --ports (%s)", *bind, *ports)
+					if *frontend != "" || *backend != "" {
+						where = "--frontend and --backend (HOST:PORT, free, on an address of this host)"
+					}
+					err = fmt.Errorf("%w; check %s", err, where)
+				}
+				if err != nil {
+					return c.fail(err)
+				}
+				log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
+				code := 0
+				select {
+				case <-ctx.Done():
+					log.Info("signal received; closing")
+				case err := <-p.Failed():
+					code = c.fail(fmt.Errorf("failed (restart it): %w", err))
+				}
+				if err := p.Close(); err != nil {
+					return c.fail(err)
+				}
+				return code
+			}
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected arguments %q", fs.Args())
-	}
-	if *publisher == *router || *mm == "" {
-		return usageError(fs, "one of --publisher or --router, and --matchmaker, are required")
-	}
-	portMin, portMax, err := parsePorts(*ports)
-	if err != nil {
-		return usageError(fs, "--ports: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	opts := relay.ProxyOptions{
-		Matchmaker: *mm, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
-		Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
-		Frontend: *frontend, Backend: *backend,
-	}
-	if (*frontend != "" || *backend != "") && !*router {
-		return usageError(fs, "--frontend and --backend are for --router")
-	}
-	var p interface {
-		Endpoints() string
-		Failed() <-chan error
-		Close() error
-	}
-	if *router {
-		p, err = relay.StartRouterProxy(ctx, opts)
-	} else {
-		p, err = relay.StartPublisherProxy(ctx, opts)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "node proxy: %v\n", err)
-		return 1
-	}
-	log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
-	code := 0
-	select {
-	case <-ctx.Done():
-		log.Info("signal received; closing")
-	case err := <-p.Failed():
-		fmt.Fprintf(stderr, "node proxy: failed (restart it): %v\n", err)
-		code = 1
-	}
-	if err := p.Close(); err != nil {
-		fmt.Fprintf(stderr, "node proxy: close: %v\n", err)
-		return 1
-	}
-	return code
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,14 +16,17 @@ import (
 	"github.com/relay-dev/relay/internal/demo"
 )
 
-// matchmakerNote goes into the help of serve, call and cast.
+// matchmakerNote goes into the help of the commands that take --matchmaker.
 const matchmakerNote = `Matchmakers: memory://NAME lives inside one process (a serve in one process
 and a call in another do not find each other: "no servers for target").
 Across processes use Redis, redis://[:password@]host:port[/db] or
 redis+sentinel://h1:26379,h2:26379/mastername, or a static hosts file,
-file:///path/hosts.json (format: testdata/hosts.json; topic ->
-["host:port", ...], reloaded when edited; serve on the port its entry names,
-e.g. --ports 7001-7001). Any other scheme fails with the matchmaker's error.
+file:///path/hosts.json or file:relative/path.json (format:
+testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited).
+With a hosts file a server binds the port its entry names (--ports
+7001-7001), and its --host must be the entry's host: a directed call
+(--server) names that host, e.g. --server 127.0.0.2. Notifications need
+Redis: a hosts file lists no listeners.
 `
 
 // targetFlags are the flags that name a target.
@@ -38,7 +40,7 @@ func (t *targetFlags) register(fs *flag.FlagSet, withServer bool) {
 	fs.StringVar(&t.namespace, "namespace", "", "namespace of the methods (optional)")
 	fs.StringVar(&t.version, "version", "", `version "MAJOR.MINOR" (optional)`)
 	if withServer {
-		fs.StringVar(&t.server, "server", "", "send to this server (host name) only; empty: any server, round-robin")
+		fs.StringVar(&t.server, "server", "", "send to this server (its --host; with a hosts file, its entry's host) only; empty: any server, round-robin")
 	}
 }
 
@@ -46,75 +48,117 @@ func (t *targetFlags) target() relay.Target {
 	return relay.Target{Exchange: t.exchange, Topic: t.topic, Server: t.server, Namespace: t.namespace, Version: t.version}
 }
 
-func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "--matchmaker URL --topic T [--host NAME --bind ADDR ...]",
-		`Starts a node that serves the demo endpoint (methods add, subtract, append,
-sleep, get) on the topic, logs what it serves and its endpoint to stderr, and
-runs until SIGINT or SIGTERM, then closes the node.
+// nodeFlags are the flags of a node that others reach: serve and listen.
+type nodeFlags struct {
+	matchmaker, host, bind, ports string
+	ttl                           time.Duration
+	pubsub                        bool
+}
 
-`+matchmakerNote,
-		`  node serve --matchmaker memory://default --host alpha --topic compute
-  node serve --matchmaker memory://default --host alpha --bind 10.0.0.5 --topic compute \
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
+	fs.StringVar(&n.host, "host", "", "host name to advertise (default: this machine's hostname)")
+	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind and advertise")
+	fs.StringVar(&n.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
+	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
+	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
+}
+
+// options checks the flags and returns the options of the node.
+func (n *nodeFlags) options() ([]relay.Option, error) {
+	mm, err := matchmakerURL(n.matchmaker)
+	if err != nil {
+		return nil, err
+	}
+	min, max, err := parsePorts(n.ports)
+	if err != nil {
+		return nil, fmt.Errorf("--ports: %v", err)
+	}
+	opts := []relay.Option{relay.WithMatchmaker(mm), relay.WithBindAddress(n.bind),
+		relay.WithPortRange(min, max), relay.WithRegistrationTTL(n.ttl), relay.WithPubSub(n.pubsub)}
+	if n.host != "" {
+		opts = append(opts, relay.WithHost(n.host))
+	}
+	return opts, nil
+}
+
+// startNode starts a node that logs to stderr and runs until SIGINT or
+// SIGTERM (ctx). While it starts, its log is held back: a node that cannot
+// start prints only the error that sums up why (see heldLog).
+func (c *cli) startNode(opts ...relay.Option) (ctx context.Context, stop func(), node *relay.Node, log *slog.Logger, err error) {
+	log, held := newHeldLogger(slog.NewTextHandler(c.stderr, nil))
+	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	node, err = relay.Start(ctx, append(opts, relay.WithLogger(log))...)
+	held.release(err == nil)
+	if err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, stop, node, log, nil
+}
+
+func serveCommand() command {
+	return command{
+		name:     "serve",
+		short:    "serve the demo endpoint on a topic until interrupted",
+		synopsis: "--matchmaker URL --topic T [--host NAME --bind ADDR ...]",
+		about: `Starts a node that serves the demo endpoint (methods add, subtract, append,
+sleep, get, echo) on the topic, logs what it serves and its endpoint to
+stderr, and runs until SIGINT or SIGTERM, then closes the node.
+
+Servers always acknowledge a call or cast that asks for it (a client's
+--acks) and then handle its msg_id once; serve needs no flag for that.
+
+` + matchmakerNote,
+		examples: `  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute
+  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --bind 10.0.0.5 --topic compute \
       --namespace calc --version 1.2 --ports 21000-21099 --ttl 10s
-`, stderr)
-	var (
-		tf    targetFlags
-		mm    = fs.String("matchmaker", "", `matchmaker URL, e.g. memory://default (required)`)
-		host  = fs.String("host", "", "host name to advertise (default: this machine's hostname)")
-		bind  = fs.String("bind", "127.0.0.1", "address to bind and advertise")
-		ports = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
-		ttl   = fs.Duration("ttl", 30*time.Second, "registration TTL: a server that stops renewing (every TTL/3) is forgotten after it")
-		ps    = fs.Bool("pubsub", false, "receive fanouts through publisher proxies (node proxy --publisher)")
-		rp    = fs.Bool("router-proxy", false, "take calls and casts through router proxies (node proxy --router)")
-		acks  = fs.Bool("acks", false, "acknowledge calls and casts that ask for it and handle each msg_id once")
-	)
-	tf.register(fs, false)
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
+  node serve --config testdata/node.yaml
+`,
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			var (
+				tf     targetFlags
+				nf     nodeFlags
+				router bool
+				acks   bool
+			)
+			tf.register(fs, false)
+			nf.register(fs)
+			fs.BoolVar(&router, "router-proxy", false, "take calls and casts through router proxies (node proxy --router); clients need it too")
+			fs.BoolVar(&acks, "acks", false, "only for the calls and casts this node sends itself (serve sends none): servers always acknowledge what asks for it")
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				opts, err := nf.options()
+				if err != nil {
+					return c.usageError("%v", err)
+				}
+				if tf.topic == "" {
+					return c.usageError("--topic is required")
+				}
+				ctx, stop, node, log, err := c.startNode(append(opts, relay.WithRouterProxy(router), relay.WithAcks(acks))...)
+				if err != nil {
+					return c.fail(err)
+				}
+				defer stop()
+				srv, err := node.Serve(tf.target())
+				if err != nil {
+					node.Close()
+					return c.fail(err)
+				}
+				(&demo.Endpoint{Host: node.Host()}).Register(srv)
+				log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
+					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", nf.matchmaker)
+				<-ctx.Done()
+				log.Info("signal received; closing")
+				if err := node.Close(); err != nil {
+					return c.fail(fmt.Errorf("close: %w", err))
+				}
+				return 0
+			}
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected arguments %q", fs.Args())
-	}
-	if *mm == "" || tf.topic == "" {
-		return usageError(fs, "--matchmaker and --topic are required")
-	}
-	portMin, portMax, err := parsePorts(*ports)
-	if err != nil {
-		return usageError(fs, "--ports: %v", err)
-	}
-
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []relay.Option{
-		relay.WithMatchmaker(*mm), relay.WithBindAddress(*bind),
-		relay.WithPortRange(portMin, portMax), relay.WithRegistrationTTL(*ttl), relay.WithLogger(log),
-		relay.WithPubSub(*ps), relay.WithRouterProxy(*rp), relay.WithAcks(*acks),
-	}
-	if *host != "" {
-		opts = append(opts, relay.WithHost(*host))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	node, err := relay.Start(ctx, opts...)
-	if err != nil {
-		fmt.Fprintf(stderr, "node serve: %v\n", err)
-		return 1
-	}
-	srv, err := node.Serve(tf.target())
-	if err != nil {
-		fmt.Fprintf(stderr, "node serve: %v\n", err)
-		node.Close()
-		return 1
-	}
-	(&demo.Endpoint{Host: node.Host()}).Register(srv)
-	log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
-		"methods", "add,subtract,append,sleep,get", "matchmaker", *mm)
-	<-ctx.Done()
-	log.Info("signal received; closing")
-	if err := node.Close(); err != nil {
-		fmt.Fprintf(stderr, "node serve: close: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 // parsePorts parses "MIN-MAX".

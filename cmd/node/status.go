@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,44 +11,50 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// runStatus lists the registrations of a matchmaker as a table.
-func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "--matchmaker URL",
-		"Lists every registered target and host with its remaining TTL.\n\n"+matchmakerNote,
-		`  node status --matchmaker redis://127.0.0.1:6379
+func statusCommand() command {
+	return command{
+		name:     "status",
+		short:    "list a matchmaker's registrations with their remaining TTL",
+		synopsis: "--matchmaker URL",
+		about:    "Lists every registered target and host with its remaining TTL.\n\n" + matchmakerNote,
+		examples: `  node status --matchmaker redis://127.0.0.1:6379
   node status --matchmaker file:///etc/relay/hosts.json
-`, stderr)
-	mm := fs.String("matchmaker", "", "matchmaker URL (required)")
-	timeout := fs.Duration("timeout", 5*time.Second, "give up on the matchmaker after this long")
-	if code, ok := parse(fs, args, stdout); !ok {
-		return code
+  node status --config testdata/node.yaml
+`,
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			mm := fs.String("matchmaker", "", "matchmaker URL (required)")
+			timeout := fs.Duration("timeout", 5*time.Second, "give up on the matchmaker after this long")
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				url, err := matchmakerURL(*mm)
+				if err != nil {
+					return c.usageError("%v", err)
+				}
+				if *timeout <= 0 {
+					return c.usageError("--timeout %v: want a positive duration, such as 5s", *timeout)
+				}
+				m, err := matchmaker.Open(url)
+				if err != nil {
+					return c.fail(fmt.Errorf("--matchmaker: %w", err))
+				}
+				defer m.Close()
+				lister, ok := m.(matchmaker.Lister)
+				if !ok {
+					return c.fail(fmt.Errorf("matchmaker %s cannot list its registrations", url))
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+				defer cancel()
+				regs, err := lister.List(ctx)
+				if err != nil {
+					return c.fail(err)
+				}
+				writeStatus(c.stdout, regs, time.Now())
+				return 0
+			}
+		},
 	}
-	if *mm == "" {
-		return usageError(fs, "--matchmaker is required")
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected arguments %q", fs.Args())
-	}
-	m, err := matchmaker.Open(*mm)
-	if err != nil {
-		fmt.Fprintf(stderr, "node status: %v\n", err)
-		return 1
-	}
-	defer m.Close()
-	lister, ok := m.(matchmaker.Lister)
-	if !ok {
-		fmt.Fprintf(stderr, "node status: matchmaker %s cannot list its registrations\n", *mm)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	regs, err := lister.List(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "node status: %v\n", err)
-		return 1
-	}
-	writeStatus(stdout, regs, time.Now())
-	return 0
 }
 
 // writeStatus prints registrations as an aligned table.
