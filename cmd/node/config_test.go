@@ -192,3 +192,33 @@ func TestShippedConfig(t *testing.T) {
 		t.Errorf("status --config %s: %s", cfg, r)
 	}
 }
+
+// --matchmaker values: URLs pass, a relative file: URL is made absolute,
+// the rest is refused with a suggestion.
+func TestMatchmakerURL(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:6379":  "redis://127.0.0.1:6379",
+		"memory://x":              "memory://x",
+		"file:///etc/hosts.json":  "file:///etc/hosts.json",
+		"file:hosts.json":         "file://" + filepath.Join(wd, "hosts.json"),
+		"file:../../testdata/h.j": "file://" + filepath.Join(wd, "../../testdata/h.j"),
+	} {
+		if got, err := matchmakerURL(in); err != nil || got != want {
+			t.Errorf("matchmakerURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                "--matchmaker is required",
+		"127.0.0.1:16479": "did you mean redis://127.0.0.1:16479?",
+		"hosts.json":      "did you mean file://" + filepath.Join(wd, "hosts.json") + "?",
+		"redis":           "has no scheme: want memory://NAME",
+	} {
+		if _, err := matchmakerURL(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("matchmakerURL(%q): err = %v, want %q", in, err, want)
+		}
+	}
+}
