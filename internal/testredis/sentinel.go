@@ -2,14 +2,15 @@ package testredis
 
 import (
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/relay-dev/relay/internal/testutil"
 )
 
 // MasterName is the name under which a Sentinel monitors its master.
@@ -24,6 +25,7 @@ type Sentinel struct {
 	port    int
 	master  *Server
 	replica *Server
+	cfg     config // the sentinel's own: its password
 
 	// mu guards cmd.
 	mu  sync.Mutex
@@ -33,10 +35,19 @@ type Sentinel struct {
 // StartSentinel starts a replica of master and a redis-sentinel monitoring
 // master as MasterName (quorum 1, down-after-milliseconds 1000,
 // failover-timeout 3000). It waits until the sentinel reports the master and
-// knows the replica, and registers the kills with t.Cleanup.
-func StartSentinel(t testing.TB, master *Server) *Sentinel {
+// knows the replica, and registers the kills with t.Cleanup. The replica
+// and the sentinel use master's password for the data nodes; WithPassword
+// among opts sets the sentinel's own (other options are not supported).
+func StartSentinel(t testing.TB, master *Server, opts ...Option) *Sentinel {
 	t.Helper()
-	replica := startServer(t, "redis replica", []string{
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	if master.certs != nil || c.tls || len(c.users) > 0 {
+		t.Fatal("testredis: StartSentinel supports passwords only (no TLS, no ACL users)")
+	}
+	replica := startServer(t, "redis replica", master.cfg, []string{
 		"--replicaof", "127.0.0.1", strconv.Itoa(master.Port()),
 		"--replica-announce-ip", "127.0.0.1",
 	})
@@ -47,6 +58,7 @@ func StartSentinel(t testing.TB, master *Server) *Sentinel {
 		port:    freePort(t),
 		master:  master,
 		replica: replica,
+		cfg:     c,
 	}
 	t.Cleanup(s.Stop)
 	conf := filepath.Join(s.dir, "sentinel.conf")
@@ -57,10 +69,16 @@ sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s 1000
 sentinel failover-timeout %s 3000
 `, s.port, s.dir, MasterName, master.Port(), MasterName, MasterName)
+	if pw := master.cfg.password; pw != "" {
+		text += fmt.Sprintf("sentinel auth-pass %s %s\n", MasterName, pw)
+	}
+	if c.password != "" {
+		text += fmt.Sprintf("requirepass %s\n", c.password)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatalf("testredis: sentinel config: %v", err)
 	}
-	cmd, err := startProcess("redis-sentinel", s.bin, s.dir, []string{conf}, s.Addr())
+	cmd, err := startProcess("redis-sentinel", s.bin, s.dir, []string{conf}, s.endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +91,7 @@ sentinel failover-timeout %s 3000
 		if _, err := s.MasterAddr(); err != nil {
 			return err
 		}
-		reps, err := countReplicas(s.Addr())
+		reps, err := s.countReplicas()
 		if err == nil && reps == 0 {
 			err = fmt.Errorf("no replica yet")
 		}
@@ -88,15 +106,28 @@ sentinel failover-timeout %s 3000
 // Addr returns the sentinel's "127.0.0.1:PORT".
 func (s *Sentinel) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// URL returns "redis+sentinel://127.0.0.1:PORT/mymaster".
-func (s *Sentinel) URL() string { return "redis+sentinel://" + s.Addr() + "/" + MasterName }
+// URL returns "redis+sentinel://127.0.0.1:PORT/mymaster", with the data
+// nodes' password as ":PASSWORD@" and the sentinel's as
+// "?sentinel_password=" when they have one.
+func (s *Sentinel) URL() string {
+	u := url.URL{Scheme: "redis+sentinel", Host: s.Addr(), Path: "/" + MasterName}
+	if pw := s.master.cfg.password; pw != "" {
+		u.User = url.UserPassword("", pw)
+	}
+	if s.cfg.password != "" {
+		u.RawQuery = url.Values{"sentinel_password": {s.cfg.password}}.Encode()
+	}
+	return u.String()
+}
+
+func (s *Sentinel) endpoint() endpoint { return endpoint{addr: s.Addr(), password: s.cfg.password} }
 
 // Replica returns the replica of the master.
 func (s *Sentinel) Replica() *Server { return s.replica }
 
 // MasterAddr asks the sentinel for the current master's address.
 func (s *Sentinel) MasterAddr() (string, error) {
-	reply, err := commandArray(s.Addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName)
+	reply, err := s.endpoint().strings("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName)
 	if err != nil {
 		return "", err
 	}
@@ -116,13 +147,14 @@ func (s *Sentinel) Stop() {
 }
 
 // countReplicas returns how many replicas the sentinel knows for MasterName.
-func countReplicas(addr string) (int, error) {
-	line, err := command(addr, "SENTINEL", "REPLICAS", MasterName)
+func (s *Sentinel) countReplicas() (int, error) {
+	reply, err := s.endpoint().do("SENTINEL", "REPLICAS", MasterName)
 	if err != nil {
 		return 0, err
 	}
-	if !strings.HasPrefix(line, "*") {
-		return 0, fmt.Errorf("testredis: unexpected reply %q", line)
+	arr, ok := reply.([]any)
+	if !ok {
+		return 0, fmt.Errorf("testredis: SENTINEL REPLICAS: unexpected reply %T", reply)
 	}
-	return strconv.Atoi(line[1:])
+	return len(arr), nil
 }

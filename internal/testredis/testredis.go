@@ -1,6 +1,7 @@
 // Package testredis starts real redis-server (and redis-sentinel) processes
 // for tests: each on a free port on 127.0.0.1, with no persistence, in a
-// t.TempDir, killed by t.Cleanup.
+// t.TempDir, killed by t.Cleanup (and by the kernel if the test process
+// dies first).
 //
 //	srv := testredis.Start(t)
 //	m, err := matchmaker.Open(srv.URL())
@@ -8,40 +9,69 @@
 //	srv.Stop()    // outage
 //	srv.Restart() // back on the same port, empty
 //
+// Options add a password (WithPassword), ACL users (WithUser) or TLS
+// (WithTLS, with certificates made for the test); StartCluster starts a
+// Redis Cluster and StartSentinel a Sentinel with a replica.
+//
 // A missing binary fails the test with a message saying how to install it; it
 // never skips.
 //
-// Concurrency: the methods of Server and Sentinel are safe for concurrent use.
-// The package starts no goroutines.
+// Concurrency: the methods of Server, Sentinel and Cluster are safe for
+// concurrent use. The package starts no goroutines.
 package testredis
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
 )
 
 // startTimeout bounds how long a started process may take to answer PING.
 const startTimeout = 10 * time.Second
 
+// Option configures a process started by Start or StartSentinel.
+type Option func(*config)
+
+type config struct {
+	password string   // requirepass (and masterauth, for replicas)
+	users    []string // ACL rules, one user each
+	tls      bool
+}
+
+// WithPassword sets the default user's password (requirepass). A replica
+// started by StartSentinel uses it for its master too.
+func WithPassword(pw string) Option { return func(c *config) { c.password = pw } }
+
+// WithUser adds an ACL user, in redis.conf's `user` syntax without the
+// keyword: "relay on >secret ~relay:* &relay:* +@all".
+func WithUser(rule string) Option { return func(c *config) { c.users = append(c.users, rule) } }
+
+// WithTLS serves TLS only (no plaintext port), with a CA, a server
+// certificate for 127.0.0.1 and a client certificate made for the test
+// (see Server.Certs). Clients must present the client certificate.
+func WithTLS() Option { return func(c *config) { c.tls = true } }
+
 // Server is a redis-server process owned by a test.
 type Server struct {
-	t    testing.TB
-	name string   // for messages: "redis-server", "redis replica"
-	bin  string   // path of the binary
-	dir  string   // working directory (t.TempDir)
-	port int      // fixed for the Server's life, kept across Restart
-	args []string // extra arguments after the common ones
+	t     testing.TB
+	name  string   // for messages: "redis-server", "redis replica"
+	bin   string   // path of the binary
+	dir   string   // working directory (t.TempDir)
+	port  int      // fixed for the Server's life, kept across Restart
+	args  []string // extra arguments after the common ones
+	cfg   config
+	certs *Certs // nil without TLS
 
 	// mu guards cmd.
 	mu  sync.Mutex
@@ -50,15 +80,34 @@ type Server struct {
 
 // Start starts a redis-server on a free port of 127.0.0.1, waits until it
 // answers PING and registers its kill with t.Cleanup.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	return startServer(t, "redis-server", nil)
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	return startServer(t, "redis-server", c, nil)
 }
 
-func startServer(t testing.TB, name string, extra []string) *Server {
+func startServer(t testing.TB, name string, c config, extra []string) *Server {
 	t.Helper()
 	bin := lookPath(t, "redis-server")
-	s := &Server{t: t, name: name, bin: bin, dir: t.TempDir(), port: freePort(t), args: extra}
+	s := &Server{t: t, name: name, bin: bin, dir: t.TempDir(), port: freePort(t), cfg: c}
+	if c.password != "" {
+		extra = append(extra, "--requirepass", c.password, "--masterauth", c.password)
+	}
+	for _, u := range c.users {
+		extra = append(append(extra, "--user"), strings.Fields(u)...)
+	}
+	if c.tls {
+		s.certs = makeCerts(t, s.dir)
+		extra = append(extra,
+			"--tls-port", strconv.Itoa(s.port), "--port", "0",
+			"--tls-cert-file", s.certs.ServerCert, "--tls-key-file", s.certs.ServerKey,
+			"--tls-ca-cert-file", s.certs.CA, "--tls-auth-clients", "yes",
+			"--tls-replication", "yes")
+	}
+	s.args = extra
 	t.Cleanup(s.Stop)
 	if err := s.start(); err != nil {
 		t.Fatal(err)
@@ -69,11 +118,48 @@ func startServer(t testing.TB, name string, extra []string) *Server {
 // Addr returns "127.0.0.1:PORT".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL returns "redis://127.0.0.1:PORT".
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL returns a URL that reaches the server as its default user:
+// "redis://127.0.0.1:PORT", with ":PASSWORD@" when it has one, and for TLS
+// "rediss://…?tls_ca=…&tls_cert=…&tls_key=…".
+func (s *Server) URL() string {
+	u := url.URL{Scheme: "redis", Host: s.Addr()}
+	if s.cfg.password != "" {
+		u.User = url.UserPassword("", s.cfg.password)
+	}
+	if s.certs != nil {
+		u.Scheme = "rediss"
+		u.RawQuery = s.certs.Query()
+	}
+	return u.String()
+}
 
 // Port returns the server's TCP port.
 func (s *Server) Port() int { return s.port }
+
+// Certs returns the TLS files of a server started WithTLS, nil otherwise.
+func (s *Server) Certs() *Certs { return s.certs }
+
+// Do sends one command to the server (as its default user) and returns the
+// reply: a string, an int64, nil, or a []any of those.
+func (s *Server) Do(args ...string) (any, error) { return s.endpoint().do(args...) }
+
+// Info returns the value of field in the server's INFO (e.g.
+// "total_commands_processed"), or "" when there is none.
+func (s *Server) Info(fieldName string) (string, error) {
+	text, err := s.endpoint().str("INFO")
+	if err != nil {
+		return "", err
+	}
+	return field(text, fieldName), nil
+}
+
+func (s *Server) endpoint() endpoint {
+	ep := endpoint{addr: s.Addr(), password: s.cfg.password}
+	if s.certs != nil {
+		ep.tls = s.certs.clientConfig()
+	}
+	return ep
+}
 
 // Stop kills the server (SIGKILL: an outage, not a shutdown) and waits for it
 // to exit. Stopping a stopped server does nothing.
@@ -106,8 +192,8 @@ func (s *Server) start() error {
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	}, s.args...)
-	cmd, err := startProcess(s.name, s.bin, s.dir, args, s.Addr())
+	}, s.args...) // later arguments win: --port 0 for TLS
+	cmd, err := startProcess(s.name, s.bin, s.dir, args, s.endpoint())
 	if err != nil {
 		return err
 	}
@@ -116,9 +202,9 @@ func (s *Server) start() error {
 }
 
 // startProcess runs bin with args in dir, logging to dir/NAME.log, and waits
-// until addr answers PING. On failure the process is killed and the error
+// until ep answers PING. On failure the process is killed and the error
 // carries the tail of its log.
-func startProcess(name, bin, dir string, args []string, addr string) (*exec.Cmd, error) {
+func startProcess(name, bin, dir string, args []string, ep endpoint) (*exec.Cmd, error) {
 	logPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -128,13 +214,16 @@ func startProcess(name, bin, dir string, args []string, addr string) (*exec.Cmd,
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Killed with the test process, should that die before its cleanups
+	// run (a test timeout): no redis-server outlives its test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testredis: start %s: %w", name, err)
 	}
-	if err := testutil.Poll(startTimeout, func() error { return ping(addr) }); err != nil {
+	if err := testutil.Poll(startTimeout, func() error { _, err := ep.do("PING"); return err }); err != nil {
 		kill(cmd)
 		return nil, fmt.Errorf("testredis: %s on %s did not answer PING within %v: %v\n%s log:\n%s",
-			name, addr, startTimeout, err, name, tail(logPath))
+			name, ep.addr, startTimeout, err, name, tail(logPath))
 	}
 	return cmd, nil
 }
@@ -146,88 +235,6 @@ func kill(cmd *exec.Cmd) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-}
-
-// ping sends PING to addr and expects +PONG.
-func ping(addr string) error {
-	_, err := command(addr, "PING")
-	return err
-}
-
-// command sends one command to addr and returns the first line of the
-// reply. An error reply is returned as an error.
-func command(addr string, args ...string) (string, error) {
-	var line string
-	err := roundTrip(addr, args, func(rd *bufio.Reader) (err error) {
-		line, err = readLine(rd)
-		return err
-	})
-	return line, err
-}
-
-// commandArray sends one command to addr and returns its reply, an array of
-// bulk strings (a nil array is empty).
-func commandArray(addr string, args ...string) ([]string, error) {
-	var out []string
-	err := roundTrip(addr, args, func(rd *bufio.Reader) error {
-		line, err := readLine(rd)
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(line, "*") {
-			return fmt.Errorf("testredis: want an array, got %q", line)
-		}
-		n, _ := strconv.Atoi(line[1:])
-		for i := 0; i < n; i++ {
-			head, err := readLine(rd)
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(head, "$") {
-				return fmt.Errorf("testredis: want a bulk string, got %q", head)
-			}
-			s, err := readLine(rd)
-			if err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// roundTrip dials addr, writes args as a RESP command and lets read parse
-// the reply, all within one second.
-func roundTrip(addr string, args []string, read func(*bufio.Reader) error) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return err
-	}
-	return read(bufio.NewReader(conn))
-}
-
-// readLine reads one line of a reply; an error line becomes an error.
-func readLine(rd *bufio.Reader) (string, error) {
-	line, err := rd.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return "", errors.New(line[1:])
-	}
-	return line, nil
 }
 
 // lookPath finds a binary or fails the test saying how to install it.
