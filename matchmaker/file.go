@@ -137,6 +137,13 @@ func (f *File) Err() error {
 // Register implements Matchmaker: it does nothing (the file decides).
 func (f *File) Register(context.Context, Key, string, time.Duration) error { return f.check() }
 
+// RegisterMany implements Matchmaker: it does nothing (the file decides).
+func (f *File) RegisterMany(context.Context, []Entry, time.Duration) error { return f.check() }
+
+// Lost implements Matchmaker: the file is the source of truth and loses
+// nothing, so the channel never closes.
+func (f *File) Lost() <-chan struct{} { return never }
+
 // Unregister implements Matchmaker: it does nothing (the file decides).
 func (f *File) Unregister(context.Context, Key, string) error { return f.check() }
 

@@ -61,21 +61,33 @@ func (r *registry) notify() {
 }
 
 // Register implements Matchmaker.
-func (m *Memory) Register(_ context.Context, key Key, addr string, ttl time.Duration) error {
+func (m *Memory) Register(ctx context.Context, key Key, addr string, ttl time.Duration) error {
+	return m.RegisterMany(ctx, []Entry{{Key: key, Addr: addr}}, ttl)
+}
+
+// RegisterMany implements Matchmaker: every entry under one lock, one
+// change notice if any was new.
+func (m *Memory) RegisterMany(_ context.Context, entries []Entry, ttl time.Duration) error {
 	if err := m.check(); err != nil {
 		return err
 	}
 	r := m.reg
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	members, ok := r.entries[key]
-	if !ok {
-		members = make(map[string]time.Time)
-		r.entries[key] = members
+	exp := time.Now().Add(ttl)
+	added := false
+	for _, e := range entries {
+		members, ok := r.entries[e.Key]
+		if !ok {
+			members = make(map[string]time.Time)
+			r.entries[e.Key] = members
+		}
+		if _, existed := members[e.Addr]; !existed {
+			added = true
+		}
+		members[e.Addr] = exp
 	}
-	_, existed := members[addr]
-	members[addr] = time.Now().Add(ttl)
-	if !existed {
+	if added {
 		r.notify()
 	}
 	return nil
@@ -130,6 +142,10 @@ func (m *Memory) Changed() <-chan struct{} {
 	defer m.reg.mu.Unlock()
 	return m.reg.changed
 }
+
+// Lost implements Matchmaker: an in-process registry loses nothing, so the
+// channel never closes.
+func (m *Memory) Lost() <-chan struct{} { return never }
 
 // Close implements Matchmaker.
 func (m *Memory) Close() error {

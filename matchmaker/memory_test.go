@@ -14,7 +14,10 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	matchmaker.SetRedisLogger(nil) // go-redis's own lines would flood stderr during outages
+	goleak.VerifyTestMain(m, goRedisLingering...)
+}
 
 func TestMemoryRegisterLookupUnregister(t *testing.T) {
 	ctx := context.Background()

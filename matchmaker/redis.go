@@ -7,21 +7,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/relay-dev/relay/internal/track"
 )
 
 // RedisChangesChannel is the Redis pub/sub channel on which every change of
-// a registration is announced, with the changed key's Redis name as payload.
+// a registration is announced, with the changed key's Redis name as payload
+// (or "batch" for a RegisterMany). In a Redis Cluster it is a classic
+// (not sharded) channel: a PUBLISH on any node reaches the subscribers of
+// every node.
 const RedisChangesChannel = "relay:changes"
 
 // redisKeyPrefix prefixes the Redis name of every key: relay:<Key.String()>.
@@ -35,183 +36,34 @@ const redisHealthCheck = 3 * time.Second
 // again after an error.
 const redisRetryBackoff = 200 * time.Millisecond
 
-// RedisOptions configures NewRedis. Set Addr for a single server, or
-// SentinelAddrs and MasterName for a Sentinel-managed master.
-type RedisOptions struct {
-	Addr          string   // host:port of a single Redis server
-	SentinelAddrs []string // host:port of each Sentinel
-	MasterName    string   // the master the Sentinels monitor
-	Username      string   // ACL user of the master; empty for the default user
-	Password      string   // password of the master; empty for none
-	DB            int      // database number, 0 by default
-	// Logger receives subscription trouble (lost, restored). Nil discards.
-	Logger *slog.Logger
-}
-
-// ParseRedisURL parses
-//
-//	redis://[[user]:password@]host[:port][/db]
-//	redis+sentinel://[[user]:password@]h1[:port],h2[:port]/mastername[/db]
-//
-// The port defaults to 6379 for redis:// and 26379 for Sentinels; db to 0.
-// The user and password are the master's. Errors wrap ErrBadURL and name the
-// part of the URL that is wrong.
-func ParseRedisURL(raw string) (RedisOptions, error) {
-	var o RedisOptions
-	bad := func(format string, args ...any) (RedisOptions, error) {
-		return RedisOptions{}, fmt.Errorf("%w %q: "+format, append([]any{ErrBadURL, redactURL(raw)}, args...)...)
-	}
-	// url.Parse rejects a host list such as "h1,h2:26379"; take it out
-	// and parse the rest with a placeholder host.
-	toParse, sentinelHosts := raw, ""
-	if rest, ok := strings.CutPrefix(raw, "redis+sentinel://"); ok {
-		end := strings.IndexAny(rest, "/?#")
-		if end < 0 {
-			end = len(rest)
-		}
-		authority := rest[:end]
-		userinfo := ""
-		if at := strings.LastIndex(authority, "@"); at >= 0 {
-			userinfo, authority = authority[:at+1], authority[at+1:]
-		}
-		sentinelHosts = authority
-		toParse = "redis+sentinel://" + userinfo + "sentinels" + rest[end:]
-	}
-	u, err := url.Parse(toParse)
-	if err != nil {
-		return bad("%v", redactErr(err, raw))
-	}
-	if u.User != nil {
-		o.Username = u.User.Username()
-		o.Password, _ = u.User.Password()
-	}
-	if len(u.Query()) > 0 {
-		return bad("query parameters are not supported (%q)", u.RawQuery)
-	}
-	if u.Fragment != "" {
-		return bad("fragment %q is not supported", u.Fragment)
-	}
-	path := strings.Trim(u.Path, "/")
-	var parts []string
-	if path != "" {
-		parts = strings.Split(path, "/")
-	}
-	parseDB := func(s string) error {
-		db, err := strconv.Atoi(s)
-		if err != nil || db < 0 {
-			return fmt.Errorf("database %q in the path is not a number >= 0", s)
-		}
-		o.DB = db
-		return nil
-	}
-	switch u.Scheme {
-	case "redis":
-		addr, err := hostPort(u.Host, "6379")
-		if err != nil {
-			return bad("host: %v", err)
-		}
-		o.Addr = addr
-		switch len(parts) {
-		case 0:
-		case 1:
-			if err := parseDB(parts[0]); err != nil {
-				return bad("%v", err)
-			}
-		default:
-			return bad("path %q: want at most /db", u.Path)
-		}
-	case "redis+sentinel":
-		if sentinelHosts == "" {
-			return bad("host: no sentinel addresses (want h1:26379,h2:26379)")
-		}
-		for _, h := range strings.Split(sentinelHosts, ",") {
-			addr, err := hostPort(h, "26379")
-			if err != nil {
-				return bad("sentinel host: %v", err)
-			}
-			o.SentinelAddrs = append(o.SentinelAddrs, addr)
-		}
-		switch len(parts) {
-		case 0:
-			return bad("path: no master name (want redis+sentinel://h1:26379,h2:26379/mastername)")
-		case 1:
-		case 2:
-			if err := parseDB(parts[1]); err != nil {
-				return bad("%v", err)
-			}
-		default:
-			return bad("path %q: want /mastername[/db]", u.Path)
-		}
-		o.MasterName = parts[0]
-	default:
-		return bad("scheme %q is not redis or redis+sentinel", u.Scheme)
-	}
-	return o, nil
-}
-
-// hostPort validates host[:port], adding the default port when it is missing.
-func hostPort(h, defaultPort string) (string, error) {
-	if h == "" {
-		return "", errors.New("empty")
-	}
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		// No port (or a bare IPv6 address in brackets).
-		host, port = strings.Trim(h, "[]"), defaultPort
-		if strings.ContainsAny(host, ":[]") && !strings.HasPrefix(h, "[") {
-			return "", fmt.Errorf("%q: %v", h, err)
-		}
-	}
-	if host == "" {
-		return "", fmt.Errorf("%q: no host name", h)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", h, port)
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
-// redactURL hides the password of raw, for error messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if i, j := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i >= 0 && j > i {
-			return raw[:i+3] + "xxxxx" + raw[j:]
-		}
-		return raw
-	}
-	return u.Redacted()
-}
-
-// redactErr rewrites a url.Parse error so that it does not repeat raw (which
-// may hold a password).
-func redactErr(err error, raw string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), raw, redactURL(raw)))
-}
-
-// Redis is a matchmaker kept in Redis (a single server, or a master found
-// through Sentinel), shared by every process that opens the same Redis.
+// Redis is a matchmaker kept in Redis (a single server, a master found
+// through Sentinel, or a Redis Cluster), shared by every process that opens
+// the same Redis.
 //
 // Each key is a sorted set relay:<exchange>/<topic>[/<server>] whose members
 // are addresses scored by their expiry time (unix ms, by the Redis server's
-// clock), so liveness is per member. Changes are announced on
-// RedisChangesChannel; one goroutine per Redis value listens and closes the
-// Changed channel.
+// clock), so liveness is per member. Every script touches exactly one key,
+// so in a cluster each key lives in its own slot and no hash tags are
+// needed; a RegisterMany is one pipeline that go-redis splits per node.
+// Changes are announced on RedisChangesChannel; one goroutine per Redis
+// value listens and closes the Changed channel, and another checks that
+// Redis has not lost its data (see Lost).
 type Redis struct {
-	client *redis.Client
-	where  string // "redis 127.0.0.1:6379" or "redis sentinel mymaster@h1:26379,h2:26379"
-	log    *slog.Logger
-	pubsub *redis.PubSub
-	cancel context.CancelFunc // stops the subscription goroutine
-	group  track.Group
+	client     redis.UniversalClient
+	cluster    *redis.ClusterClient // nil unless a cluster
+	where      string               // RedisOptions.String(): no secrets
+	log        *slog.Logger
+	pubsub     *redis.PubSub
+	cancel     context.CancelFunc // stops the goroutines
+	group      track.Group
+	checkEvery time.Duration
+	kick       chan struct{} // capacity 1: check for lost data now
+	failing    atomic.Bool   // the last command failed; the next success kicks a check
 
 	// mu guards the fields below.
 	mu      sync.Mutex
 	changed chan struct{}
+	lost    chan struct{}
 	closed  bool
 }
 
@@ -219,96 +71,44 @@ var _ Matchmaker = (*Redis)(nil)
 
 // NewRedis returns a matchmaker on the Redis described by opts. It does not
 // wait for Redis: commands dial on demand (and fail, naming the address,
-// while Redis is unreachable), and the change subscription connects in the
-// background and keeps reconnecting until Close.
+// while Redis is unreachable), and the change subscription and the loss
+// check connect in the background and keep retrying until Close.
 func NewRedis(opts RedisOptions) (*Redis, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	r := &Redis{changed: make(chan struct{})}
-	switch {
-	case opts.Addr != "" && len(opts.SentinelAddrs) > 0:
-		return nil, fmt.Errorf("%w: RedisOptions: set Addr or SentinelAddrs, not both", ErrBadURL)
-	case opts.Addr != "":
-		r.where = "redis " + opts.Addr
-		r.client = redis.NewClient(&redis.Options{
-			Addr:                     opts.Addr,
-			Username:                 opts.Username,
-			Password:                 opts.Password,
-			DB:                       opts.DB,
-			Dialer:                   dial,
-			MaxRetries:               -1, // fail fast; retrying is the caller's choice
-			DialerRetries:            1,
-			Protocol:                 2,
-			ContextTimeoutEnabled:    true,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: noMaint,
-		})
-	case len(opts.SentinelAddrs) > 0:
-		if opts.MasterName == "" {
-			return nil, fmt.Errorf("%w: RedisOptions: SentinelAddrs without MasterName", ErrBadURL)
-		}
-		r.where = "redis sentinel " + opts.MasterName + "@" + strings.Join(opts.SentinelAddrs, ",")
-		r.client = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            opts.MasterName,
-			SentinelAddrs:         opts.SentinelAddrs,
-			Username:              opts.Username,
-			Password:              opts.Password,
-			DB:                    opts.DB,
-			Dialer:                dial,
-			MaxRetries:            -1, // fail fast; retrying is the caller's choice
-			DialerRetries:         1,
-			Protocol:              2,
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
-		})
-	default:
-		return nil, fmt.Errorf("%w: RedisOptions: neither Addr nor SentinelAddrs is set", ErrBadURL)
+	r := &Redis{
+		client:     newRedisClient(opts),
+		where:      opts.String(),
+		checkEvery: opts.CheckInterval,
+		kick:       make(chan struct{}, 1),
+		changed:    make(chan struct{}),
+		lost:       make(chan struct{}),
 	}
+	if r.checkEvery <= 0 {
+		r.checkEvery = DefaultCheckInterval
+	}
+	r.cluster, _ = r.client.(*redis.ClusterClient)
 	r.log = log.With("component", "matchmaker", "redis", r.where)
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), closeOnDone{}, true))
 	r.cancel = cancel
 	r.pubsub = r.client.Subscribe(ctx) // no channel yet: does not dial
-	if err := r.group.Go(func() { r.subscription(ctx) }); err != nil {
-		cancel()
-		_ = r.pubsub.Close()
-		_ = r.client.Close()
-		return nil, err
+	for _, loop := range []func(context.Context){r.subscription, r.watchLoss} {
+		if err := r.group.Go(func() { loop(ctx) }); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
 
-// closeOnDone marks the subscription's context: connections dialled under
-// it are closed when it is cancelled. go-redis reads do not watch
-// cancellation, and a subscription blocked in a read (or in the handshake
-// with a Redis that does not answer) would otherwise delay Close by up to
-// its read timeout.
-type closeOnDone struct{}
-
-// dial dials addr; under a closeOnDone context it ties the connection's life
-// to the context. Pooled command connections are never tied to a caller's
-// context.
-func dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
-	if err != nil || ctx.Value(closeOnDone{}) == nil {
-		return conn, err
-	}
-	return &ctxConn{Conn: conn, stop: context.AfterFunc(ctx, func() { conn.Close() })}, nil
-}
-
-// ctxConn is a connection closed when its context is done.
-type ctxConn struct {
-	net.Conn
-	stop func() bool
-}
-
-func (c *ctxConn) Close() error {
-	c.stop()
-	return c.Conn.Close()
-}
+// String describes the Redis it uses, without secrets:
+// "redis 127.0.0.1:6379", "rediss cluster h1:6379,h2:6379 as user relay".
+func (r *Redis) String() string { return r.where }
 
 // redisKey is the Redis name of key.
 func redisKey(key Key) string { return redisKeyPrefix + key.String() }
@@ -316,7 +116,8 @@ func redisKey(key Key) string { return redisKeyPrefix + key.String() }
 // registerScript adds or renews ARGV[1] in the sorted set KEYS[1] with the
 // score now+ARGV[2] ms by the server's clock, extends the set's own expiry
 // (garbage collection only) to at least twice the TTL, and announces a new
-// member on ARGV[3]. It returns 1 for a new member, 0 for a renewal.
+// member on ARGV[3] unless ARGV[3] is empty. It returns 1 for a new member,
+// 0 for a renewal.
 var registerScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -326,7 +127,7 @@ local keep = 2 * ttl
 if redis.call('PTTL', KEYS[1]) < keep then
 	redis.call('PEXPIRE', KEYS[1], string.format('%d', keep))
 end
-if added == 1 then
+if added == 1 and ARGV[3] ~= '' then
 	redis.call('PUBLISH', ARGV[3], KEYS[1])
 end
 return added
@@ -357,23 +158,128 @@ table.insert(live, 1, tostring(gone))
 return live
 `)
 
+// ttlMillis checks ttl and rounds it up to whole milliseconds.
+func (r *Redis) ttlMillis(op string, ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("matchmaker: %s: %s: ttl %v is not positive", r.where, op, ttl)
+	}
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
+}
+
 // Register implements Matchmaker. ttl is rounded up to whole milliseconds.
 func (r *Redis) Register(ctx context.Context, key Key, addr string, ttl time.Duration) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	if ttl <= 0 {
-		return fmt.Errorf("matchmaker: %s: register %s: ttl %v is not positive", r.where, key, ttl)
-	}
-	ms := (ttl + time.Millisecond - 1) / time.Millisecond
-	added, err := registerScript.Run(ctx, r.client, []string{redisKey(key)}, addr, int64(ms), RedisChangesChannel).Int()
+	ms, err := r.ttlMillis("register "+key.String(), ttl)
 	if err != nil {
-		return r.fail(ctx, "register", key, err)
+		return err
 	}
+	added, err := registerScript.Run(ctx, r.client, []string{redisKey(key)}, addr, ms, RedisChangesChannel).Int()
+	if err != nil {
+		return r.fail(ctx, "register "+key.String(), err)
+	}
+	r.succeeded()
 	if added == 1 {
 		r.notify() // do not wait for our own notice to come back
 	}
 	return nil
+}
+
+// RegisterMany implements Matchmaker: one pipeline of register scripts
+// (one round trip per Redis node), then one change notice if any entry was
+// new. ttl is rounded up to whole milliseconds.
+func (r *Redis) RegisterMany(ctx context.Context, entries []Entry, ttl time.Duration) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	ms, err := r.ttlMillis("register many", ttl)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	calls := make([]scriptCall, len(entries))
+	for i, e := range entries {
+		calls[i] = scriptCall{key: redisKey(e.Key), args: []any{e.Addr, ms, ""}}
+	}
+	cmds, err := r.runScripts(ctx, registerScript, calls)
+	if err != nil {
+		return r.fail(ctx, fmt.Sprintf("register %d entries", len(entries)), err)
+	}
+	added, failed := 0, 0
+	var first error
+	var firstKey Key
+	for i, cmd := range cmds {
+		n, err := cmd.Int()
+		if err != nil {
+			if failed == 0 {
+				first, firstKey = err, entries[i].Key
+			}
+			failed++
+			continue
+		}
+		added += n
+	}
+	if failed > 0 {
+		err = r.fail(ctx, fmt.Sprintf("register: %d of %d entries failed, the first %s", failed, len(entries), firstKey), first)
+	} else {
+		r.succeeded()
+	}
+	if added > 0 {
+		r.notify()
+		if perr := r.client.Publish(ctx, RedisChangesChannel, "batch").Err(); perr != nil && err == nil {
+			err = r.fail(ctx, "register: announce the new entries", perr)
+		}
+	}
+	return err
+}
+
+// scriptCall is one run of a script: its key and arguments.
+type scriptCall struct {
+	key  string
+	args []any
+}
+
+// runScripts runs s once per call in one pipeline (go-redis splits it per
+// cluster node), loading the script first where Redis does not know it
+// (after a restart). The error is the pipeline's own (nothing could be
+// sent); each call's outcome is its Cmd's.
+func (r *Redis) runScripts(ctx context.Context, s *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	exec := func(idx []int, cmds []*redis.Cmd) error {
+		pipe := r.client.Pipeline()
+		for _, i := range idx {
+			cmds[i] = s.EvalSha(ctx, pipe, []string{calls[i].key}, calls[i].args...)
+		}
+		_, err := pipe.Exec(ctx)
+		var rerr redis.Error
+		if err != nil && !errors.As(err, &rerr) {
+			return err // not a reply from Redis: nothing may have run
+		}
+		return nil
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	all := make([]int, len(calls))
+	for i := range all {
+		all[i] = i
+	}
+	if err := exec(all, cmds); err != nil {
+		return nil, err
+	}
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds, nil
+	}
+	if err := s.Load(ctx, r.client).Err(); err != nil { // every primary, in a cluster
+		return nil, err
+	}
+	if err := exec(again, cmds); err != nil {
+		return nil, err
+	}
+	return cmds, nil
 }
 
 // Unregister implements Matchmaker.
@@ -383,8 +289,9 @@ func (r *Redis) Unregister(ctx context.Context, key Key, addr string) error {
 	}
 	n, err := unregisterScript.Run(ctx, r.client, []string{redisKey(key)}, addr, RedisChangesChannel).Int()
 	if err != nil {
-		return r.fail(ctx, "unregister", key, err)
+		return r.fail(ctx, "unregister "+key.String(), err)
 	}
+	r.succeeded()
 	if n > 0 {
 		r.notify()
 	}
@@ -399,11 +306,12 @@ func (r *Redis) Lookup(ctx context.Context, key Key) ([]string, error) {
 	}
 	reply, err := lookupScript.Run(ctx, r.client, []string{redisKey(key)}, RedisChangesChannel).StringSlice()
 	if err != nil {
-		return nil, r.fail(ctx, "lookup", key, err)
+		return nil, r.fail(ctx, "lookup "+key.String(), err)
 	}
 	if len(reply) == 0 {
-		return nil, r.fail(ctx, "lookup", key, errors.New("empty reply from lookup script"))
+		return nil, r.fail(ctx, "lookup "+key.String(), errors.New("empty reply from lookup script"))
 	}
+	r.succeeded()
 	if reply[0] != "0" {
 		r.notify()
 	}
@@ -414,15 +322,30 @@ func (r *Redis) Lookup(ctx context.Context, key Key) ([]string, error) {
 
 // Changed implements Matchmaker. The channel also closes when the
 // subscription to change notices was lost or restored (notices may have
-// been missed), and at Close.
+// been missed), when Redis lost its data, and at Close.
 func (r *Redis) Changed() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.changed
 }
 
-// Close implements Matchmaker: it stops the subscription goroutine, waits
-// for it and closes the client. It is idempotent.
+// Lost implements Matchmaker. The channel closes when a check finds that
+// Redis no longer holds the data this client saw: the marker key relay
+// keeps in Redis (one per slot range in a cluster) is gone or different
+// (Redis restarted empty, was flushed or evicted it), or in a cluster
+// another node now serves a slot range (a failover, which may lose the
+// last writes). Checks run at start, after every reconnect (a failed
+// command followed by a successful one, or the change subscription
+// restored) and every RedisOptions.CheckInterval. It does not close at
+// Close.
+func (r *Redis) Lost() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lost
+}
+
+// Close implements Matchmaker: it stops the subscription and loss-check
+// goroutines, waits for them and closes the client. It is idempotent.
 func (r *Redis) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -461,25 +384,59 @@ func (r *Redis) notify() {
 	r.changed = make(chan struct{})
 }
 
-// fail wraps err from op on key with where it happened. If ctx is done and
-// err does not already say so, ctx's error is wrapped too.
-func (r *Redis) fail(ctx context.Context, op string, key Key, err error) error {
+// succeeded records a command that worked: after failures, Redis may have
+// restarted meanwhile, so the loss check runs now.
+func (r *Redis) succeeded() {
+	if r.failing.Load() && r.failing.CompareAndSwap(true, false) {
+		r.kickCheck()
+	}
+}
+
+// failed records a command that failed: the next success kicks a loss
+// check, and a cluster client reloads its map of slots to nodes (go-redis
+// reloads it by itself only on MOVED replies, which a dead primary never
+// sends, or every minute).
+func (r *Redis) failed() {
+	r.failing.Store(true)
+	if r.cluster != nil {
+		r.cluster.ReloadState(context.Background()) // asynchronous, coalesced
+	}
+}
+
+// kickCheck asks watchLoss to check now.
+func (r *Redis) kickCheck() {
+	select {
+	case r.kick <- struct{}{}:
+	default: // a check is already due
+	}
+}
+
+// fail wraps err from op with ErrMatchmaker, where it happened and a hint
+// for its usual cause. If ctx is done and err does not already say so,
+// ctx's error is wrapped too.
+func (r *Redis) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, redis.ErrClosed) && r.check() != nil {
 		return ErrClosed
+	}
+	r.failed()
+	if h := hint(err); h != "" {
+		err = fmt.Errorf("%w (%s)", err, h)
 	}
 	cerr := ctx.Err()
 	if dl, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(dl) {
 		cerr = context.DeadlineExceeded // the read deadline fired just before ctx's timer
 	}
 	if cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("matchmaker: %s: %s %s: %w (%w)", r.where, op, key, err, cerr)
+		return fmt.Errorf("%w: %s: %s: %w (%w)", ErrMatchmaker, r.where, op, err, cerr)
 	}
-	return fmt.Errorf("matchmaker: %s: %s %s: %w", r.where, op, key, err)
+	return fmt.Errorf("%w: %s: %s: %w", ErrMatchmaker, r.where, op, err)
 }
 
 // subscription receives change notices until ctx is cancelled, closing
 // Changed at each. After any failure it closes Changed (notices may have
-// been lost) and tries again; go-redis reconnects and resubscribes.
+// been lost) and tries again; go-redis reconnects and resubscribes. A
+// restored subscription also asks for a loss check: Redis may have
+// restarted.
 //
 // Runs in its own goroutine.
 func (r *Redis) subscription(ctx context.Context) {
@@ -521,9 +478,11 @@ func (r *Redis) subscription(ctx context.Context) {
 				continue
 			}
 			if down || subscribed {
-				// Resubscribed after a reconnect: notices may have been missed.
+				// Resubscribed after a reconnect: notices may have been
+				// missed, and Redis may have restarted.
 				r.log.Info("change subscription restored")
 				r.notify()
+				r.kickCheck()
 			}
 			subscribed, down = true, false
 		case *redis.Message:
@@ -540,19 +499,21 @@ func (r *Redis) List(ctx context.Context) ([]Registration, error) {
 	}
 	now, err := r.client.Time(ctx).Result()
 	if err != nil {
-		return nil, r.fail(ctx, "list", Key{}, err)
+		return nil, r.fail(ctx, "list", err)
+	}
+	names, err := r.scanKeys(ctx)
+	if err != nil {
+		return nil, r.fail(ctx, "list", err)
 	}
 	var regs []Registration
-	iter := r.client.Scan(ctx, 0, redisKeyPrefix+"*", 256).Iterator()
-	for iter.Next(ctx) {
-		name := iter.Val()
+	for _, name := range names {
 		key, err := ParseKey(strings.TrimPrefix(name, redisKeyPrefix))
 		if err != nil {
-			continue // not one of ours
+			continue // not one of ours (a marker)
 		}
 		members, err := r.client.ZRangeWithScores(ctx, name, 0, -1).Result()
 		if err != nil {
-			return nil, r.fail(ctx, "list", key, err)
+			return nil, r.fail(ctx, "list "+key.String(), err)
 		}
 		for _, z := range members {
 			exp := time.UnixMilli(int64(z.Score))
@@ -564,9 +525,33 @@ func (r *Redis) List(ctx context.Context) ([]Registration, error) {
 			regs = append(regs, Registration{Key: key, Addr: addr, Expires: time.Now().Add(exp.Sub(now))})
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return nil, r.fail(ctx, "list", Key{}, err)
-	}
+	r.succeeded()
 	sortRegistrations(regs)
 	return regs, nil
+}
+
+// scanKeys returns the names of every relay key: SCAN on the server, or on
+// every primary of a cluster.
+func (r *Redis) scanKeys(ctx context.Context) ([]string, error) {
+	scan := func(ctx context.Context, c redis.Cmdable) ([]string, error) {
+		var names []string
+		iter := c.Scan(ctx, 0, redisKeyPrefix+"*", 256).Iterator()
+		for iter.Next(ctx) {
+			names = append(names, iter.Val())
+		}
+		return names, iter.Err()
+	}
+	if r.cluster == nil {
+		return scan(ctx, r.client)
+	}
+	var mu sync.Mutex
+	var names []string
+	err := r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		found, err := scan(ctx, c)
+		mu.Lock()
+		names = append(names, found...)
+		mu.Unlock()
+		return err
+	})
+	return names, err
 }
