@@ -53,8 +53,16 @@ func TestFileLookup(t *testing.T) {
 	if err := m.Register(ctx, matchmaker.Key{Topic: "other"}, "tcp://127.0.0.9:1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.RegisterMany(ctx, []matchmaker.Entry{{Key: matchmaker.Key{Topic: "other"}, Addr: "tcp://127.0.0.9:1"}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	if got, _ := m.Lookup(ctx, matchmaker.Key{Topic: "other"}); len(got) != 0 {
 		t.Errorf("Register changed a file matchmaker: %v", got)
+	}
+	select {
+	case <-m.Lost():
+		t.Error("Lost closed for a static file")
+	default:
 	}
 }
 

@@ -94,3 +94,47 @@ func TestOpen(t *testing.T) {
 		t.Errorf("lookup after Close = %v, want ErrClosed", err)
 	}
 }
+
+// RegisterMany files every entry with one change notice; Lost never closes.
+func TestMemoryRegisterMany(t *testing.T) {
+	ctx := context.Background()
+	m := matchmaker.NewMemory(t.Name())
+	defer m.Close()
+	changed := m.Changed()
+	es := []matchmaker.Entry{
+		{Key: matchmaker.Key{Topic: "a"}, Addr: "tcp://1"},
+		{Key: matchmaker.Key{Topic: "a", Server: "h"}, Addr: "tcp://1"},
+		{Key: matchmaker.Key{Topic: "b"}, Addr: "tcp://2"},
+	}
+	if err := m.RegisterMany(ctx, es, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by RegisterMany")
+	}
+	for _, e := range es {
+		if got, _ := m.Lookup(ctx, e.Key); !slices.Equal(got, []string{e.Addr}) {
+			t.Errorf("lookup %s = %v", e.Key, got)
+		}
+	}
+	changed = m.Changed()
+	if err := m.RegisterMany(ctx, es, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Error("Changed closed by renewals only")
+	default:
+	}
+	select {
+	case <-m.Lost():
+		t.Error("Lost closed for an in-process registry")
+	default:
+	}
+	m.Close()
+	if err := m.RegisterMany(ctx, es, time.Minute); !errors.Is(err, matchmaker.ErrClosed) {
+		t.Errorf("RegisterMany after Close = %v, want ErrClosed", err)
+	}
+}

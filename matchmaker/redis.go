@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,6 +58,7 @@ type Redis struct {
 	cancel     context.CancelFunc // stops the goroutines
 	group      track.Group
 	checkEvery time.Duration
+	noCert     bool          // TLS without a client certificate
 	kick       chan struct{} // capacity 1: check for lost data now
 	failing    atomic.Bool   // the last command failed; the next success kicks a check
 
@@ -85,6 +87,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		client:     newRedisClient(opts),
 		where:      opts.String(),
 		checkEvery: opts.CheckInterval,
+		noCert:     opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetClientCertificate == nil,
 		kick:       make(chan struct{}, 1),
 		changed:    make(chan struct{}),
 		lost:       make(chan struct{}),
@@ -344,8 +347,8 @@ func (r *Redis) Lost() <-chan struct{} {
 	return r.lost
 }
 
-// Close implements Matchmaker: it stops the subscription and loss-check
-// goroutines, waits for them and closes the client. It is idempotent.
+// Close implements Matchmaker: it closes the client, stops the subscription
+// and loss-check goroutines and waits for them. It is idempotent.
 func (r *Redis) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -357,9 +360,12 @@ func (r *Redis) Close() error {
 
 	r.cancel()
 	_ = r.pubsub.Close() // unblocks a pending receive
+	// Closing the client closes its connections, in use or not, so that a
+	// loss check waiting on a Redis that does not answer returns now (its
+	// context's cancellation does not interrupt a read).
+	err := r.client.Close()
 	r.group.Close()
 	r.group.Wait()
-	err := r.client.Close()
 	r.notify() // wake waiters; they will find ErrClosed
 	if err != nil {
 		return fmt.Errorf("matchmaker: %s: close: %w", r.where, err)
@@ -419,7 +425,13 @@ func (r *Redis) fail(ctx context.Context, op string, err error) error {
 		return ErrClosed
 	}
 	r.failed()
-	if h := hint(err); h != "" {
+	h := hint(err)
+	if h == "" && r.noCert && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		// With TLS 1.3 a server that wants a client certificate may only
+		// hang up after the handshake.
+		h = "the server hung up: if it requires client certificates (tls-auth-clients yes), add ?tls_cert=/path/cert.pem&tls_key=/path/key.pem"
+	}
+	if h != "" {
 		err = fmt.Errorf("%w (%s)", err, h)
 	}
 	cerr := ctx.Err()

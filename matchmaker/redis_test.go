@@ -3,6 +3,7 @@ package matchmaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/relay-dev/relay/internal/testutil"
 	"net"
 	"slices"
@@ -41,18 +42,16 @@ func waitFor(t testing.TB, d time.Duration, f func() error) {
 }
 
 // waitSubscribers waits until n clients subscribe to the change channel of
-// the Redis at addr.
-func waitSubscribers(t testing.TB, addr string, n int64) {
+// srv.
+func waitSubscribers(t testing.TB, srv *testredis.Server, n int64) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
-	defer c.Close()
 	waitFor(t, 5*time.Second, func() error {
-		got, err := c.PubSubNumSub(context.Background(), matchmaker.RedisChangesChannel).Result()
+		reply, err := srv.Do("PUBSUB", "NUMSUB", matchmaker.RedisChangesChannel)
 		if err != nil {
 			return err
 		}
-		if got[matchmaker.RedisChangesChannel] < n {
-			return errors.New("subscribers: " + strings.Repeat("|", int(got[matchmaker.RedisChangesChannel])))
+		if arr, _ := reply.([]any); len(arr) != 2 || arr[1].(int64) < n {
+			return fmt.Errorf("subscribers: %v, want %d", reply, n)
 		}
 		return nil
 	})
@@ -205,7 +204,7 @@ func TestRedisChangedAcrossClients(t *testing.T) {
 	srv := testredis.Start(t)
 	a, b := newTestRedis(t, srv.URL()), newTestRedis(t, srv.URL())
 	ctx := ctxTimeout(t, 10*time.Second)
-	waitSubscribers(t, srv.Addr(), 2)
+	waitSubscribers(t, srv, 2)
 	k := matchmaker.Key{Exchange: "x", Topic: "t"}
 
 	changed := b.Changed()
@@ -285,6 +284,12 @@ func TestRedisUnreachable(t *testing.T) {
 		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "lookup x/t") {
 			t.Errorf("error %q does not name the address %s and the operation", err, addr)
 		}
+		if !errors.Is(err, matchmaker.ErrMatchmaker) {
+			t.Errorf("error %q does not wrap ErrMatchmaker", err)
+		}
+		if addr != refused && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %q from a Redis that never answers does not wrap context.DeadlineExceeded", err)
+		}
 		if took > limit+time.Second {
 			t.Errorf("lookup on %s took %v with a %v deadline", addr, took, limit)
 		}
@@ -300,7 +305,7 @@ func TestRedisOutage(t *testing.T) {
 	verifyNoLeaks(t)
 	srv := testredis.Start(t)
 	m := newTestRedis(t, srv.URL())
-	waitSubscribers(t, srv.Addr(), 1)
+	waitSubscribers(t, srv, 1)
 	k := matchmaker.Key{Exchange: "x", Topic: "t"}
 	ctx := ctxTimeout(t, 30*time.Second)
 	if err := m.Register(ctx, k, "tcp://a", time.Minute); err != nil {
@@ -339,7 +344,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Error("Changed not closed after Redis came back")
 	}
 	// The subscription is back: another client's registration is seen.
-	waitSubscribers(t, srv.Addr(), 1)
+	waitSubscribers(t, srv, 1)
 	other := newTestRedis(t, srv.URL())
 	changed = m.Changed()
 	if err := other.Register(ctx, k, "tcp://b", time.Minute); err != nil {

@@ -143,10 +143,10 @@ func (s *Server) Certs() *Certs { return s.certs }
 // reply: a string, an int64, nil, or a []any of those.
 func (s *Server) Do(args ...string) (any, error) { return s.endpoint().do(args...) }
 
-// Info returns the value of field in the server's INFO (e.g.
-// "total_commands_processed"), or "" when there is none.
+// Info returns the value of field in the server's INFO EVERYTHING (e.g.
+// "total_commands_processed", "cmdstat_publish"), or "" when there is none.
 func (s *Server) Info(fieldName string) (string, error) {
-	text, err := s.endpoint().str("INFO")
+	text, err := s.endpoint().str("INFO", "everything")
 	if err != nil {
 		return "", err
 	}
