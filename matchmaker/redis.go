@@ -339,7 +339,9 @@ func (r *Redis) Changed() <-chan struct{} {
 // another node now serves a slot range (a failover, which may lose the
 // last writes). Checks run at start, after every reconnect (a failed
 // command followed by a successful one, or the change subscription
-// restored) and every RedisOptions.CheckInterval. It does not close at
+// restored) and every RedisOptions.CheckInterval. A Sentinel failover is
+// not reported (the replica had the marker); writes it lost in the
+// replication lag come back at their next renewal. It does not close at
 // Close.
 func (r *Redis) Lost() <-chan struct{} {
 	r.mu.Lock()

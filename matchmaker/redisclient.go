@@ -192,7 +192,7 @@ func hint(err error) string {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
 		return "check the user name and password in the URL (redis://user:password@host)"
 	case strings.Contains(msg, "NOPERM"), strings.Contains(msg, "user executing the script can't"):
-		return "the ACL user lacks a permission: relay needs keys ~relay:*, channels &relay:* and the commands EVALSHA, EVAL, SCRIPT LOAD, PUBLISH, SUBSCRIBE, PING, TIME, SCAN, ZRANGE (and CLUSTER SLOTS in a cluster)"
+		return "the ACL user lacks a permission: relay needs keys ~relay:*, channels &relay:* and +@read +@write +@scripting +@pubsub +@connection +time (in a cluster also +cluster|slots +command)"
 	case errors.As(err, &unknownCA):
 		return "the server's certificate is not signed by a CA this host trusts: give the CA with ?tls_ca=/path/ca.pem"
 	case errors.As(err, &hostname):

@@ -135,6 +135,18 @@ func TestRedisClusterFailover(t *testing.T) {
 		return nil
 	})
 
+	// A cluster node opened as a single server: the hint says so.
+	plain := newTestRedis(t, "redis://"+cl.Nodes()[0].Addr())
+	for _, e := range entries {
+		if p, _ := cl.PrimaryFor("relay:" + e.Key.String()); p != cl.Nodes()[0] {
+			_, err := plain.Lookup(ctx, e.Key)
+			if !errors.Is(err, matchmaker.ErrMatchmaker) || !strings.Contains(err.Error(), "use redis+cluster://") {
+				t.Errorf("lookup of another node's key through redis:// = %v; want the cluster hint", err)
+			}
+			break
+		}
+	}
+
 	// Kill the primary of the change channel.
 	victim, err := cl.PrimaryFor(matchmaker.RedisChangesChannel)
 	if err != nil {
@@ -189,5 +201,16 @@ func TestParseRedisClusterURL(t *testing.T) {
 		if _, err := matchmaker.ParseRedisURL(raw); !errors.Is(err, matchmaker.ErrBadURL) || !strings.Contains(err.Error(), part) {
 			t.Errorf("ParseRedisURL(%q) = %v; want ErrBadURL naming %q", raw, err, part)
 		}
+	}
+}
+
+// redis+cluster:// on a server that is not in cluster mode: a clear error.
+func TestRedisClusterMismatch(t *testing.T) {
+	verifyNoLeaks(t)
+	srv := testredis.Start(t)
+	m := newTestRedis(t, "redis+cluster://"+srv.Addr())
+	_, err := m.Lookup(ctxTimeout(t, 5*time.Second), matchmaker.Key{Topic: "t"})
+	if !errors.Is(err, matchmaker.ErrMatchmaker) || !strings.Contains(err.Error(), "use redis+cluster:// for a Redis Cluster and redis:// otherwise") {
+		t.Errorf("lookup through redis+cluster:// on a plain server = %v; want the cluster hint", err)
 	}
 }

@@ -127,13 +127,15 @@ func TestRedisPassword(t *testing.T) {
 	}
 }
 
-// An ACL user limited to relay's keys and channels has all it needs; one
-// without the channels is refused with a hint; a wrong password too.
+// An ACL user limited to relay's keys, channels and commands has all it
+// needs; one without the channels is refused with a hint; a wrong password
+// too.
 func TestRedisACLUser(t *testing.T) {
 	verifyNoLeaks(t)
 	srv := testredis.Start(t,
 		testredis.WithPassword("admin-pw"),
-		testredis.WithUser("relay on >relay-pw resetkeys ~relay:* resetchannels &relay:* +@all"),
+		// The least privilege the hint below names.
+		testredis.WithUser("relay on >relay-pw resetkeys ~relay:* resetchannels &relay:* -@all +@read +@write +@scripting +@pubsub +@connection +time"),
 		testredis.WithUser("nochannels on >nc-pw resetkeys ~relay:* resetchannels +@all"))
 	u := "redis://relay:relay-pw@" + srv.Addr()
 	a, _ := openLogged(t, u)
