@@ -191,6 +191,7 @@ func (s *Server) start() error {
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
+		"--repl-diskless-sync-delay", "0", // replicas sync at once, not after 5 s
 		"--dir", s.dir,
 	}, s.args...) // later arguments win: --port 0 for TLS
 	cmd, err := startProcess(s.name, s.bin, s.dir, args, s.endpoint())
