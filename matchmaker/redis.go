@@ -204,10 +204,7 @@ func (r *Redis) RegisterMany(ctx context.Context, entries []Entry, ttl time.Dura
 	for i, e := range entries {
 		calls[i] = scriptCall{key: redisKey(e.Key), args: []any{e.Addr, ms, ""}}
 	}
-	cmds, err := r.runScripts(ctx, registerScript, calls)
-	if err != nil {
-		return r.fail(ctx, fmt.Sprintf("register %d entries", len(entries)), err)
-	}
+	cmds := r.runScripts(ctx, registerScript, calls)
 	added, failed := 0, 0
 	var first error
 	var firstKey Key
@@ -244,45 +241,32 @@ type scriptCall struct {
 
 // runScripts runs s once per call in one pipeline (go-redis splits it per
 // cluster node), loading the script first where Redis does not know it
-// (after a restart). The error is the pipeline's own (nothing could be
-// sent); each call's outcome is its Cmd's.
-func (r *Redis) runScripts(ctx context.Context, s *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
-	exec := func(idx []int, cmds []*redis.Cmd) error {
+// (after a restart). Each call's outcome is its Cmd's: in a cluster some
+// may fail (a node down) while the others worked.
+func (r *Redis) runScripts(ctx context.Context, s *redis.Script, calls []scriptCall) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	exec := func(idx []int) {
 		pipe := r.client.Pipeline()
 		for _, i := range idx {
 			cmds[i] = s.EvalSha(ctx, pipe, []string{calls[i].key}, calls[i].args...)
 		}
-		_, err := pipe.Exec(ctx)
-		var rerr redis.Error
-		if err != nil && !errors.As(err, &rerr) {
-			return err // not a reply from Redis: nothing may have run
-		}
-		return nil
+		_, _ = pipe.Exec(ctx) // every Cmd carries its own error
 	}
-	cmds := make([]*redis.Cmd, len(calls))
 	all := make([]int, len(calls))
 	for i := range all {
 		all[i] = i
 	}
-	if err := exec(all, cmds); err != nil {
-		return nil, err
-	}
+	exec(all)
 	var again []int
 	for i, cmd := range cmds {
 		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 			again = append(again, i)
 		}
 	}
-	if len(again) == 0 {
-		return cmds, nil
+	if len(again) > 0 && s.Load(ctx, r.client).Err() == nil { // every primary, in a cluster
+		exec(again)
 	}
-	if err := s.Load(ctx, r.client).Err(); err != nil { // every primary, in a cluster
-		return nil, err
-	}
-	if err := exec(again, cmds); err != nil {
-		return nil, err
-	}
-	return cmds, nil
+	return cmds
 }
 
 // Unregister implements Matchmaker.

@@ -83,10 +83,7 @@ func (r *Redis) checkMarkers(ctx context.Context, seen map[string]marker, tags m
 	for i, k := range keys {
 		calls[i] = scriptCall{key: k, args: []any{hex.EncodeToString(token)}}
 	}
-	cmds, err := r.runScripts(ctx, markerScript, calls)
-	if err != nil {
-		return "", err
-	}
+	cmds := r.runScripts(ctx, markerScript, calls)
 	reason := ""
 	now := make(map[string]marker, len(keys))
 	for i, cmd := range cmds {
