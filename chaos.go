@@ -9,7 +9,8 @@ import (
 // Stats counts what a node dropped or refused, and how often its actors
 // restarted. Nothing relay drops goes uncounted.
 type Stats struct {
-	Malformed       uint64 // inbound messages dropped as malformed or of an unknown version
+	Malformed       uint64 // inbound messages dropped as malformed
+	UnknownVersion  uint64 // inbound messages dropped: a protocol version this node does not speak
 	UnexpectedKind  uint64 // messages of a kind the receiver does not take
 	ExpiredRequests uint64 // requests skipped: their deadline had passed on arrival
 	DroppedReplies  uint64 // replies that could not be delivered to their caller
@@ -21,19 +22,25 @@ type Stats struct {
 	Resends         uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Restarts        map[string]int
+
+	// Gauges, as of the call.
+	Handlers int // handlers running (at most WithMaxHandlers)
+	Queued   int // requests waiting for a handler (reading pauses beyond WithHandlerQueue)
+	Pending  int // calls of this node waiting for their answers
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	s := n.counters.Snapshot()
 	st := Stats{
-		Malformed: s.Malformed, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
+		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
 		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)
 	}
+	st.Handlers, st.Queued, st.Pending = n.pool.Running(), n.pool.Queued(), n.pending.Len()
 	return st
 }
 

@@ -19,48 +19,75 @@ import (
 // exactly one of: nil (reply filled), a *RemoteError (the handler's error or
 // panic), an error matching ErrNoSuchMethod, ErrTimeout (also
 // context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
-// ErrBackPressure, ErrClosed, or ctx.Err() when ctx was cancelled.
-// The deadline is ctx's, or WithCallTimeout from now.
+// ErrBackPressure, ErrBadTarget, ErrClosed, or ctx.Err() when ctx was
+// cancelled. The deadline is ctx's, or WithCallTimeout from now.
 func (n *Node) Call(ctx context.Context, t Target, method string, args, reply any) error {
 	start := time.Now()
 	deadline, ctxDeadline := ctx.Deadline()
 	if !ctxDeadline {
 		deadline = start.Add(n.opts.callTimeout)
 	}
-	addr, hdr, body, err := n.prepare(ctx, envelope.KindCall, t, method, args, deadline)
+	if t.Fanout {
+		return fmt.Errorf("%w: Call on a fanout target %s (fanout is for casts)", ErrBadTarget, t)
+	}
+	r, err := n.route(ctx, envelope.KindCall, t, method, deadline)
 	if err != nil {
 		return err
 	}
-	call := actors.NewCall(hdr.ID, deadline)
-	msg := n.message(addr, &hdr, body, call)
-	if hdr.AckWanted {
-		call.WithResend(n.resendOf(msg, hdr.ID, false), n.opts.retry.Base)
+	c := n.pending.Get(deadline)
+	h := n.header(envelope.KindCall, c.ID, t, r, method, deadline)
+	if c.Rec, err = n.record(c.Rec[:0], &h, args); err != nil {
+		n.pending.Put(c)
+		return err
 	}
-	res, err := n.send(ctx, msg, call)
-	if err != nil {
+	if h.AckWanted {
+		n.resender.Resent(c, r.resendAddrs(), false)
+	}
+	n.pending.Add(c)
+	if err := n.push(ctx, r.addr, c.Rec, deadline); err != nil {
+		n.pending.Take(c.ID)
+		c.Rec = nil // the queue may still hold it
+		n.pending.Put(c)
 		return fmt.Errorf("%w: call %s on %s", err, method, t)
 	}
-	return n.outcome(res, t, method, reply, start, ctxDeadline)
+	if h.AckWanted {
+		n.resender.Schedule(c)
+	}
+	res := n.await(ctx, c, ctxDeadline)
+	err = n.outcome(res, t, method, reply, start, ctxDeadline)
+	if res.Err != nil {
+		c.Rec = nil // not answered: the request may still be queued
+	}
+	n.pending.Put(c)
+	return err
 }
 
-// send queues a request whose answer comes back to call (registered in the
-// pending table first) and waits for exactly one outcome: the answer, the
-// call's deadline, ctx's end, or the node going down.
-func (n *Node) send(ctx context.Context, msg sockets.Message, call *actors.Call) (actors.Result, error) {
-	n.pending.Add(call)
-	if err := n.push(ctx, msg); err != nil {
-		n.pending.Take(call.ID)
-		return actors.Result{}, err
+// await waits for the one outcome of c: its answer, its deadline, ctx's
+// end, or the node going down. The deadline is the call's own: ctx's, or a
+// timer of the call's when ctx has none.
+func (n *Node) await(ctx context.Context, c *actors.Call, ctxDeadline bool) actors.Result {
+	var expired <-chan time.Time
+	if !ctxDeadline {
+		t := c.Timer()
+		t.Reset(time.Until(c.Deadline))
+		defer t.Stop()
+		expired = t.C
 	}
+	var err error
 	select {
-	case res := <-call.Done():
-		return res, nil
+	case res := <-c.Done():
+		return res
+	case <-expired:
+		err = ErrTimeout
 	case <-ctx.Done():
-		n.pending.Fail(call, ctx.Err())
+		err = ctx.Err()
 	case <-n.down:
-		n.pending.Fail(call, n.downErr())
+		err = n.downErr()
 	}
-	return <-call.Done(), nil
+	if n.pending.Take(c.ID) == c {
+		return actors.Result{Err: err}
+	}
+	return <-c.Done() // the answer is on its way: whoever took the call delivers it
 }
 
 // outcome turns a call's Result into Call's return value.
@@ -94,6 +121,9 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 		}
 		return &RemoteError{Code: code, Message: msg}
 	}
+	if res.Kind != envelope.KindReply {
+		return fmt.Errorf("relay: call %s on %s: answered with %v instead of a reply", method, t, res.Kind)
+	}
 	if reply == nil {
 		return nil
 	}
@@ -104,9 +134,12 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 }
 
 // Cast sends args to method on one server of t without waiting for a
-// result. It returns once the message is queued for sending; a message that
-// cannot be sent before its deadline (ctx's, or WithCallTimeout from now) is
-// dropped, counted in Stats().DroppedCasts and logged. Errors: ErrNoServers,
+// result. It returns once the message is queued for its server: a full
+// queue is ErrBackPressure (or, WithWaitOnFull, a wait until the deadline),
+// never a drop later. A queued cast is sent when the server takes it; one
+// whose server stays unreachable past its deadline (ctx's, or
+// WithCallTimeout from now) is dropped, counted in Stats().DroppedCasts and
+// logged. With acks it is resent until acknowledged. Errors: ErrNoServers,
 // ErrBackPressure, ErrBadTarget, ErrClosed, ctx.Err().
 func (n *Node) Cast(ctx context.Context, t Target, method string, args any) error {
 	deadline, ok := ctx.Deadline()
@@ -116,51 +149,54 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	if t.Fanout {
 		return n.fanout(ctx, t, method, args, deadline)
 	}
-	addr, hdr, body, err := n.prepare(ctx, envelope.KindCast, t, method, args, deadline)
+	r, err := n.route(ctx, envelope.KindCast, t, method, deadline)
 	if err != nil {
 		return err
 	}
-	var call *actors.Call
-	if hdr.AckWanted {
-		call = actors.NewCall(hdr.ID, deadline)
-	}
-	msg := n.message(addr, &hdr, body, call)
-	if call != nil {
-		// Resent by the reply-waiter until acknowledged; nobody waits.
-		call.WithResend(n.resendOf(msg, hdr.ID, true), n.opts.retry.Base)
-		n.pending.Add(call)
-	}
-	if err := n.push(ctx, msg); err != nil {
-		if call != nil {
-			n.pending.Take(call.ID)
+	if !n.opts.acks {
+		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
+		rec, err := n.record(nil, &h, args)
+		if err == nil {
+			err = n.push(ctx, r.addr, rec, deadline)
 		}
+		if err != nil {
+			return fmt.Errorf("%w: cast %s on %s", err, method, t)
+		}
+		return nil
+	}
+	// Resent by the resender until acknowledged; nobody waits.
+	c := n.pending.Get(deadline)
+	h := n.header(envelope.KindCast, c.ID, t, r, method, deadline)
+	if c.Rec, err = n.record(c.Rec[:0], &h, args); err != nil {
+		return err
+	}
+	n.resender.Resent(c, r.resendAddrs(), true)
+	n.pending.Add(c)
+	if err := n.push(ctx, r.addr, c.Rec, deadline); err != nil {
+		n.pending.Take(c.ID)
 		return fmt.Errorf("%w: cast %s on %s", err, method, t)
 	}
+	n.resender.Schedule(c)
 	return nil
-}
-
-// resendOf is what the reply-waiter resends for a message with acks: the
-// same bytes to the same server, which handles each msg_id once (another
-// server of the topic would not know it had run already).
-func (n *Node) resendOf(msg sockets.Message, id envelope.MsgID, cast bool) *actors.Resend {
-	addrs := []string{msg.Addr}
-	if v, ok := n.fronts.LoadAndDelete(id); ok {
-		// Router-proxy mode: through each proxy in turn, to the same server.
-		addrs = v.([]string)
-	}
-	return &actors.Resend{Msg: msg, Addrs: addrs, Cast: cast}
 }
 
 // fanout sends one FANOUT message, with one msg_id, to every server
 // registered for t's topic (t.Server is ignored).
 func (n *Node) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time) error {
 	t.Server = ""
-	_, hdr, body, err := n.prepare(ctx, envelope.KindFanout, t, method, args, deadline)
+	if err := n.usable(t, method); err != nil {
+		return err
+	}
+	if n.opts.routerProxy && !n.opts.pubsub {
+		return fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
+	}
+	h := n.header(envelope.KindFanout, envelope.NewMsgID(), t, route{}, method, deadline)
+	rec, err := n.record(nil, &h, args)
 	if err != nil {
 		return err
 	}
 	if n.opts.pubsub {
-		if err := n.publish(ctx, &hdr, body, deadline); err != nil {
+		if err := n.publish(ctx, &h, rec, deadline); err != nil {
 			return fmt.Errorf("relay: fanout %s on %s: %w", method, t, err)
 		}
 		return nil
@@ -169,96 +205,110 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 	if err != nil {
 		return err
 	}
-	msg := n.message("", &hdr, body, nil) // one encoding for every copy
-	for _, addr := range addrs {
-		msg.Addr = addr
-		if err := n.push(ctx, msg); err != nil {
+	for _, addr := range addrs { // one encoding for every copy
+		if err := n.push(ctx, addr, rec, deadline); err != nil {
 			return fmt.Errorf("%w: fanout %s on %s to %s", err, method, t, addr)
 		}
 	}
 	return nil
 }
 
-// message encodes hdr into the message for the sender; call, when not nil,
-// is the pending call (or resent cast) it belongs to.
-func (n *Node) message(addr string, hdr *envelope.Header, body []byte, call *actors.Call) sockets.Message {
-	msg := sockets.Message{Addr: addr, Header: hdr.Append(nil), Body: body, Deadline: hdr.Deadline}
-	if call != nil {
-		msg.Ref = call
-	}
-	return msg
+// route is where one request goes.
+type route struct {
+	addr   string   // the peer to send to: a server, or a router proxy's front
+	server string   // router-proxy mode: the server the header names
+	fronts []string // router-proxy mode: every proxy's front, for resends
 }
 
-// push queues one message for the sender. A full queue is ErrBackPressure
-// (or, WithWaitOnFull, a wait until the message's deadline).
-func (n *Node) push(ctx context.Context, msg sockets.Message) error {
+// resendAddrs is where resends of the request go in turn: the same server
+// (which handles each msg_id once; another server of the topic would not
+// know it ran already), through each router proxy in turn.
+func (r route) resendAddrs() []string {
+	if len(r.fronts) > 0 {
+		return r.fronts
+	}
+	return []string{r.addr}
+}
+
+// usable checks that the node is up and that t and method can be sent.
+func (n *Node) usable(t Target, method string) error {
+	select {
+	case <-n.down:
+		return n.downErr()
+	default:
+	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	if method == "" {
+		return fmt.Errorf("%w: empty method name for %s", ErrNoSuchMethod, t)
+	}
+	return nil
+}
+
+// route checks the node and the target and picks where a CALL or CAST
+// goes.
+func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method string, deadline time.Time) (route, error) {
+	if err := n.usable(t, method); err != nil {
+		return route{}, err
+	}
+	if n.opts.routerProxy {
+		name, fronts, err := n.pickRouted(ctx, t, deadline)
+		if err != nil {
+			return route{}, err
+		}
+		return route{addr: fronts[0], server: name, fronts: fronts}, nil
+	}
+	addr, err := n.pick(ctx, t, deadline)
+	return route{addr: addr}, err
+}
+
+// header is the header of a request of kind to t.
+func (n *Node) header(kind envelope.Kind, id envelope.MsgID, t Target, r route, method string, deadline time.Time) envelope.Header {
+	h := envelope.Header{
+		Kind: kind, ID: id, Deadline: deadline.UnixNano(),
+		Target: t.envelope(), Method: method, ReplyTo: n.id,
+		AckWanted: n.opts.acks && (kind == envelope.KindCall || kind == envelope.KindCast),
+	}
+	if r.server != "" {
+		h.Target.Server = r.server
+	}
+	return h
+}
+
+// record appends the record of h and the encoding of args to b.
+func (n *Node) record(b []byte, h *envelope.Header, args any) ([]byte, error) {
+	if err := h.Validate(); err != nil {
+		return b, fmt.Errorf("%w: %v", ErrBadTarget, err)
+	}
+	b, mark := h.BeginRecord(b)
+	b, err := envelope.AppendBody(b, args)
+	if err != nil {
+		return b, fmt.Errorf("relay: %v %s on %s: encode arguments %T: %w", h.Kind, h.Method, h.Target.Topic, args, err)
+	}
+	return envelope.EndRecord(b, mark), nil
+}
+
+// push queues a record for the peer at addr. A full queue is
+// ErrBackPressure (or, WithWaitOnFull, a wait until the deadline).
+func (n *Node) push(ctx context.Context, addr string, rec []byte, deadline time.Time) error {
+	m := sockets.Message{Rec: rec, Deadline: deadline.UnixNano()}
+	p := n.peers.Get(addr)
 	if !n.opts.waitOnFull {
-		if err := n.requests.TryPush(msg); err != nil {
+		if err := p.TryPush(m); err != nil {
 			return ErrBackPressure
 		}
 		return nil
 	}
-	// Wait for room within the message's deadline.
-	wctx, cancel := context.WithDeadline(ctx, time.Unix(0, msg.Deadline))
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if err := n.requests.Push(wctx, msg); err != nil {
+	if err := p.Push(wctx, m); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("%w (waited until the deadline)", ErrBackPressure)
 	}
 	return nil
-}
-
-// prepare checks the node and the target, picks the server and encodes the
-// message.
-func (n *Node) prepare(ctx context.Context, kind envelope.Kind, t Target, method string, args any, deadline time.Time) (string, envelope.Header, []byte, error) {
-	var hdr envelope.Header
-	select {
-	case <-n.down:
-		return "", hdr, nil, n.downErr()
-	default:
-	}
-	if err := t.check(); err != nil {
-		return "", hdr, nil, err
-	}
-	if method == "" {
-		return "", hdr, nil, fmt.Errorf("%w: empty method name for %s", ErrNoSuchMethod, t)
-	}
-	hdr = envelope.Header{
-		Kind: kind, ID: envelope.NewMsgID(), Deadline: deadline.UnixNano(),
-		Target: t.envelope(), Method: method, ReplyTo: n.id,
-		AckWanted: n.opts.acks && (kind == envelope.KindCall || kind == envelope.KindCast),
-	}
-	if err := hdr.Validate(); err != nil {
-		return "", hdr, nil, fmt.Errorf("%w: %v", ErrBadTarget, err)
-	}
-	body, err := envelope.EncodeBody(args)
-	if err != nil {
-		return "", hdr, nil, fmt.Errorf("relay: %s %s on %s: encode arguments %T: %w", kind, method, t, args, err)
-	}
-	if kind == envelope.KindFanout {
-		if n.opts.routerProxy && !n.opts.pubsub {
-			return "", hdr, nil, fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
-		}
-		return "", hdr, body, nil // every server: see fanout
-	}
-	if n.opts.routerProxy {
-		name, fronts, err := n.pickRouted(ctx, t, deadline)
-		if err != nil {
-			return "", hdr, nil, err
-		}
-		hdr.Target.Server = name
-		if hdr.AckWanted {
-			n.fronts.Store(hdr.ID, fronts) // taken by resendOf
-		}
-		return fronts[0], hdr, body, nil
-	}
-	addr, err := n.pick(ctx, t, deadline)
-	if err != nil {
-		return "", hdr, nil, err
-	}
-	return addr, hdr, body, nil
 }
 
 // pick returns the address of the server to send to: the next one

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/actors"
 	"time"
 )
 
@@ -39,7 +38,7 @@ const (
 	CodePanic        = "panic"
 	CodeBadRequest   = "BadRequest"
 	CodeBadReply     = "BadReply"
-	CodeOverloaded   = actors.CodeOverloaded
+	CodeOverloaded   = "Overloaded"
 )
 
 // RemoteError is a handler's error, returned by Call. Code is the error's

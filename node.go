@@ -15,20 +15,10 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/relay-dev/relay/actors"
-	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/supervisor"
-)
-
-// Names of a node's actors, for KillActor and Restarts.
-const (
-	ActorPoller      = "poller"
-	ActorDispatcher  = "dispatcher"
-	ActorSender      = "sender"
-	ActorReplyWaiter = "reply-waiter"
-	ActorSubscriber  = "fanout-subscriber" // only in pub/sub mode
 )
 
 // startTimeout bounds how long Start waits for the node's actors.
@@ -47,13 +37,20 @@ type Node struct {
 	monitor  *supervisor.Monitor
 	tree     *actor.PID
 	pids     map[string]*actor.PID
-	requests *sockets.Outbox  // to the sender
-	pending  *actors.Pending  // calls waiting for replies (the reply-waiter's table)
+	peers    *sockets.Peers   // the dealers' send queues, one per server
+	replies  *sockets.Outbox  // the router's send queue
+	pending  *actors.Pending  // calls waiting for answers
+	resender *actors.Resender // resends messages with acks
+	pool     *actors.Pool     // runs handlers
+	intake   *actors.Intake   // turns received batches into work
+	answers  *actors.Answers  // sends answers the way requests came
+	seen     *actors.Seen     // msg_ids of requests with acks, handled once
 	subState *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
-	replies  *sockets.Outbox  // to the poller
+	loops    loops            // the socket loops running now
 	counters actors.Counters
-	linger   actors.Linger // how long sockets flush at close
-	group    track.Group   // handler goroutines and the registration loop
+	dropped  *actors.ThrottledLog // rate-limited warnings of drops
+	linger   actors.Linger        // how long sockets flush at close
+	group    track.Group          // handler workers, batch listeners and the node's loops
 	base     context.Context
 	cancel   context.CancelFunc
 	endpoint string
@@ -72,9 +69,9 @@ type Node struct {
 
 	// mu guards the fields below.
 	mu        sync.RWMutex
-	servers   map[matchmaker.Key][]*Server // by exchange and topic
-	handled   chan struct{}                // closed (and replaced) by every Handle
-	listeners map[string][]*Listener       // by "topic.priority"
+	servers   map[string][]*Server   // by topicKey(exchange, topic)
+	handled   chan struct{}          // closed (and replaced) by every Handle
+	listeners map[string][]*Listener // by "topic.priority"
 }
 
 // Start starts a node: its actors, its bound ROUTER, its matchmaker client.
@@ -98,7 +95,8 @@ type Node struct {
 //	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
-//	WithMaxHandlers(n)         handlers running at once; beyond, "Overloaded" (default 100000)
+//	WithMaxHandlers(n)         handlers running at once (default 256)
+//	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -125,11 +123,12 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		id:        newNodeID(),
 		mm:        mm,
 		zctx:      zctx,
-		requests:  sockets.NewOutbox(o.queueSize),
+		peers:     sockets.NewPeers(o.queueSize),
 		pending:   actors.NewPending(),
 		replies:   sockets.NewOutbox(o.queueSize),
+		seen:      actors.NewSeen(o.dedupTTL),
 		down:      make(chan struct{}),
-		servers:   make(map[matchmaker.Key][]*Server),
+		servers:   make(map[string][]*Server),
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
 		routes:    newRoutes(mm),
@@ -138,6 +137,8 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		n.subState = actors.NewSubState()
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
+	n.dropped = actors.NewThrottledLog(n.log, time.Second)
+	n.wire()
 	n.system = supervisor.NewSystem(o.log.With("component", "actor"))
 	n.monitor = supervisor.NewMonitor(n.system, n.log)
 
@@ -232,77 +233,6 @@ func newNodeID() []byte {
 	return id
 }
 
-// spawnTree spawns node ─┬─ server ─┬─ dispatcher, poller
-//
-//	└─ client ─┬─ reply-waiter, sender
-func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
-	const root = "node"
-	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
-	n.pids = map[string]*actor.PID{
-		ActorDispatcher:  pid("server/" + ActorDispatcher),
-		ActorPoller:      pid("server/" + ActorPoller),
-		ActorReplyWaiter: pid("client/" + ActorReplyWaiter),
-		ActorSender:      pid("client/" + ActorSender),
-	}
-	sopts := sockets.DefaultOptions()
-	sopts.HWM = n.opts.hwm
-	sopts.MaxMsgSize = n.opts.maxMessageSize
-	backlog := n.opts.queueSize
-
-	dcfg := &actors.DispatcherConfig{
-		Serve: n.serve, Replies: n.replies, Requests: n.requests, Group: &n.group, Base: n.base,
-		Counters: &n.counters, Log: n.log.With("actor", ActorDispatcher),
-		Seen: actors.NewSeen(n.opts.dedupTTL), MaxHandlers: int64(n.opts.maxHandlers),
-	}
-	if f := n.opts.ackFilter; f != nil {
-		dcfg.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
-	}
-	dispatcher := actors.DispatcherProps(dcfg)
-	poller := actors.PollerProps(&actors.PollerConfig{
-		Context: n.zctx, Outbox: n.replies, Dispatcher: n.pids[ActorDispatcher],
-		Router: sockets.RouterConfig{
-			Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
-			BindRetry: 2 * time.Second, Options: sopts, BacklogMax: backlog,
-		},
-		Counters: &n.counters, Log: n.log.With("actor", ActorPoller), Bound: bound,
-		CloseLinger: &n.linger,
-	})
-	waiter := actors.ReplyWaiterProps(actors.ReplyWaiterConfig{
-		Pending: n.pending, Counters: &n.counters,
-		Log:        n.log.With("actor", ActorReplyWaiter),
-		ErrTimeout: ErrTimeout, ErrClosed: ErrClosed,
-		Requests: n.requests, Retry: n.opts.retry,
-	})
-	sender := actors.SenderProps(&actors.SenderConfig{
-		Context: n.zctx, Outbox: n.requests, Pending: n.pending, Dispatcher: n.pids[ActorDispatcher],
-		Dealers:  sockets.DealersConfig{Identity: n.id, Options: sopts, BacklogMax: backlog},
-		Counters: &n.counters, Log: n.log.With("actor", ActorSender),
-		CloseLinger: &n.linger,
-	})
-	st := n.opts.strategy
-	serverChildren := []supervisor.Child{
-		{Name: ActorDispatcher, Props: dispatcher},
-		{Name: ActorPoller, Props: poller},
-	}
-	if n.subState != nil {
-		n.pids[ActorSubscriber] = pid("server/" + ActorSubscriber)
-		serverChildren = append(serverChildren, supervisor.Child{Name: ActorSubscriber, Props: actors.SubscriberProps(&actors.SubscriberConfig{
-			Context: n.zctx, Options: sopts, State: n.subState, Dedup: actors.NewDedup(dedupSize, dedupTTL),
-			Dispatcher: n.pids[ActorDispatcher], Counters: &n.counters, Log: n.log.With("actor", ActorSubscriber),
-		})})
-	}
-	server := supervisor.Props(st, serverChildren, spawned, giveUp)
-	client := supervisor.Props(st, []supervisor.Child{
-		{Name: ActorReplyWaiter, Props: waiter},
-		{Name: ActorSender, Props: sender},
-	}, spawned, giveUp)
-	tree := supervisor.Props(st, []supervisor.Child{
-		{Name: "server", Props: server},
-		{Name: "client", Props: client},
-	}, nil, giveUp)
-	n.tree, _ = n.system.Root.SpawnNamed(tree, root)
-}
-
 // fail marks the node failed; it reports whether this was the first failure.
 func (n *Node) fail(err error) bool {
 	first := n.failure.CompareAndSwap(nil, &err)
@@ -368,6 +298,7 @@ func (n *Node) close() error {
 	// what is left of the drain time to put it on the wire.
 	drainEnd := time.Now().Add(n.opts.drainTimeout)
 	n.group.Close()
+	n.pool.Close()
 	select {
 	case <-n.group.WaitChan():
 	case <-time.After(n.opts.drainTimeout):
@@ -382,13 +313,7 @@ func (n *Node) close() error {
 			errs = append(errs, fmt.Errorf("relay: close: stop actors: %w", err))
 		}
 	}
-	n.requests.Drain(func(m sockets.Message) {
-		if c, ok := m.Ref.(*actors.Call); ok {
-			c.Finish(actors.Result{Err: ErrClosed})
-			return
-		}
-		n.counters.DroppedCasts.Add(1)
-	})
+	n.peers.Drain(func(addr string, m sockets.Message) { n.dropMessage(addr, &m, ErrClosed) })
 	if dropped := n.replies.Len(); dropped > 0 {
 		n.counters.DroppedReplies.Add(uint64(dropped))
 		n.replies.Drain(func(sockets.Message) {})
@@ -467,7 +392,7 @@ func nextBackoff(d, max time.Duration) time.Duration {
 // message, or until end, and sets how long the sockets linger at close.
 func (n *Node) drainOutboxes(end time.Time) {
 	const step = time.Millisecond
-	for (n.requests.Unsent() > 0 || n.replies.Unsent() > 0) && time.Now().Before(end) {
+	for (n.peers.Unsent() > 0 || n.replies.Unsent() > 0) && time.Now().Before(end) {
 		select {
 		case <-time.After(step):
 		case <-n.failedCh():

@@ -131,13 +131,14 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 		if err := hdr.Validate(); err != nil {
 			return fmt.Errorf("%w: notify: %v", ErrBadTarget, err)
 		}
+		rec := hdr.AppendRecord(nil, body)
 		if n.opts.pubsub {
-			if err := n.publish(ctx, &hdr, body, deadline); err != nil {
+			if err := n.publish(ctx, &hdr, rec, deadline); err != nil {
 				return fmt.Errorf("relay: notify %s to pool %s: %w", topic, pool, err)
 			}
 			continue
 		}
-		if err := n.push(ctx, n.message(addr, &hdr, body, nil)); err != nil {
+		if err := n.push(ctx, addr, rec, deadline); err != nil {
 			return fmt.Errorf("%w: notify %s to pool %s", err, topic, pool)
 		}
 	}
@@ -313,13 +314,13 @@ func (l *Listener) Stop() error {
 }
 
 // deliver hands a NOTIFY message to one local listener of its pool. It runs
-// in a dispatcher goroutine.
+// in a handler worker.
 func (n *Node) deliver(in *actors.Inbound) {
-	h := &in.Header
+	h := in.Rec.Header()
 	var body notifyBody
-	if err := msgpack.Unmarshal(in.Body, &body); err != nil {
+	if err := msgpack.Unmarshal(in.Rec.Body(), &body); err != nil {
 		n.counters.Malformed.Add(1)
-		n.log.Warn("notification dropped: body does not decode", "id", h.ID, "err", err)
+		n.dropped.Warn("notification dropped: body does not decode", "id", h.ID, "err", err)
 		return
 	}
 	poolName, _, _ := strings.Cut(h.Target.Server, "|") // pub/sub mode: "pool|endpoint"
@@ -333,7 +334,7 @@ func (n *Node) deliver(in *actors.Inbound) {
 	n.mu.RUnlock()
 	if len(pool) == 0 {
 		n.counters.FailedCasts.Add(1)
-		n.log.Warn("notification dropped: no local listener of its pool", "topic", h.Target.Topic, "pool", h.Target.Server)
+		n.dropped.Warn("notification dropped: no local listener of its pool", "topic", h.Target.Topic, "pool", h.Target.Server)
 		return
 	}
 	l := pool[n.nextIndex(matchmaker.Key{Exchange: "$deliver", Topic: h.Target.Topic, Server: poolName}, len(pool))]

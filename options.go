@@ -36,6 +36,7 @@ type options struct {
 	waitOnFull       bool
 	routerProxy      bool
 	maxHandlers      int
+	handlerQueue     int
 	log              *slog.Logger
 }
 
@@ -55,12 +56,13 @@ func defaultOptions() options {
 		registrationTTL: 30 * time.Second,
 		drainTimeout:    5 * time.Second,
 		queueSize:       65536,
-		hwm:             100_000,
+		hwm:             1000,
 		maxMessageSize:  16 << 20,
 		strategy:        supervisor.Default,
 		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Attempts: 6},
 		dedupTTL:        5 * time.Minute,
-		maxHandlers:     100_000,
+		maxHandlers:     256,
+		handlerQueue:    4096,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -101,6 +103,9 @@ func (o *options) validate() error {
 	}
 	if o.maxHandlers < 1 {
 		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
+	}
+	if o.handlerQueue < 1 {
+		return bad("WithHandlerQueue", "must be at least 1, got %d", o.handlerQueue)
 	}
 	if o.dedupTTL <= 0 {
 		return bad("WithDedupTTL", "must be positive, got %v", o.dedupTTL)
@@ -158,7 +163,9 @@ func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drai
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
 // WithHighWaterMark sets the ZeroMQ send and receive high-water marks of
-// every socket, in messages. Default 100000.
+// every socket, in ZeroMQ messages. relay packs the records queued for one
+// peer into messages of up to 64 KiB, so a pipe holds at most about
+// n × 64 KiB. Default 1000.
 func WithHighWaterMark(n int) Option { return func(o *options) { o.hwm = n } }
 
 // WithMaxMessageSize sets the largest inbound message accepted, in bytes;
@@ -214,7 +221,14 @@ func WithWaitOnFull(on bool) Option { return func(o *options) { o.waitOnFull = o
 // Default false (direct).
 func WithRouterProxy(on bool) Option { return func(o *options) { o.routerProxy = on } }
 
-// WithMaxHandlers bounds the handlers a node runs at once. A request beyond
-// it is refused at once: a call gets a *RemoteError with Code "Overloaded",
-// a cast is counted in Stats().FailedCasts and logged. Default 100000.
+// WithMaxHandlers bounds the handlers a node runs at once: the worker
+// goroutines of its handler pool, started as requests need them. A
+// blocking handler holds one worker. Default 256.
 func WithMaxHandlers(n int) Option { return func(o *options) { o.maxHandlers = n } }
+
+// WithHandlerQueue bounds the requests waiting for a free handler. When the
+// queue is full the node stops reading requests until it has room again,
+// so that back-pressure reaches the senders (their send queues fill, and
+// Call, Cast and Notify return ErrBackPressure, or wait WithWaitOnFull)
+// rather than requests being dropped. Default 4096.
+func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue = n } }

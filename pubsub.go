@@ -55,18 +55,18 @@ func fanoutPrefix(exchange, topic string) string { return "F" + exchange + "/" +
 
 func notifyPrefix(topic, member string) string { return "N" + topic + "\x00" + member + "\x00" }
 
-// proxyPrefix is the subscription prefix of a published message, from its
+// proxyPrefix is the subscription prefix of a published record, from its
 // header alone.
-func proxyPrefix(header []byte) ([]byte, bool) {
-	h, err := envelope.Decode(header)
-	if err != nil {
-		return nil, false
-	}
-	switch h.Kind {
+func proxyPrefix(v *envelope.View) ([]byte, bool) {
+	switch v.Kind() {
 	case envelope.KindFanout:
-		return []byte(fanoutPrefix(h.Target.Exchange, h.Target.Topic)), true
+		p := append([]byte{'F'}, v.Exchange()...)
+		p = append(append(p, '/'), v.Topic()...)
+		return append(p, 0), true
 	case envelope.KindNotify:
-		return []byte(notifyPrefix(h.Target.Topic, h.Target.Server)), true
+		p := append([]byte{'N'}, v.Topic()...)
+		p = append(append(p, 0), v.Server()...)
+		return append(p, 0), true
 	}
 	return nil, false
 }
@@ -75,18 +75,16 @@ func proxyPrefix(header []byte) ([]byte, bool) {
 // that no subscriber would receive the message from.
 const CodeNoSubscribers = "NoSubscribers"
 
-// proxyNack answers a message no subscriber of this proxy would receive.
-func proxyNack(header []byte) ([]byte, []byte) {
-	h, _ := envelope.Decode(header)
-	e := envelope.Header{Kind: envelope.KindError, ID: h.ID}
-	return e.Append(nil), envelope.EncodeError(CodeNoSubscribers, "no subscriber of "+h.Target.Topic+" on this proxy")
+// proxyNack answers a record no subscriber of this proxy would receive.
+func proxyNack(v *envelope.View) []byte {
+	e := envelope.Header{Kind: envelope.KindError, ID: v.ID()}
+	return e.AppendRecord(nil, envelope.EncodeError(CodeNoSubscribers, "no subscriber of "+string(v.Topic())+" on this proxy"))
 }
 
-// proxyAck is the ACK header for a published message.
-func proxyAck(header []byte) []byte {
-	h, _ := envelope.Decode(header)
-	ack := envelope.Header{Kind: envelope.KindAck, ID: h.ID}
-	return ack.Append(nil)
+// proxyAck is the ACK record for a published record.
+func proxyAck(v *envelope.View) []byte {
+	ack := envelope.Header{Kind: envelope.KindAck, ID: v.ID()}
+	return ack.AppendRecord(nil, nil)
 }
 
 // publisher is one registered central proxy.
@@ -106,7 +104,7 @@ func parsePublisher(member string) (publisher, bool) {
 // publish sends a FANOUT or NOTIFY through a publisher proxy: through the
 // next one (round-robin) and, when proxies ack, through the next again
 // until one acks or the deadline passes.
-func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, deadline time.Time) error {
+func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
 	members, _, err := n.routes.lookup(ctx, publishersKey)
 	if err != nil {
 		return fmt.Errorf("relay: look up publisher proxies: %w", err)
@@ -136,25 +134,26 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, body []byte, d
 		return 1
 	})
 	start = 0
-	msg := n.message("", hdr, body, nil) // one encoding for every attempt
 	var lastErr error
 	nacks := 0 // proxies in a row that had no subscriber for it
 	for i := 0; ; i++ {
 		p := pubs[(start+i)%len(pubs)]
 		if !p.ack {
-			msg.Addr = p.front
-			return n.push(ctx, msg)
+			return n.push(ctx, p.front, rec, deadline)
 		}
 		ackBy := time.Now().Add(ackTimeout)
 		if ackBy.After(deadline) {
 			ackBy = deadline
 		}
-		call := actors.NewCall(hdr.ID, ackBy)
-		msg.Addr, msg.Ref = p.front, call
-		res, err := n.send(ctx, msg, call)
-		if err != nil {
+		c := n.pending.GetFor(hdr.ID, ackBy)
+		n.pending.Add(c)
+		if err := n.push(ctx, p.front, rec, ackBy); err != nil {
+			n.pending.Take(c.ID)
+			n.pending.Put(c)
 			return err
 		}
+		res := n.await(ctx, c, false)
+		n.pending.Put(c)
 		if res.Err == nil && res.Kind == envelope.KindAck {
 			return nil
 		}

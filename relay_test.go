@@ -555,35 +555,44 @@ func TestMalformedFrames(t *testing.T) {
 		Kind: envelope.KindCast, ID: envelope.NewMsgID(),
 		Target: envelope.Target{Topic: "compute"}, Method: "add",
 	}
-	hdr, err := valid.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
 	body, err := envelope.EncodeBody(int64(5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mutate := func(f func(b []byte) []byte) []byte { return f(slices.Clone(hdr)) }
+	rec := valid.AppendRecord(nil, body)
+	mutate := func(f func(b []byte) []byte) []byte { return f(slices.Clone(rec)) }
+	cast := func() []byte { // a valid cast of add 5 with a fresh msg_id
+		h := valid
+		h.ID = envelope.NewMsgID()
+		return h.AppendRecord(nil, body)
+	}
 	malformed := []struct {
 		name   string
 		frames [][]byte
 	}{
-		{"one frame of junk", [][]byte{[]byte("junk")}},
+		{"two frames", [][]byte{[]byte("junk"), rec}},
 		{"one empty frame", [][]byte{{}}},
-		{"junk header", [][]byte{[]byte("not a header at all"), body}},
-		{"empty header", [][]byte{{}, body}},
-		{"version 9", [][]byte{mutate(func(b []byte) []byte { b[0] = 9; return b }), body}},
-		{"bad kind", [][]byte{mutate(func(b []byte) []byte { b[1] = 0xee; return b }), body}},
-		{"truncated header", [][]byte{mutate(func(b []byte) []byte { return b[:len(b)-1] }), body}},
-		{"truncated fixed part", [][]byte{hdr[:10], body}},
-		{"field length past the end", [][]byte{mutate(func(b []byte) []byte { b[28], b[29] = 0x0f, 0xff; return b }), body}},
-		{"trailing byte", [][]byte{mutate(func(b []byte) []byte { return append(b, 0) }), body}},
-		{"three frames", [][]byte{hdr, body, []byte("extra")}},
+		{"junk record", [][]byte{[]byte("\x02 is not a record")}},
+		{"bad kind", [][]byte{mutate(func(b []byte) []byte { b[1] = 0xee; return b })}},
+		{"truncated body", [][]byte{mutate(func(b []byte) []byte { return b[:len(b)-1] })}},
+		{"truncated fixed part", [][]byte{rec[:10]}},
+		{"field length past the end", [][]byte{mutate(func(b []byte) []byte { b[28], b[29] = 0x0f, 0xff; return b })}},
+		{"trailing byte", [][]byte{mutate(func(b []byte) []byte { return append(b, envelope.Version) })}},
+		{"five frames", [][]byte{rec, rec, rec, rec, rec}},
+		// A batch whose second record is cut short: the first is served,
+		// the rest of the batch is dropped and counted once.
+		{"batch with a truncated record", [][]byte{append(cast(), cast()[:30]...)}},
 	}
-	for _, m := range malformed {
+	for i, m := range malformed {
 		if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), m.frames...); err != nil {
 			t.Fatalf("send %s: %v", m.name, err)
 		}
+		waitFor(t, 5*time.Second, func() error {
+			if got := server.Stats().Malformed; got != uint64(i+1) {
+				return fmt.Errorf("after %q: Malformed = %d, want %d", m.name, got, i+1)
+			}
+			return nil
+		})
 	}
 	want := uint64(len(malformed))
 	waitFor(t, 5*time.Second, func() error {
@@ -592,12 +601,23 @@ func TestMalformedFrames(t *testing.T) {
 		}
 		return nil
 	})
+	// A record of another protocol version is counted apart.
+	for _, version := range []byte{1, 9} {
+		if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), mutate(func(b []byte) []byte { b[0] = version; return b })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := server.Stats().UnknownVersion; got != 2 {
+			return fmt.Errorf("UnknownVersion = %d, want 2", got)
+		}
+		return nil
+	})
 
 	// A well-formed message of a kind servers do not take is counted apart.
 	reply := valid
 	reply.Kind = envelope.KindReply
-	rb, _ := reply.Encode()
-	if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), rb, body); err != nil {
+	if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), reply.AppendRecord(nil, body)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() error {
@@ -606,19 +626,21 @@ func TestMalformedFrames(t *testing.T) {
 		}
 		return nil
 	})
-	// And a valid cast sent the same way is served: the raw path works.
-	if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), hdr, body); err != nil {
+	// The good records before the damage ("trailing byte", the cut batch)
+	// were served; a valid batch of two casts sent the same way is served
+	// whole: the raw path works.
+	if err := sockets.SendRaw(ctxTimeout(t, 5*time.Second), server.Endpoint(), append(cast(), cast()...)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() error {
-		if got := eps[0].State().Int; got != 5 {
-			return fmt.Errorf("counter %d after a raw cast of add 5, want 5", got)
+		if got := eps[0].State().Int; got != 20 {
+			return fmt.Errorf("counter %d after four raw casts of add 5, want 20", got)
 		}
 		return nil
 	})
 
-	if got := callInt(t, client, compute, "add", 1); got != 6 {
-		t.Errorf("add 1 after the garbage = %d, want 6", got)
+	if got := callInt(t, client, compute, "add", 1); got != 21 {
+		t.Errorf("add 1 after the garbage = %d, want 21", got)
 	}
 	st := server.Stats()
 	if st.Malformed != want {

@@ -127,7 +127,7 @@ func (n *Node) hello() {
 	for _, r := range rs {
 		h := envelope.Header{Kind: envelope.KindHeartbeat, ID: envelope.NewMsgID(), Method: helloMethod,
 			ReplyTo: n.id, Deadline: time.Now().Add(helloEvery).UnixNano()}
-		_ = n.requests.TryPush(sockets.Message{Addr: r.back, Header: h.Append(nil), Body: body, Deadline: h.Deadline})
+		_ = n.peers.Get(r.back).TryPush(sockets.Message{Rec: h.AppendRecord(nil, body), Deadline: h.Deadline})
 	}
 }
 
@@ -175,13 +175,13 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 	rr := 0
 	p.loop, err = sockets.StartRouterProxy(base.zctx, sockets.RouterProxyConfig{
 		Front: front, Back: back, Options: sockets.DefaultOptions(),
-		Request: func(header []byte) ([]byte, bool) {
-			h, err := envelope.Decode(header)
-			if err != nil || h.Target.Server == "" {
+		Request: func(v *envelope.View) ([]byte, bool) {
+			server := v.Server()
+			if len(server) == 0 {
 				p.dropped.Add(1)
 				return nil, false
 			}
-			live := p.live(h.Target.Server)
+			live := p.live(server)
 			if len(live) == 0 {
 				p.refused.Add(1)
 				return nil, false
@@ -190,29 +190,24 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 			p.routed.Add(1)
 			return []byte(live[rr%len(live)].id), true
 		},
-		Refuse: func(header []byte) ([]byte, []byte) {
-			h, _ := envelope.Decode(header)
-			e := envelope.Header{Kind: envelope.KindError, ID: h.ID}
-			return e.Append(nil), envelope.EncodeError(CodeNoRoute, "router proxy has no connection to server "+h.Target.Server)
+		Refuse: func(v *envelope.View) []byte {
+			e := envelope.Header{Kind: envelope.KindError, ID: v.ID(), ReplyTo: v.ReplyTo()}
+			return e.AppendRecord(nil, envelope.EncodeError(CodeNoRoute, "router proxy has no connection to server "+string(v.Server())))
 		},
-		Backend: func(from, header, body []byte) ([]byte, bool) {
-			h, err := envelope.Decode(header)
-			if err != nil {
-				p.dropped.Add(1)
-				return nil, false
-			}
-			if h.Kind == envelope.KindHeartbeat && h.Method == helloMethod {
+		Backend: func(from []byte, v *envelope.View) ([]byte, bool) {
+			if v.Kind() == envelope.KindHeartbeat && string(v.Method()) == helloMethod {
 				var names []string
-				if msgpack.Unmarshal(body, &names) == nil {
+				if msgpack.Unmarshal(v.Body(), &names) == nil {
 					p.hello(string(from), names)
 				}
 				return nil, false
 			}
-			if len(h.ReplyTo) == 0 {
+			to := v.ReplyTo()
+			if len(to) == 0 {
 				p.dropped.Add(1)
 				return nil, false
 			}
-			return h.ReplyTo, true
+			return to, true
 		},
 		OnDrop: func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
 		OnFail: p.fail,
@@ -248,16 +243,22 @@ func (p *RouterProxy) hello(id string, names []string) {
 
 // live returns the servers of name heard within helloTTL. Runs in the
 // loop's goroutine.
-func (p *RouterProxy) live(name string) []*routeServer {
+func (p *RouterProxy) live(name []byte) []*routeServer {
+	ss, ok := p.servers[string(name)]
+	if !ok {
+		return nil
+	}
 	now := time.Now()
-	ss := p.servers[name]
 	kept := ss[:0]
 	for _, s := range ss {
 		if now.Sub(s.seen) < helloTTL {
 			kept = append(kept, s)
 		}
 	}
-	p.servers[name] = kept
+	if len(kept) < len(ss) {
+		clear(ss[len(kept):])
+		p.servers[string(name)] = kept
+	}
 	return kept
 }
 

@@ -24,16 +24,16 @@ type routes struct {
 	// mu guards the fields below.
 	mu      sync.RWMutex
 	changed <-chan struct{}
-	entries map[matchmaker.Key]route
+	entries map[matchmaker.Key]cached
 }
 
-type route struct {
+type cached struct {
 	addrs []string
 	at    time.Time
 }
 
 func newRoutes(mm matchmaker.Matchmaker) *routes {
-	return &routes{mm: mm, changed: mm.Changed(), entries: make(map[matchmaker.Key]route)}
+	return &routes{mm: mm, changed: mm.Changed(), entries: make(map[matchmaker.Key]cached)}
 }
 
 // lookup returns the addresses registered under key, from the cache when
@@ -76,7 +76,7 @@ func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-ch
 	}
 	r.mu.Lock()
 	if r.changed == changed {
-		r.entries[key] = route{addrs: addrs, at: now}
+		r.entries[key] = cached{addrs: addrs, at: now}
 	}
 	r.mu.Unlock()
 	return addrs, changed, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +30,15 @@ type Server struct {
 
 	// mu guards the fields below.
 	mu       sync.RWMutex
-	handlers map[string]Handler
+	handlers map[string]method
 	stopped  bool
+}
+
+// method is a handler with its method name (so that a request can name it
+// without a string of its own).
+type method struct {
+	name string
+	h    Handler
 }
 
 // Serve registers t with the matchmaker, under its bare topic and directed
@@ -56,8 +62,8 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	if t.Server == "" {
 		t.Server = n.opts.host
 	}
-	s := &Server{node: n, target: t, handlers: make(map[string]Handler), started: time.Now()}
-	tk := matchmaker.Key{Exchange: t.Exchange, Topic: t.Topic}
+	s := &Server{node: n, target: t, handlers: make(map[string]method), started: time.Now()}
+	tk := topicKey(t.Exchange, t.Topic)
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
@@ -74,9 +80,9 @@ func (n *Node) Serve(t Target) (*Server, error) {
 func (s *Server) Target() Target { return s.target }
 
 // Handle sets the handler of method, replacing any earlier one.
-func (s *Server) Handle(method string, h Handler) {
+func (s *Server) Handle(name string, h Handler) {
 	s.mu.Lock()
-	s.handlers[method] = h
+	s.handlers[name] = method{name: name, h: h}
 	s.mu.Unlock()
 	n := s.node
 	n.mu.Lock()
@@ -137,7 +143,7 @@ func (s *Server) Stop() error {
 			errs = append(errs, fmt.Errorf("relay: unregister %s: %w", k, err))
 		}
 	}
-	tk := matchmaker.Key{Exchange: s.target.Exchange, Topic: s.target.Topic}
+	tk := topicKey(s.target.Exchange, s.target.Topic)
 	n.mu.Lock()
 	ss := n.servers[tk]
 	for i, x := range ss {
@@ -188,53 +194,124 @@ func (e *badRequestError) Error() string     { return e.err.Error() }
 func (e *badRequestError) Unwrap() error     { return e.err }
 func (e *badRequestError) ErrorCode() string { return CodeBadRequest }
 
-// serve resolves and runs the handler of one inbound request. It is the
-// dispatcher's ServeFunc and runs in a handler goroutine.
-func (n *Node) serve(ctx context.Context, in *actors.Inbound) (out actors.Outcome) {
-	h := &in.Header
-	if h.Kind == envelope.KindNotify {
+// topicKey is the key of a node's servers of exchange and topic.
+func topicKey(exchange, topic string) string { return exchange + "\x00" + topic }
+
+// outcome is what serving one request produced: a reply body, or an error
+// code and message (code non-empty) sent as an ERROR.
+type outcome struct {
+	body          []byte
+	code, message string
+}
+
+// serve resolves and runs the handler of one inbound request and sends its
+// answer. It is the handler pool's work and runs in a worker goroutine.
+func (n *Node) serve(in *actors.Inbound) {
+	v := &in.Rec
+	kind := v.Kind()
+	if kind == envelope.KindNotify {
 		n.deliver(in)
-		return actors.Outcome{}
+		return
 	}
-	oneWay := h.Kind != envelope.KindCall
-	handler, err := n.resolve(h)
+	var ctx context.Context = n.base
+	if dl := v.Deadline(); dl != 0 {
+		rc := newRequestCtx(n.base, time.Unix(0, dl))
+		defer rc.release()
+		ctx = rc
+	}
+	out := n.run(ctx, v, kind != envelope.KindCall)
+	if kind != envelope.KindCall {
+		if v.AckWanted() {
+			n.seen.Done(v.ID(), nil)
+		}
+		return
+	}
+	if dl := v.Deadline(); dl != 0 && dl < time.Now().UnixNano() {
+		// The caller has timed out already; a reply would only be late.
+		n.counters.ExpiredRequests.Add(1)
+		return
+	}
+	h := n.answers.Header(in, envelope.KindReply)
+	body := out.body
+	if out.code != "" {
+		h.Kind = envelope.KindError
+		body = envelope.EncodeError(out.code, out.message)
+	}
+	rec := h.AppendRecord(make([]byte, 0, 64+len(h.ReplyTo)+len(body)), body)
+	if v.AckWanted() {
+		n.seen.Done(v.ID(), rec)
+	}
+	if err := n.answers.Send(in, rec); err != nil {
+		n.counters.DroppedReplies.Add(1)
+		n.dropped.Warn("reply dropped: send queue full", "id", v.ID(), "err", err)
+	}
+}
+
+// run resolves and runs the handler of a request.
+func (n *Node) run(ctx context.Context, v *envelope.View, oneWay bool) (out outcome) {
+	m, s, err := n.resolve(v)
 	if err != nil {
-		handler, err = n.resolveLate(ctx, h, err)
+		m, s, err = n.resolveLate(ctx, v, err)
 	}
 	if err != nil {
 		if oneWay {
 			n.counters.FailedCasts.Add(1)
 			n.log.Warn("cast dropped: no such method", "err", err)
 		}
-		return actors.Outcome{ErrCode: CodeNoSuchMethod, ErrMessage: err.Error()}
+		return outcome{code: CodeNoSuchMethod, message: err.Error()}
 	}
 	req := &Request{
-		Method: h.Method, Target: targetFrom(h.Target), ID: h.ID.String(),
-		Deadline: h.DeadlineTime(), Cast: oneWay, body: in.Body,
+		Method: m.name, Target: s.requestTarget(v), ID: v.ID().String(),
+		Deadline: deadlineTime(v.Deadline()), Cast: oneWay, body: v.Body(),
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			n.counters.HandlerPanics.Add(1)
-			n.log.Error("handler panicked", "method", h.Method, "target", req.Target.String(), "panic", r, "stack", string(debug.Stack()))
-			out = actors.Outcome{ErrCode: CodePanic, ErrMessage: fmt.Sprintf("handler %s panicked: %v", h.Method, r)}
+			n.log.Error("handler panicked", "method", m.name, "target", req.Target.String(), "panic", r, "stack", string(debug.Stack()))
+			out = outcome{code: CodePanic, message: fmt.Sprintf("handler %s panicked: %v", m.name, r)}
 		}
 	}()
-	v, err := handler(ctx, req)
+	res, err := m.h(ctx, req)
 	if err != nil {
-		if req.Cast {
+		if oneWay {
 			n.counters.FailedCasts.Add(1)
-			n.log.Warn("cast handler failed", "method", h.Method, "err", err)
+			n.log.Warn("cast handler failed", "method", m.name, "err", err)
 		}
-		return actors.Outcome{ErrCode: errorCode(err), ErrMessage: errorMessage(err)}
+		return outcome{code: errorCode(err), message: errorMessage(err)}
 	}
-	if req.Cast {
-		return actors.Outcome{}
+	if oneWay {
+		return outcome{}
 	}
-	body, err := envelope.EncodeBody(v)
+	body, err := envelope.EncodeBody(res)
 	if err != nil {
-		return actors.Outcome{ErrCode: CodeBadReply, ErrMessage: fmt.Sprintf("encode result of %s (%T): %v", h.Method, v, err)}
+		return outcome{code: CodeBadReply, message: fmt.Sprintf("encode result of %s (%T): %v", m.name, res, err)}
 	}
-	return actors.Outcome{Body: body}
+	return outcome{body: body}
+}
+
+// requestTarget is the target a request addressed, built from the server's
+// own strings where they are equal (they are, for all but the version), so
+// that a request costs no string of its own.
+func (s *Server) requestTarget(v *envelope.View) Target {
+	t := Target{Exchange: s.target.Exchange, Topic: s.target.Topic, Namespace: s.target.Namespace, Fanout: v.Fanout()}
+	if len(v.Server()) > 0 {
+		t.Server = s.target.Server
+	}
+	switch ver := v.Version(); {
+	case len(ver) == 0:
+	case string(ver) == s.target.Version:
+		t.Version = s.target.Version
+	default:
+		t.Version = string(ver)
+	}
+	return t
+}
+
+func deadlineTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // errorCode is the Code a handler error travels with.
@@ -265,11 +342,12 @@ const handleGrace = 500 * time.Millisecond
 
 // resolveLate waits, within handleGrace of the newest matching Serve, for
 // the method to be handled; it returns err when it is not.
-func (n *Node) resolveLate(ctx context.Context, h *envelope.Header, err error) (Handler, error) {
+func (n *Node) resolveLate(ctx context.Context, v *envelope.View, err error) (method, *Server, error) {
+	key := topicKey(string(v.Exchange()), string(v.Topic()))
 	for {
 		n.mu.RLock()
 		var newest time.Time
-		for _, s := range n.servers[matchmaker.Key{Exchange: h.Target.Exchange, Topic: h.Target.Topic}] {
+		for _, s := range n.servers[key] {
 			if s.started.After(newest) {
 				newest = s.started
 			}
@@ -278,7 +356,7 @@ func (n *Node) resolveLate(ctx context.Context, h *envelope.Header, err error) (
 		n.mu.RUnlock()
 		wait := time.Until(newest.Add(handleGrace))
 		if wait <= 0 {
-			return nil, err
+			return method{}, nil, err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -287,11 +365,11 @@ func (n *Node) resolveLate(ctx context.Context, h *envelope.Header, err error) (
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return method{}, nil, err
 		}
-		hd, rerr := n.resolve(h)
+		m, s, rerr := n.resolve(v)
 		if rerr == nil {
-			return hd, nil
+			return m, s, nil
 		}
 		err = rerr
 	}
@@ -308,12 +386,35 @@ func errorMessage(err error) string {
 
 // resolve finds the handler for a request: a server of its exchange and
 // topic (and server name, when directed) whose namespace equals and whose
-// version is compatible, that handles the method.
-func (n *Node) resolve(h *envelope.Header) (Handler, error) {
-	t := h.Target
+// version is compatible, that handles the method. It allocates nothing
+// when it finds one.
+func (n *Node) resolve(v *envelope.View) (method, *Server, error) {
+	var buf [256]byte
+	key := append(append(append(buf[:0], v.Exchange()...), 0), v.Topic()...)
+	server, ns, ver, name := v.Server(), v.Namespace(), v.Version(), v.Method()
 	n.mu.RLock()
-	servers := n.servers[matchmaker.Key{Exchange: t.Exchange, Topic: t.Topic}]
+	servers := n.servers[string(key)]
 	n.mu.RUnlock()
+	for _, s := range servers {
+		st := &s.target
+		if len(server) > 0 && string(server) != st.Server {
+			continue
+		}
+		s.mu.RLock()
+		m, ok := s.handlers[string(name)]
+		stopped := s.stopped
+		s.mu.RUnlock()
+		if ok && !stopped && string(ns) == st.Namespace && (len(ver) == 0 || compatible(st.Version, string(ver))) {
+			return m, s, nil
+		}
+	}
+	return method{}, nil, n.unresolved(v, servers)
+}
+
+// unresolved explains why no handler matches a request.
+func (n *Node) unresolved(v *envelope.View, servers []*Server) error {
+	h := v.Header()
+	t := h.Target
 	var serving []string
 	for _, s := range servers {
 		st := s.target
@@ -321,28 +422,16 @@ func (n *Node) resolve(h *envelope.Header) (Handler, error) {
 			continue
 		}
 		s.mu.RLock()
-		hd, ok := s.handlers[h.Method]
 		stopped := s.stopped
-		var methods []string
-		if !ok {
-			for m := range s.handlers {
-				methods = append(methods, m)
-			}
-		}
 		s.mu.RUnlock()
-		if stopped {
-			continue
+		if !stopped {
+			serving = append(serving, fmt.Sprintf("ns=%q v=%q", st.Namespace, versionOr(st.Version)))
 		}
-		if st.Namespace == t.Namespace && compatible(st.Version, t.Version) && ok {
-			return hd, nil
-		}
-		sort.Strings(methods)
-		serving = append(serving, fmt.Sprintf("ns=%q v=%q", st.Namespace, versionOr(st.Version)))
 	}
 	if len(serving) == 0 {
-		return nil, fmt.Errorf("method %q: host %s serves no topic %s for server %q", h.Method, n.opts.host, t.Topic, t.Server)
+		return fmt.Errorf("method %q: host %s serves no topic %s for server %q", h.Method, n.opts.host, t.Topic, t.Server)
 	}
-	return nil, fmt.Errorf("method %q (ns=%q v=%q) not served on topic %s by host %s (serving %s)",
+	return fmt.Errorf("method %q (ns=%q v=%q) not served on topic %s by host %s (serving %s)",
 		h.Method, t.Namespace, t.Version, t.Topic, n.opts.host, strings.Join(serving, ", "))
 }
 

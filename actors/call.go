@@ -2,31 +2,55 @@ package actors
 
 import (
 	"math"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/relay-dev/relay/envelope"
-	"github.com/relay-dev/relay/sockets"
 )
 
-// Result is the one outcome of a call: a REPLY or ERROR message, or a local
-// error.
+// Result is the one outcome of a call: a REPLY, ERROR or ACK record, or a
+// local error.
 type Result struct {
-	Kind envelope.Kind // KindReply or KindError when Err is nil
-	Body []byte
+	Kind envelope.Kind // KindReply, KindError or KindAck when Err is nil
+	Body []byte        // aliases the batch it arrived in, which it keeps alive
 	Err  error
 }
 
-// Call is a call waiting for its outcome. Exactly one Result is delivered,
-// by whichever of reply, timeout, cancel or failure comes first.
+// Call is a request waiting for its outcome. Exactly one Result is
+// delivered on Done, by whoever takes the call out of the Pending table:
+// the reply's receiver, or the caller itself at its deadline or
+// cancellation. Calls are reused (see Pending.Get and Pending.Put); a Call
+// that is resent until acknowledged is never reused, since the resender
+// holds it.
 type Call struct {
 	ID       envelope.MsgID
 	Deadline time.Time
+	// Rec is the request's record; the caller encodes into it. It is kept
+	// for resends.
+	Rec []byte
 
-	done     chan Result
-	finished atomic.Bool
-	resend   *Resend // nil: sent once; guarded by the Pending table's lock once added
+	done  chan Result // capacity 1
+	timer *time.Timer // the caller's deadline timer, reused
+
+	// Resend state, owned by the resender once the call is added to it.
+	resend *Resend
 }
+
+// Done delivers the outcome.
+func (c *Call) Done() <-chan Result { return c.done }
+
+// Timer returns the call's deadline timer, stopped, for the caller to
+// Reset; it is reused with the call.
+func (c *Call) Timer() *time.Timer {
+	if c.timer == nil {
+		c.timer = time.NewTimer(time.Hour)
+		c.timer.Stop()
+	}
+	return c.timer
+}
+
+// Resent reports whether c is resent until acknowledged or answered.
+func (c *Call) Resent() bool { return c.resend != nil }
 
 // Retry says when an unacknowledged message is sent again: after Base,
 // then Base×Multiplier, … at most Attempts times, never past its deadline.
@@ -41,49 +65,184 @@ func (r Retry) After(attempt int) time.Duration {
 	return time.Duration(float64(r.Base) * math.Pow(r.Multiplier, float64(attempt)))
 }
 
-// Resend is what the reply-waiter needs to send a message again.
+// Resend is what the resender needs to send a message again.
 type Resend struct {
-	Msg     sockets.Message // as first sent; Ref is the call
-	Addrs   []string        // where to send it, in turn
-	Cast    bool            // done at its ACK (a call is done at its reply)
+	Addrs   []string // where to send it, in turn
+	Cast    bool     // done at its ACK (a call is done at its reply)
 	attempt int
-	next    time.Time
+	next    time.Time // the next resend
+	due     time.Time // the next resend, or the deadline when none is left
+	index   int       // in the resender's heap
 }
 
-// Resent reports whether c is resent until acknowledged or answered.
-func (c *Call) Resent() bool { return c.resend != nil }
+// pendingShards spreads the table over locks, so that concurrent callers
+// and the reply path rarely wait for each other.
+const pendingShards = 32
 
-// WithResend makes c a message that is resent until acknowledged (a cast)
-// or answered (a call). Call before the call is added to the table.
-func (c *Call) WithResend(r *Resend, first time.Duration) *Call {
-	r.next = time.Now().Add(first)
-	c.resend = r
+// Pending is the table of calls waiting for an answer, by msg_id. The node
+// creates it, so it outlives actor restarts: a caller adds its call before
+// sending, and the receiving loop takes it out when the answer arrives,
+// with no actor hop on the reply path. Safe for concurrent use.
+type Pending struct {
+	shards [pendingShards]pendingShard
+	pool   sync.Pool
+}
+
+type pendingShard struct {
+	mu   sync.Mutex
+	byID map[envelope.MsgID]*Call
+	_    [40]byte // keep shards on their own cache lines
+}
+
+// NewPending makes an empty table.
+func NewPending() *Pending {
+	p := &Pending{}
+	for i := range p.shards {
+		p.shards[i].byID = make(map[envelope.MsgID]*Call)
+	}
+	p.pool.New = func() any { return &Call{done: make(chan Result, 1)} }
+	return p
+}
+
+func (p *Pending) shard(id envelope.MsgID) *pendingShard {
+	return &p.shards[id[15]%pendingShards]
+}
+
+// Get returns a call (new or reused) with a fresh msg_id and deadline.
+func (p *Pending) Get(deadline time.Time) *Call {
+	c := p.pool.Get().(*Call)
+	c.ID, c.Deadline = envelope.NewMsgID(), deadline
 	return c
 }
 
-// NewCall makes a call with the given id and deadline.
-func NewCall(id envelope.MsgID, deadline time.Time) *Call {
-	return &Call{ID: id, Deadline: deadline, done: make(chan Result, 1)}
+// GetFor returns a call (new or reused) for a message whose msg_id is id.
+func (p *Pending) GetFor(id envelope.MsgID, deadline time.Time) *Call {
+	c := p.pool.Get().(*Call)
+	c.ID, c.Deadline = id, deadline
+	return c
 }
 
-// Finish delivers r unless an outcome was delivered already; it reports
-// whether r was the one.
-func (c *Call) Finish(r Result) bool {
-	if !c.finished.CompareAndSwap(false, true) {
+// Put gives c back for reuse. Call it only when c's outcome was received
+// and nobody else holds it (not for calls that are resent).
+func (p *Pending) Put(c *Call) {
+	if c.resend != nil {
+		return
+	}
+	c.Rec = c.Rec[:0]
+	if cap(c.Rec) > 64<<10 {
+		c.Rec = nil
+	}
+	p.pool.Put(c)
+}
+
+// Add registers c; its answer is correlated by c.ID.
+func (p *Pending) Add(c *Call) {
+	s := p.shard(c.ID)
+	s.mu.Lock()
+	s.byID[c.ID] = c
+	s.mu.Unlock()
+}
+
+// Take removes and returns the call with id, or nil. Whoever takes a call
+// delivers its one Result.
+func (p *Pending) Take(id envelope.MsgID) *Call {
+	s := p.shard(id)
+	s.mu.Lock()
+	c := s.byID[id]
+	if c != nil {
+		delete(s.byID, id)
+	}
+	s.mu.Unlock()
+	return c
+}
+
+// peek returns the call with id without removing it.
+func (p *Pending) peek(id envelope.MsgID) *Call {
+	s := p.shard(id)
+	s.mu.Lock()
+	c := s.byID[id]
+	s.mu.Unlock()
+	return c
+}
+
+// Len returns the number of pending calls.
+func (p *Pending) Len() int {
+	n := 0
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		n += len(s.byID)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Finish takes the call with id and delivers r; it reports whether a call
+// was waiting.
+func (p *Pending) Finish(id envelope.MsgID, r Result) bool {
+	c := p.Take(id)
+	if c == nil {
 		return false
 	}
 	c.done <- r
 	return true
 }
 
-// Finished reports whether the call has its outcome.
-func (c *Call) Finished() bool { return c.finished.Load() }
+// Fail ends the call with id with a local error, if it is still pending.
+func (p *Pending) Fail(id envelope.MsgID, err error) bool {
+	return p.Finish(id, Result{Err: err})
+}
 
-// Done delivers the outcome.
-func (c *Call) Done() <-chan Result { return c.done }
+// CodeNoRoute is the ERROR code of a router proxy with no connection to
+// the server a request names.
+const CodeNoRoute = "NoRoute"
 
-// live is the sender's filter: casts (nil) and unfinished calls are sent.
-func live(ref any) bool {
-	c, ok := ref.(*Call)
-	return !ok || !c.Finished()
+// Answer delivers a REPLY, ERROR or ACK record to its call. It runs in the
+// receiving loop; an answer nobody waits for is counted as late. An ACK
+// ends a cast (and a publish); a call keeps waiting for its reply. A
+// router proxy's NoRoute for a message that is resent anyway is not its
+// outcome: the next resend goes through another proxy.
+func (p *Pending) Answer(v *envelope.View, counters *Counters) {
+	id := v.ID()
+	kind := v.Kind()
+	switch kind {
+	case envelope.KindAck:
+		c := p.peek(id)
+		if c == nil {
+			return // a late or repeated ACK
+		}
+		if c.resend != nil && !c.resend.Cast {
+			return // a call is answered by its reply
+		}
+	case envelope.KindError:
+		if c := p.peek(id); c != nil && c.resend != nil {
+			if code, _, err := envelope.DecodeError(v.Body()); err == nil && code == CodeNoRoute {
+				return
+			}
+		}
+	}
+	if !p.Finish(id, Result{Kind: kind, Body: v.Body()}) && kind != envelope.KindAck {
+		counters.LateReplies.Add(1)
+	}
+}
+
+// each calls f with every pending call.
+func (p *Pending) each(f func(*Call)) {
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		calls := make([]*Call, 0, len(s.byID))
+		for _, c := range s.byID {
+			calls = append(calls, c)
+		}
+		s.mu.Unlock()
+		for _, c := range calls {
+			f(c)
+		}
+	}
+}
+
+// FailAll fails every pending call with err.
+func (p *Pending) FailAll(err error) {
+	p.each(func(c *Call) { p.Fail(c.ID, err) })
 }

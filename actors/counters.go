@@ -9,7 +9,8 @@ import (
 // Counters count what a node dropped or refused, so that nothing is lost
 // silently. All fields are updated atomically; read them with Snapshot.
 type Counters struct {
-	Malformed       atomic.Uint64 // inbound messages dropped: malformed frames, bad header, unknown version
+	Malformed       atomic.Uint64 // inbound messages dropped: malformed frames or records
+	UnknownVersion  atomic.Uint64 // inbound messages dropped: a protocol version this node does not speak
 	UnexpectedKind  atomic.Uint64 // well-formed messages of a kind this side does not take
 	ExpiredRequests atomic.Uint64 // calls and casts skipped because their deadline had passed on arrival
 	DroppedReplies  atomic.Uint64 // replies the poller could not deliver to their caller
@@ -24,7 +25,7 @@ type Counters struct {
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
-	Malformed, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
+	Malformed, UnknownVersion, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
 	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures uint64
 }
 
@@ -32,6 +33,7 @@ type Stats struct {
 func (c *Counters) Snapshot() Stats {
 	return Stats{
 		Malformed:       c.Malformed.Load(),
+		UnknownVersion:  c.UnknownVersion.Load(),
 		UnexpectedKind:  c.UnexpectedKind.Load(),
 		ExpiredRequests: c.ExpiredRequests.Load(),
 		DroppedReplies:  c.DroppedReplies.Load(),
@@ -45,8 +47,16 @@ func (c *Counters) Snapshot() Stats {
 	}
 }
 
-// throttledLog logs an event at most once per interval and says how many
-// were suppressed in between.
+// ThrottledLog logs an event at most once per interval and says how many
+// were suppressed in between. Safe for concurrent use.
+type ThrottledLog = throttledLog
+
+// NewThrottledLog logs through log at most once per interval.
+func NewThrottledLog(log *slog.Logger, interval time.Duration) *ThrottledLog {
+	return &throttledLog{log: log, interval: interval}
+}
+
+// throttledLog is ThrottledLog.
 type throttledLog struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -54,6 +64,8 @@ type throttledLog struct {
 	skipped  atomic.Uint64
 }
 
+// Warn logs msg with args at warning level, unless one was logged within
+// the interval (then it is counted, and the count is added to the next).
 func (t *throttledLog) Warn(msg string, args ...any) {
 	now := time.Now().UnixNano()
 	last := t.last.Load()

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/envelope"
-	"github.com/relay-dev/relay/sockets"
 )
 
 // Seen is a server's memory of the msg_ids it received with AckWanted, for
@@ -28,7 +27,7 @@ const seenMax = 1 << 20
 
 type seenEntry struct {
 	done  bool
-	reply *sockets.Message // a call's answer, once done
+	reply []byte // a call's answer record, once done
 }
 
 type seenOrder struct {
@@ -44,7 +43,7 @@ func NewSeen(ttl time.Duration) *Seen {
 // Begin reports whether id is new (the handler should run). When it is not,
 // reply is the remembered answer of a finished call (nil while it runs, or
 // for a cast).
-func (s *Seen) Begin(id envelope.MsgID) (first bool, reply *sockets.Message) {
+func (s *Seen) Begin(id envelope.MsgID) (first bool, reply []byte) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,8 +66,9 @@ func (s *Seen) Begin(id envelope.MsgID) (first bool, reply *sockets.Message) {
 	return true, nil
 }
 
-// Done records that id's handler finished, with its answer (nil for a cast).
-func (s *Seen) Done(id envelope.MsgID, reply *sockets.Message) {
+// Done records that id's handler finished, with its answer record (nil for
+// a cast).
+func (s *Seen) Done(id envelope.MsgID, reply []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.byID[id]; ok {

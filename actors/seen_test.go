@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/envelope"
-	"github.com/relay-dev/relay/sockets"
 )
 
 func TestSeen(t *testing.T) {
@@ -17,8 +16,8 @@ func TestSeen(t *testing.T) {
 	if first, reply := s.Begin(a); first || reply != nil {
 		t.Fatalf("a running id: first=%v reply=%v", first, reply)
 	}
-	s.Done(a, &sockets.Message{Body: []byte("r")})
-	if first, reply := s.Begin(a); first || reply == nil || string(reply.Body) != "r" {
+	s.Done(a, []byte("r"))
+	if first, reply := s.Begin(a); first || string(reply) != "r" {
 		t.Fatalf("a finished id: first=%v reply=%v", first, reply)
 	}
 	if first, _ := s.Begin(b); !first {

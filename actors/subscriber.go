@@ -1,11 +1,8 @@
 package actors
 
 import (
-	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/sockets"
@@ -114,92 +111,28 @@ func (d *Dedup) First(id envelope.MsgID, copy string) bool {
 	return true
 }
 
-// SubscriberConfig configures the fanout-subscriber.
-type SubscriberConfig struct {
-	Context    *sockets.Context
-	Options    sockets.Options
-	State      *SubState
-	Dedup      *Dedup
-	Dispatcher *actor.PID
-	Counters   *Counters
-	Log        *slog.Logger
+// Subscription keeps a fanout-subscriber's loop in line with its SubState:
+// Sync applies what changed since the loop last saw it, and Reset forgets
+// what the loop had (a new loop starts with nothing). Used by the
+// subscriber's socket actor only.
+type Subscription struct {
+	State    *SubState
+	eps      map[string]bool // applied to the current loop
+	prefixes map[string]bool
 }
 
-// SubscriberProps builds the fanout-subscriber: the actor that owns the SUB
-// socket connected to the publisher proxies, in pub/sub mode.
-func SubscriberProps(cfg *SubscriberConfig) *actor.Props {
-	malformed := &throttledLog{log: cfg.Log, interval: time.Second}
-	return props(func() actor.Actor { return &subscriber{cfg: cfg, malformed: malformed} })
-}
+// Reset forgets what the previous loop was connected and subscribed to.
+func (s *Subscription) Reset() { s.eps, s.prefixes = map[string]bool{}, map[string]bool{} }
 
-type subscriber struct {
-	cfg       *SubscriberConfig
-	loop      *sockets.Subscriber
-	eps       map[string]bool // applied to this incarnation's loop
-	prefixes  map[string]bool
-	malformed *throttledLog
-}
-
-func (s *subscriber) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case Sync:
-		s.sync()
-	case *loopFailed:
-		if m.loop == s.loop {
-			s.cfg.Counters.LoopFailures.Add(1)
-			panic(&LoopError{Actor: "fanout-subscriber", Err: m.err})
-		}
-	case *actor.Started:
-		s.start(c)
-	case *actor.Restarting, *actor.Stopping:
-		if s.loop != nil {
-			s.loop.Stop()
-			s.loop = nil
-		}
-	}
-}
-
-func (s *subscriber) start(c actor.Context) {
-	self, root := c.Self(), c.ActorSystem().Root
-	dispatcher := s.cfg.Dispatcher
-	var loop *sockets.Subscriber
-	loop, err := sockets.StartSubscriber(s.cfg.Context, sockets.SubscriberConfig{
-		Options: s.cfg.Options,
-		OnRecv: func(frames [][]byte) {
-			if len(frames) != 3 {
-				s.cfg.Counters.Malformed.Add(1)
-				s.malformed.Warn("malformed published message dropped", "frames", len(frames))
-				return
-			}
-			h, err := envelope.Decode(frames[1])
-			if err != nil {
-				s.cfg.Counters.Malformed.Add(1)
-				s.malformed.Warn("malformed published message dropped", "err", err)
-				return
-			}
-			if !s.cfg.Dedup.First(h.ID, h.Target.Server) {
-				s.cfg.Counters.Duplicates.Add(1)
-				return
-			}
-			root.Send(dispatcher, &Inbound{Header: h, Body: frames[2]})
-		},
-		OnDrop: func(err error) { s.cfg.Log.Warn("subscriber", "err", err) },
-		OnFail: func(err error) { root.Send(self, &loopFailed{loop: loop, err: err}) },
-	})
-	if err != nil {
-		panic(&LoopError{Actor: "fanout-subscriber", Err: err})
-	}
-	s.loop = loop
-	s.eps, s.prefixes = map[string]bool{}, map[string]bool{}
-	s.sync()
-}
-
-// sync applies the difference between the SubState and what this loop has.
-func (s *subscriber) sync() {
-	if s.loop == nil {
+// Sync applies the difference between the SubState and what loop has.
+func (s *Subscription) Sync(loop *sockets.Subscriber) {
+	if loop == nil {
 		return
 	}
-	eps, prefixes := s.cfg.State.snapshot()
+	if s.eps == nil {
+		s.Reset()
+	}
+	eps, prefixes := s.State.snapshot()
 	var connect, disconnect, sub, unsub []string
 	for e := range eps {
 		if !s.eps[e] {
@@ -222,5 +155,5 @@ func (s *subscriber) sync() {
 		}
 	}
 	s.eps, s.prefixes = eps, prefixes
-	s.loop.Update(connect, disconnect, sub, unsub)
+	loop.Update(connect, disconnect, sub, unsub)
 }

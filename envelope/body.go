@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -11,33 +12,58 @@ import (
 // EncodeBody returns the msgpack encoding of v; a nil v encodes as msgpack
 // nil. Integers use their smallest msgpack form. The error, if any, comes
 // from msgpack (for example an unsupported type).
-func EncodeBody(v any) ([]byte, error) {
-	var buf bytes.Buffer
+func EncodeBody(v any) ([]byte, error) { return AppendBody(nil, v) }
+
+// appender is an io.Writer (and msgpack's byte writer) that appends to a
+// slice, so that a body is encoded in place after its header.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) { a.b = append(a.b, p...); return len(p), nil }
+func (a *appender) WriteByte(c byte) error      { a.b = append(a.b, c); return nil }
+
+var (
+	appenders = sync.Pool{New: func() any { return new(appender) }}
+	readers   = sync.Pool{New: func() any { return new(bytes.Reader) }}
+)
+
+// AppendBody appends the msgpack encoding of v to b (see EncodeBody). On
+// error b is returned unchanged in length.
+func AppendBody(b []byte, v any) ([]byte, error) {
+	a := appenders.Get().(*appender)
+	n := len(b)
+	a.b = b
 	enc := msgpack.GetEncoder()
-	enc.Reset(&buf)
+	enc.Reset(a)
 	enc.UseCompactInts(true)
 	err := enc.Encode(v)
 	msgpack.PutEncoder(enc)
+	b = a.b
+	a.b = nil
+	appenders.Put(a)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: encode body: %w", err)
+		return b[:n], fmt.Errorf("envelope: encode body: %w", err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // DecodeBody decodes the msgpack value in b into v, which must be a
 // non-nil pointer. b must hold exactly one msgpack value. The error wraps
 // the cause. Unlike msgpack.Unmarshal, it rejects trailing bytes.
 func DecodeBody(b []byte, v any) error {
-	r := bytes.NewReader(b)
+	r := readers.Get().(*bytes.Reader)
+	r.Reset(b)
 	dec := msgpack.GetDecoder()
 	dec.Reset(r)
 	err := dec.Decode(v)
 	msgpack.PutDecoder(dec)
+	rest := r.Len()
+	r.Reset(nil)
+	readers.Put(r)
 	if err != nil {
 		return fmt.Errorf("envelope: decode body: %w", err)
 	}
-	if r.Len() != 0 {
-		return fmt.Errorf("envelope: decode body: %d trailing bytes", r.Len())
+	if rest != 0 {
+		return fmt.Errorf("envelope: decode body: %d trailing bytes", rest)
 	}
 	return nil
 }

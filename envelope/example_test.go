@@ -10,27 +10,30 @@ import (
 	"github.com/relay-dev/relay/envelope"
 )
 
-// dump prints a header frame one field per line: hex, then what it is.
-func dump(frame []byte) {
+// dump prints a record one field per line: hex, then what it is.
+func dump(rec []byte) {
 	row := func(b []byte, what string) { fmt.Printf("%-34s %s\n", hex.EncodeToString(b), what) }
-	row(frame[0:1], "version 1")
-	row(frame[1:2], "kind "+envelope.Kind(frame[1]).String())
-	row(frame[2:3], "flags")
-	row(frame[3:4], "reserved")
-	row(frame[4:20], "msg_id")
-	row(frame[20:28], "deadline")
+	row(rec[0:1], "version 2")
+	row(rec[1:2], "kind "+envelope.Kind(rec[1]).String())
+	row(rec[2:3], "flags")
+	row(rec[3:4], "attempt")
+	row(rec[4:20], "msg_id")
+	row(rec[20:28], "deadline")
 	off := 28
-	for _, name := range []string{"exchange", "topic", "server", "namespace", "version", "method", "reply_to"} {
-		n := int(binary.BigEndian.Uint16(frame[off:]))
-		v := frame[off+2 : off+2+n]
+	for _, name := range []string{"exchange", "topic", "server", "namespace", "version", "method", "reply_to", "meta"} {
+		n := int(binary.BigEndian.Uint16(rec[off:]))
+		v := rec[off+2 : off+2+n]
 		what := name + " (" + fmt.Sprint(n) + ")"
-		if name != "reply_to" {
+		if name != "reply_to" && name != "meta" {
 			what = fmt.Sprintf("%s %q", name, v)
 		}
-		row(frame[off:off+2+n], what)
+		row(rec[off:off+2+n], what)
 		off += 2 + n
 	}
-	fmt.Printf("%d bytes: %s\n", len(frame), hex.EncodeToString(frame))
+	n := int(binary.BigEndian.Uint32(rec[off:]))
+	row(rec[off:off+4], "body length")
+	row(rec[off+4:off+4+n], "body")
+	fmt.Printf("%d bytes: %s\n", len(rec), hex.EncodeToString(rec))
 }
 
 // The worked example of docs/PROTOCOL.md: a CALL of method "add" on topic
@@ -43,30 +46,26 @@ func Example_call() {
 		Method:  "add",
 		ReplyTo: bytes.Repeat([]byte{0xaa}, 16),
 	}
-	frame, err := call.Encode()
-	if err != nil {
+	if err := call.Validate(); err != nil {
 		panic(err)
 	}
 	body, _ := envelope.EncodeBody(5)
-	fmt.Println("CALL header frame:")
-	dump(frame)
-	fmt.Println("CALL body frame:", hex.EncodeToString(body))
+	fmt.Println("CALL record:")
+	dump(call.AppendRecord(nil, body))
 
 	reply := envelope.Header{Kind: envelope.KindReply, ID: call.ID}
-	frame, _ = reply.Encode()
 	body, _ = envelope.EncodeBody(6)
-	fmt.Println("REPLY header frame:")
-	dump(frame)
-	fmt.Println("REPLY body frame:", hex.EncodeToString(body))
+	fmt.Println("REPLY record:")
+	dump(reply.AppendRecord(nil, body))
 
-	fmt.Println("ERROR body frame:", hex.EncodeToString(envelope.EncodeError("NoSuchMethod", "add")))
+	fmt.Println("ERROR body:", hex.EncodeToString(envelope.EncodeError("NoSuchMethod", "add")))
 
 	// Output:
-	// CALL header frame:
-	// 01                                 version 1
+	// CALL record:
+	// 02                                 version 2
 	// 01                                 kind CALL
 	// 00                                 flags
-	// 00                                 reserved
+	// 00                                 attempt
 	// 00000000000000000000000000000001   msg_id
 	// 0000000000000000                   deadline
 	// 0000                               exchange ""
@@ -76,13 +75,15 @@ func Example_call() {
 	// 0000                               version ""
 	// 0003616464                         method "add"
 	// 0010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa reply_to (16)
-	// 68 bytes: 0101000000000000000000000000000000000001000000000000000000000007636f6d7075746500000000000000036164640010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
-	// CALL body frame: 05
-	// REPLY header frame:
-	// 01                                 version 1
+	// 0000                               meta (0)
+	// 00000001                           body length
+	// 05                                 body
+	// 75 bytes: 0201000000000000000000000000000000000001000000000000000000000007636f6d7075746500000000000000036164640010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00000000000105
+	// REPLY record:
+	// 02                                 version 2
 	// 03                                 kind REPLY
 	// 00                                 flags
-	// 00                                 reserved
+	// 00                                 attempt
 	// 00000000000000000000000000000001   msg_id
 	// 0000000000000000                   deadline
 	// 0000                               exchange ""
@@ -92,31 +93,42 @@ func Example_call() {
 	// 0000                               version ""
 	// 0000                               method ""
 	// 0000                               reply_to (0)
-	// 42 bytes: 010300000000000000000000000000000000000100000000000000000000000000000000000000000000
-	// REPLY body frame: 06
-	// ERROR body frame: 82a4636f6465ac4e6f537563684d6574686f64a76d657373616765a3616464
+	// 0000                               meta (0)
+	// 00000001                           body length
+	// 06                                 body
+	// 49 bytes: 02030000000000000000000000000000000000010000000000000000000000000000000000000000000000000000000106
+	// ERROR body: 82a4636f6465ac4e6f537563684d6574686f64a76d657373616765a3616464
 }
 
-// Decoding a message received on a ROUTER.
-func ExampleParseRouted() {
-	h := envelope.Header{Kind: envelope.KindCast, ID: envelope.MsgID{15: 7}, Target: envelope.Target{Topic: "compute"}, Method: "reset"}
-	frame, _ := h.Encode()
-	body, _ := envelope.EncodeBody(map[string]int{"level": 2})
-
-	from, got, b, err := envelope.ParseRouted([][]byte{[]byte("peer"), frame, body})
+// Reading a batch received on a ROUTER: [routing-id, payload], where the
+// payload holds records back to back.
+func ExampleRecords() {
+	var payload []byte
+	for i, method := range []string{"reset", "start"} {
+		h := envelope.Header{Kind: envelope.KindCast, ID: envelope.MsgID{15: byte(i + 1)}, Target: envelope.Target{Topic: "compute"}, Method: method}
+		body, _ := envelope.EncodeBody(map[string]int{"level": i})
+		payload = h.AppendRecord(payload, body)
+	}
+	from, payload, err := envelope.ParseRouted([][]byte{[]byte("peer"), payload})
 	if err != nil {
 		panic(err)
 	}
-	var args map[string]int
-	if err := envelope.DecodeBody(b, &args); err != nil {
-		panic(err)
-	}
-	fmt.Println(string(from), got.Kind, got.ID, got.Target.Topic, got.Method, args["level"])
+	_, err = envelope.Records(payload, func(v *envelope.View) bool {
+		var args map[string]int
+		if err := envelope.DecodeBody(v.Body(), &args); err != nil {
+			panic(err)
+		}
+		fmt.Println(string(from), v.Kind(), v.ID(), string(v.Topic()), string(v.Method()), args["level"])
+		return true
+	})
+	fmt.Println(err)
 
-	// A frame from a future protocol version is refused:
-	_, err = envelope.Decode([]byte{2, 1, 0, 0})
+	// A record of protocol version 1 is refused:
+	_, err = envelope.Decode([]byte{1, 1, 0, 0})
 	fmt.Println(strings.Contains(err.Error(), "unsupported version"))
 	// Output:
-	// peer CAST 00000000000000000000000000000007 compute reset 2
+	// peer CAST 00000000000000000000000000000001 compute reset 0
+	// peer CAST 00000000000000000000000000000002 compute start 1
+	// <nil>
 	// true
 }

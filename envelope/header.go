@@ -8,8 +8,9 @@ import (
 )
 
 // Version is the protocol version this package writes and accepts, carried
-// in byte 0 of every header.
-const Version = 1
+// in byte 0 of every header. Version 1 (two frames per message, seven
+// header fields) is not accepted: Decode reports it as ErrVersion.
+const Version = 2
 
 // MaxFieldLen is the largest number of bytes any one variable-length field of
 // the header (exchange, topic, server, namespace, version, method, reply_to)
@@ -17,8 +18,8 @@ const Version = 1
 const MaxFieldLen = 4096
 
 const (
-	fixedLen   = 28 // version, kind, flags, reserved, msg_id, deadline
-	numFields  = 7
+	fixedLen   = 28 // version, kind, flags, attempt, msg_id, deadline
+	numFields  = 8
 	flagFanout = 1 << 0
 	flagAck    = 1 << 1
 	knownFlags = flagFanout | flagAck
@@ -30,7 +31,7 @@ const (
 // fieldNames are the header's variable-length fields in wire order; errors
 // name fields with them.
 var fieldNames = [numFields]string{
-	"exchange", "topic", "server", "namespace", "version", "method", "reply_to",
+	"exchange", "topic", "server", "namespace", "version", "method", "reply_to", "meta",
 }
 
 // Target names where a message goes.
@@ -66,13 +67,20 @@ type Header struct {
 	// ReplyTo is the caller's reply identity: the ZeroMQ routing id of the
 	// caller's DEALER. It may be empty.
 	ReplyTo []byte
-	// AckWanted asks the receiver to send an ACK as soon as it has the
-	// message (flags bit 1); the sender resends until one comes.
+	// AckWanted asks the receiver to acknowledge the message (flags bit 1);
+	// the sender resends until an ACK (or, for a CALL, the answer) comes.
 	AckWanted bool
+	// Attempt counts the resends of a message: 0 when first sent, n for the
+	// n-th resend (byte 3; saturates at 255).
+	Attempt uint8
+	// Meta is the message's metadata: a msgpack map of string keys to
+	// string values, or empty for none (see AppendMeta and DecodeMeta).
+	Meta []byte
 }
 
 // field returns the i-th string field in wire order (0 exchange ... 5
-// method); reply_to, field 6, is not a string and is handled by callers.
+// method); reply_to and meta, fields 6 and 7, are bytes and handled by
+// callers.
 func (h *Header) field(i int) string {
 	switch i {
 	case 0:
@@ -99,10 +107,7 @@ func (h *Header) Validate() error {
 		return fmt.Errorf("%w: %d", ErrKind, uint8(h.Kind))
 	}
 	for i := range numFields {
-		n := len(h.ReplyTo)
-		if i < numFields-1 {
-			n = len(h.field(i))
-		}
+		n := h.fieldLen(i)
 		if n > MaxFieldLen {
 			return fmt.Errorf("%w: %s is %d bytes, max %d", ErrFieldTooLong, fieldNames[i], n, MaxFieldLen)
 		}
@@ -110,11 +115,22 @@ func (h *Header) Validate() error {
 	return nil
 }
 
+// fieldLen returns the length of field i in wire order.
+func (h *Header) fieldLen(i int) int {
+	switch i {
+	case 6:
+		return len(h.ReplyTo)
+	case 7:
+		return len(h.Meta)
+	}
+	return len(h.field(i))
+}
+
 // size returns the length in bytes of h's encoding.
 func (h *Header) size() int {
 	return fixedLen + 2*numFields +
 		len(h.Target.Exchange) + len(h.Target.Topic) + len(h.Target.Server) +
-		len(h.Target.Namespace) + len(h.Target.Version) + len(h.Method) + len(h.ReplyTo)
+		len(h.Target.Namespace) + len(h.Target.Version) + len(h.Method) + len(h.ReplyTo) + len(h.Meta)
 }
 
 // Append appends the binary encoding of h to b and returns the extended
@@ -131,7 +147,7 @@ func (h *Header) Append(b []byte) []byte {
 	if h.AckWanted {
 		flags |= flagAck
 	}
-	b = append(b, Version, byte(h.Kind), flags, 0)
+	b = append(b, Version, byte(h.Kind), flags, h.Attempt)
 	b = append(b, h.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Deadline))
 	b = appendField(b, h.Target.Exchange)
@@ -141,7 +157,9 @@ func (h *Header) Append(b []byte) []byte {
 	b = appendField(b, h.Target.Version)
 	b = appendField(b, h.Method)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(h.ReplyTo)))
-	return append(b, h.ReplyTo...)
+	b = append(b, h.ReplyTo...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(h.Meta)))
+	return append(b, h.Meta...)
 }
 
 func appendField(b []byte, s string) []byte {
@@ -166,76 +184,23 @@ func (h *Header) DeadlineTime() time.Time {
 	return time.Unix(0, h.Deadline)
 }
 
-// Decode decodes a header frame. It is strict and safe on untrusted input:
-// it never panics, checks every length against the bytes that remain, and
-// rejects trailing bytes. The error wraps ErrTruncated, ErrVersion, ErrKind,
-// ErrFieldTooLong or ErrTrailing, with the offset and field concerned.
-// Flag bits other than fanout and the reserved byte are ignored.
+// Decode decodes a header alone (a record's header without the body
+// length and body that follow it in a record). It is strict and safe on
+// untrusted input: it never panics, checks every length against the bytes
+// that remain, and rejects trailing bytes. The error wraps ErrTruncated,
+// ErrVersion, ErrKind, ErrFieldTooLong or ErrTrailing, with the offset and
+// field concerned. Flag bits other than fanout and ack-wanted are ignored.
 //
-// The decoded Header does not alias b: its strings and ReplyTo are copies.
-// An empty reply_to decodes as a nil ReplyTo.
+// The decoded Header does not alias b: its strings, ReplyTo and Meta are
+// copies. An empty reply_to or meta decodes as nil.
 func Decode(b []byte) (Header, error) {
-	if len(b) < 1 {
-		return Header{}, fmt.Errorf("%w: empty frame", ErrTruncated)
+	var v View
+	n, err := v.scan(b)
+	if err != nil {
+		return Header{}, err
 	}
-	if b[0] != Version {
-		return Header{}, fmt.Errorf("%w: %d, want %d", ErrVersion, b[0], Version)
+	if n != len(b) {
+		return Header{}, fmt.Errorf("%w: %d bytes at offset %d", ErrTrailing, len(b)-n, n)
 	}
-	if len(b) < fixedLen {
-		return Header{}, fmt.Errorf("%w: %d bytes, fixed part needs %d", ErrTruncated, len(b), fixedLen)
-	}
-	k := Kind(b[1])
-	if !k.Valid() {
-		return Header{}, fmt.Errorf("%w: %d at offset 1", ErrKind, b[1])
-	}
-
-	// First pass: find and check every field, without allocating.
-	var ext [numFields][2]int // [start, end) of each field's bytes
-	off := fixedLen
-	for i := range numFields {
-		if len(b)-off < 2 {
-			return Header{}, fmt.Errorf("%w: %s length at offset %d needs 2 bytes, %d remain",
-				ErrTruncated, fieldNames[i], off, len(b)-off)
-		}
-		n := int(binary.BigEndian.Uint16(b[off:]))
-		if n > MaxFieldLen {
-			return Header{}, fmt.Errorf("%w: %s at offset %d is %d bytes, max %d",
-				ErrFieldTooLong, fieldNames[i], off, n, MaxFieldLen)
-		}
-		off += 2
-		if n > len(b)-off {
-			return Header{}, fmt.Errorf("%w: %s at offset %d is %d bytes, %d remain",
-				ErrTruncated, fieldNames[i], off, n, len(b)-off)
-		}
-		ext[i] = [2]int{off, off + n}
-		off += n
-	}
-	if off != len(b) {
-		return Header{}, fmt.Errorf("%w: %d bytes at offset %d", ErrTrailing, len(b)-off, off)
-	}
-
-	// Second pass: copy the six string fields with one allocation (one
-	// string spanning them, sliced), and reply_to with another.
-	base := ext[0][0]
-	s := string(b[base:ext[numFields-2][1]])
-	str := func(i int) string { return s[ext[i][0]-base : ext[i][1]-base] }
-	h := Header{
-		Kind:     k,
-		Deadline: int64(binary.BigEndian.Uint64(b[20:28])),
-		Target: Target{
-			Exchange:  str(0),
-			Topic:     str(1),
-			Server:    str(2),
-			Namespace: str(3),
-			Version:   str(4),
-			Fanout:    b[2]&flagFanout != 0,
-		},
-		Method:    str(5),
-		AckWanted: b[2]&flagAck != 0,
-	}
-	copy(h.ID[:], b[4:20])
-	if r := b[ext[6][0]:ext[6][1]]; len(r) > 0 {
-		h.ReplyTo = append([]byte(nil), r...)
-	}
-	return h, nil
+	return v.Header(), nil
 }

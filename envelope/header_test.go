@@ -9,11 +9,12 @@ import (
 	"time"
 )
 
-// equalHeaders reports whether a and b are equal, treating a nil and an
-// empty ReplyTo as equal.
+// equalHeaders reports whether a and b are equal in every field, treating
+// a nil and an empty ReplyTo or Meta as equal.
 func equalHeaders(a, b Header) bool {
 	return a.Kind == b.Kind && a.ID == b.ID && a.Deadline == b.Deadline &&
-		a.Target == b.Target && a.Method == b.Method && bytes.Equal(a.ReplyTo, b.ReplyTo)
+		a.Target == b.Target && a.Method == b.Method && bytes.Equal(a.ReplyTo, b.ReplyTo) &&
+		a.AckWanted == b.AckWanted && a.Attempt == b.Attempt && bytes.Equal(a.Meta, b.Meta)
 }
 
 func sampleHeader() Header {
@@ -28,8 +29,11 @@ func sampleHeader() Header {
 			Namespace: "ns",
 			Version:   "1.2",
 		},
-		Method:  "add",
-		ReplyTo: bytes.Repeat([]byte{0xaa}, 16),
+		Method:    "add",
+		ReplyTo:   bytes.Repeat([]byte{0xaa}, 16),
+		AckWanted: true,
+		Attempt:   3,
+		Meta:      AppendMeta(nil, map[string]string{"trace": "t1"}),
 	}
 }
 
@@ -50,6 +54,8 @@ func setField(h *Header, i int, v string) {
 		h.Method = v
 	case 6:
 		h.ReplyTo = []byte(v)
+	case 7:
+		h.Meta = []byte(v)
 	}
 }
 
@@ -70,9 +76,12 @@ func TestRoundTrip(t *testing.T) {
 	for k := KindCall; k <= KindHeartbeat; k++ {
 		for _, fanout := range []bool{false, true} {
 			for _, deadline := range []int64{0, 1, -1, time.Now().UnixNano(), 1<<63 - 1} {
-				base := sampleHeader()
-				base.Kind, base.Target.Fanout, base.Deadline = k, fanout, deadline
-				cases = append(cases, base)
+				for _, ack := range []bool{false, true} {
+					base := sampleHeader()
+					base.Kind, base.Target.Fanout, base.Deadline, base.AckWanted = k, fanout, deadline, ack
+					base.Attempt = uint8(deadline)
+					cases = append(cases, base)
+				}
 			}
 			// Each field alone at every size, the others as in sampleHeader.
 			for i := range numFields {
@@ -110,6 +119,9 @@ func TestRoundTrip(t *testing.T) {
 		if len(got.ReplyTo) == 0 && got.ReplyTo != nil {
 			t.Fatalf("empty reply_to decoded as non-nil %v", got.ReplyTo)
 		}
+		if len(got.Meta) == 0 && got.Meta != nil {
+			t.Fatalf("empty meta decoded as non-nil %v", got.Meta)
+		}
 	}
 	if max := cases[len(cases)-2]; len(mustEncode(t, max)) != maxHeaderLen {
 		t.Fatalf("all-max header is %d bytes, want maxHeaderLen %d", len(mustEncode(t, max)), maxHeaderLen)
@@ -122,7 +134,7 @@ func TestLayout(t *testing.T) {
 	h.Target.Fanout = true
 	b := mustEncode(t, h)
 
-	if b[0] != Version || b[1] != byte(KindCast) || b[2] != 0x01 || b[3] != 0 {
+	if b[0] != Version || b[1] != byte(KindCast) || b[2] != 0x03 || b[3] != 3 {
 		t.Fatalf("fixed bytes % x", b[:4])
 	}
 	if !bytes.Equal(b[4:20], h.ID[:]) {
@@ -132,7 +144,7 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("deadline %d, want %d", got, h.Deadline)
 	}
 	off := 28
-	want := []string{"openstack", "compute", "host1", "ns", "1.2", "add", string(h.ReplyTo)}
+	want := []string{"openstack", "compute", "host1", "ns", "1.2", "add", string(h.ReplyTo), string(h.Meta)}
 	for i, w := range want {
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		if got := string(b[off+2 : off+2+n]); got != w {
@@ -177,24 +189,24 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	}
 }
 
-func TestDecodeIgnoresUnknownFlagsAndReserved(t *testing.T) {
+func TestDecodeIgnoresUnknownFlags(t *testing.T) {
 	for _, tc := range []struct {
-		flags, reserved byte
-		fanout          bool
+		flags       byte
+		fanout, ack bool
 	}{
-		{0x00, 0x00, false}, {0x01, 0x00, true}, {0xfc, 0xff, false}, {0xfd, 0x7f, true},
+		{0x00, false, false}, {0x01, true, false}, {0x02, false, true}, {0xfc, false, false}, {0xfd, true, false}, {0xff, true, true},
 	} {
 		b := mustEncode(t, sampleHeader())
-		b[2], b[3] = tc.flags, tc.reserved
+		b[2] = tc.flags
 		got, err := Decode(b)
 		if err != nil {
-			t.Fatalf("flags %#x reserved %#x: %v", tc.flags, tc.reserved, err)
+			t.Fatalf("flags %#x: %v", tc.flags, err)
 		}
-		if got.Target.Fanout != tc.fanout {
-			t.Fatalf("flags %#x: fanout %v, want %v", tc.flags, got.Target.Fanout, tc.fanout)
+		if got.Target.Fanout != tc.fanout || got.AckWanted != tc.ack {
+			t.Fatalf("flags %#x: fanout %v ack %v, want %v %v", tc.flags, got.Target.Fanout, got.AckWanted, tc.fanout, tc.ack)
 		}
-		if re := got.Append(nil); re[2] != b[2]&flagFanout || re[3] != 0 {
-			t.Fatalf("re-encoded flags %#x reserved %#x, want %#x 0", re[2], re[3], b[2]&flagFanout)
+		if re := got.Append(nil); re[2] != b[2]&knownFlags {
+			t.Fatalf("re-encoded flags %#x, want %#x", re[2], b[2]&knownFlags)
 		}
 	}
 }
@@ -206,7 +218,7 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 	// Offset of the topic length: after the fixed part and the exchange.
 	topicOff := fixedLen + 2 + len(sampleHeader().Target.Exchange)
-	// A header whose fields are all empty: 28 + 7*2 bytes.
+	// A header whose fields are all empty: 28 + 8*2 bytes.
 	empty := mustEncode(t, Header{Kind: KindCall})
 
 	tests := []struct {
@@ -217,10 +229,11 @@ func TestDecodeMalformed(t *testing.T) {
 		{"nil", nil, ErrTruncated},
 		{"empty", []byte{}, ErrTruncated},
 		{"one byte", []byte{Version}, ErrTruncated},
-		{"one byte wrong version", []byte{2}, ErrVersion},
+		{"one byte wrong version", []byte{3}, ErrVersion},
 		{"version 0", with(func(b []byte) []byte { b[0] = 0; return b }), ErrVersion},
-		{"version 2", with(func(b []byte) []byte { b[0] = 2; return b }), ErrVersion},
-		{"version 2 short", []byte{2, 1, 0}, ErrVersion},
+		{"version 1", with(func(b []byte) []byte { b[0] = 1; return b }), ErrVersion},
+		{"version 3", with(func(b []byte) []byte { b[0] = 3; return b }), ErrVersion},
+		{"version 1 short", []byte{1, 1, 0}, ErrVersion},
 		{"fixed part short", valid[:fixedLen-1], ErrTruncated},
 		{"no fields", valid[:fixedLen], ErrTruncated},
 		{"kind 0", with(func(b []byte) []byte { b[1] = 0; return b }), ErrKind},
@@ -239,14 +252,14 @@ func TestDecodeMalformed(t *testing.T) {
 			binary.BigEndian.PutUint16(b[topicOff:], 0xffff)
 			return b
 		}), ErrFieldTooLong},
-		{"reply_to length MaxFieldLen+1", with(func(b []byte) []byte {
-			off := len(b) - 16 - 2
+		{"meta length MaxFieldLen+1", with(func(b []byte) []byte {
+			off := len(b) - len(sampleHeader().Meta) - 2
 			binary.BigEndian.PutUint16(b[off:], MaxFieldLen+1)
 			return b
 		}), ErrFieldTooLong},
-		{"reply_to longer than remaining", with(func(b []byte) []byte {
-			off := len(b) - 16 - 2
-			binary.BigEndian.PutUint16(b[off:], 17)
+		{"meta longer than remaining", with(func(b []byte) []byte {
+			off := len(b) - len(sampleHeader().Meta) - 2
+			binary.BigEndian.PutUint16(b[off:], uint16(len(sampleHeader().Meta)+1))
 			return b
 		}), ErrTruncated},
 		{"all-empty header missing last length byte", empty[:len(empty)-1], ErrTruncated},

@@ -1,6 +1,8 @@
 package envelope
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,21 +17,42 @@ type MsgID [16]byte
 
 var (
 	idOnce    sync.Once
-	idPrefix  [8]byte       // chosen once per process; written under idOnce
+	idBlock   cipher.Block  // AES-128 under a key chosen once per process
+	idSalt    uint64        // chosen once per process
 	idCounter atomic.Uint64 // incremented per id
+	idScratch = sync.Pool{New: func() any { return new([32]byte) }}
 )
 
-// NewMsgID returns a new process-unique, and with overwhelming probability
-// globally unique, MsgID: 8 random bytes chosen once per process (from
-// crypto/rand) followed by a big-endian 64-bit counter that starts at 1.
-// It does not allocate and makes no system call after the first one.
-// It is safe for concurrent use.
+// NewMsgID returns a new unique and unpredictable MsgID: a per-process
+// counter and salt encrypted with AES-128 under a random per-process key.
+// The ids of one process never repeat (AES is a permutation of the counter
+// values), ids of different processes collide with negligible probability,
+// and seeing some ids does not tell the next one. It makes no system call
+// after the first and is safe for concurrent use.
 func NewMsgID() MsgID {
-	idOnce.Do(func() { _, _ = rand.Read(idPrefix[:]) }) // crypto/rand.Read never fails
-	var id MsgID
-	copy(id[:8], idPrefix[:])
-	binary.BigEndian.PutUint64(id[8:], idCounter.Add(1))
-	return id
+	idOnce.Do(initMsgIDs)
+	buf := idScratch.Get().(*[32]byte)
+	for {
+		binary.BigEndian.PutUint64(buf[0:8], idSalt)
+		binary.BigEndian.PutUint64(buf[8:16], idCounter.Add(1))
+		idBlock.Encrypt(buf[16:32], buf[0:16])
+		var id MsgID
+		copy(id[:], buf[16:32])
+		if !id.IsZero() {
+			idScratch.Put(buf)
+			return id
+		}
+	}
+}
+
+func initMsgIDs() {
+	var key [16 + 8]byte
+	_, _ = rand.Read(key[:]) // crypto/rand.Read never fails
+	b, err := aes.NewCipher(key[:16])
+	if err != nil {
+		panic("envelope: aes: " + err.Error()) // a 16-byte key is always valid
+	}
+	idBlock, idSalt = b, binary.BigEndian.Uint64(key[16:])
 }
 
 // String returns the id as 32 lowercase hex characters.

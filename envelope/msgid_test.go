@@ -1,8 +1,7 @@
 package envelope
 
 import (
-	"bytes"
-	"encoding/binary"
+	"math/bits"
 	"regexp"
 	"sync"
 	"testing"
@@ -39,14 +38,31 @@ func TestNewMsgIDUnique(t *testing.T) {
 	}
 }
 
-func TestNewMsgIDLayout(t *testing.T) {
-	a, b := NewMsgID(), NewMsgID()
-	if !bytes.Equal(a[:8], b[:8]) {
-		t.Fatalf("process prefix changed: %s then %s", a, b)
+// TestNewMsgIDUnpredictable checks that ids are not a visible counter:
+// consecutive ids differ in about half their bits, and no byte position
+// stays the same across them.
+func TestNewMsgIDUnpredictable(t *testing.T) {
+	const n = 1000
+	prev := NewMsgID()
+	same := [16]int{}
+	totalBits := 0
+	for range n {
+		id := NewMsgID()
+		for i := range id {
+			totalBits += bits.OnesCount8(id[i] ^ prev[i])
+			if id[i] == prev[i] {
+				same[i]++
+			}
+		}
+		prev = id
 	}
-	ca, cb := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
-	if cb <= ca {
-		t.Fatalf("counter did not increase: %d then %d", ca, cb)
+	if avg := float64(totalBits) / n; avg < 54 || avg > 74 {
+		t.Fatalf("consecutive ids differ in %.1f bits on average, want about 64", avg)
+	}
+	for i, c := range same {
+		if c > n/20 {
+			t.Fatalf("byte %d equal in %d of %d consecutive ids: a visible counter or prefix", i, c, n)
+		}
 	}
 	if allocs := testing.AllocsPerRun(1000, func() { _ = NewMsgID() }); allocs != 0 {
 		t.Fatalf("NewMsgID: %v allocs, want 0", allocs)

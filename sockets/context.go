@@ -40,7 +40,7 @@ func (c *Context) Close(timeout time.Duration) error {
 
 // Options are the socket options relay sets on every data socket.
 type Options struct {
-	HWM              int           // send and receive high-water marks, in messages
+	HWM              int           // send and receive high-water marks, in ZeroMQ messages (batches of up to maxBatch bytes)
 	MaxMsgSize       int64         // largest accepted inbound message, bytes
 	HeartbeatIvl     time.Duration // ZMTP heartbeat interval (dead-peer detection)
 	HeartbeatTimeout time.Duration // no traffic for this long closes the connection
@@ -51,7 +51,7 @@ type Options struct {
 // DefaultOptions are the options used when none are given.
 func DefaultOptions() Options {
 	return Options{
-		HWM:              100_000,
+		HWM:              1000,
 		MaxMsgSize:       16 << 20,
 		HeartbeatIvl:     time.Second,
 		HeartbeatTimeout: 5 * time.Second,

@@ -2,6 +2,8 @@ package sockets
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -11,48 +13,74 @@ import (
 type DealersConfig struct {
 	// Identity is the routing id every DEALER presents to servers: the
 	// caller's reply identity. It must not start with a zero byte.
-	Identity   []byte
-	Options    Options
-	BacklogMax int // per peer
-	// Live reports whether a queued message is still wanted (e.g. its call
-	// has not timed out). Messages that are not are skipped. May be nil.
-	Live func(ref any) bool
-	// OnRecv gets each inbound message from the peer at addr. It runs in the
-	// loop's goroutine and must not block.
-	OnRecv func(addr string, frames [][]byte)
+	Identity []byte
+	Options  Options
+	// OnRecv gets each batch a DEALER held, in packed form (one payload
+	// frame per message); the batch is the callee's to keep. It runs in
+	// the loop's goroutine and must not block. It returns true to pause
+	// reading from that DEALER (the consumer is full) until Resume.
+	OnRecv func(addr string, batch Batch) (pause bool)
+	// OnMalformed counts messages dropped before OnRecv (too many frames).
+	OnMalformed func(n int)
 	// OnDrop gets each message the loop gives up on, with the reason.
-	OnDrop func(m *Message, err error)
+	OnDrop func(addr string, m *Message, err error)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 }
 
 // Dealers is the loop that owns the DEALER sockets towards servers, one per
-// server endpoint, connected on first use.
+// server endpoint, connected when the endpoint's queue (in Peers) first has
+// a message.
 type Dealers struct {
 	*handle
-	cfg DealersConfig
-	out *Outbox
+	cfg    DealersConfig
+	peers  *Peers
+	resume atomic.Bool
 }
 
-// dealer is one DEALER socket and what it could not send yet.
+// dealer is one DEALER socket and what it could not send yet. Loop only,
+// but for edge, set by its watcher.
 type dealer struct {
-	addr    string
-	s       *zmq.Socket
-	w       *fdWatch
-	more    bool // read again before waiting: a full batch was read, or we sent
-	pending backlog
+	peer   *Peer
+	s      *batchSocket
+	w      *fdWatch
+	held   []Message // taken from the peer, not sent yet (the socket would block)
+	listed bool      // in the loop's reading list
+	paused bool      // not read until Resume
+	// sending and holding2 mark a dealer while the loop builds its lists.
+	sending, holding2 bool
+	edge              atomic.Bool // set by the watcher at an edge
 }
 
-// StartDealers starts a Dealers loop in a new goroutine, sending what out
-// holds.
-func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, error) {
-	if cfg.BacklogMax <= 0 {
-		cfg.BacklogMax = 10_000
-	}
+// edgeList collects the dealers whose ZMQ_FD had an edge. Safe for
+// concurrent use.
+type edgeList struct {
+	mu sync.Mutex
+	l  []*dealer
+}
+
+func (e *edgeList) add(d *dealer) {
+	e.mu.Lock()
+	e.l = append(e.l, d)
+	e.mu.Unlock()
+}
+
+func (e *edgeList) take(dst []*dealer) []*dealer {
+	e.mu.Lock()
+	dst = append(dst, e.l...)
+	clear(e.l)
+	e.l = e.l[:0]
+	e.mu.Unlock()
+	return dst
+}
+
+// StartDealers starts a Dealers loop in a new goroutine, sending what the
+// queues of peers hold.
+func StartDealers(zctx *Context, peers *Peers, cfg DealersConfig) (*Dealers, error) {
 	if len(cfg.Identity) == 0 || cfg.Identity[0] == 0 {
 		return nil, fmt.Errorf("sockets: dealers: identity must be non-empty and not start with a zero byte")
 	}
-	d := &Dealers{cfg: cfg, out: out}
+	d := &Dealers{cfg: cfg, peers: peers}
 	h, err := start("dealers", cfg.OnFail, func(h *handle, ready func()) error {
 		ready()
 		return d.run(zctx, h)
@@ -64,171 +92,236 @@ func StartDealers(zctx *Context, out *Outbox, cfg DealersConfig) (*Dealers, erro
 	return d, nil
 }
 
+// Resume restarts reading from DEALERs that OnRecv paused. Safe for
+// concurrent use.
+func (d *Dealers) Resume() {
+	d.resume.Store(true)
+	d.peers.wake()
+}
+
 // Runs in the loop's goroutine; owns every DEALER it makes.
 func (d *Dealers) run(zctx *Context, h *handle) error {
-	quit := h.quit
 	readyCh := make(chan struct{}, 1)
-	byAddr := make(map[string]*dealer)
-	var all []*dealer
-	waiting := 0 // dealers with a non-empty backlog
+	byPeer := make(map[*Peer]*dealer)
+	var (
+		all     []*dealer
+		edges   edgeList
+		rc      receiver
+		p       packer
+		dirty   []*Peer
+		touched []*dealer
+		fired   []*dealer
+	)
 	defer func() {
 		for _, dl := range all {
-			dl.pending.requeue(d.out, d.drop)
+			dl.peer.requeue(dl.held)
 			dl.w.close()
-			h.closeSocket(dl.s)
+			dl.s.close(h)
 		}
 	}()
 
-	connect := func(addr string) (*dealer, error) {
-		s, err := zctx.z.NewSocket(zmq.DEALER)
-		if err != nil {
-			return nil, fmt.Errorf("sockets: new dealer: %w", err)
-		}
-		err = d.cfg.Options.apply(s)
+	connect := func(peer *Peer) (*dealer, error) {
+		s, err := newSocket(zctx, h, zmq.DEALER, d.cfg.Options)
 		if err == nil {
-			err = s.SetIdentity(string(d.cfg.Identity))
-		}
-		if err == nil {
-			err = s.SetImmediate(true)
-		}
-		if err == nil {
-			err = s.Connect(addr)
-		}
-		var w *fdWatch
-		if err == nil {
-			w, err = watch(s, readyCh)
+			err = s.z.SetIdentity(string(d.cfg.Identity))
+			if err == nil {
+				err = s.z.SetImmediate(true)
+			}
+			if err == nil {
+				err = s.z.Connect(peer.addr)
+			}
+			if err != nil {
+				s.close0()
+			}
 		}
 		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("sockets: dealer to %s: %w", addr, err)
+			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		dl := &dealer{addr: addr, s: s, w: w, more: true, pending: backlog{max: d.cfg.BacklogMax}}
-		byAddr[addr] = dl
+		dl := &dealer{peer: peer, s: s}
+		dl.w, err = watchEdge(s.z, readyCh, func() {
+			if !dl.edge.Swap(true) {
+				edges.add(dl)
+			}
+		})
+		if err != nil {
+			s.close0()
+			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
+		}
+		byPeer[peer] = dl
 		all = append(all, dl)
 		return dl, nil
 	}
-	try := func(dl *dealer) func(*Message) (bool, error) {
-		return func(m *Message) (bool, error) {
-			// A send may process the socket's pending commands and so eat
-			// the ZMQ_FD edge of a reply that arrived: read again afterwards.
-			dl.more = true
-			err := send(dl.s, m.Header, m.Body)
-			switch {
-			case err == nil:
-				return false, nil
-			case isAgain(err):
-				return true, nil
-			default:
-				return false, fmt.Errorf("sockets: send to %s: %w", dl.addr, err)
+	// send packs dl.held and sends what the socket takes; the rest stays
+	// held, in order. It reports whether the socket became readable.
+	send := func(dl *dealer) (readable bool) {
+		if len(dl.held) == 0 {
+			return false
+		}
+		p.reset()
+		for i := range dl.held {
+			p.add(nil, dl.held[i].Rec)
+		}
+		done, readable, err := dl.s.send(p.bytes())
+		sent := p.sent(done)
+		if err != nil && !isAgain(err) {
+			from, to := p.messagesOf(p.indexAt(done))
+			for j := from; j < to; j++ {
+				d.drop(dl.peer.addr, &dl.held[j], fmt.Errorf("sockets: send to %s: %w", dl.peer.addr, err))
 			}
+			sent = to
 		}
-	}
-	count := func(dl *dealer, was bool) {
-		now := len(dl.pending.msgs) > 0
-		if now && !was {
-			waiting++
-		} else if was && !now {
-			waiting--
-		}
+		n := copy(dl.held, dl.held[sent:])
+		clear(dl.held[n:])
+		dl.held = dl.held[:n]
+		return readable
 	}
 
+	var (
+		reading, nextReading []*dealer // dealers to read from this turn
+		paused               []*dealer
+		holding, nextHolding []*dealer // dealers holding unsent messages
+	)
+	read := func(dl *dealer) {
+		if !dl.listed && !dl.paused {
+			dl.listed = true
+			reading = append(reading, dl)
+		}
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	retry := false // the backlog tick passed: retry every held send
-	for !quitting(quit) {
-		busy := false
-		for _, dl := range all {
-			edge := dl.w.signalled()
-			if edge || dl.more {
-				n, err := d.recv(dl)
-				if err != nil {
-					return err
-				}
-				dl.more = n == recvBatch
-				if n > 0 || dl.more {
-					busy = true
-				}
+	for !quitting(h.quit) {
+		d.peers.rearm()
+		if d.resume.Swap(false) {
+			for _, dl := range paused {
+				dl.paused = false
+				read(dl)
 			}
-			if (edge || retry) && len(dl.pending.msgs) > 0 {
-				if dl.pending.flush(try(dl), d.drop) > 0 {
-					busy = true
-				}
-				count(dl, true)
+			clear(paused)
+			paused = paused[:0]
+		}
+		// Inbound: the dealers with an edge, or more to read.
+		fired = edges.take(fired[:0])
+		for _, dl := range fired {
+			dl.edge.Store(false)
+			read(dl)
+			if len(dl.held) > 0 {
+				touched = append(touched, dl) // an edge may mean room to send
 			}
 		}
-		retry = false
-		d.out.rearm()
-		for {
-			m, ok := d.out.next()
-			if !ok {
-				break
+		busy := false
+		for _, dl := range reading {
+			dl.listed = false
+			batch, res := rc.recv(dl.s)
+			if res.err != nil {
+				return fmt.Errorf("sockets: recv from %s: %w", dl.peer.addr, res.err)
 			}
-			busy = true
-			if d.cfg.Live != nil && !d.cfg.Live(m.Ref) {
-				continue
+			if res.dropped > 0 && d.cfg.OnMalformed != nil {
+				d.cfg.OnMalformed(res.dropped)
 			}
-			dl := byAddr[m.Addr]
+			if batch != nil {
+				busy = true
+				if d.cfg.OnRecv(dl.peer.addr, Batch{buf: batch, n: res.n}) {
+					dl.paused = true
+					paused = append(paused, dl)
+					continue
+				}
+			}
+			if res.more {
+				dl.listed = true
+				nextReading = append(nextReading, dl)
+			}
+		}
+		clear(reading)
+		reading, nextReading = nextReading, reading[:0]
+		// Outbound: peers with new messages, and held ones to retry.
+		dirty = d.peers.takeDirty(dirty[:0])
+		for _, peer := range dirty {
+			dl := byPeer[peer]
 			if dl == nil {
 				var err error
-				if dl, err = connect(m.Addr); err != nil {
-					d.drop(&m, err)
-					continue
-				}
-			}
-			was := len(dl.pending.msgs) > 0
-			if !was {
-				retry, err := try(dl)(&m)
-				if !retry {
-					if err != nil {
-						d.drop(&m, err)
+				if dl, err = connect(peer); err != nil {
+					msgs := peer.take(nil)
+					for i := range msgs {
+						d.drop(peer.addr, &msgs[i], err)
 					}
+					peer.settle(0)
 					continue
 				}
+				read(dl)
 			}
-			if err := dl.pending.add(m); err != nil {
-				d.drop(&m, err)
-			}
-			count(dl, was)
+			dl.held = peer.take(dl.held)
+			touched = append(touched, dl)
+			busy = true
 		}
-		if waiting > 0 {
-			now := time.Now().UnixNano()
-			for _, dl := range all {
-				if len(dl.pending.msgs) > 0 {
-					dl.pending.expire(now, ErrExpired, d.drop)
-					count(dl, true)
+		if retry {
+			touched = append(touched, holding...)
+			retry = false
+		}
+		now := int64(0)
+		for _, dl := range touched {
+			if dl.sending {
+				continue // listed twice this turn
+			}
+			dl.sending = true
+			if send(dl) {
+				read(dl)
+			}
+			if len(dl.held) > 0 {
+				if now == 0 {
+					now = time.Now().UnixNano()
 				}
+				dl.held = expire(dl.held, now, func(m *Message) { d.drop(dl.peer.addr, m, ErrExpired) })
+			}
+			dl.peer.settle(len(dl.held))
+		}
+		// Who holds messages now: those held before and not touched, and
+		// the touched ones that still hold some.
+		for _, dl := range holding {
+			if !dl.sending && len(dl.held) > 0 && !dl.holding2 {
+				dl.holding2 = true
+				nextHolding = append(nextHolding, dl)
 			}
 		}
-		held := 0
-		for _, dl := range all {
-			held += len(dl.pending.msgs)
+		for _, dl := range touched {
+			dl.sending = false
+			if len(dl.held) > 0 && !dl.holding2 {
+				dl.holding2 = true
+				nextHolding = append(nextHolding, dl)
+			}
 		}
-		d.out.settle(held)
-		if !busy {
-			retry = wait(readyCh, d.out, quit, timer, waiting > 0) && waiting > 0
+		for _, dl := range nextHolding {
+			dl.holding2 = false
+		}
+		clear(holding)
+		holding, nextHolding = nextHolding, holding[:0]
+		clear(touched)
+		touched = touched[:0]
+		if !busy && len(reading) == 0 {
+			retry = wait(readyCh, &d.peers.waker, h.quit, timer, len(holding) > 0) && len(holding) > 0
 		}
 	}
 	return nil
 }
 
-// recv reads up to recvBatch messages from dl and says how many. Runs in
-// the loop's goroutine.
-func (d *Dealers) recv(dl *dealer) (int, error) {
-	for i := 0; i < recvBatch; i++ {
-		frames, err := dl.s.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			if isAgain(err) {
-				return i, nil
-			}
-			return i, fmt.Errorf("sockets: recv from %s: %w", dl.addr, err)
+// expire drops the messages of held whose deadline has passed, keeping the
+// order of the rest.
+func expire(held []Message, now int64, drop func(*Message)) []Message {
+	kept := held[:0]
+	for _, m := range held {
+		if m.Deadline != 0 && m.Deadline < now {
+			mm := m
+			drop(&mm)
+			continue
 		}
-		d.cfg.OnRecv(dl.addr, frames)
+		kept = append(kept, m)
 	}
-	return recvBatch, nil
+	clear(held[len(kept):])
+	return kept
 }
 
-func (d *Dealers) drop(m *Message, err error) {
+func (d *Dealers) drop(addr string, m *Message, err error) {
 	if d.cfg.OnDrop != nil {
-		d.cfg.OnDrop(m, err)
+		d.cfg.OnDrop(addr, m, err)
 	}
 }

@@ -14,10 +14,6 @@ import (
 // even when nothing else happens (to expire them).
 const pollBacklog = 5 * time.Millisecond
 
-// recvBatch bounds how many messages a loop reads from one socket in a row,
-// so that one busy peer cannot starve the outbox.
-const recvBatch = 256
-
 // handle is what every loop shares: its goroutine and the quit signal.
 type handle struct {
 	quit   chan struct{}
@@ -113,8 +109,9 @@ func (h *handle) Done() <-chan struct{} { return h.done }
 // descriptor) in between. So the loop also reads until EAGAIN after every
 // send. A send that would block is retried at the next edge or backlog tick.
 type fdWatch struct {
-	f    *os.File
-	done chan struct{}
+	f     *os.File
+	done  chan struct{}
+	ready chan struct{} // signalled at each edge
 	// edge is set at each edge of ZMQ_FD, before ready is signalled; the
 	// loop clears it (Swap) and then serves the socket until EAGAIN.
 	edge atomic.Bool
@@ -126,7 +123,11 @@ func (w *fdWatch) signalled() bool { return w.edge.Swap(false) }
 
 // watch starts watching s; each edge of its ZMQ_FD does a non-blocking send
 // on ready. Runs in the loop's goroutine (it reads a socket option).
-func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) {
+func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) { return watchEdge(s, ready, nil) }
+
+// watchEdge is watch that also calls onEdge (in the watcher's goroutine)
+// at each edge, before signalling ready.
+func watchEdge(s *zmq.Socket, ready chan struct{}, onEdge func()) (*fdWatch, error) {
 	fd, err := s.GetFd()
 	if err != nil {
 		return nil, fmt.Errorf("get zmq fd: %w", err)
@@ -146,7 +147,7 @@ func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) {
 		f.Close()
 		return nil, fmt.Errorf("zmq fd raw conn: %w", err)
 	}
-	w := &fdWatch{f: f, done: make(chan struct{})}
+	w := &fdWatch{f: f, done: make(chan struct{}), ready: ready}
 	// Runs in its own goroutine until close. One Read for its whole life:
 	// the callback signals and asks to wait again, so no edge is lost
 	// between two waits.
@@ -154,6 +155,9 @@ func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) {
 		defer close(w.done)
 		_ = rc.Read(func(uintptr) bool {
 			w.edge.Store(true)
+			if onEdge != nil {
+				onEdge()
+			}
 			select {
 			case ready <- struct{}{}:
 			default:
@@ -183,7 +187,7 @@ func quitting(quit <-chan struct{}) bool {
 // wait blocks until a socket may have events, the outbox has messages, quit
 // is closed, or (when backlogged) pollBacklog passes. It reports whether it
 // woke for a socket or the backlog tick: the time to retry held sends.
-func wait(ready <-chan struct{}, out *Outbox, quit <-chan struct{}, timer *time.Timer, backlogged bool) bool {
+func wait(ready <-chan struct{}, out wakeable, quit <-chan struct{}, timer *time.Timer, backlogged bool) bool {
 	var tc <-chan time.Time
 	if backlogged {
 		timer.Reset(pollBacklog)
@@ -193,7 +197,7 @@ func wait(ready <-chan struct{}, out *Outbox, quit <-chan struct{}, timer *time.
 	select {
 	case <-ready:
 		retry = true
-	case <-out.signal:
+	case <-out.wakeup():
 	case <-quit:
 	case <-tc:
 		retry = true
@@ -210,83 +214,51 @@ func isUnreachable(err error) bool {
 	return zmq.AsErrno(err) == zmq.Errno(syscall.EHOSTUNREACH)
 }
 
-// send writes the frames of one message without blocking.
-func send(s *zmq.Socket, frames ...[]byte) error {
-	last := len(frames) - 1
-	for i, f := range frames {
-		flags := zmq.DONTWAIT
-		if i < last {
-			flags |= zmq.SNDMORE
-		}
-		if _, err := s.SendBytes(f, flags); err != nil {
-			return err
-		}
+// wakeable is what a loop waits on for work from other goroutines.
+type wakeable interface{ wakeup() <-chan struct{} }
+
+func (w *waker) wakeup() <-chan struct{} { return w.signal }
+
+// never is a wakeable that never wakes: for loops with no outbox.
+type never struct{}
+
+func (never) wakeup() <-chan struct{} { return nil }
+
+// newSocket makes a socket of type t from zctx with o and linger 0 set (a
+// ROUTER also with ROUTER_MANDATORY and ROUTER_HANDOVER), wrapped for
+// batched I/O. Runs in the loop's goroutine, which owns the socket.
+func newSocket(zctx *Context, h *handle, t zmq.Type, o Options) (*batchSocket, error) {
+	z, err := zctx.z.NewSocket(t)
+	if err != nil {
+		return nil, fmt.Errorf("new %v socket: %w", t, err)
 	}
-	return nil
-}
-
-// backlog holds messages a loop could not send yet, oldest first.
-type backlog struct {
-	msgs []Message
-	max  int
-}
-
-// add appends m, or reports ErrBackPressure when the backlog is full.
-func (b *backlog) add(m Message) error {
-	if len(b.msgs) >= b.max {
-		return ErrBackPressure
+	fail := func(err error) (*batchSocket, error) {
+		z.Close()
+		return nil, err
 	}
-	b.msgs = append(b.msgs, m)
-	return nil
-}
-
-// flush sends from the front until a send would block. Messages that fail
-// for good go to drop. It reports how many left the backlog.
-func (b *backlog) flush(try func(*Message) (retry bool, err error), drop func(*Message, error)) int {
-	i := 0
-	for ; i < len(b.msgs); i++ {
-		retry, err := try(&b.msgs[i])
-		if retry {
-			break
+	if err := o.apply(z); err != nil {
+		return fail(err)
+	}
+	if t == zmq.ROUTER {
+		if err := z.SetRouterMandatory(1); err != nil {
+			return fail(fmt.Errorf("set router_mandatory: %w", err))
 		}
-		if err != nil {
-			drop(&b.msgs[i], err)
+		if err := z.SetRouterHandover(true); err != nil {
+			return fail(fmt.Errorf("set router_handover: %w", err))
 		}
 	}
-	b.shift(i)
-	return i
+	s, err := newBatchSocket(z)
+	if err != nil {
+		return fail(err)
+	}
+	return s, nil
 }
 
-// expire drops messages whose deadline has passed.
-func (b *backlog) expire(now int64, reason error, drop func(*Message, error)) {
-	kept := b.msgs[:0]
-	for _, m := range b.msgs {
-		if m.Deadline != 0 && m.Deadline < now {
-			mm := m
-			drop(&mm, reason)
-			continue
-		}
-		kept = append(kept, m)
+// close closes s with the loop's exit linger. Runs in the loop's
+// goroutine, after quit (or on a failed start).
+func (s *batchSocket) close(h *handle) {
+	if quitting(h.quit) && h.linger > 0 {
+		_ = s.z.SetLinger(h.linger)
 	}
-	clear(b.msgs[len(kept):])
-	b.msgs = kept
-}
-
-func (b *backlog) shift(n int) {
-	if n == 0 {
-		return
-	}
-	rest := copy(b.msgs, b.msgs[n:])
-	clear(b.msgs[rest:])
-	b.msgs = b.msgs[:rest]
-}
-
-// requeue hands every held message back to out, or to drop when out is full.
-func (b *backlog) requeue(out *Outbox, drop func(*Message, error)) {
-	for i := range b.msgs {
-		if !out.requeue(b.msgs[i]) {
-			drop(&b.msgs[i], ErrStopped)
-		}
-	}
-	b.shift(len(b.msgs))
+	s.close0()
 }

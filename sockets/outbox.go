@@ -2,126 +2,170 @@ package sockets
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 )
 
-// Message is one outbound message of a socket loop.
+// Message is one outbound message of a socket loop: one or more records
+// (package envelope), which the loop may batch with others for the same
+// peer into one ZeroMQ message.
 type Message struct {
-	Addr     string // Dealers: the endpoint to send to, e.g. "tcp://127.0.0.1:7001"
 	To       []byte // Router: the routing id of the peer
-	Header   []byte
-	Body     []byte
-	Deadline int64 // Unix ns; unsent at this time means dropped with ErrExpired. 0: none
-	Ref      any   // opaque to the loop, handed back to callbacks
+	Rec      []byte // the records
+	Deadline int64  // Unix ns; unsent at this time means dropped with ErrExpired. 0: none
+	Ref      any    // opaque to the loop, handed back to OnDrop
 }
 
-// Outbox is the bounded queue that feeds one socket loop. It outlives the
-// loops that drain it, so a restarted loop picks up what its predecessor
-// left.
+// waker wakes a loop that may be asleep: a wake-up that is already pending
+// is not repeated, so under load most pushes do not signal at all.
+type waker struct {
+	signal chan struct{} // capacity 1; the loop waits on it
+	armed  atomic.Bool   // a wake-up is pending
+}
+
+func newWaker() waker { return waker{signal: make(chan struct{}, 1)} }
+
+// wake tells the loop there is work, unless a wake-up is pending already.
+func (w *waker) wake() {
+	if !w.armed.Load() && w.armed.CompareAndSwap(false, true) {
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rearm is called by the loop before it looks for work: a wake after this
+// point signals again.
+func (w *waker) rearm() { w.armed.Store(false) }
+
+// room is a broadcast "there is room again" for pushers waiting on a full
+// queue: wait on ch, closed and replaced by the next notify.
+type room struct {
+	ch      chan struct{} // guarded by the owner's lock
+	waiters bool          // someone waits on ch; guarded by the owner's lock
+}
+
+// wait returns the channel to wait on; call with the owner's lock held.
+func (r *room) wait() <-chan struct{} {
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	r.waiters = true
+	return r.ch
+}
+
+// notify wakes every waiter; call with the owner's lock held.
+func (r *room) notify() {
+	if r.waiters {
+		close(r.ch)
+		r.ch, r.waiters = nil, false
+	}
+}
+
+// Outbox is the bounded queue that feeds one socket loop from any number
+// of goroutines. It grows on demand up to its bound. It outlives the loops
+// that drain it, so a restarted loop picks up what its predecessor left.
 type Outbox struct {
-	ch     chan Message
-	armed  atomic.Bool
-	signal chan struct{} // wakes the loop; capacity 1
-	held   atomic.Int64  // messages the loop holds unsent, as of its last turn
-	taken  atomic.Int64  // messages taken in the loop's current turn (counted before they leave ch)
+	waker
+	max int
+
+	// mu guards the fields below.
+	mu   sync.Mutex
+	q    []Message
+	room room
+
+	taken atomic.Int64 // messages taken by the loop and not yet settled
 }
 
 // NewOutbox makes an outbox holding at most capacity messages.
 func NewOutbox(capacity int) *Outbox {
-	return &Outbox{ch: make(chan Message, capacity), signal: make(chan struct{}, 1)}
+	return &Outbox{waker: newWaker(), max: max(capacity, 1)}
 }
 
-// wake tells the loop there is work, unless a wake-up is pending already.
-func (o *Outbox) wake() {
-	if o.armed.CompareAndSwap(false, true) {
-		select {
-		case o.signal <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// TryPush queues m without waiting; it returns ErrOutboxFull when the queue
-// is full.
+// TryPush queues m without waiting; it returns ErrOutboxFull when the
+// queue is full.
 func (o *Outbox) TryPush(m Message) error {
-	select {
-	case o.ch <- m:
-		o.wake()
-		return nil
-	default:
+	o.mu.Lock()
+	if len(o.q) >= o.max {
+		o.mu.Unlock()
 		return ErrOutboxFull
 	}
+	o.q = append(o.q, m)
+	o.mu.Unlock()
+	o.wake()
+	return nil
 }
 
 // Push queues m, waiting for room until ctx is done.
 func (o *Outbox) Push(ctx context.Context, m Message) error {
-	select {
-	case o.ch <- m:
-		o.wake()
-		return nil
-	default:
-	}
-	select {
-	case o.ch <- m:
-		o.wake()
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Len returns the number of queued messages.
-func (o *Outbox) Len() int { return len(o.ch) }
-
-// Unsent returns the messages queued or held by the loop (waiting for a
-// peer to connect or to take more), as of the loop's last turn.
-func (o *Outbox) Unsent() int {
-	return len(o.ch) + int(o.taken.Load()) + int(o.held.Load())
-}
-
-// settle ends a loop turn: held messages remain unsent, and what was taken
-// in the turn is now either sent, dropped or among them. Never counts a
-// message as sent before it is.
-func (o *Outbox) settle(held int) {
-	o.held.Store(int64(held))
-	o.taken.Store(0)
-}
-
-// Drain removes every queued message and hands it to f. It is for shutdown,
-// when no loop runs any more.
-func (o *Outbox) Drain(f func(Message)) {
 	for {
+		o.mu.Lock()
+		if len(o.q) < o.max {
+			o.q = append(o.q, m)
+			o.mu.Unlock()
+			o.wake()
+			return nil
+		}
+		ch := o.room.wait()
+		o.mu.Unlock()
 		select {
-		case m := <-o.ch:
-			f(m)
-		default:
-			return
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
 
-// rearm is called by the loop before it drains the queue: a Push after this
-// point signals again.
-func (o *Outbox) rearm() { o.armed.Store(false) }
-
-// next returns a queued message without waiting.
-func (o *Outbox) next() (Message, bool) {
-	o.taken.Add(1) // before the receive, so Unsent never misses m
-	select {
-	case m := <-o.ch:
-		return m, true
-	default:
-		o.taken.Add(-1)
-		return Message{}, false
-	}
+// Len returns the number of queued messages.
+func (o *Outbox) Len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.q)
 }
 
-// requeue puts back a message a stopping loop could not send.
-func (o *Outbox) requeue(m Message) bool {
-	select {
-	case o.ch <- m:
-		return true
-	default:
-		return false
+// Unsent returns the messages queued, or taken by the loop and not yet
+// sent, dropped or held (as of its last turn).
+func (o *Outbox) Unsent() int { return o.Len() + int(o.taken.Load()) }
+
+// take moves every queued message to dst (the loop's), and returns it.
+func (o *Outbox) take(dst []Message) []Message {
+	o.mu.Lock()
+	if len(o.q) == 0 {
+		o.mu.Unlock()
+		return dst
 	}
+	o.taken.Add(int64(len(o.q)))
+	dst = append(dst, o.q...)
+	clear(o.q)
+	if cap(o.q) > 4096 {
+		o.q = nil // give back what a burst grew
+	} else {
+		o.q = o.q[:0]
+	}
+	o.room.notify()
+	o.mu.Unlock()
+	return dst
+}
+
+// settle ends a loop turn: what was taken is now sent, dropped or held.
+func (o *Outbox) settle() { o.taken.Store(0) }
+
+// Drain removes every queued message and hands it to f. It is for shutdown,
+// when no loop runs any more.
+func (o *Outbox) Drain(f func(Message)) {
+	for _, m := range o.take(nil) {
+		f(m)
+	}
+	o.settle()
+}
+
+// requeue puts messages a stopping loop could not send back at the front.
+func (o *Outbox) requeue(ms []Message) {
+	if len(ms) == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.q = append(append(make([]Message, 0, len(ms)+len(o.q)), ms...), o.q...)
+	o.mu.Unlock()
 }

@@ -5,24 +5,27 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/relay-dev/relay/envelope"
 )
 
 // ProxyConfig configures a publisher proxy loop: publishers' DEALERs send
-// [header, body] to its frontend ROUTER; it publishes [prefix, header, body]
-// on its backend XPUB, where subscribers' SUBs are connected.
+// payloads of records to its frontend ROUTER; it publishes each record as
+// [prefix, record] on its backend XPUB, where subscribers' SUBs are
+// connected (records with the same prefix may share one payload).
 type ProxyConfig struct {
 	Front, Back Bind
 	Options     Options
-	// Prefix returns the subscription prefix of a message from its header
-	// frame, or ok=false for a message to drop (counted through OnDrop).
-	Prefix func(header []byte) (prefix []byte, ok bool)
-	// Ack, when not nil, returns the ACK header for a message that was
+	// Prefix returns the subscription prefix of a record, or ok=false for
+	// a record to drop (counted through OnDrop).
+	Prefix func(v *envelope.View) (prefix []byte, ok bool)
+	// Ack, when not nil, returns the ACK record for a record that was
 	// published; the proxy sends it back to the publisher.
-	Ack func(header []byte) []byte
-	// Nack, with Ack, returns the answer (an ERROR header and body) for a
-	// message that no subscriber would receive: the publisher should try
-	// another proxy rather than believe it delivered.
-	Nack   func(header []byte) (header2, body []byte)
+	Ack func(v *envelope.View) []byte
+	// Nack, with Ack, returns the answer (an ERROR record) for a record
+	// that no subscriber would receive: the publisher should try another
+	// proxy rather than believe it delivered.
+	Nack   func(v *envelope.View) []byte
 	OnDrop func(reason error)
 	OnFail func(err error)
 }
@@ -56,121 +59,149 @@ var ErrDropped = fmt.Errorf("sockets: message dropped by the proxy")
 
 // Runs in the loop's goroutine; owns both sockets.
 func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
-	front, err := zctx.z.NewSocket(zmq.ROUTER)
+	front, err := newSocket(zctx, h, zmq.ROUTER, p.cfg.Options)
 	if err != nil {
-		return fmt.Errorf("sockets: proxy: new router: %w", err)
+		return fmt.Errorf("sockets: proxy: %w", err)
 	}
-	defer h.closeSocket(front)
-	back, err := zctx.z.NewSocket(zmq.XPUB)
+	defer front.close(h)
+	back, err := newSocket(zctx, h, zmq.XPUB, p.cfg.Options)
 	if err != nil {
-		return fmt.Errorf("sockets: proxy: new xpub: %w", err)
+		return fmt.Errorf("sockets: proxy: %w", err)
 	}
-	defer h.closeSocket(back)
-	for _, s := range []*zmq.Socket{front, back} {
-		if err := p.cfg.Options.apply(s); err != nil {
-			return fmt.Errorf("sockets: proxy: %w", err)
-		}
-	}
-	if err := front.SetRouterMandatory(1); err != nil {
-		return fmt.Errorf("sockets: proxy: router_mandatory: %w", err)
-	}
+	defer back.close(h)
 	// A full subscriber is EAGAIN, not a silent drop.
-	if err := back.SetXpubNodrop(true); err != nil {
+	if err := back.z.SetXpubNodrop(true); err != nil {
 		return fmt.Errorf("sockets: proxy: xpub_nodrop: %w", err)
 	}
-	if p.front, _, err = p.cfg.Front.bind(front); err != nil {
+	if p.front, _, err = p.cfg.Front.bind(front.z); err != nil {
 		return err
 	}
-	if p.back, _, err = p.cfg.Back.bind(back); err != nil {
+	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
 	ready := make(chan struct{}, 1)
-	wf, err := watch(front, ready)
+	wf, err := watch(front.z, ready)
 	if err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
 	defer wf.close()
-	wb, err := watch(back, ready)
+	wb, err := watch(back.z, ready)
 	if err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
 	defer wb.close()
 	started()
-	quit := h.quit
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
 			p.cfg.OnDrop(err)
 		}
 	}
-	subs := map[string]bool{} // subscription prefixes of the subscribers
-	never := NewOutbox(1)     // the proxy has no outbox: it only forwards
+	var (
+		subs            = map[string]bool{} // subscription prefixes of the subscribers
+		rcFront, rcBack receiver
+		pub, answers    packer
+		frames          [][]byte
+		acks            [][]byte // the ACK of each record packed in pub, and its publisher
+		ackTo           [][]byte
+		moreF, moreB    = true, true
+	)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for !quitting(quit) {
+	for !quitting(h.quit) {
+		edgeF, edgeB := wf.signalled(), wb.signalled()
 		busy := false
 		// Subscriptions arriving on the XPUB (byte 1 subscribe, 0
 		// unsubscribe, then the prefix): the XPUB filters by itself; the
 		// proxy keeps them to know whether anybody would get a message.
-		for i := 0; i < recvBatch; i++ {
-			sub, err := back.RecvBytes(zmq.DONTWAIT)
-			if err != nil {
-				if isAgain(err) {
+		if edgeB || moreB {
+			batch, res := rcBack.recv(back)
+			if res.err != nil {
+				return fmt.Errorf("sockets: proxy: xpub recv: %w", res.err)
+			}
+			moreB = res.more
+			b := Batch{buf: batch, n: res.n}
+			for {
+				var ok bool
+				if frames, ok = b.Next(frames); !ok {
 					break
 				}
-				return fmt.Errorf("sockets: proxy: xpub recv: %w", err)
-			}
-			busy = true
-			if len(sub) > 0 {
-				if sub[0] == 1 {
-					subs[string(sub[1:])] = true
-				} else {
-					delete(subs, string(sub[1:]))
+				busy = true
+				if sub := frames[0]; len(sub) > 0 {
+					if sub[0] == 1 {
+						subs[string(sub[1:])] = true
+					} else {
+						delete(subs, string(sub[1:]))
+					}
 				}
 			}
 		}
-		for i := 0; i < recvBatch; i++ {
-			frames, err := front.RecvMessageBytes(zmq.DONTWAIT)
-			if err != nil {
-				if isAgain(err) {
-					break
-				}
-				return fmt.Errorf("sockets: proxy: router recv: %w", err)
+		if !(edgeF || moreF) {
+			if !busy {
+				wait(ready, never{}, h.quit, timer, false)
+			}
+			continue
+		}
+		batch, res := rcFront.recv(front)
+		if res.err != nil {
+			return fmt.Errorf("sockets: proxy: router recv: %w", res.err)
+		}
+		moreF = res.more
+		pub.reset()
+		answers.reset()
+		acks, ackTo = acks[:0], ackTo[:0]
+		b := Batch{buf: batch, n: res.n}
+		for {
+			var ok bool
+			if frames, ok = b.Next(frames); !ok {
+				break
 			}
 			busy = true
-			if len(frames) != 3 {
+			if len(frames) != 2 {
 				drop(fmt.Errorf("%w: %d frames", ErrDropped, len(frames)))
 				continue
 			}
-			prefix, ok := p.cfg.Prefix(frames[1])
-			if !ok {
-				drop(fmt.Errorf("%w: bad header", ErrDropped))
-				continue
-			}
-			if !subscribed(subs, prefix) {
-				if p.cfg.Ack != nil && p.cfg.Nack != nil {
-					h2, b2 := p.cfg.Nack(frames[1])
-					if err := send(front, frames[0], h2, b2); err != nil && !isUnreachable(err) && !isAgain(err) {
-						return fmt.Errorf("sockets: proxy: nack: %w", err)
+			from := frames[0]
+			_, err := envelope.Records(frames[1], func(v *envelope.View) bool {
+				prefix, ok := p.cfg.Prefix(v)
+				switch {
+				case !ok:
+					drop(fmt.Errorf("%w: not a fanout or notification", ErrDropped))
+				case !subscribed(subs, prefix):
+					if p.cfg.Ack != nil && p.cfg.Nack != nil {
+						answers.add(from, p.cfg.Nack(v))
+					} else {
+						drop(fmt.Errorf("%w: no subscriber", ErrDropped))
 					}
-				} else {
-					drop(fmt.Errorf("%w: no subscriber", ErrDropped))
+				default:
+					pub.add(prefix, v.Record())
+					if p.cfg.Ack != nil {
+						acks = append(acks, p.cfg.Ack(v))
+						ackTo = append(ackTo, from)
+					}
 				}
-				continue
-			}
-			if err := send(back, prefix, frames[1], frames[2]); err != nil {
-				// No ack: the publisher resends through another proxy.
-				drop(fmt.Errorf("%w: publish: %v", ErrDropped, err))
-				continue
-			}
-			if p.cfg.Ack != nil {
-				if err := send(front, frames[0], p.cfg.Ack(frames[1]), nil); err != nil && !isUnreachable(err) && !isAgain(err) {
-					return fmt.Errorf("sockets: proxy: ack: %w", err)
-				}
+				return true
+			})
+			if err != nil {
+				drop(fmt.Errorf("%w: %v", ErrDropped, err))
 			}
 		}
-		if !busy {
-			wait(ready, never, quit, timer, false)
+		// Acknowledge what was published; what was not is not
+		// acknowledged, and its publisher resends it through another proxy.
+		done, readable, err := back.send(pub.bytes())
+		// A send may eat the ZMQ_FD edge of what arrived meanwhile.
+		moreB = moreB || readable
+		published := pub.sent(done)
+		if err != nil {
+			drop(fmt.Errorf("%w: publish: %v", ErrDropped, err))
 		}
+		for i := 0; i < published && i < len(acks); i++ {
+			answers.add(ackTo[i], acks[i])
+		}
+		_, readable, err = front.send(answers.bytes())
+		if err != nil && !isUnreachable(err) && !isAgain(err) {
+			return fmt.Errorf("sockets: proxy: answer: %w", err)
+		}
+		moreF = moreF || readable
 	}
 	return nil
 }
@@ -187,11 +218,13 @@ type SubscriberConfig struct {
 	// Republish, when set, makes the loop a local publisher proxy: it binds
 	// an XPUB there and republishes every message it receives, unchanged.
 	Republish *Bind
-	// OnRecv gets each message [prefix, header, body]. Runs in the loop's
-	// goroutine and must not block. Not called when republishing.
-	OnRecv func(frames [][]byte)
-	OnDrop func(reason error)
-	OnFail func(err error)
+	// OnRecv gets each batch of messages [prefix, payload] in packed form;
+	// the batch is the callee's to keep. Runs in the loop's goroutine and
+	// must not block. Not called when republishing.
+	OnRecv      func(batch Batch)
+	OnMalformed func(n int)
+	OnDrop      func(reason error)
+	OnFail      func(err error)
 }
 
 // Subscriber is a SUB socket loop.
@@ -199,7 +232,7 @@ type Subscriber struct {
 	*handle
 	cfg  SubscriberConfig
 	ops  chan subOp
-	wake chan struct{}
+	wake waker
 	pub  string
 }
 
@@ -212,7 +245,7 @@ type subOp struct {
 
 // StartSubscriber starts a Subscriber loop in a new goroutine.
 func StartSubscriber(zctx *Context, cfg SubscriberConfig) (*Subscriber, error) {
-	s := &Subscriber{cfg: cfg, ops: make(chan subOp, 64), wake: make(chan struct{}, 1)}
+	s := &Subscriber{cfg: cfg, ops: make(chan subOp, 64), wake: newWaker()}
 	h, err := start("subscriber", cfg.OnFail, func(h *handle, started func()) error {
 		return s.run(zctx, h, started)
 	})
@@ -235,46 +268,37 @@ func (s *Subscriber) Update(connect, disconnect, subscribe, unsubscribe []string
 	if len(disconnect)+len(unsubscribe) > 0 {
 		s.ops <- subOp{endpoints: disconnect, drop: unsubscribe}
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.wake.wake()
 }
 
 // Runs in the loop's goroutine; owns the SUB (and the XPUB when republishing).
 func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
-	sub, err := zctx.z.NewSocket(zmq.SUB)
+	sub, err := newSocket(zctx, h, zmq.SUB, s.cfg.Options)
 	if err != nil {
-		return fmt.Errorf("sockets: subscriber: new sub: %w", err)
-	}
-	defer h.closeSocket(sub)
-	if err := s.cfg.Options.apply(sub); err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
-	var pub *zmq.Socket
+	defer sub.close(h)
+	var pub *batchSocket
 	if s.cfg.Republish != nil {
-		if pub, err = zctx.z.NewSocket(zmq.XPUB); err != nil {
-			return fmt.Errorf("sockets: local publisher: new xpub: %w", err)
-		}
-		defer h.closeSocket(pub)
-		if err := s.cfg.Options.apply(pub); err != nil {
+		if pub, err = newSocket(zctx, h, zmq.XPUB, s.cfg.Options); err != nil {
 			return fmt.Errorf("sockets: local publisher: %w", err)
 		}
-		if err := pub.SetXpubNodrop(true); err != nil {
+		defer pub.close(h)
+		if err := pub.z.SetXpubNodrop(true); err != nil {
 			return fmt.Errorf("sockets: local publisher: xpub_nodrop: %w", err)
 		}
-		if s.pub, _, err = s.cfg.Republish.bind(pub); err != nil {
+		if s.pub, _, err = s.cfg.Republish.bind(pub.z); err != nil {
 			return err
 		}
 	}
 	ready := make(chan struct{}, 1)
-	w, err := watch(sub, ready)
+	w, err := watch(sub.z, ready)
 	if err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
 	defer w.close()
 	if pub != nil {
-		wp, err := watch(pub, ready)
+		wp, err := watch(pub.z, ready)
 		if err != nil {
 			return fmt.Errorf("sockets: local publisher: %w", err)
 		}
@@ -293,41 +317,18 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 	disconnectAt := map[string]time.Time{}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var rc, rcPub receiver
 	more := true
 	for !quitting(h.quit) {
+		s.wake.rearm()
 		busy := false
 	ops:
 		for {
 			select {
 			case op := <-s.ops:
 				busy = true
-				for _, ep := range op.endpoints {
-					switch {
-					case op.connect:
-						delete(disconnectAt, ep)
-						if connected[ep] {
-							continue
-						}
-						if err := sub.Connect(ep); err != nil {
-							drop(fmt.Errorf("sockets: subscriber: connect %s: %w", ep, err))
-							continue
-						}
-						connected[ep] = true
-					case connected[ep]:
-						if _, ok := disconnectAt[ep]; !ok {
-							disconnectAt[ep] = time.Now().Add(disconnectGrace)
-						}
-					}
-				}
-				for _, p := range op.subscribe {
-					if err := sub.SetSubscribe(p); err != nil {
-						return fmt.Errorf("sockets: subscriber: subscribe: %w", err)
-					}
-				}
-				for _, p := range op.drop {
-					if err := sub.SetUnsubscribe(p); err != nil {
-						return fmt.Errorf("sockets: subscriber: unsubscribe: %w", err)
-					}
+				if err := s.apply(sub, op, connected, disconnectAt, drop); err != nil {
+					return err
 				}
 				more = true // option changes process commands: read again
 			default:
@@ -336,41 +337,34 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		}
 		if pub != nil {
 			// Subscriptions of the local subscribers: read and discard.
-			for i := 0; i < recvBatch; i++ {
-				if _, err := pub.RecvBytes(zmq.DONTWAIT); err != nil {
-					if isAgain(err) {
-						break
-					}
-					return fmt.Errorf("sockets: local publisher: xpub recv: %w", err)
-				}
+			if batch, res := rcPub.recv(pub); res.err != nil {
+				return fmt.Errorf("sockets: local publisher: xpub recv: %w", res.err)
+			} else if batch != nil {
 				busy = true
 			}
 		}
 		if w.signalled() || more || busy {
-			n := 0
-			for ; n < recvBatch; n++ {
-				frames, err := sub.RecvMessageBytes(zmq.DONTWAIT)
-				if err != nil {
-					if isAgain(err) {
-						break
-					}
-					return fmt.Errorf("sockets: subscriber: recv: %w", err)
-				}
+			batch, res := rc.recv(sub)
+			if res.err != nil {
+				return fmt.Errorf("sockets: subscriber: recv: %w", res.err)
+			}
+			if res.dropped > 0 && s.cfg.OnMalformed != nil {
+				s.cfg.OnMalformed(res.dropped)
+			}
+			more = res.more
+			if batch != nil {
+				busy = true
 				if pub == nil {
-					s.cfg.OnRecv(frames)
-					continue
-				}
-				if err := send(pub, frames...); err != nil {
-					drop(fmt.Errorf("%w: republish: %v", ErrDropped, err))
+					s.cfg.OnRecv(Batch{buf: batch, n: res.n})
+				} else if done, _, err := pub.send(batch); err != nil {
+					drop(fmt.Errorf("%w: republish: %d of %d messages: %v", ErrDropped, res.n-countPacked(batch[:done]), res.n, err))
 				}
 			}
-			more = n == recvBatch
-			busy = busy || n > 0
 		}
 		var next time.Time
 		for ep, at := range disconnectAt {
 			if !time.Now().Before(at) {
-				_ = sub.Disconnect(ep)
+				_ = sub.z.Disconnect(ep)
 				delete(connected, ep)
 				delete(disconnectAt, ep)
 				more = true
@@ -388,11 +382,44 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			}
 			select {
 			case <-ready:
-			case <-s.wake:
+			case <-s.wake.signal:
 			case <-h.quit:
 			case <-tc:
 			}
 			timer.Stop()
+		}
+	}
+	return nil
+}
+
+// apply carries out one Update. Runs in the loop's goroutine.
+func (s *Subscriber) apply(sub *batchSocket, op subOp, connected map[string]bool, disconnectAt map[string]time.Time, drop func(error)) error {
+	for _, ep := range op.endpoints {
+		switch {
+		case op.connect:
+			delete(disconnectAt, ep)
+			if connected[ep] {
+				continue
+			}
+			if err := sub.z.Connect(ep); err != nil {
+				drop(fmt.Errorf("sockets: subscriber: connect %s: %w", ep, err))
+				continue
+			}
+			connected[ep] = true
+		case connected[ep]:
+			if _, ok := disconnectAt[ep]; !ok {
+				disconnectAt[ep] = time.Now().Add(disconnectGrace)
+			}
+		}
+	}
+	for _, p := range op.subscribe {
+		if err := sub.z.SetSubscribe(p); err != nil {
+			return fmt.Errorf("sockets: subscriber: subscribe: %w", err)
+		}
+	}
+	for _, p := range op.drop {
+		if err := sub.z.SetUnsubscribe(p); err != nil {
+			return fmt.Errorf("sockets: subscriber: unsubscribe: %w", err)
 		}
 	}
 	return nil

@@ -91,7 +91,7 @@ func SendRaw(ctx context.Context, endpoint string, frames ...[]byte) (err error)
 		if len(polled) == 0 {
 			continue
 		}
-		err = send(s, frames...)
+		err = sendFrames(s, frames...)
 		if err == nil {
 			break
 		}
@@ -102,6 +102,22 @@ func SendRaw(ctx context.Context, endpoint string, frames ...[]byte) (err error)
 	linger = sendRawFlush
 	if dl, ok := ctx.Deadline(); ok {
 		linger = min(linger, max(time.Until(dl), time.Millisecond))
+	}
+	return nil
+}
+
+// sendFrames writes the frames of one message without blocking, with
+// zmq4's calls (for tools; loops use the batched helper).
+func sendFrames(s *zmq.Socket, frames ...[]byte) error {
+	last := len(frames) - 1
+	for i, f := range frames {
+		flags := zmq.DONTWAIT
+		if i < last {
+			flags |= zmq.SNDMORE
+		}
+		if _, err := s.SendBytes(f, flags); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,19 +17,21 @@ const unreachableGrace = time.Second
 
 // RouterConfig configures a Router loop.
 type RouterConfig struct {
-	// Host is the address to bind, e.g. "127.0.0.1".
-	Host string
-	// Port to bind. 0 picks a free one from [PortMin, PortMax], retrying
-	// ports that are busy. A fixed port is retried for up to BindRetry while
-	// it is busy (a restarted loop rebinding its predecessor's port).
-	Port             int
-	PortMin, PortMax int
-	BindRetry        time.Duration
-	Options          Options
-	BacklogMax       int
-	// OnRecv gets each inbound message [routing-id, frames...]. It runs in
-	// the loop's goroutine and must not block.
-	OnRecv func(frames [][]byte)
+	// Bind says where the ROUTER binds. A fixed port is retried for up to
+	// Bind.Retry while it is busy (a restarted loop rebinding its
+	// predecessor's port).
+	Bind    Bind
+	Options Options
+	// BacklogMax bounds the replies held for peers that cannot take them
+	// yet (not connected, or at their high-water mark).
+	BacklogMax int
+	// OnRecv gets each batch the socket held, in packed form ([routing-id,
+	// payload] messages, see Batch); the batch is the callee's to keep. It
+	// runs in the loop's goroutine and must not block. It returns true to
+	// pause reading (the consumer is full) until Resume is called.
+	OnRecv func(batch Batch) (pause bool)
+	// OnMalformed counts messages dropped before OnRecv (too many frames).
+	OnMalformed func(n int)
 	// OnDrop gets each message the loop gives up on, with the reason.
 	OnDrop func(m *Message, err error)
 	// OnFail gets the error that ended the loop after it was ready.
@@ -42,6 +45,7 @@ type Router struct {
 	out      *Outbox
 	endpoint string
 	port     int
+	resume   atomic.Bool
 }
 
 // StartRouter binds a ROUTER as cfg says and serves it in a new goroutine,
@@ -67,126 +71,156 @@ func (r *Router) Endpoint() string { return r.endpoint }
 // Port returns the bound port.
 func (r *Router) Port() int { return r.port }
 
+// Resume restarts reading after OnRecv paused it. Safe for concurrent use.
+func (r *Router) Resume() {
+	r.resume.Store(true)
+	r.out.wake()
+}
+
 // Runs in the loop's goroutine; owns the ROUTER.
 func (r *Router) run(zctx *Context, h *handle, ready func()) error {
-	quit := h.quit
-	s, err := zctx.z.NewSocket(zmq.ROUTER)
+	s, err := newSocket(zctx, h, zmq.ROUTER, r.cfg.Options)
 	if err != nil {
-		return fmt.Errorf("sockets: new router: %w", err)
-	}
-	defer h.closeSocket(s)
-	if err := r.cfg.Options.apply(s); err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
-	if err := s.SetRouterMandatory(1); err != nil {
-		return fmt.Errorf("sockets: router: set router_mandatory: %w", err)
-	}
-	if err := s.SetRouterHandover(true); err != nil {
-		return fmt.Errorf("sockets: router: set router_handover: %w", err)
-	}
-	bind := Bind{Host: r.cfg.Host, Port: r.cfg.Port, PortMin: r.cfg.PortMin, PortMax: r.cfg.PortMax, Retry: r.cfg.BindRetry}
-	if r.endpoint, r.port, err = bind.bind(s); err != nil {
+	defer s.close(h)
+	if r.endpoint, r.port, err = r.cfg.Bind.bind(s.z); err != nil {
 		return err
 	}
-	readyCh := make(chan struct{}, 1)
-	w, err := watch(s, readyCh)
+	w, err := watch(s.z, make(chan struct{}, 1))
 	if err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
 	defer w.close()
 	ready()
 
-	bl := newPeerBacklog(r.cfg.BacklogMax)
-	drop := func(m *Message, err error) {
-		if r.cfg.OnDrop != nil {
-			r.cfg.OnDrop(m, err)
-		}
-	}
-	more := true // read until EAGAIN: at start, after an edge, a full batch, a send
-	try := func(m *Message) (bool, error) {
-		// A send may process the socket's pending commands and so eat the
-		// ZMQ_FD edge of a message that arrived: read again afterwards.
-		more = true
-		err := send(s, m.To, m.Header, m.Body)
-		switch {
-		case err == nil:
-			return false, nil
-		case isAgain(err):
-			return true, nil
-		case isUnreachable(err):
-			// The peer may be reconnecting (after our restart or its own):
-			// hold the message until its deadline.
-			if m.Deadline == 0 {
-				m.Deadline = time.Now().Add(unreachableGrace).UnixNano()
-			}
-			return true, nil
-		default:
-			return false, fmt.Errorf("sockets: router send: %w", err)
-		}
-	}
-	defer bl.requeue(r.out, drop)
+	rc := receiver{}
+	var (
+		out     routerSender
+		paused  bool
+		more    = true // read until EAGAIN: at start, after an edge, a full batch, a send
+		pending []Message
+	)
+	out.init(s, r.cfg.BacklogMax, r.drop)
+	defer func() { r.out.requeue(out.held.msgs) }()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for !quitting(quit) {
-		busy := false
-		if w.signalled() || more {
-			n, err := r.recv(s)
-			if err != nil {
-				return err
-			}
-			more = n == recvBatch
-			busy = n > 0
-			if bl.len() > 0 && bl.flush(try, drop) > 0 {
-				busy = true
-			}
-		}
+	for !quitting(h.quit) {
 		r.out.rearm()
-		for {
-			m, ok := r.out.next()
-			if !ok {
-				break
+		if paused && r.resume.Swap(false) {
+			paused, more = false, true
+		}
+		edge := w.signalled()
+		if (edge || more) && !paused {
+			batch, res := rc.recv(s)
+			if res.err != nil {
+				return fmt.Errorf("sockets: router recv: %w", res.err)
 			}
-			busy = true
-			if bl.holds(m.To) {
-				// Keep each peer's replies in order behind its held ones.
-				bl.add(m, drop)
-				continue
+			if res.dropped > 0 && r.cfg.OnMalformed != nil {
+				r.cfg.OnMalformed(res.dropped)
 			}
-			retry, err := try(&m)
-			if retry {
-				bl.add(m, drop)
-			} else if err != nil {
-				drop(&m, err)
+			more = res.more
+			if batch != nil && r.cfg.OnRecv(Batch{buf: batch, n: res.n}) {
+				paused = true
 			}
 		}
-		if bl.len() > 0 {
-			bl.expire(time.Now().UnixNano(), ErrUnreachable, drop)
+		pending = r.out.take(pending[:0])
+		busy := len(pending) > 0
+		if edge || busy || out.held.len() > 0 {
+			if out.flush(pending) {
+				more = true
+			}
+		}
+		clear(pending)
+		if out.held.len() > 0 {
+			out.held.expire(time.Now().UnixNano(), ErrUnreachable, r.drop)
 		}
 		// Replies held for a peer that is gone are not worth a Close's wait.
-		r.out.settle(0)
-		if !busy && !more {
-			if wait(readyCh, r.out, quit, timer, bl.len() > 0) && bl.len() > 0 {
-				bl.flush(try, drop)
-			}
+		r.out.settle()
+		if !busy && (!more || paused) {
+			wait(w.ready, r.out, h.quit, timer, out.held.len() > 0)
 		}
 	}
 	return nil
 }
 
-// recv reads up to recvBatch messages and says how many. Runs in the loop's
-// goroutine.
-func (r *Router) recv(s *zmq.Socket) (int, error) {
-	for i := 0; i < recvBatch; i++ {
-		frames, err := s.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			if isAgain(err) {
-				return i, nil
-			}
-			return i, fmt.Errorf("sockets: router recv: %w", err)
-		}
-		r.cfg.OnRecv(frames)
+func (r *Router) drop(m *Message, err error) {
+	if r.cfg.OnDrop != nil {
+		r.cfg.OnDrop(m, err)
 	}
-	return recvBatch, nil
+}
+
+// routerSender sends a ROUTER's messages in batches per peer, holding those
+// of a peer that cannot take them (not connected, or at its high-water
+// mark) in order, without holding up other peers.
+type routerSender struct {
+	s     *batchSocket
+	p     packer
+	held  *peerBacklog
+	todo  []Message
+	batch []Message
+	drop  func(*Message, error)
+}
+
+func (o *routerSender) init(s *batchSocket, backlogMax int, drop func(*Message, error)) {
+	o.s, o.held, o.drop = s, newPeerBacklog(backlogMax), drop
+}
+
+// flush sends the held messages, then fresh ones, in order per peer, and
+// reports whether the socket became readable meanwhile.
+func (o *routerSender) flush(fresh []Message) (readable bool) {
+	o.todo = append(o.held.takeAll(o.todo[:0]), fresh...)
+	rest := o.todo
+	var blocked map[string]bool
+	for len(rest) > 0 {
+		// Pack what may go; a blocked peer's messages wait behind the
+		// ones it could not take. (batch is written at or before the
+		// position rest is read from, so it may share its memory.)
+		o.p.reset()
+		batch := o.batch[:0]
+		for _, m := range rest {
+			if blocked[string(m.To)] {
+				o.held.add(m, o.drop)
+				continue
+			}
+			batch = append(batch, m)
+			o.p.add(m.To, m.Rec)
+		}
+		o.batch = batch
+		if len(batch) == 0 {
+			break
+		}
+		done, rd, err := o.s.send(o.p.bytes())
+		readable = readable || rd
+		if err == nil {
+			break
+		}
+		from, to := o.p.messagesOf(o.p.indexAt(done))
+		if blocked == nil {
+			blocked = map[string]bool{}
+		}
+		blocked[string(batch[from].To)] = true
+		for j := from; j < to; j++ {
+			m := batch[j]
+			switch {
+			case isAgain(err):
+				o.held.add(m, o.drop)
+			case isUnreachable(err):
+				// The peer may be reconnecting (after our restart or its
+				// own): hold until its deadline, or a grace period.
+				if m.Deadline == 0 {
+					m.Deadline = time.Now().Add(unreachableGrace).UnixNano()
+				}
+				o.held.add(m, o.drop)
+			default:
+				o.drop(&m, fmt.Errorf("sockets: router send: %w", err))
+			}
+		}
+		rest = batch[to:]
+	}
+	clear(o.todo)
+	clear(o.batch)
+	return readable
 }
 
 // Bind says where a loop's socket binds: Host and Port, or with Port 0 a
@@ -249,77 +283,53 @@ func joinHostPort(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
 
-// peerBacklog holds replies a Router could not send yet, oldest first. A
-// peer that cannot take a message (not connected, or at its high-water
-// mark) holds up only its own later messages, never other peers'.
+// peerBacklog holds messages a Router could not send yet, oldest first, with
+// how many each peer has held.
 type peerBacklog struct {
-	backlog
+	msgs []Message
+	max  int
 	held map[string]int // messages held per peer routing id
 }
 
 func newPeerBacklog(max int) *peerBacklog {
-	return &peerBacklog{backlog: backlog{max: max}, held: make(map[string]int)}
+	return &peerBacklog{max: max, held: make(map[string]int)}
 }
 
 func (b *peerBacklog) len() int { return len(b.msgs) }
 
-// holds reports whether messages to peer are held.
-func (b *peerBacklog) holds(peer []byte) bool { return b.held[string(peer)] > 0 }
-
 // add holds m, or drops it with ErrBackPressure when the backlog is full.
 func (b *peerBacklog) add(m Message, drop func(*Message, error)) {
-	if err := b.backlog.add(m); err != nil {
-		drop(&m, err)
+	if len(b.msgs) >= b.max {
+		drop(&m, ErrBackPressure)
 		return
 	}
+	b.msgs = append(b.msgs, m)
 	b.held[string(m.To)]++
 }
 
-func (b *peerBacklog) release(peer []byte) {
-	k := string(peer)
-	if b.held[k]--; b.held[k] <= 0 {
-		delete(b.held, k)
-	}
-}
-
-// flush tries every held message in order, skipping peers that could not
-// take an earlier one in this pass. It reports how many left the backlog.
-func (b *peerBacklog) flush(try func(*Message) (bool, error), drop func(*Message, error)) int {
-	blocked := make(map[string]bool)
-	kept := b.msgs[:0]
-	sent := 0
-	for _, m := range b.msgs {
-		if blocked[string(m.To)] {
-			kept = append(kept, m)
-			continue
-		}
-		retry, err := try(&m)
-		if retry {
-			blocked[string(m.To)] = true
-			kept = append(kept, m)
-			continue
-		}
-		if err != nil {
-			drop(&m, err)
-		}
-		b.release(m.To)
-		sent++
-	}
-	clear(b.msgs[len(kept):])
-	b.msgs = kept
-	return sent
+// takeAll moves every held message to dst, in order.
+func (b *peerBacklog) takeAll(dst []Message) []Message {
+	dst = append(dst, b.msgs...)
+	clear(b.msgs)
+	b.msgs = b.msgs[:0]
+	clear(b.held)
+	return dst
 }
 
 // expire drops messages whose deadline has passed.
 func (b *peerBacklog) expire(now int64, reason error, drop func(*Message, error)) {
-	b.backlog.expire(now, reason, func(m *Message, err error) {
-		b.release(m.To)
-		drop(m, err)
-	})
-}
-
-// requeue hands every held message back to out (or drop).
-func (b *peerBacklog) requeue(out *Outbox, drop func(*Message, error)) {
-	b.backlog.requeue(out, drop)
-	clear(b.held)
+	kept := b.msgs[:0]
+	for _, m := range b.msgs {
+		if m.Deadline != 0 && m.Deadline < now {
+			mm := m
+			if b.held[string(m.To)]--; b.held[string(m.To)] <= 0 {
+				delete(b.held, string(m.To))
+			}
+			drop(&mm, reason)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(b.msgs[len(kept):])
+	b.msgs = kept
 }

@@ -5,24 +5,27 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/relay-dev/relay/envelope"
 )
 
 // RouterProxyConfig configures a router proxy loop: clients' DEALERs send
 // requests to its frontend ROUTER, servers' DEALERs connect to its backend
-// ROUTER. The proxy routes from the header frame alone and forwards the
-// frames as they are.
+// ROUTER. The proxy routes each record by its header alone and forwards
+// the records of one destination together, unchanged.
 type RouterProxyConfig struct {
 	Front, Back Bind
 	Options     Options
-	// Request returns the backend routing id of the server a request's
-	// header names, or ok=false when no such server is connected; then
-	// Refuse, when set, gives the ERROR [header, body] to send back.
-	Request func(header []byte) (to []byte, ok bool)
-	Refuse  func(header []byte) (h, body []byte)
-	// Backend is called for every message from a server: it returns the
-	// frontend routing id to forward it to (a reply's reply_to), or
-	// ok=false when the proxy consumed it (a HELLO) or must drop it.
-	Backend func(from, header, body []byte) (to []byte, ok bool)
+	// Request returns the backend routing id of the server a request
+	// record names, or ok=false when no such server is connected; then
+	// Refuse, when set, gives the ERROR record to send back.
+	Request func(v *envelope.View) (to []byte, ok bool)
+	Refuse  func(v *envelope.View) []byte
+	// Backend is called for every record from a server (from: its backend
+	// routing id): it returns the frontend routing id to forward it to (a
+	// reply's reply_to), or ok=false when the proxy consumed it (a HELLO)
+	// or must drop it.
+	Backend func(from []byte, v *envelope.View) (to []byte, ok bool)
 	OnDrop  func(reason error)
 	OnFail  func(err error)
 }
@@ -51,114 +54,169 @@ func StartRouterProxy(zctx *Context, cfg RouterProxyConfig) (*RouterProxy, error
 // Endpoints returns the bound frontend and backend endpoints.
 func (p *RouterProxy) Endpoints() (front, back string) { return p.front, p.back }
 
+// grouper collects records per destination routing id, so that each
+// destination gets one payload per turn.
+type grouper struct {
+	order []string
+	recs  map[string][][]byte
+}
+
+func (g *grouper) add(to, rec []byte) {
+	if g.recs == nil {
+		g.recs = map[string][][]byte{}
+	}
+	k := string(to)
+	if _, ok := g.recs[k]; !ok {
+		g.order = append(g.order, k)
+	}
+	g.recs[k] = append(g.recs[k], rec)
+}
+
+// pack packs the groups into p and empties g.
+func (g *grouper) pack(p *packer) {
+	p.reset()
+	for _, k := range g.order {
+		to := []byte(k)
+		for _, rec := range g.recs[k] {
+			p.add(to, rec)
+		}
+		delete(g.recs, k)
+	}
+	g.order = g.order[:0]
+}
+
 // Runs in the loop's goroutine; owns both ROUTERs.
 func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
-	var socks [2]*zmq.Socket
-	for i := range socks {
-		s, err := zctx.z.NewSocket(zmq.ROUTER)
-		if err != nil {
-			return fmt.Errorf("sockets: router proxy: new router: %w", err)
-		}
-		defer h.closeSocket(s)
-		if err := p.cfg.Options.apply(s); err != nil {
-			return fmt.Errorf("sockets: router proxy: %w", err)
-		}
-		if err := s.SetRouterMandatory(1); err != nil {
-			return fmt.Errorf("sockets: router proxy: router_mandatory: %w", err)
-		}
-		if err := s.SetRouterHandover(true); err != nil {
-			return fmt.Errorf("sockets: router proxy: router_handover: %w", err)
-		}
-		socks[i] = s
+	front, err := newSocket(zctx, h, zmq.ROUTER, p.cfg.Options)
+	if err != nil {
+		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
-	front, back := socks[0], socks[1]
-	var err error
-	if p.front, _, err = p.cfg.Front.bind(front); err != nil {
+	defer front.close(h)
+	back, err := newSocket(zctx, h, zmq.ROUTER, p.cfg.Options)
+	if err != nil {
+		return fmt.Errorf("sockets: router proxy: %w", err)
+	}
+	defer back.close(h)
+	if p.front, _, err = p.cfg.Front.bind(front.z); err != nil {
 		return err
 	}
-	if p.back, _, err = p.cfg.Back.bind(back); err != nil {
+	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
 	ready := make(chan struct{}, 1)
-	for _, s := range socks {
-		w, err := watch(s, ready)
-		if err != nil {
-			return fmt.Errorf("sockets: router proxy: %w", err)
-		}
-		defer w.close()
+	wf, err := watch(front.z, ready)
+	if err != nil {
+		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
+	defer wf.close()
+	wb, err := watch(back.z, ready)
+	if err != nil {
+		return fmt.Errorf("sockets: router proxy: %w", err)
+	}
+	defer wb.close()
 	started()
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
 			p.cfg.OnDrop(err)
 		}
 	}
-	forward := func(s *zmq.Socket, frames ...[]byte) error {
-		err := send(s, frames...)
-		if err != nil && (isUnreachable(err) || isAgain(err)) {
-			// The peer is gone or full: the sender resends (acks).
-			drop(fmt.Errorf("%w: forward: %v", ErrDropped, err))
-			return nil
+	var (
+		rcF, rcB       receiver
+		toBack, toFrnt grouper
+		pk             packer
+		frames         [][]byte
+		moreF, moreB   = true, true
+	)
+	// forward sends the grouped records; a peer that is gone or full
+	// loses them (senders with acks resend), counted.
+	forward := func(s *batchSocket, g *grouper) error {
+		g.pack(&pk)
+		buf := pk.bytes()
+		for off := 0; off < len(buf); {
+			done, _, err := s.send(buf[off:])
+			off += done
+			if err == nil {
+				break
+			}
+			if !isUnreachable(err) && !isAgain(err) {
+				return err
+			}
+			i := pk.indexAt(off)
+			from, to := pk.messagesOf(i)
+			drop(fmt.Errorf("%w: forward %d records: %v", ErrDropped, to-from, err))
+			off = pk.ends[i]
 		}
-		return err
+		return nil
 	}
-	never := NewOutbox(1)
+	read := func(s *batchSocket, rc *receiver, more *bool, side string, each func(from []byte, v *envelope.View)) (bool, error) {
+		batch, res := rc.recv(s)
+		if res.err != nil {
+			return false, fmt.Errorf("sockets: router proxy: %s recv: %w", side, res.err)
+		}
+		*more = res.more
+		b := Batch{buf: batch, n: res.n}
+		for {
+			var ok bool
+			if frames, ok = b.Next(frames); !ok {
+				break
+			}
+			if len(frames) != 2 {
+				drop(fmt.Errorf("%w: %d frames from a %s", ErrDropped, len(frames), side))
+				continue
+			}
+			from := frames[0]
+			if _, err := envelope.Records(frames[1], func(v *envelope.View) bool { each(from, v); return true }); err != nil {
+				drop(fmt.Errorf("%w: from a %s: %v", ErrDropped, side, err))
+			}
+		}
+		return res.n > 0, nil
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for !quitting(h.quit) {
 		busy := false
-		for i := 0; i < recvBatch; i++ {
-			frames, err := front.RecvMessageBytes(zmq.DONTWAIT)
-			if err != nil {
-				if isAgain(err) {
-					break
-				}
-				return fmt.Errorf("sockets: router proxy: front recv: %w", err)
-			}
-			busy = true
-			if len(frames) != 3 {
-				drop(fmt.Errorf("%w: %d frames from a client", ErrDropped, len(frames)))
-				continue
-			}
-			to, ok := p.cfg.Request(frames[1])
-			if !ok {
-				if p.cfg.Refuse != nil {
-					rh, rb := p.cfg.Refuse(frames[1])
-					if err := forward(front, frames[0], rh, rb); err != nil {
-						return fmt.Errorf("sockets: router proxy: refuse: %w", err)
-					}
-				} else {
+		if wf.signalled() || moreF {
+			got, err := read(front, &rcF, &moreF, "client", func(from []byte, v *envelope.View) {
+				to, ok := p.cfg.Request(v)
+				switch {
+				case ok:
+					toBack.add(to, v.Record())
+				case p.cfg.Refuse != nil:
+					toFrnt.add(from, p.cfg.Refuse(v))
+				default:
 					drop(fmt.Errorf("%w: no route", ErrDropped))
 				}
-				continue
+			})
+			if err != nil {
+				return err
 			}
-			if err := forward(back, to, frames[1], frames[2]); err != nil {
+			busy = busy || got
+		}
+		if wb.signalled() || moreB {
+			got, err := read(back, &rcB, &moreB, "server", func(from []byte, v *envelope.View) {
+				if to, ok := p.cfg.Backend(from, v); ok {
+					toFrnt.add(to, v.Record())
+				}
+			})
+			if err != nil {
+				return err
+			}
+			busy = busy || got
+		}
+		if len(toBack.order) > 0 {
+			if err := forward(back, &toBack); err != nil {
 				return fmt.Errorf("sockets: router proxy: to server: %w", err)
 			}
+			moreB = true // a send may eat the ZMQ_FD edge of what arrived meanwhile
 		}
-		for i := 0; i < recvBatch; i++ {
-			frames, err := back.RecvMessageBytes(zmq.DONTWAIT)
-			if err != nil {
-				if isAgain(err) {
-					break
-				}
-				return fmt.Errorf("sockets: router proxy: back recv: %w", err)
-			}
-			busy = true
-			if len(frames) != 3 {
-				drop(fmt.Errorf("%w: %d frames from a server", ErrDropped, len(frames)))
-				continue
-			}
-			to, ok := p.cfg.Backend(frames[0], frames[1], frames[2])
-			if !ok {
-				continue
-			}
-			if err := forward(front, to, frames[1], frames[2]); err != nil {
+		if len(toFrnt.order) > 0 {
+			if err := forward(front, &toFrnt); err != nil {
 				return fmt.Errorf("sockets: router proxy: to client: %w", err)
 			}
+			moreF = true
 		}
-		if !busy {
-			wait(ready, never, h.quit, timer, false)
+		if !busy && !moreF && !moreB {
+			wait(ready, never{}, h.quit, timer, false)
 		}
 	}
 	return nil

@@ -1,0 +1,225 @@
+package actors
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// Answers sends answers (REPLY, ERROR, ACK) back the way their request
+// came: down the connection it arrived on (the node's ROUTER, to the
+// routing id it came from), or back through the router proxy it came
+// through.
+type Answers struct {
+	Replies *sockets.Outbox // the router's
+	Peers   *sockets.Peers  // the dealers'
+}
+
+// Header returns the header of an answer of kind k to in. Through a router
+// proxy it carries the request's reply_to, which the proxy routes by.
+func (a *Answers) Header(in *Inbound, k envelope.Kind) envelope.Header {
+	h := envelope.Header{Kind: k, ID: in.Rec.ID()}
+	if in.Via != "" {
+		h.ReplyTo = in.Rec.ReplyTo()
+	}
+	return h
+}
+
+// Send queues rec, an answer to in, without waiting: a full queue is
+// ErrOutboxFull or ErrBackPressure.
+func (a *Answers) Send(in *Inbound, rec []byte) error {
+	if in.Via != "" {
+		return a.Peers.Get(in.Via).TryPush(sockets.Message{Rec: rec, Deadline: in.Rec.Deadline()})
+	}
+	return a.Replies.TryPush(sockets.Message{To: in.From, Rec: rec, Deadline: in.Rec.Deadline()})
+}
+
+// Intake turns what the socket loops receive into work: requests for the
+// handler pool (after the checks of docs/PROTOCOL.md §7, acknowledgement
+// and dedup), answers for pending calls, published messages once each.
+// What it drops it counts. Its methods run in the loops' goroutines and
+// never block.
+type Intake struct {
+	Pool    *Pool
+	Pending *Pending
+	Answers *Answers
+	// Seen dedups requests sent with AckWanted; Dedup published messages.
+	Seen  *Seen
+	Dedup *Dedup
+	// AckFilter, when set, decides whether to acknowledge a message (a
+	// test hook that loses ACKs on purpose).
+	AckFilter func(id envelope.MsgID) bool
+	Counters  *Counters
+	Log       *slog.Logger
+
+	malformed, unexpected, version *throttledLog
+}
+
+// Init sets up the intake's rate-limited logs; call it once before use.
+func (i *Intake) Init() {
+	i.malformed = &throttledLog{log: i.Log, interval: time.Second}
+	i.unexpected = &throttledLog{log: i.Log, interval: time.Second}
+	i.version = &throttledLog{log: i.Log, interval: time.Second}
+}
+
+// FromRouter takes a batch of the node's ROUTER: [routing-id, payload]
+// messages of requests. It reports whether the router should pause.
+func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
+	ins := make([]Inbound, 0, b.Len())
+	var frames [][]byte
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames); !ok {
+			break
+		}
+		if len(frames) != 2 {
+			i.bad(envelope.ErrFrames, "frames", len(frames))
+			continue
+		}
+		from := frames[0]
+		if _, err := envelope.Records(frames[1], func(v *envelope.View) bool {
+			ins = i.request(ins, v, from, "")
+			return true
+		}); err != nil {
+			i.bad(err)
+		}
+	}
+	return i.Pool.Submit(ins)
+}
+
+// FromDealer takes a batch of the DEALER towards addr: answers to this
+// node's calls, and in router-proxy mode requests for its servers. It
+// reports whether that DEALER should pause.
+func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
+	var ins []Inbound
+	var frames [][]byte
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames); !ok {
+			break
+		}
+		if len(frames) != 1 {
+			i.bad(envelope.ErrFrames, "frames", len(frames), "peer", addr)
+			continue
+		}
+		if _, err := envelope.Records(frames[0], func(v *envelope.View) bool {
+			switch v.Kind() {
+			case envelope.KindReply, envelope.KindError, envelope.KindAck:
+				i.Pending.Answer(v, i.Counters)
+			case envelope.KindCall, envelope.KindCast:
+				ins = i.request(ins, v, nil, addr)
+			default:
+				i.Counters.UnexpectedKind.Add(1)
+				i.unexpected.Warn("unexpected message kind dropped", "peer", addr, "kind", v.Kind())
+			}
+			return true
+		}); err != nil {
+			i.bad(err, "peer", addr)
+		}
+	}
+	return i.Pool.Submit(ins)
+}
+
+// FromSubscriber takes a batch of the fanout-subscriber: [prefix, payload]
+// messages of FANOUT and NOTIFY records, each handled once per (msg_id,
+// server) even when resent through another proxy.
+func (i *Intake) FromSubscriber(b sockets.Batch) {
+	var ins []Inbound
+	var frames [][]byte
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames); !ok {
+			break
+		}
+		if len(frames) != 2 {
+			i.bad(envelope.ErrFrames, "frames", len(frames))
+			continue
+		}
+		if _, err := envelope.Records(frames[1], func(v *envelope.View) bool {
+			switch k := v.Kind(); {
+			case k != envelope.KindFanout && k != envelope.KindNotify:
+				i.Counters.UnexpectedKind.Add(1)
+				i.unexpected.Warn("unexpected published message kind dropped", "kind", k)
+			case !i.Dedup.First(v.ID(), string(v.Server())):
+				i.Counters.Duplicates.Add(1)
+			default:
+				ins = append(ins, Inbound{Rec: *v})
+			}
+			return true
+		}); err != nil {
+			i.bad(err)
+		}
+	}
+	i.Pool.Submit(ins)
+}
+
+// bad counts and logs (rate-limited) a malformed message, or one of a
+// protocol version this node does not speak.
+func (i *Intake) bad(err error, args ...any) {
+	if errors.Is(err, envelope.ErrVersion) {
+		i.Counters.UnknownVersion.Add(1)
+		i.version.Warn("message of an unknown protocol version dropped (is the peer an older relay?)", append(args, "err", err)...)
+		return
+	}
+	i.Counters.Malformed.Add(1)
+	i.malformed.Warn("malformed message dropped", append(args, "err", err)...)
+}
+
+// request checks a request record and appends it to ins when a handler
+// should see it.
+func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string) []Inbound {
+	k := v.Kind()
+	switch k {
+	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
+	default:
+		i.Counters.UnexpectedKind.Add(1)
+		i.unexpected.Warn("unexpected message kind dropped", "kind", k, "id", v.ID())
+		return ins
+	}
+	if k == envelope.KindCall && (len(v.ReplyTo()) == 0 || v.Fanout()) {
+		// docs/PROTOCOL.md: a CALL must name its reply identity, and
+		// cannot be a fanout.
+		i.Counters.Malformed.Add(1)
+		i.unexpected.Warn("call without reply_to or with fanout flag dropped", "id", v.ID())
+		return ins
+	}
+	if dl := v.Deadline(); dl != 0 && dl < time.Now().UnixNano() {
+		// The caller has given up already: skip the work.
+		i.Counters.ExpiredRequests.Add(1)
+		return ins
+	}
+	in := Inbound{Rec: *v, From: from, Via: via}
+	if v.AckWanted() && (k == envelope.KindCall || k == envelope.KindCast) && !i.ackAndDedup(&in) {
+		return ins
+	}
+	return append(ins, in)
+}
+
+// ackAndDedup acknowledges a request that asks for it and reports whether
+// its handler should run (false for a duplicate; a finished call's
+// duplicate gets its remembered reply again).
+func (i *Intake) ackAndDedup(in *Inbound) bool {
+	id := in.Rec.ID()
+	if len(in.Rec.ReplyTo()) > 0 && (i.AckFilter == nil || i.AckFilter(id)) {
+		h := i.Answers.Header(in, envelope.KindAck)
+		if err := i.Answers.Send(in, h.AppendRecord(nil, nil)); err != nil {
+			i.Counters.DroppedReplies.Add(1)
+		}
+	}
+	first, reply := i.Seen.Begin(id)
+	if first {
+		return true
+	}
+	i.Counters.Duplicates.Add(1)
+	if reply != nil {
+		// Answer the resend the way it came (the first way may be gone:
+		// a router proxy that died is why it was resent).
+		if err := i.Answers.Send(in, reply); err != nil {
+			i.Counters.DroppedReplies.Add(1)
+		}
+	}
+	return false
+}

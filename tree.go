@@ -1,0 +1,207 @@
+package relay
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/sockets"
+	"github.com/relay-dev/relay/supervisor"
+)
+
+// Names of a node's actors, for KillActor and Restarts.
+const (
+	ActorPoller      = "poller"            // owns the node's bound ROUTER
+	ActorDispatcher  = "dispatcher"        // owns the handler pool
+	ActorSender      = "sender"            // owns the DEALERs towards servers
+	ActorReplyWaiter = "reply-waiter"      // resends messages with acks; fails pending calls at close
+	ActorSubscriber  = "fanout-subscriber" // owns the SUB; only in pub/sub mode
+)
+
+// loops are the socket loops running now, for the pool to resume them when
+// it has room again. Each is replaced when its actor restarts.
+type loops struct {
+	router  atomic.Pointer[sockets.Router]
+	dealers atomic.Pointer[sockets.Dealers]
+}
+
+func (l *loops) resume() {
+	if r := l.router.Load(); r != nil {
+		r.Resume()
+	}
+	if d := l.dealers.Load(); d != nil {
+		d.Resume()
+	}
+}
+
+// wire makes the parts that outlive actor restarts: the handler pool, the
+// intake that feeds it, the answer path and the resender.
+func (n *Node) wire() {
+	n.answers = &actors.Answers{Replies: n.replies, Peers: n.peers}
+	n.pool = actors.NewPool(n.serve, &n.group, n.opts.maxHandlers, n.opts.handlerQueue, n.loops.resume)
+	n.resender = actors.NewResender(n.pending, n.opts.retry, func(addr string, rec []byte, deadline int64) error {
+		return n.peers.Get(addr).TryPush(sockets.Message{Rec: rec, Deadline: deadline})
+	}, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	n.intake = &actors.Intake{
+		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
+		Dedup: actors.NewDedup(dedupSize, dedupTTL), Counters: &n.counters, Log: n.log,
+	}
+	if f := n.opts.ackFilter; f != nil {
+		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
+	}
+	n.intake.Init()
+}
+
+// socketOptions are the ZeroMQ options of every data socket of the node.
+func (n *Node) socketOptions() sockets.Options {
+	o := sockets.DefaultOptions()
+	o.HWM = n.opts.hwm
+	o.MaxMsgSize = n.opts.maxMessageSize
+	return o
+}
+
+// spawnTree spawns
+//
+//	node ─┬─ server ─┬─ dispatcher, poller (, fanout-subscriber)
+//	      └─ client ─┬─ reply-waiter, sender
+//
+// Every socket is owned by one socket actor (actors.SocketProps), which
+// starts its loop and is restarted by its supervisor when the loop fails.
+func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
+	const root = "node"
+	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
+	n.pids = map[string]*actor.PID{
+		ActorDispatcher:  pid("server/" + ActorDispatcher),
+		ActorPoller:      pid("server/" + ActorPoller),
+		ActorReplyWaiter: pid("client/" + ActorReplyWaiter),
+		ActorSender:      pid("client/" + ActorSender),
+	}
+	sopts := n.socketOptions()
+	rc := sockets.RouterConfig{
+		Bind:    sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax, Retry: 2 * time.Second},
+		Options: sopts, BacklogMax: n.opts.queueSize,
+		OnRecv:      n.intake.FromRouter,
+		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+		OnDrop: func(m *sockets.Message, err error) {
+			n.counters.DroppedReplies.Add(1)
+			n.dropped.Warn("reply dropped", "err", err)
+		},
+	}
+	poller := actors.SocketProps(&actors.SocketConfig{
+		Name: ActorPoller, Counters: &n.counters, CloseLinger: &n.linger,
+		Start: func(onFail func(error)) (actors.Loop, error) {
+			cfg := rc
+			cfg.OnFail = onFail
+			r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
+			if err != nil {
+				return nil, err
+			}
+			// A restart rebinds the same port, so clients reconnect to it.
+			rc.Bind.Port = r.Port()
+			n.loops.router.Store(r)
+			bound(r.Endpoint())
+			return r, nil
+		},
+	})
+	dc := sockets.DealersConfig{
+		Identity: n.id, Options: sopts,
+		OnRecv:      n.intake.FromDealer,
+		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+		OnDrop:      n.dropMessage,
+	}
+	sender := actors.SocketProps(&actors.SocketConfig{
+		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
+		Start: func(onFail func(error)) (actors.Loop, error) {
+			cfg := dc
+			cfg.OnFail = onFail
+			d, err := sockets.StartDealers(n.zctx, n.peers, cfg)
+			if err != nil {
+				return nil, err
+			}
+			n.loops.dealers.Store(d)
+			return d, nil
+		},
+	})
+	st := n.opts.strategy
+	serverChildren := []supervisor.Child{
+		{Name: ActorDispatcher, Props: actors.PoolProps(n.pool)},
+		{Name: ActorPoller, Props: poller},
+	}
+	if n.subState != nil {
+		n.pids[ActorSubscriber] = pid("server/" + ActorSubscriber)
+		serverChildren = append(serverChildren, supervisor.Child{Name: ActorSubscriber, Props: n.subscriberProps(sopts)})
+	}
+	server := supervisor.Props(st, serverChildren, spawned, giveUp)
+	client := supervisor.Props(st, []supervisor.Child{
+		{Name: ActorReplyWaiter, Props: actors.ResenderProps(actors.ResenderConfig{
+			Resender: n.resender, Pending: n.pending, ErrClosed: ErrClosed,
+		})},
+		{Name: ActorSender, Props: sender},
+	}, spawned, giveUp)
+	tree := supervisor.Props(st, []supervisor.Child{
+		{Name: "server", Props: server},
+		{Name: "client", Props: client},
+	}, nil, giveUp)
+	n.tree, _ = n.system.Root.SpawnNamed(tree, root)
+}
+
+// subscriberProps builds the fanout-subscriber: the socket actor of the
+// node's SUB, connected to the publisher proxies (pub/sub mode). It applies
+// the node's subscriptions to each new loop, and again at every Sync.
+func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
+	sub := &actors.Subscription{State: n.subState}
+	return actors.SocketProps(&actors.SocketConfig{
+		Name: ActorSubscriber, Counters: &n.counters, CloseLinger: &n.linger,
+		Start: func(onFail func(error)) (actors.Loop, error) {
+			loop, err := sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
+				Options:     sopts,
+				OnRecv:      n.intake.FromSubscriber,
+				OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+				OnDrop:      func(err error) { n.dropped.Warn("subscriber", "err", err) },
+				OnFail:      onFail,
+			})
+			if err != nil {
+				return nil, err
+			}
+			sub.Reset()
+			sub.Sync(loop)
+			return loop, nil
+		},
+		Receive: func(loop actors.Loop, msg any) {
+			if _, ok := msg.(actors.Sync); ok && loop != nil {
+				sub.Sync(loop.(*sockets.Subscriber))
+			}
+		},
+	})
+}
+
+// dropMessage is the sender's OnDrop: a message it gave up on (its server
+// unreachable past its deadline, a connection that failed, the node
+// closing). A call, or a publish waiting for its ACK, fails at once unless
+// it is resent anyway; a cast is counted and logged.
+func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
+	if len(m.Rec) < 20 {
+		return
+	}
+	kind := envelope.Kind(m.Rec[1])
+	var id envelope.MsgID
+	copy(id[:], m.Rec[4:20])
+	if kind == envelope.KindHeartbeat {
+		n.log.Debug("hello to a router proxy dropped", "proxy", addr, "err", err)
+		return
+	}
+	if n.resender.Resends(id) {
+		return // sent again, or expired, by the resender
+	}
+	if n.pending.Fail(id, err) {
+		return
+	}
+	if kind == envelope.KindCall {
+		return // its caller has given up already
+	}
+	n.counters.DroppedCasts.Add(1)
+	n.dropped.Warn("cast dropped", "peer", addr, "kind", kind, "err", err)
+}
