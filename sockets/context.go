@@ -2,29 +2,61 @@ package sockets
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
 
-// Context is one node's ZeroMQ context. Every socket of the node is made
-// from it; Close terminates it once every socket is closed.
+// Context is a handle on the process's ZeroMQ context, shared by every
+// node and proxy of the process: one I/O thread (and one reaper) for all of
+// them, as a raw libzmq program would have, instead of two threads per
+// node and one more thread wake-up on every hop between two nodes of the
+// process. Every socket is made from it. The context is terminated when
+// the last handle is closed.
 type Context struct {
-	z *zmq.Context
+	z    *zmq.Context
+	once sync.Once
 }
 
-// NewContext makes a ZeroMQ context with one I/O thread.
+// shared is the process's context and how many handles are open on it.
+var shared struct {
+	mu   sync.Mutex
+	z    *zmq.Context
+	refs int
+}
+
+// NewContext returns a new handle on the process's ZeroMQ context, making
+// the context when no handle is open.
 func NewContext() (*Context, error) {
-	z, err := zmq.NewContext()
-	if err != nil {
-		return nil, fmt.Errorf("sockets: new zmq context: %w", err)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.z == nil {
+		z, err := zmq.NewContext()
+		if err != nil {
+			return nil, fmt.Errorf("sockets: new zmq context: %w", err)
+		}
+		shared.z = z
 	}
-	return &Context{z: z}, nil
+	shared.refs++
+	return &Context{z: shared.z}, nil
 }
 
-// Close terminates the context. It waits for sockets still open, up to
-// timeout, and reports them as an error rather than hanging forever.
+// Close releases the handle. The last one terminates the context: it
+// waits for sockets still open, up to timeout, and reports them as an
+// error rather than hanging forever. Closing a handle twice is a no-op.
 func (c *Context) Close(timeout time.Duration) error {
+	last := false
+	c.once.Do(func() {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		if shared.refs--; shared.refs == 0 {
+			shared.z, last = nil, true
+		}
+	})
+	if !last {
+		return nil
+	}
 	done := make(chan error, 1)
 	go func() { done <- c.z.Term() }()
 	select {
