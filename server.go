@@ -197,10 +197,10 @@ func (e *badRequestError) ErrorCode() string { return CodeBadRequest }
 // topicKey is the key of a node's servers of exchange and topic.
 func topicKey(exchange, topic string) string { return exchange + "\x00" + topic }
 
-// outcome is what serving one request produced: a reply body, or an error
-// code and message (code non-empty) sent as an ERROR.
+// outcome is what serving one request produced: the handler's result, or
+// an error code and message (code non-empty) sent as an ERROR.
 type outcome struct {
-	body          []byte
+	result        any
 	code, message string
 }
 
@@ -231,13 +231,7 @@ func (n *Node) serve(in *actors.Inbound) {
 		n.counters.ExpiredRequests.Add(1)
 		return
 	}
-	h := n.answers.Header(in, envelope.KindReply)
-	body := out.body
-	if out.code != "" {
-		h.Kind = envelope.KindError
-		body = envelope.EncodeError(out.code, out.message)
-	}
-	rec := h.AppendRecord(make([]byte, 0, 64+len(h.ReplyTo)+len(body)), body)
+	rec := n.answer(in, out)
 	if v.AckWanted() {
 		n.seen.Done(v.ID(), rec)
 	}
@@ -245,6 +239,22 @@ func (n *Node) serve(in *actors.Inbound) {
 		n.counters.DroppedReplies.Add(1)
 		n.dropped.Warn("reply dropped: send queue full", "id", v.ID(), "err", err)
 	}
+}
+
+// answer encodes the REPLY (the result encoded in place) or ERROR record
+// that answers in.
+func (n *Node) answer(in *actors.Inbound, out outcome) []byte {
+	h := n.answers.Header(in, envelope.KindReply)
+	if out.code == "" {
+		b, mark := h.BeginRecord(make([]byte, 0, 256))
+		b, err := envelope.AppendBody(b, out.result)
+		if err == nil {
+			return envelope.EndRecord(b, mark)
+		}
+		out = outcome{code: CodeBadReply, message: fmt.Sprintf("encode result of %s (%T): %v", in.Rec.Method(), out.result, err)}
+	}
+	h.Kind = envelope.KindError
+	return h.AppendRecord(nil, envelope.EncodeError(out.code, out.message))
 }
 
 // run resolves and runs the handler of a request.
@@ -279,14 +289,7 @@ func (n *Node) run(ctx context.Context, v *envelope.View, oneWay bool) (out outc
 		}
 		return outcome{code: errorCode(err), message: errorMessage(err)}
 	}
-	if oneWay {
-		return outcome{}
-	}
-	body, err := envelope.EncodeBody(res)
-	if err != nil {
-		return outcome{code: CodeBadReply, message: fmt.Sprintf("encode result of %s (%T): %v", m.name, res, err)}
-	}
-	return outcome{body: body}
+	return outcome{result: res}
 }
 
 // requestTarget is the target a request addressed, built from the server's

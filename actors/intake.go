@@ -56,6 +56,9 @@ type Intake struct {
 	Log       *slog.Logger
 
 	malformed, unexpected, version *throttledLog
+
+	// Scratch space of each loop (one goroutine each; Pool.Submit copies).
+	fromRouter, fromDealer, fromSub []Inbound
 }
 
 // Init sets up the intake's rate-limited logs; call it once before use.
@@ -68,11 +71,12 @@ func (i *Intake) Init() {
 // FromRouter takes a batch of the node's ROUTER: [routing-id, payload]
 // messages of requests. It reports whether the router should pause.
 func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
-	ins := make([]Inbound, 0, b.Len())
-	var frames [][]byte
+	ins := i.fromRouter[:0]
+	var fbuf [4][]byte
+	var r envelope.Reader
 	for {
-		var ok bool
-		if frames, ok = b.Next(frames); !ok {
+		frames, ok := b.Next(fbuf[:0])
+		if !ok {
 			break
 		}
 		if len(frames) != 2 {
@@ -80,32 +84,37 @@ func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
 			continue
 		}
 		from := frames[0]
-		if _, err := envelope.Records(frames[1], func(v *envelope.View) bool {
-			ins = i.request(ins, v, from, "")
-			return true
-		}); err != nil {
+		for r.Reset(frames[1]); r.Next(); {
+			ins = i.request(ins, r.View(), from, "")
+		}
+		if err := r.Err(); err != nil {
 			i.bad(err)
 		}
 	}
-	return i.Pool.Submit(ins)
+	pause = i.Pool.Submit(ins)
+	clear(ins)
+	i.fromRouter = ins[:0]
+	return pause
 }
 
 // FromDealer takes a batch of the DEALER towards addr: answers to this
 // node's calls, and in router-proxy mode requests for its servers. It
 // reports whether that DEALER should pause.
 func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
-	var ins []Inbound
-	var frames [][]byte
+	ins := i.fromDealer[:0]
+	var fbuf [4][]byte
+	var r envelope.Reader
 	for {
-		var ok bool
-		if frames, ok = b.Next(frames); !ok {
+		frames, ok := b.Next(fbuf[:0])
+		if !ok {
 			break
 		}
 		if len(frames) != 1 {
 			i.bad(envelope.ErrFrames, "frames", len(frames), "peer", addr)
 			continue
 		}
-		if _, err := envelope.Records(frames[0], func(v *envelope.View) bool {
+		for r.Reset(frames[0]); r.Next(); {
+			v := r.View()
 			switch v.Kind() {
 			case envelope.KindReply, envelope.KindError, envelope.KindAck:
 				i.Pending.Answer(v, i.Counters)
@@ -115,30 +124,35 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 				i.Counters.UnexpectedKind.Add(1)
 				i.unexpected.Warn("unexpected message kind dropped", "peer", addr, "kind", v.Kind())
 			}
-			return true
-		}); err != nil {
+		}
+		if err := r.Err(); err != nil {
 			i.bad(err, "peer", addr)
 		}
 	}
-	return i.Pool.Submit(ins)
+	pause = i.Pool.Submit(ins)
+	clear(ins)
+	i.fromDealer = ins[:0]
+	return pause
 }
 
 // FromSubscriber takes a batch of the fanout-subscriber: [prefix, payload]
 // messages of FANOUT and NOTIFY records, each handled once per (msg_id,
 // server) even when resent through another proxy.
 func (i *Intake) FromSubscriber(b sockets.Batch) {
-	var ins []Inbound
-	var frames [][]byte
+	ins := i.fromSub[:0]
+	var fbuf [4][]byte
+	var r envelope.Reader
 	for {
-		var ok bool
-		if frames, ok = b.Next(frames); !ok {
+		frames, ok := b.Next(fbuf[:0])
+		if !ok {
 			break
 		}
 		if len(frames) != 2 {
 			i.bad(envelope.ErrFrames, "frames", len(frames))
 			continue
 		}
-		if _, err := envelope.Records(frames[1], func(v *envelope.View) bool {
+		for r.Reset(frames[1]); r.Next(); {
+			v := r.View()
 			switch k := v.Kind(); {
 			case k != envelope.KindFanout && k != envelope.KindNotify:
 				i.Counters.UnexpectedKind.Add(1)
@@ -148,12 +162,14 @@ func (i *Intake) FromSubscriber(b sockets.Batch) {
 			default:
 				ins = append(ins, Inbound{Rec: *v})
 			}
-			return true
-		}); err != nil {
+		}
+		if err := r.Err(); err != nil {
 			i.bad(err)
 		}
 	}
 	i.Pool.Submit(ins)
+	clear(ins)
+	i.fromSub = ins[:0]
 }
 
 // bad counts and logs (rate-limited) a malformed message, or one of a

@@ -199,25 +199,72 @@ func (v *View) Header() Header {
 	return h
 }
 
+// Reader reads the records of a payload frame in place, one at a time:
+//
+//	var r envelope.Reader
+//	r.Reset(frame)
+//	for r.Next() {
+//		v := r.View()
+//		...
+//	}
+//	if err := r.Err(); err != nil { ... } // the rest of the frame was dropped
+//
+// The zero Reader reads nothing. A Reader allocates nothing.
+type Reader struct {
+	rest  []byte
+	v     View
+	err   error
+	n     int
+	empty bool
+}
+
+// Reset starts reading frame.
+func (r *Reader) Reset(frame []byte) {
+	*r = Reader{rest: frame, empty: len(frame) == 0}
+}
+
+// Next reads the next record; it returns false at the end of the frame or
+// at a malformed record (see Err).
+func (r *Reader) Next() bool {
+	if r.err != nil || len(r.rest) == 0 {
+		if r.empty && r.err == nil {
+			r.err = fmt.Errorf("%w: empty payload", ErrTruncated)
+		}
+		return false
+	}
+	v, rest, err := Next(r.rest)
+	if err != nil {
+		r.err, r.rest = err, nil
+		return false
+	}
+	r.v, r.rest = v, rest
+	r.n++
+	return true
+}
+
+// View returns the record Next read. It is valid until the next call of
+// Next or Reset.
+func (r *Reader) View() *View { return &r.v }
+
+// Read returns the number of records read so far.
+func (r *Reader) Read() int { return r.n }
+
+// Err returns the error that ended the reading of a malformed frame (an
+// empty frame is one), or nil; the records after it cannot be trusted and
+// were not read.
+func (r *Reader) Err() error { return r.err }
+
 // Records calls f with each record of a payload frame, in order, until f
 // returns false. It returns the number of records read and the error that
 // stopped it, if the frame is malformed: the records before it were passed
 // to f, the rest of the frame is not. An empty frame is an error.
 func Records(frame []byte, f func(v *View) bool) (int, error) {
-	if len(frame) == 0 {
-		return 0, fmt.Errorf("%w: empty payload", ErrTruncated)
-	}
-	n := 0
-	for len(frame) > 0 {
-		v, rest, err := Next(frame)
-		if err != nil {
-			return n, err
+	var r Reader
+	r.Reset(frame)
+	for r.Next() {
+		if !f(r.View()) {
+			return r.Read(), nil
 		}
-		n++
-		if !f(&v) {
-			return n, nil
-		}
-		frame = rest
 	}
-	return n, nil
+	return r.Read(), r.Err()
 }

@@ -108,10 +108,30 @@ func (p *packer) indexAt(off int) int {
 }
 
 // receiver receives batches from one socket into a reusable buffer and
-// hands each batch out in a buffer of its own.
+// hands each batch out in memory of its own: carved from a slab, so that
+// small batches cost one allocation per slab rather than one each. A slab
+// lives as long as any batch carved from it is referenced.
 type receiver struct {
-	buf     []byte
-	maxSize int // largest message accepted, bytes
+	buf  []byte
+	slab []byte // what is left of the current slab
+}
+
+// slabSize is the size of the slabs batches are carved from; a batch
+// larger than a quarter of it gets memory of its own.
+const slabSize = 16 << 10
+
+// keep copies b into memory the caller may keep.
+func (rc *receiver) keep(b []byte) []byte {
+	if len(b) > slabSize/4 {
+		return append([]byte(nil), b...)
+	}
+	if len(rc.slab) < len(b) {
+		rc.slab = make([]byte, slabSize)
+	}
+	out := rc.slab[:len(b):len(b)]
+	copy(out, b)
+	rc.slab = rc.slab[len(b):]
+	return out
 }
 
 // recv reads what the socket holds (up to recvMax messages) and returns it
@@ -129,8 +149,7 @@ func (rc *receiver) recv(s *batchSocket) (batch []byte, res recvResult) {
 		res = s.recv(rc.buf, recvMax)
 	}
 	if res.used > 0 {
-		batch = make([]byte, res.used)
-		copy(batch, rc.buf[:res.used])
+		batch = rc.keep(rc.buf[:res.used])
 	}
 	if len(rc.buf) > recvBufSize {
 		rc.buf = nil // do not keep a buffer one large message grew

@@ -2,7 +2,6 @@ package sockets
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,40 +37,15 @@ type Dealers struct {
 	resume atomic.Bool
 }
 
-// dealer is one DEALER socket and what it could not send yet. Loop only,
-// but for edge, set by its watcher.
+// dealer is one DEALER socket and what it could not send yet. Loop only.
 type dealer struct {
 	peer   *Peer
 	s      *batchSocket
-	w      *fdWatch
 	held   []Message // taken from the peer, not sent yet (the socket would block)
 	listed bool      // in the loop's reading list
 	paused bool      // not read until Resume
 	// sending and holding2 mark a dealer while the loop builds its lists.
 	sending, holding2 bool
-	edge              atomic.Bool // set by the watcher at an edge
-}
-
-// edgeList collects the dealers whose ZMQ_FD had an edge. Safe for
-// concurrent use.
-type edgeList struct {
-	mu sync.Mutex
-	l  []*dealer
-}
-
-func (e *edgeList) add(d *dealer) {
-	e.mu.Lock()
-	e.l = append(e.l, d)
-	e.mu.Unlock()
-}
-
-func (e *edgeList) take(dst []*dealer) []*dealer {
-	e.mu.Lock()
-	dst = append(dst, e.l...)
-	clear(e.l)
-	e.l = e.l[:0]
-	e.mu.Unlock()
-	return dst
 }
 
 // StartDealers starts a Dealers loop in a new goroutine, sending what the
@@ -101,21 +75,20 @@ func (d *Dealers) Resume() {
 
 // Runs in the loop's goroutine; owns every DEALER it makes.
 func (d *Dealers) run(zctx *Context, h *handle) error {
-	readyCh := make(chan struct{}, 1)
 	byPeer := make(map[*Peer]*dealer)
+	d.peers.attach(h.p)
+	defer d.peers.attach(nil)
 	var (
-		all     []*dealer
-		edges   edgeList
+		all     []*dealer // by poller index
+		fired   []int
 		rc      receiver
 		p       packer
 		dirty   []*Peer
 		touched []*dealer
-		fired   []*dealer
 	)
 	defer func() {
 		for _, dl := range all {
 			dl.peer.requeue(dl.held)
-			dl.w.close()
 			dl.s.close(h)
 		}
 	}()
@@ -138,14 +111,13 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
 		dl := &dealer{peer: peer, s: s}
-		dl.w, err = watchEdge(s.z, readyCh, func() {
-			if !dl.edge.Swap(true) {
-				edges.add(dl)
-			}
-		})
+		i, err := h.p.add(s.z)
 		if err != nil {
 			s.close0()
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
+		}
+		if i != len(all) {
+			panic("sockets: dealers: poller index out of step")
 		}
 		byPeer[peer] = dl
 		all = append(all, dl)
@@ -187,11 +159,8 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			reading = append(reading, dl)
 		}
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	retry := false // the backlog tick passed: retry every held send
+	pending := func() bool { return d.peers.hasDirty() || d.resume.Load() }
 	for !quitting(h.quit) {
-		d.peers.rearm()
 		if d.resume.Swap(false) {
 			for _, dl := range paused {
 				dl.paused = false
@@ -201,14 +170,17 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			paused = paused[:0]
 		}
 		// Inbound: the dealers with an edge, or more to read.
-		fired = edges.take(fired[:0])
-		for _, dl := range fired {
-			dl.edge.Store(false)
+		for _, i := range fired {
+			dl := all[i]
 			read(dl)
 			if len(dl.held) > 0 {
 				touched = append(touched, dl) // an edge may mean room to send
 			}
 		}
+		// With nothing fired after a sleep, the backlog tick passed (or a
+		// wake-up came): retry every held send.
+		retry := len(fired) == 0 && len(holding) > 0
+		fired = fired[:0]
 		busy := false
 		for _, dl := range reading {
 			dl.listed = false
@@ -256,7 +228,6 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		}
 		if retry {
 			touched = append(touched, holding...)
-			retry = false
 		}
 		now := int64(0)
 		for _, dl := range touched {
@@ -298,7 +269,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		clear(touched)
 		touched = touched[:0]
 		if !busy && len(reading) == 0 {
-			retry = wait(readyCh, &d.peers.waker, h.quit, timer, len(holding) > 0) && len(holding) > 0
+			fired = h.sleep(h.p, &d.peers.waker, pending, len(holding) > 0, fired)
 		}
 	}
 	return nil

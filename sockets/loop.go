@@ -2,8 +2,6 @@ package sockets
 
 import (
 	"fmt"
-	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,26 +12,34 @@ import (
 // even when nothing else happens (to expire them).
 const pollBacklog = 5 * time.Millisecond
 
-// handle is what every loop shares: its goroutine and the quit signal.
+// handle is what every loop shares: its goroutine, the quit signal, and
+// its poller (which Stop kicks, so that a sleeping loop sees quit).
 type handle struct {
 	quit   chan struct{}
 	done   chan struct{}
 	linger time.Duration // set before quit closes; read by the loop after
+	p      *poller       // set before ready
 }
 
-// body runs a loop in its goroutine. It makes its sockets, calls ready once
-// they are usable (or returns an error instead), and serves until quit is
-// closed. Its sockets are closed by its own deferred calls.
+// body runs a loop in its goroutine. It makes its sockets (adding them to
+// h.p), calls ready once they are usable (or returns an error instead), and
+// serves until quit is closed. Its sockets are closed by its own deferred
+// calls.
 type body func(h *handle, ready func()) error
 
 // start runs b in a new goroutine and waits until it is ready. A failure
 // after ready is reported to onFail.
 func start(name string, onFail func(error), b body) (*handle, error) {
-	h := &handle{quit: make(chan struct{}), done: make(chan struct{})}
+	p, err := newPoller()
+	if err != nil {
+		return nil, fmt.Errorf("sockets: %s loop: %w", name, err)
+	}
+	h := &handle{quit: make(chan struct{}), done: make(chan struct{}), p: p}
 	ready := make(chan error, 1)
 	// Runs in its own goroutine; owns every socket b makes.
 	go func() {
 		defer close(h.done)
+		defer p.close() // after the deferred closes of b's sockets
 		isReady := false
 		err := func() (err error) {
 			defer func() {
@@ -75,6 +81,9 @@ func (h *handle) StopLinger(linger time.Duration) {
 	default:
 		h.linger = linger
 		close(h.quit)
+		if h.p != nil {
+			h.p.kick()
+		}
 	}
 	<-h.done
 }
@@ -91,89 +100,6 @@ func (h *handle) closeSocket(s *zmq.Socket) {
 // Done is closed when the loop's goroutine has ended.
 func (h *handle) Done() <-chan struct{} { return h.done }
 
-// fdWatch turns a ZeroMQ socket's ZMQ_FD into wake-ups on a channel.
-//
-// libzmq signals ZMQ_FD (edge-triggered) whenever the socket's events may
-// have changed (an edge comes whenever a command reaches the socket after
-// the socket has processed all earlier ones). Waiting for it in Go's netpoller, instead of blocking in
-// zmq_poll inside cgo, keeps the loop's goroutine off an OS thread while it
-// waits, and lets it wait for Go channels (the outbox) at the same time:
-// the loop never needs a control socket written by other goroutines.
-//
-// The watcher goroutine touches no ZeroMQ socket: it waits on a duplicate of
-// the descriptor. After an edge the loop serves the socket until a
-// non-blocking receive says EAGAIN (which leaves libzmq's pipes asleep, so
-// the next message brings a new edge) before it waits again. An edge can
-// also be eaten: epoll re-checks the descriptor when it delivers, and a send
-// on the socket may have processed libzmq's commands (and reset the
-// descriptor) in between. So the loop also reads until EAGAIN after every
-// send. A send that would block is retried at the next edge or backlog tick.
-type fdWatch struct {
-	f     *os.File
-	done  chan struct{}
-	ready chan struct{} // signalled at each edge
-	// edge is set at each edge of ZMQ_FD, before ready is signalled; the
-	// loop clears it (Swap) and then serves the socket until EAGAIN.
-	edge atomic.Bool
-}
-
-// signalled reports (and clears) whether ZMQ_FD had an edge since the last
-// call.
-func (w *fdWatch) signalled() bool { return w.edge.Swap(false) }
-
-// watch starts watching s; each edge of its ZMQ_FD does a non-blocking send
-// on ready. Runs in the loop's goroutine (it reads a socket option).
-func watch(s *zmq.Socket, ready chan struct{}) (*fdWatch, error) { return watchEdge(s, ready, nil) }
-
-// watchEdge is watch that also calls onEdge (in the watcher's goroutine)
-// at each edge, before signalling ready.
-func watchEdge(s *zmq.Socket, ready chan struct{}, onEdge func()) (*fdWatch, error) {
-	fd, err := s.GetFd()
-	if err != nil {
-		return nil, fmt.Errorf("get zmq fd: %w", err)
-	}
-	dup, err := syscall.Dup(fd)
-	if err != nil {
-		return nil, fmt.Errorf("dup zmq fd: %w", err)
-	}
-	syscall.CloseOnExec(dup)
-	if err := syscall.SetNonblock(dup, true); err != nil {
-		syscall.Close(dup)
-		return nil, fmt.Errorf("zmq fd non-blocking: %w", err)
-	}
-	f := os.NewFile(uintptr(dup), "zmq-fd")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("zmq fd raw conn: %w", err)
-	}
-	w := &fdWatch{f: f, done: make(chan struct{}), ready: ready}
-	// Runs in its own goroutine until close. One Read for its whole life:
-	// the callback signals and asks to wait again, so no edge is lost
-	// between two waits.
-	go func() {
-		defer close(w.done)
-		_ = rc.Read(func(uintptr) bool {
-			w.edge.Store(true)
-			if onEdge != nil {
-				onEdge()
-			}
-			select {
-			case ready <- struct{}{}:
-			default:
-			}
-			return false
-		})
-	}()
-	return w, nil
-}
-
-// close stops the watcher and waits for it. Call before closing the socket.
-func (w *fdWatch) close() {
-	w.f.Close()
-	<-w.done
-}
-
 // quitting reports whether quit is closed.
 func quitting(quit <-chan struct{}) bool {
 	select {
@@ -184,28 +110,32 @@ func quitting(quit <-chan struct{}) bool {
 	}
 }
 
-// wait blocks until a socket may have events, the outbox has messages, quit
-// is closed, or (when backlogged) pollBacklog passes. It reports whether it
-// woke for a socket or the backlog tick: the time to retry held sends.
-func wait(ready <-chan struct{}, out wakeable, quit <-chan struct{}, timer *time.Timer, backlogged bool) bool {
-	var tc <-chan time.Time
+// sleep parks the loop in its poller until a socket has an edge, a
+// wake-up comes, quit closes, or (when backlogged) pollBacklog passes, and
+// appends the fired sockets' indexes to fired. w, when not nil, is the
+// waker of the loop's queue: pending reports whether its queue has work,
+// checked after the loop declared itself asleep so that no wake-up is
+// missed.
+func (h *handle) sleep(p *poller, w *waker, pending func() bool, backlogged bool, fired []int) []int {
+	if w != nil {
+		w.sleeping.Store(true)
+		if pending != nil && pending() {
+			w.sleeping.Store(false)
+			return fired
+		}
+	}
+	if quitting(h.quit) {
+		return fired
+	}
+	var timeout time.Duration
 	if backlogged {
-		timer.Reset(pollBacklog)
-		tc = timer.C
+		timeout = pollBacklog
 	}
-	retry := false
-	select {
-	case <-ready:
-		retry = true
-	case <-out.wakeup():
-	case <-quit:
-	case <-tc:
-		retry = true
+	fired = p.wait(timeout, fired)
+	if w != nil {
+		w.sleeping.Store(false)
 	}
-	if backlogged {
-		timer.Stop() // Go 1.23 timers: no stale tick survives Stop
-	}
-	return retry
+	return fired
 }
 
 func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) }
@@ -213,16 +143,6 @@ func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGA
 func isUnreachable(err error) bool {
 	return zmq.AsErrno(err) == zmq.Errno(syscall.EHOSTUNREACH)
 }
-
-// wakeable is what a loop waits on for work from other goroutines.
-type wakeable interface{ wakeup() <-chan struct{} }
-
-func (w *waker) wakeup() <-chan struct{} { return w.signal }
-
-// never is a wakeable that never wakes: for loops with no outbox.
-type never struct{}
-
-func (never) wakeup() <-chan struct{} { return nil }
 
 // newSocket makes a socket of type t from zctx with o and linger 0 set (a
 // ROUTER also with ROUTER_MANDATORY and ROUTER_HANDOVER), wrapped for

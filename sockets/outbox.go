@@ -16,28 +16,38 @@ type Message struct {
 	Ref      any    // opaque to the loop, handed back to OnDrop
 }
 
-// waker wakes a loop that may be asleep: a wake-up that is already pending
-// is not repeated, so under load most pushes do not signal at all.
+// waker wakes the loop that drains a queue when it sleeps: the first push
+// after the loop declared itself asleep kicks its poller; every other push
+// (the loop is awake, or a kick is on its way) costs one atomic load, so
+// under load most pushes do not signal at all. It outlives loops: each loop
+// attaches its poller while it runs.
 type waker struct {
-	signal chan struct{} // capacity 1; the loop waits on it
-	armed  atomic.Bool   // a wake-up is pending
+	sleeping atomic.Bool // the loop sleeps, or is about to: the next push kicks it
+
+	// mu guards p.
+	mu sync.Mutex
+	p  *poller
 }
 
-func newWaker() waker { return waker{signal: make(chan struct{}, 1)} }
+func newWaker() waker { return waker{} }
 
-// wake tells the loop there is work, unless a wake-up is pending already.
+// wake tells the loop there is work, if it sleeps.
 func (w *waker) wake() {
-	if !w.armed.Load() && w.armed.CompareAndSwap(false, true) {
-		select {
-		case w.signal <- struct{}{}:
-		default:
+	if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
+		w.mu.Lock()
+		if w.p != nil {
+			w.p.kick()
 		}
+		w.mu.Unlock()
 	}
 }
 
-// rearm is called by the loop before it looks for work: a wake after this
-// point signals again.
-func (w *waker) rearm() { w.armed.Store(false) }
+// attach makes wake-ups go to p (nil: to nobody). Loop only.
+func (w *waker) attach(p *poller) {
+	w.mu.Lock()
+	w.p = p
+	w.mu.Unlock()
+}
 
 // room is a broadcast "there is room again" for pushers waiting on a full
 // queue: wait on ch, closed and replaced by the next notify.

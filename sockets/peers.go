@@ -111,6 +111,13 @@ func (p *Peer) pushLocked(m Message) {
 	p.peers.wake()
 }
 
+// hasDirty reports whether a peer has messages the loop has not taken.
+func (ps *Peers) hasDirty() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.dirty) > 0
+}
+
 // takeDirty returns the peers with new messages. Loop only.
 func (ps *Peers) takeDirty(dst []*Peer) []*Peer {
 	ps.mu.Lock()

@@ -79,17 +79,14 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
-	ready := make(chan struct{}, 1)
-	wf, err := watch(front.z, ready)
+	iF, err := h.p.add(front.z)
 	if err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
-	defer wf.close()
-	wb, err := watch(back.z, ready)
+	iB, err := h.p.add(back.z)
 	if err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
-	defer wb.close()
 	started()
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
@@ -104,11 +101,14 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 		acks            [][]byte // the ACK of each record packed in pub, and its publisher
 		ackTo           [][]byte
 		moreF, moreB    = true, true
+		fired           []int
 	)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	for !quitting(h.quit) {
-		edgeF, edgeB := wf.signalled(), wb.signalled()
+		edgeF, edgeB := false, false
+		for _, i := range fired {
+			edgeF, edgeB = edgeF || i == iF, edgeB || i == iB
+		}
+		fired = fired[:0]
 		busy := false
 		// Subscriptions arriving on the XPUB (byte 1 subscribe, 0
 		// unsubscribe, then the prefix): the XPUB filters by itself; the
@@ -136,8 +136,8 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 			}
 		}
 		if !(edgeF || moreF) {
-			if !busy {
-				wait(ready, never{}, h.quit, timer, false)
+			if !busy && !moreB {
+				fired = h.sleep(h.p, nil, nil, false, fired)
 			}
 			continue
 		}
@@ -291,19 +291,17 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			return err
 		}
 	}
-	ready := make(chan struct{}, 1)
-	w, err := watch(sub.z, ready)
+	iSub, err := h.p.add(sub.z)
 	if err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
-	defer w.close()
 	if pub != nil {
-		wp, err := watch(pub.z, ready)
-		if err != nil {
+		if _, err := h.p.add(pub.z); err != nil {
 			return fmt.Errorf("sockets: local publisher: %w", err)
 		}
-		defer wp.close()
 	}
+	s.wake.attach(h.p)
+	defer s.wake.attach(nil)
 	started()
 	drop := func(err error) {
 		if s.cfg.OnDrop != nil {
@@ -315,12 +313,15 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 	// (it flushes them as it closes): disconnect from it only after a grace
 	// period, and never while it is wanted again.
 	disconnectAt := map[string]time.Time{}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	var rc, rcPub receiver
+	var fired []int
 	more := true
 	for !quitting(h.quit) {
-		s.wake.rearm()
+		edge := false
+		for _, i := range fired {
+			edge = edge || i == iSub
+		}
+		fired = fired[:0]
 		busy := false
 	ops:
 		for {
@@ -343,7 +344,7 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 				busy = true
 			}
 		}
-		if w.signalled() || more || busy {
+		if edge || more || busy {
 			batch, res := rc.recv(sub)
 			if res.err != nil {
 				return fmt.Errorf("sockets: subscriber: recv: %w", res.err)
@@ -375,18 +376,9 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			}
 		}
 		if !busy && !more {
-			var tc <-chan time.Time
-			if !next.IsZero() {
-				timer.Reset(time.Until(next))
-				tc = timer.C
-			}
-			select {
-			case <-ready:
-			case <-s.wake.signal:
-			case <-h.quit:
-			case <-tc:
-			}
-			timer.Stop()
+			// Sleep until an edge, an Update, or the next disconnect (the
+			// backlog tick is short enough to check for it).
+			fired = h.sleep(h.p, &s.wake, func() bool { return len(s.ops) > 0 }, !next.IsZero(), fired)
 		}
 	}
 	return nil

@@ -12,9 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/latency"
 	"syscall"
 	"time"
+
+	"github.com/relay-dev/relay/internal/latency"
 
 	zmq "github.com/pebbe/zmq4"
 )

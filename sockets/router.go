@@ -87,11 +87,11 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.endpoint, r.port, err = r.cfg.Bind.bind(s.z); err != nil {
 		return err
 	}
-	w, err := watch(s.z, make(chan struct{}, 1))
-	if err != nil {
+	if _, err := h.p.add(s.z); err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
-	defer w.close()
+	r.out.attach(h.p)
+	defer r.out.attach(nil)
 	ready()
 
 	rc := receiver{}
@@ -103,14 +103,14 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	)
 	out.init(s, r.cfg.BacklogMax, r.drop)
 	defer func() { r.out.requeue(out.held.msgs) }()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	var fired []int
+	hasWork := func() bool { return r.out.Len() > 0 || (paused && r.resume.Load()) }
 	for !quitting(h.quit) {
-		r.out.rearm()
 		if paused && r.resume.Swap(false) {
 			paused, more = false, true
 		}
-		edge := w.signalled()
+		edge := len(fired) > 0
+		fired = fired[:0]
 		if (edge || more) && !paused {
 			batch, res := rc.recv(s)
 			if res.err != nil {
@@ -138,7 +138,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		// Replies held for a peer that is gone are not worth a Close's wait.
 		r.out.settle()
 		if !busy && (!more || paused) {
-			wait(w.ready, r.out, h.quit, timer, out.held.len() > 0)
+			fired = h.sleep(h.p, &r.out.waker, hasWork, out.held.len() > 0, fired)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package sockets
 
 import (
 	"fmt"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -103,17 +102,14 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
-	ready := make(chan struct{}, 1)
-	wf, err := watch(front.z, ready)
+	iF, err := h.p.add(front.z)
 	if err != nil {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
-	defer wf.close()
-	wb, err := watch(back.z, ready)
+	iB, err := h.p.add(back.z)
 	if err != nil {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
-	defer wb.close()
 	started()
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
@@ -171,11 +167,14 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 		}
 		return res.n > 0, nil
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	var fired []int
 	for !quitting(h.quit) {
+		for _, i := range fired {
+			moreF, moreB = moreF || i == iF, moreB || i == iB
+		}
+		fired = fired[:0]
 		busy := false
-		if wf.signalled() || moreF {
+		if moreF {
 			got, err := read(front, &rcF, &moreF, "client", func(from []byte, v *envelope.View) {
 				to, ok := p.cfg.Request(v)
 				switch {
@@ -192,7 +191,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			}
 			busy = busy || got
 		}
-		if wb.signalled() || moreB {
+		if moreB {
 			got, err := read(back, &rcB, &moreB, "server", func(from []byte, v *envelope.View) {
 				if to, ok := p.cfg.Backend(from, v); ok {
 					toFrnt.add(to, v.Record())
@@ -216,7 +215,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			moreF = true
 		}
 		if !busy && !moreF && !moreB {
-			wait(ready, never{}, h.quit, timer, false)
+			fired = h.sleep(h.p, nil, nil, false, fired)
 		}
 	}
 	return nil

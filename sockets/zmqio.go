@@ -30,6 +30,10 @@ typedef struct {
 	zmq_msg_t parts[RELAY_MAX_FRAMES];
 	int n;
 	size_t size;
+	// Results of the last call, here rather than in Go variables passed by
+	// address (which would escape to the heap on every call).
+	size_t used, need, done;
+	int status, dropped, events;
 } relay_rx;
 
 static relay_rx *relay_rx_new(void) { return calloc(1, sizeof(relay_rx)); }
@@ -90,12 +94,14 @@ static int relay_take(void *s, relay_rx *r, int *dropped) {
 // messages copied and their bytes in *used. When not even the first
 // message fits, *need is the size it needs; it stays in r for the next
 // call.
-static int relay_recv(void *s, relay_rx *r, char *buf, size_t cap, int max,
-                      size_t *used, int *status, size_t *need, int *dropped) {
+static int relay_recv(void *s, relay_rx *r, char *buf, size_t cap, int max) {
 	size_t off = 0;
 	int count = 0;
+	int *status = &r->status, *dropped = &r->dropped;
+	size_t *used = &r->used, *need = &r->need;
 	*status = 0;
 	*need = 0;
+	*dropped = 0;
 	while (count < max) {
 		if (r->n == 0) {
 			int e = relay_take(s, r, dropped);
@@ -132,7 +138,9 @@ static int relay_recv(void *s, relay_rx *r, char *buf, size_t cap, int max,
 // bytes of whole messages sent before it. *events is ZMQ_EVENTS after the
 // sends: a send may have processed the socket's commands and so consumed
 // the ZMQ_FD edge of a message that arrived meanwhile.
-static int relay_send(void *s, const char *buf, size_t len, size_t *done, int *events) {
+static int relay_send(void *s, relay_rx *r, const char *buf, size_t len) {
+	size_t *done = &r->done;
+	int *events = &r->events;
 	size_t off = 0;
 	int err = 0;
 	while (off < len) {
@@ -245,12 +253,9 @@ func (r *batchSocket) recv(buf []byte, max int) recvResult {
 	if len(buf) == 0 {
 		return recvResult{more: true, need: 1}
 	}
-	var used, need C.size_t
-	var status, dropped C.int
-	n := C.relay_recv(r.ptr, r.rx, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), C.int(max),
-		&used, &status, &need, &dropped)
-	res := recvResult{n: int(n), used: int(used), need: int(need), dropped: int(dropped)}
-	switch {
+	n := C.relay_recv(r.ptr, r.rx, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), C.int(max))
+	res := recvResult{n: int(n), used: int(r.rx.used), need: int(r.rx.need), dropped: int(r.rx.dropped)}
+	switch status := r.rx.status; {
 	case status == 1:
 		res.more = true
 	case status != 0:
@@ -267,13 +272,11 @@ func (r *batchSocket) send(buf []byte) (done int, readable bool, err error) {
 	if len(buf) == 0 {
 		return 0, r.readable(), nil
 	}
-	var d C.size_t
-	var events C.int
-	e := C.relay_send(r.ptr, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &d, &events)
+	e := C.relay_send(r.ptr, r.rx, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
 	if e != 0 {
 		err = zmq.Errno(syscall.Errno(e))
 	}
-	return int(d), events&C.ZMQ_POLLIN != 0, err
+	return int(r.rx.done), r.rx.events&C.ZMQ_POLLIN != 0, err
 }
 
 // readable reports whether the socket has a message to read (ZMQ_EVENTS).

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/trace"
+	"time"
 
 	xtrace "golang.org/x/exp/trace"
 )
@@ -47,13 +48,13 @@ func MeasureCost(n, traced int, op func() error) (Cost, error) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	cgo0 := cgoCalls()
-	start := nowNano()
+	start := time.Now()
 	for i := 0; i < n; i++ {
 		if err := op(); err != nil {
 			return Cost{}, err
 		}
 	}
-	elapsed := nowNano() - start
+	elapsed := time.Since(start)
 	cgo1 := cgoCalls()
 	runtime.ReadMemStats(&after)
 	c := Cost{
