@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,7 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	if t.Fanout {
 		return fmt.Errorf("%w: Call on a fanout target %s (fanout is for casts)", ErrBadTarget, t)
 	}
-	r, err := n.route(ctx, envelope.KindCall, t, method, deadline)
+	r, err := n.route(ctx, envelope.KindCall, t, method, start, deadline)
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	if h.AckWanted {
 		n.resender.Schedule(c)
 	}
-	res := n.await(ctx, c, ctxDeadline)
+	res := n.await(ctx, c, ctxDeadline, deadline.Sub(start))
 	err = n.outcome(res, t, method, reply, start, ctxDeadline)
 	if res.Err != nil {
 		c.Rec = nil // not answered: the request may still be queued
@@ -65,11 +66,12 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 // await waits for the one outcome of c: its answer, its deadline, ctx's
 // end, or the node going down. The deadline is the call's own: ctx's, or a
 // timer of the call's when ctx has none.
-func (n *Node) await(ctx context.Context, c *actors.Call, ctxDeadline bool) actors.Result {
+// timeout is how long from now the deadline is (the caller knows the time).
+func (n *Node) await(ctx context.Context, c *actors.Call, ctxDeadline bool, timeout time.Duration) actors.Result {
 	var expired <-chan time.Time
 	if !ctxDeadline {
 		t := c.Timer()
-		t.Reset(time.Until(c.Deadline))
+		t.Reset(timeout)
 		defer t.Stop()
 		expired = t.C
 	}
@@ -142,24 +144,27 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 // logged. With acks it is resent until acknowledged. Errors: ErrNoServers,
 // ErrBackPressure, ErrBadTarget, ErrClosed, ctx.Err().
 func (n *Node) Cast(ctx context.Context, t Target, method string, args any) error {
+	now := time.Now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(n.opts.callTimeout)
+		deadline = now.Add(n.opts.callTimeout)
 	}
 	if t.Fanout {
 		return n.fanout(ctx, t, method, args, deadline)
 	}
-	r, err := n.route(ctx, envelope.KindCast, t, method, deadline)
+	r, err := n.route(ctx, envelope.KindCast, t, method, now, deadline)
 	if err != nil {
 		return err
 	}
 	if !n.opts.acks {
 		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
-		rec, err := n.record(nil, &h, args)
-		if err == nil {
-			err = n.push(ctx, r.addr, rec, deadline)
+		buf := getRecord()
+		var err error
+		if *buf, err = n.record(*buf, &h, args); err == nil {
+			err = n.pushPooled(ctx, r.addr, buf, deadline)
 		}
 		if err != nil {
+			putRecord(buf)
 			return fmt.Errorf("%w: cast %s on %s", err, method, t)
 		}
 		return nil
@@ -201,7 +206,7 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 		}
 		return nil
 	}
-	addrs, err := n.all(ctx, t, deadline)
+	addrs, err := n.all(ctx, t, time.Now(), deadline)
 	if err != nil {
 		return err
 	}
@@ -248,18 +253,18 @@ func (n *Node) usable(t Target, method string) error {
 
 // route checks the node and the target and picks where a CALL or CAST
 // goes.
-func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method string, deadline time.Time) (route, error) {
+func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method string, now, deadline time.Time) (route, error) {
 	if err := n.usable(t, method); err != nil {
 		return route{}, err
 	}
 	if n.opts.routerProxy {
-		name, fronts, err := n.pickRouted(ctx, t, deadline)
+		name, fronts, err := n.pickRouted(ctx, t, now, deadline)
 		if err != nil {
 			return route{}, err
 		}
 		return route{addr: fronts[0], server: name, fronts: fronts}, nil
 	}
-	addr, err := n.pick(ctx, t, deadline)
+	addr, err := n.pick(ctx, t, now, deadline)
 	return route{addr: addr}, err
 }
 
@@ -289,10 +294,40 @@ func (n *Node) record(b []byte, h *envelope.Header, args any) ([]byte, error) {
 	return envelope.EndRecord(b, mark), nil
 }
 
+// records are the buffers of casts' records, given back by the sender
+// once it has copied them into a batch. The pool holds *[]byte, and the
+// message carries the pointer (as its Ref) back, so that a round trip
+// through the pool allocates nothing.
+var records = sync.Pool{New: func() any { return new([]byte) }}
+
+// getRecord returns an empty record buffer and its handle.
+func getRecord() *[]byte {
+	b := records.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+// putRecord gives a record buffer back by its handle.
+func putRecord(ref any) {
+	if b, ok := ref.(*[]byte); ok && cap(*b) <= 64<<10 {
+		records.Put(b)
+	}
+}
+
+// pushPooled is push for a record from getRecord: the sender gives it back
+// once it has sent (copied) it.
+func (n *Node) pushPooled(ctx context.Context, addr string, buf *[]byte, deadline time.Time) error {
+	return n.pushMessage(ctx, addr, sockets.Message{Rec: *buf, Deadline: deadline.UnixNano(), Ref: buf, Pooled: true})
+}
+
 // push queues a record for the peer at addr. A full queue is
 // ErrBackPressure (or, WithWaitOnFull, a wait until the deadline).
 func (n *Node) push(ctx context.Context, addr string, rec []byte, deadline time.Time) error {
-	m := sockets.Message{Rec: rec, Deadline: deadline.UnixNano()}
+	return n.pushMessage(ctx, addr, sockets.Message{Rec: rec, Deadline: deadline.UnixNano()})
+}
+
+func (n *Node) pushMessage(ctx context.Context, addr string, m sockets.Message) error {
+	deadline := time.Unix(0, m.Deadline)
 	p := n.peers.Get(addr)
 	if !n.opts.waitOnFull {
 		if err := p.TryPush(m); err != nil {
@@ -314,8 +349,8 @@ func (n *Node) push(ctx context.Context, addr string, rec []byte, deadline time.
 // pick returns the address of the server to send to: the next one
 // round-robin among those registered for t. When none is registered it waits
 // for one up to the discovery wait (or the deadline, if sooner).
-func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, error) {
-	addrs, err := n.all(ctx, t, deadline)
+func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, error) {
+	addrs, err := n.all(ctx, t, now, deadline)
 	if err != nil {
 		return "", err
 	}
@@ -324,11 +359,13 @@ func (n *Node) pick(ctx context.Context, t Target, deadline time.Time) (string, 
 
 // all returns every address registered for t. When none is registered it
 // waits for one up to the discovery wait (or the deadline, if sooner).
-func (n *Node) all(ctx context.Context, t Target, deadline time.Time) ([]string, error) {
+// now is the time of the caller's request (the cache's freshness is judged
+// by it).
+func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]string, error) {
 	key := t.key()
 	var timer *time.Timer
 	for {
-		addrs, changed, err := n.routes.lookup(ctx, key)
+		addrs, changed, err := n.routes.lookupAt(ctx, key, now)
 		if err != nil {
 			if errors.Is(err, matchmaker.ErrClosed) {
 				return nil, n.downErr()
@@ -351,6 +388,7 @@ func (n *Node) all(ctx context.Context, t Target, deadline time.Time) ([]string,
 		}
 		select {
 		case <-changed:
+			now = time.Now()
 		case <-timer.C:
 			return nil, fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
 		case <-ctx.Done():

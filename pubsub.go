@@ -152,7 +152,7 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 			n.pending.Put(c)
 			return err
 		}
-		res := n.await(ctx, c, false)
+		res := n.await(ctx, c, false, time.Until(ackBy))
 		n.pending.Put(c)
 		if res.Err == nil && res.Kind == envelope.KindAck {
 			return nil

@@ -70,8 +70,8 @@ func (n *Node) routers(ctx context.Context) ([]routerProxy, error) {
 
 // pickRouted chooses, in router-proxy mode, the server (by name) and the
 // proxy to send through.
-func (n *Node) pickRouted(ctx context.Context, t Target, deadline time.Time) (name string, fronts []string, err error) {
-	members, err := n.all(ctx, t, deadline)
+func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
+	members, err := n.all(ctx, t, now, deadline)
 	if err != nil {
 		return "", nil, err
 	}

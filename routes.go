@@ -40,7 +40,11 @@ func newRoutes(mm matchmaker.Matchmaker) *routes {
 // it is fresh. It also returns the matchmaker's change channel as it was
 // before the lookup, to wait on when nothing is registered.
 func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-chan struct{}, error) {
-	now := time.Now()
+	return r.lookupAt(ctx, key, time.Now())
+}
+
+// lookupAt is lookup for a caller that knows the time already.
+func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time) ([]string, <-chan struct{}, error) {
 	r.mu.RLock()
 	changed := r.changed
 	e, ok := r.entries[key]

@@ -111,6 +111,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		OnRecv:      n.intake.FromDealer,
 		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
 		OnDrop:      n.dropMessage,
+		Release:     putRecord,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,

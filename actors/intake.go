@@ -74,6 +74,7 @@ func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
 	ins := i.fromRouter[:0]
 	var fbuf [4][]byte
 	var r envelope.Reader
+	now := time.Now().UnixNano()
 	for {
 		frames, ok := b.Next(fbuf[:0])
 		if !ok {
@@ -85,7 +86,7 @@ func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
 		}
 		from := frames[0]
 		for r.Reset(frames[1]); r.Next(); {
-			ins = i.request(ins, r.View(), from, "")
+			ins = i.request(ins, r.View(), from, "", now)
 		}
 		if err := r.Err(); err != nil {
 			i.bad(err)
@@ -104,6 +105,7 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 	ins := i.fromDealer[:0]
 	var fbuf [4][]byte
 	var r envelope.Reader
+	now := int64(0) // read when a request needs it
 	for {
 		frames, ok := b.Next(fbuf[:0])
 		if !ok {
@@ -119,7 +121,10 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 			case envelope.KindReply, envelope.KindError, envelope.KindAck:
 				i.Pending.Answer(v, i.Counters)
 			case envelope.KindCall, envelope.KindCast:
-				ins = i.request(ins, v, nil, addr)
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				ins = i.request(ins, v, nil, addr, now)
 			default:
 				i.Counters.UnexpectedKind.Add(1)
 				i.unexpected.Warn("unexpected message kind dropped", "peer", addr, "kind", v.Kind())
@@ -186,7 +191,7 @@ func (i *Intake) bad(err error, args ...any) {
 
 // request checks a request record and appends it to ins when a handler
 // should see it.
-func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string) []Inbound {
+func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string, now int64) []Inbound {
 	k := v.Kind()
 	switch k {
 	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
@@ -202,7 +207,7 @@ func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via strin
 		i.unexpected.Warn("call without reply_to or with fanout flag dropped", "id", v.ID())
 		return ins
 	}
-	if dl := v.Deadline(); dl != 0 && dl < time.Now().UnixNano() {
+	if dl := v.Deadline(); dl != 0 && dl < now {
 		// The caller has given up already: skip the work.
 		i.Counters.ExpiredRequests.Add(1)
 		return ins

@@ -121,6 +121,7 @@ func (p *Pool) Close() {
 // work serves requests until the pool is closed and empty. Runs in its own
 // goroutine.
 func (p *Pool) work() {
+	in := new(Inbound) // reused: one allocation per worker, not per request
 	p.mu.Lock()
 	for {
 		for p.head == len(p.q) && !p.closed {
@@ -133,7 +134,7 @@ func (p *Pool) work() {
 			p.mu.Unlock()
 			return
 		}
-		in := p.q[p.head]
+		*in = p.q[p.head]
 		p.q[p.head] = Inbound{}
 		p.head++
 		switch {
@@ -158,7 +159,8 @@ func (p *Pool) work() {
 		if resume && p.resume != nil {
 			p.resume()
 		}
-		p.serve(&in)
+		p.serve(in)
+		*in = Inbound{} // let the batch it came in go
 		p.mu.Lock()
 	}
 }

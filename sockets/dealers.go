@@ -25,6 +25,9 @@ type DealersConfig struct {
 	OnDrop func(addr string, m *Message, err error)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
+	// Release, when set, gets back the Ref of each Pooled message once the
+	// loop has sent (copied) its records.
+	Release func(ref any)
 }
 
 // Dealers is the loop that owns the DEALER sockets towards servers, one per
@@ -141,6 +144,13 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 				d.drop(dl.peer.addr, &dl.held[j], fmt.Errorf("sockets: send to %s: %w", dl.peer.addr, err))
 			}
 			sent = to
+		}
+		if d.cfg.Release != nil {
+			for i := range dl.held[:sent] {
+				if dl.held[i].Pooled {
+					d.cfg.Release(dl.held[i].Ref)
+				}
+			}
 		}
 		n := copy(dl.held, dl.held[sent:])
 		clear(dl.held[n:])

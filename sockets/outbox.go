@@ -14,6 +14,9 @@ type Message struct {
 	Rec      []byte // the records
 	Deadline int64  // Unix ns; unsent at this time means dropped with ErrExpired. 0: none
 	Ref      any    // opaque to the loop, handed back to OnDrop
+	// Pooled says Rec is the sender's to give back (DealersConfig.Release
+	// gets Ref) once the loop has copied it into a batch.
+	Pooled bool
 }
 
 // waker wakes the loop that drains a queue when it sleeps: the first push

@@ -135,8 +135,8 @@ func (p *Peer) take(dst []Message) []Message {
 	p.taken.Add(int64(len(p.q)))
 	dst = append(dst, p.q...)
 	clear(p.q)
-	if cap(p.q) > 4096 {
-		p.q = nil
+	if cap(p.q) > 8192 {
+		p.q = nil // give back what a burst grew
 	} else {
 		p.q = p.q[:0]
 	}
