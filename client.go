@@ -211,7 +211,7 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 		return err
 	}
 	for _, addr := range addrs { // one encoding for every copy
-		if err := n.push(ctx, addr, rec, deadline); err != nil {
+		if err := n.push(ctx, n.viaInproc(addr), rec, deadline); err != nil {
 			return fmt.Errorf("%w: fanout %s on %s to %s", err, method, t, addr)
 		}
 	}
@@ -265,7 +265,7 @@ func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method s
 		return route{addr: fronts[0], server: name, fronts: fronts}, nil
 	}
 	addr, err := n.pick(ctx, t, now, deadline)
-	return route{addr: addr}, err
+	return route{addr: n.viaInproc(addr)}, err
 }
 
 // header is the header of a request of kind to t.

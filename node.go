@@ -193,7 +193,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if o.routerProxy {
 		rs, err := n.routers(startCtx)
 		if err == nil && len(rs) == 0 {
-			err = fmt.Errorf("no router proxy is registered in %s: start one with `node proxy --router`, or turn WithRouterProxy off (servers and clients must agree)", o.matchmaker)
+			err = fmt.Errorf("no router proxy is registered in %s: start one with `node proxy --router`, or turn WithRouterProxy off (servers and clients must agree)", matchmaker.Redact(o.matchmaker))
 		}
 		if err != nil {
 			n.Close()
@@ -207,7 +207,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if o.pubsub {
 		members, err := n.mm.Lookup(startCtx, publishersKey)
 		if err == nil && len(members) == 0 {
-			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", o.matchmaker)
+			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
 		}
 		if err != nil {
 			n.Close()
@@ -218,7 +218,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 			return nil, fmt.Errorf("relay: start: %w", err)
 		}
 	}
-	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", o.matchmaker)
+	if o.inproc {
+		inprocs.Store(n.endpoint, inprocEndpoint(n.id))
+	}
+	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker))
 	return n, nil
 }
 
@@ -280,6 +283,9 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	n.markDown()
+	if n.opts.inproc {
+		inprocs.Delete(n.endpoint)
+	}
 	servers, listeners := n.registered()
 	var errs []error
 	for _, s := range servers {

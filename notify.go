@@ -138,7 +138,7 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 			}
 			continue
 		}
-		if err := n.push(ctx, addr, rec, deadline); err != nil {
+		if err := n.push(ctx, n.viaInproc(addr), rec, deadline); err != nil {
 			return fmt.Errorf("%w: notify %s to pool %s", err, topic, pool)
 		}
 	}

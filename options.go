@@ -37,6 +37,7 @@ type options struct {
 	routerProxy      bool
 	maxHandlers      int
 	handlerQueue     int
+	inproc           bool
 	log              *slog.Logger
 }
 
@@ -131,6 +132,8 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
 // WithBindAddress sets the address the node's ROUTER binds and advertises.
+// "ipc://DIR" binds a Unix-domain (ipc) endpoint in directory DIR instead of
+// TCP: only nodes of the same host can reach it, without TCP's costs.
 // Default "127.0.0.1".
 func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
 
@@ -232,3 +235,9 @@ func WithMaxHandlers(n int) Option { return func(o *options) { o.maxHandlers = n
 // Call, Cast and Notify return ErrBackPressure, or wait WithWaitOnFull)
 // rather than requests being dropped. Default 4096.
 func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue = n } }
+
+// WithInproc makes the node reachable by the nodes of its own process over
+// ZeroMQ's inproc transport, and makes it reach them that way: no TCP, no
+// I/O thread between them. Nodes of other processes reach it as before.
+// Both ends need it. Default false.
+func WithInproc(on bool) Option { return func(o *options) { o.inproc = on } }

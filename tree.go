@@ -80,8 +80,12 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		ActorSender:      pid("client/" + ActorSender),
 	}
 	sopts := n.socketOptions()
+	bind := sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax, Retry: 2 * time.Second}
+	if n.opts.inproc {
+		bind.Also = []string{inprocEndpoint(n.id)}
+	}
 	rc := sockets.RouterConfig{
-		Bind:    sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax, Retry: 2 * time.Second},
+		Bind:    bind,
 		Options: sopts, BacklogMax: n.opts.queueSize,
 		OnRecv:      n.intake.FromRouter,
 		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },

@@ -3,7 +3,9 @@ package sockets
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -225,18 +227,38 @@ func (o *routerSender) flush(fresh []Message) (readable bool) {
 
 // Bind says where a loop's socket binds: Host and Port, or with Port 0 a
 // free port from [PortMin, PortMax]. A fixed port that is busy is retried
-// for up to Retry (a restarted loop rebinding its predecessor's port).
+// for up to Retry (a restarted loop rebinding its predecessor's port). A
+// Host of the form "ipc://DIR" binds an ipc endpoint in DIR instead, named
+// after the port (a node of one host reaches it without TCP). Also lists
+// endpoints the socket binds as well, such as an "inproc://" name.
 type Bind struct {
 	Host             string
 	Port             int
 	PortMin, PortMax int
 	Retry            time.Duration
+	Also             []string
 }
 
 // bind binds s as b says and returns the endpoint and port. Runs in the
 // loop's goroutine.
 func (b Bind) bind(s *zmq.Socket) (string, int, error) {
+	ep, port, err := b.bindMain(s)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, also := range b.Also {
+		if err := s.Bind(also); err != nil {
+			return "", 0, fmt.Errorf("sockets: bind %s: %w", also, err)
+		}
+	}
+	return ep, port, nil
+}
+
+func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 	host := b.Host
+	if dir, ok := strings.CutPrefix(host, "ipc://"); ok {
+		return b.bindIPC(s, dir)
+	}
 	if b.Port != 0 {
 		ep := "tcp://" + joinHostPort(host, b.Port)
 		deadline := time.Now().Add(b.Retry)
@@ -272,6 +294,38 @@ func (b Bind) bind(s *zmq.Socket) (string, int, error) {
 		lastErr = err
 	}
 	return "", 0, fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
+}
+
+// bindIPC binds an ipc endpoint in dir, named after the process and a port
+// of the range (or the fixed port, so that a restarted loop binds the same
+// name again). libzmq replaces a file of the same name, so the name must be
+// the process's own.
+func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
+	try := func(port int) (string, error) {
+		ep := fmt.Sprintf("ipc://%s/relay-%d-%d.sock", strings.TrimSuffix(dir, "/"), os.Getpid(), port)
+		return ep, s.Bind(ep)
+	}
+	if b.Port != 0 {
+		ep, err := try(b.Port)
+		if err != nil {
+			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+		}
+		return ep, b.Port, nil
+	}
+	lo, hi := b.PortMin, b.PortMax
+	if lo <= 0 || hi < lo {
+		return "", 0, fmt.Errorf("sockets: bind ipc in %s: bad port range %d-%d", dir, lo, hi)
+	}
+	var lastErr error
+	for i := 0; i < min(hi-lo+1, 200); i++ {
+		port := lo + rand.IntN(hi-lo+1)
+		ep, err := try(port)
+		if err == nil {
+			return ep, port, nil
+		}
+		lastErr = fmt.Errorf("sockets: bind %s: %w", ep, err)
+	}
+	return "", 0, lastErr
 }
 
 func joinHostPort(host string, port int) string {

@@ -1,0 +1,104 @@
+package relay_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/demo"
+)
+
+// establishedTo counts the ESTABLISHED TCP connections to the port of
+// endpoint (tcp://host:port), from /proc/net/tcp.
+func establishedTo(t *testing.T, endpoint string) int {
+	t.Helper()
+	port, err := strconv.Atoi(endpoint[strings.LastIndexByte(endpoint, ':')+1:])
+	if err != nil {
+		t.Fatalf("endpoint %q: %v", endpoint, err)
+	}
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("count connections: %v", err)
+	}
+	defer f.Close()
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		// local_address rem_address st: a connection accepted on the port.
+		if len(fs) > 3 && strings.HasSuffix(fs[1], want) && fs[3] == "01" {
+			n++
+		}
+	}
+	return n
+}
+
+// serveDemo serves compute with the demo endpoint on n.
+func serveDemo(t *testing.T, n *relay.Node, host string) *demo.Endpoint {
+	t.Helper()
+	srv, err := n.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := &demo.Endpoint{Host: host}
+	ep.Register(srv)
+	return ep
+}
+
+// Nodes of one process WithInproc reach each other over inproc: calls,
+// casts and their answers work with no TCP connection between them; a node
+// without the option still comes over TCP.
+func TestInproc(t *testing.T) {
+	mm := newMatchmaker(t)
+	srv := newNode(t, mm, "s0", relay.WithInproc(true))
+	ep := serveDemo(t, srv, "s0")
+	client := newNode(t, mm, "client", relay.WithInproc(true))
+	ctx := ctxTimeout(t, 10*time.Second)
+	if got := callInt(t, client, compute, "add", 2); got != 2 {
+		t.Fatalf("add 2 over inproc = %d", got)
+	}
+	if err := client.Cast(ctx, compute, "add", 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := ep.State().Int; got != 5 {
+			return fmt.Errorf("counter %d, want 5", got)
+		}
+		return nil
+	})
+	if n := establishedTo(t, srv.Endpoint()); n != 0 {
+		t.Errorf("%d TCP connections to the server over inproc, want 0", n)
+	}
+	tcp := newNode(t, mm, "tcp")
+	if got := callInt(t, tcp, compute, "add", 1); got != 6 {
+		t.Fatalf("add 1 over tcp = %d", got)
+	}
+	if n := establishedTo(t, srv.Endpoint()); n != 1 {
+		t.Errorf("%d TCP connections to the server, want 1 (the client without WithInproc)", n)
+	}
+}
+
+// A node bound on ipc:// is reached over a Unix-domain socket.
+func TestIPCBind(t *testing.T) {
+	mm := newMatchmaker(t)
+	dir := t.TempDir()
+	srv := newNode(t, mm, "s0", relay.WithBindAddress("ipc://"+dir))
+	serveDemo(t, srv, "s0")
+	path, ok := strings.CutPrefix(srv.Endpoint(), "ipc://")
+	if !ok {
+		t.Fatalf("endpoint %q, want ipc://", srv.Endpoint())
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("ipc socket file: %v", err)
+	}
+	client := newNode(t, mm, "client")
+	if got := callInt(t, client, compute, "add", 4); got != 4 {
+		t.Fatalf("add 4 over ipc = %d", got)
+	}
+}
