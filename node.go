@@ -57,6 +57,12 @@ type Node struct {
 	routes   *routes  // cached lookups
 	fronts   sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
 	suspects sync.Map // publisher proxy front -> time until which it is tried last
+	windows  sync.Map // publisher proxy front -> chan struct{}: the publish window
+
+	// pubMu guards the parsed publisher proxies and what they were parsed from.
+	pubMu   sync.Mutex
+	pubFrom []string
+	pubs    []publisher
 	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
 
 	// down is closed when the node stops being usable: Close began, or an

@@ -116,8 +116,8 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 	if !ok {
 		deadline = time.Now().Add(n.opts.callTimeout)
 	}
-	id := envelope.NewMsgID()
 	for pool, addrs := range pools {
+		id := envelope.NewMsgID() // one per copy: each may wait for its own ACK
 		addr := addrs[n.nextIndex(matchmaker.Key{Exchange: notifyExchange, Topic: topic, Server: pool}, len(addrs))]
 		hdr := envelope.Header{
 			Kind: envelope.KindNotify, ID: id, Deadline: deadline.UnixNano(),

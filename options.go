@@ -38,6 +38,7 @@ type options struct {
 	maxHandlers      int
 	handlerQueue     int
 	inproc           bool
+	publishWindow    int
 	log              *slog.Logger
 }
 
@@ -64,6 +65,7 @@ func defaultOptions() options {
 		dedupTTL:        5 * time.Minute,
 		maxHandlers:     256,
 		handlerQueue:    4096,
+		publishWindow:   1024,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -104,6 +106,9 @@ func (o *options) validate() error {
 	}
 	if o.maxHandlers < 1 {
 		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
+	}
+	if o.publishWindow < 1 {
+		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
 	}
 	if o.handlerQueue < 1 {
 		return bad("WithHandlerQueue", "must be at least 1, got %d", o.handlerQueue)
@@ -241,3 +246,11 @@ func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue =
 // I/O thread between them. Nodes of other processes reach it as before.
 // Both ends need it. Default false.
 func WithInproc(on bool) Option { return func(o *options) { o.inproc = on } }
+
+// WithPublishWindow bounds the fanouts and notifications a node has sent
+// through one publisher proxy with acks and not yet seen acknowledged.
+// Within the window a publish returns once it is sent, and the resender
+// sends it again through the next proxy until one acknowledges it; a full
+// window makes publishing wait (until the deadline: ErrBackPressure).
+// Default 1024.
+func WithPublishWindow(n int) Option { return func(o *options) { o.publishWindow = n } }

@@ -37,7 +37,6 @@ import (
 
 const (
 	relayExchange  = "$relay"
-	ackTimeout     = 500 * time.Millisecond
 	dedupSize      = 1 << 16
 	dedupTTL       = 5 * time.Minute
 	proxyWatchTick = time.Second
@@ -73,7 +72,7 @@ func proxyPrefix(v *envelope.View) ([]byte, bool) {
 
 // CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
 // that no subscriber would receive the message from.
-const CodeNoSubscribers = "NoSubscribers"
+const CodeNoSubscribers = actors.CodeNoSubscribers
 
 // proxyNack answers a record no subscriber of this proxy would receive.
 func proxyNack(v *envelope.View) []byte {
@@ -101,13 +100,21 @@ func parsePublisher(member string) (publisher, bool) {
 	return publisher{front: parts[0], back: parts[1], ack: parts[2] == "ack"}, true
 }
 
-// publish sends a FANOUT or NOTIFY through a publisher proxy: through the
-// next one (round-robin) and, when proxies ack, through the next again
-// until one acks or the deadline passes.
-func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
+// publishers returns the registered central proxies, parsed once per
+// change of the registration (the route cache follows the matchmaker's
+// change notices), not at every publish.
+func (n *Node) publishers(ctx context.Context) ([]publisher, error) {
 	members, _, err := n.routes.lookup(ctx, publishersKey)
 	if err != nil {
-		return fmt.Errorf("relay: look up publisher proxies: %w", err)
+		return nil, fmt.Errorf("relay: look up publisher proxies: %w", err)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	if len(n.pubFrom) == len(members) && &n.pubFrom[0] == &members[0] {
+		return n.pubs, nil
 	}
 	var pubs []publisher
 	for _, m := range members {
@@ -115,15 +122,33 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 			pubs = append(pubs, p)
 		}
 	}
+	n.pubFrom, n.pubs = members, pubs
+	return pubs, nil
+}
+
+// publish sends a FANOUT or NOTIFY through a publisher proxy, the next one
+// round-robin (a proxy that missed an ACK lately last). Without acks it is
+// sent once. With acks it is published with a window of unacknowledged
+// messages per proxy (WithPublishWindow): publish returns once the message
+// is sent and waits only while the window is full; the resender sends it
+// again through the next proxy until a proxy acknowledges it, and one no
+// proxy acknowledges by its deadline is counted in Stats().DroppedCasts
+// and logged.
+func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
+	pubs, err := n.publishers(ctx)
+	if err != nil {
+		return err
+	}
 	if len(pubs) == 0 {
 		return fmt.Errorf("%w: no publisher proxy registered (WithPubSub is on: start one with `node proxy --publisher`)", ErrNoServers)
 	}
 	start := n.nextIndex(publishersKey, len(pubs))
-	// Try the proxies that answered lately first: one that missed an ACK
-	// is probably gone, and its registration outlives it by up to a TTL.
-	pubs = append(pubs[start%len(pubs):], pubs[:start%len(pubs)]...)
+	order := make([]publisher, 0, len(pubs))
+	order = append(append(order, pubs[start:]...), pubs[:start]...)
 	now := time.Now()
-	slices.SortStableFunc(pubs, func(a, b publisher) int {
+	// Proxies that missed an ACK lately go last: one that did is
+	// probably gone, and its registration outlives it by up to a TTL.
+	slices.SortStableFunc(order, func(a, b publisher) int {
 		sa, sb := n.suspect(a.front, now), n.suspect(b.front, now)
 		switch {
 		case sa == sb:
@@ -133,59 +158,62 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 		}
 		return 1
 	})
-	start = 0
-	var lastErr error
-	nacks := 0 // proxies in a row that had no subscriber for it
-	for i := 0; ; i++ {
-		p := pubs[(start+i)%len(pubs)]
-		if !p.ack {
-			return n.push(ctx, p.front, rec, deadline)
+	p := order[0]
+	if !p.ack {
+		return n.push(ctx, p.front, rec, deadline)
+	}
+	fronts := make([]string, len(order))
+	for i, o := range order {
+		fronts[i] = o.front
+	}
+	window := n.window(p.front)
+	select {
+	case window <- struct{}{}:
+	default:
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case window <- struct{}{}:
+		case <-t.C:
+			return fmt.Errorf("%w: publish window of %s full until the deadline (WithPublishWindow %d)", ErrBackPressure, p.front, cap(window))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.down:
+			return n.downErr()
 		}
-		ackBy := time.Now().Add(ackTimeout)
-		if ackBy.After(deadline) {
-			ackBy = deadline
-		}
-		c := n.pending.GetFor(hdr.ID, ackBy)
-		n.pending.Add(c)
-		if err := n.push(ctx, p.front, rec, ackBy); err != nil {
-			n.pending.Take(c.ID)
-			n.pending.Put(c)
-			return err
-		}
-		res := n.await(ctx, c, false, time.Until(ackBy))
-		n.pending.Put(c)
-		if res.Err == nil && res.Kind == envelope.KindAck {
-			return nil
-		}
-		lastErr = res.Err
-		if errors.Is(res.Err, ErrTimeout) {
+	}
+	c := n.pending.GetFor(hdr.ID, deadline)
+	c.Rec = rec
+	n.resender.Resent(c, fronts, true)
+	c.OnFinish(func(res actors.Result) {
+		<-window
+		if res.Err == nil && n.resender.Attempts(c) > 0 {
 			n.suspects.Store(p.front, time.Now().Add(suspectFor))
 		}
-		if res.Err == nil && res.Kind == envelope.KindError {
-			code, msg, _ := envelope.DecodeError(res.Body)
-			lastErr = fmt.Errorf("proxy %s: %s: %s", p.front, code, msg)
-			if nacks++; nacks >= len(pubs) {
-				// Nobody, through any proxy, subscribes to it (yet).
-				if !time.Now().Before(deadline) {
-					return fmt.Errorf("%w: %v", ErrNoServers, lastErr)
-				}
-				nacks = 0
-				if err := sleepCtx(ctx, n.down, 10*time.Millisecond); err != nil {
-					return err
-				}
-			}
-		} else {
-			nacks = 0
+		if errors.Is(res.Err, actors.ErrNoAck) {
+			n.dropped.Warn("published message dropped: no proxy acknowledged it before its deadline", "kind", hdr.Kind, "topic", hdr.Target.Topic)
 		}
-		if errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, ErrClosed) || errors.Is(res.Err, ErrNodeFailed) {
-			return res.Err
+	})
+	n.pending.Add(c)
+	if err := n.push(ctx, p.front, rec, deadline); err != nil {
+		if n.pending.Take(c.ID) != nil {
+			<-window
 		}
-		if !time.Now().Before(deadline) {
-			return &timeoutError{what: fmt.Sprintf("publish %s %s (no proxy acknowledged; last: %v)", hdr.Kind, hdr.Target.Topic, lastErr),
-				after: time.Since(deadline.Add(-n.opts.callTimeout)), ctxExpired: false}
-		}
-		n.log.Debug("publisher proxy did not acknowledge; resending through the next", "proxy", p.front, "err", res.Err)
+		return err
 	}
+	n.resender.Schedule(c)
+	return nil
+}
+
+// window returns the window of unacknowledged publishes through the proxy
+// at front: a slot is taken per publish and given back at its ACK (or its
+// end).
+func (n *Node) window(front string) chan struct{} {
+	if w, ok := n.windows.Load(front); ok {
+		return w.(chan struct{})
+	}
+	w, _ := n.windows.LoadOrStore(front, make(chan struct{}, n.opts.publishWindow))
+	return w.(chan struct{})
 }
 
 // suspectFor is how long a proxy that missed an ACK is tried last.
@@ -385,16 +413,3 @@ func (p *PublisherProxy) Close() error {
 	})
 }
 
-// sleepCtx waits d, or returns early with ctx's error or ErrClosed.
-func sleepCtx(ctx context.Context, down <-chan struct{}, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-down:
-		return ErrClosed
-	}
-}

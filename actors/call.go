@@ -29,8 +29,9 @@ type Call struct {
 	// for resends.
 	Rec []byte
 
-	done  chan Result // capacity 1
-	timer *time.Timer // the caller's deadline timer, reused
+	done     chan Result  // capacity 1
+	timer    *time.Timer  // the caller's deadline timer, reused
+	onFinish func(Result) // when set, gets the outcome instead of done
 
 	// Resend state, owned by the resender once the call is added to it.
 	resend *Resend
@@ -48,6 +49,12 @@ func (c *Call) Timer() *time.Timer {
 	}
 	return c.timer
 }
+
+// OnFinish makes f get c's outcome, instead of a caller waiting on Done.
+// f runs in the goroutine that finishes the call (a socket loop, the
+// resender, a closing node) and must not block. Set it before the call is
+// added to the table; such a call is never reused.
+func (c *Call) OnFinish(f func(Result)) { c.onFinish = f }
 
 // Resent reports whether c is resent until acknowledged or answered.
 func (c *Call) Resent() bool { return c.resend != nil }
@@ -125,7 +132,7 @@ func (p *Pending) GetFor(id envelope.MsgID, deadline time.Time) *Call {
 // Put gives c back for reuse. Call it only when c's outcome was received
 // and nobody else holds it (not for calls that are resent).
 func (p *Pending) Put(c *Call) {
-	if c.resend != nil {
+	if c.resend != nil || c.onFinish != nil {
 		return
 	}
 	c.Rec = c.Rec[:0]
@@ -184,6 +191,10 @@ func (p *Pending) Finish(id envelope.MsgID, r Result) bool {
 	if c == nil {
 		return false
 	}
+	if c.onFinish != nil {
+		c.onFinish(r)
+		return true
+	}
 	c.done <- r
 	return true
 }
@@ -197,11 +208,15 @@ func (p *Pending) Fail(id envelope.MsgID, err error) bool {
 // the server a request names.
 const CodeNoRoute = "NoRoute"
 
+// CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
+// that no subscriber would receive a message from.
+const CodeNoSubscribers = "NoSubscribers"
+
 // Answer delivers a REPLY, ERROR or ACK record to its call. It runs in the
 // receiving loop; an answer nobody waits for is counted as late. An ACK
 // ends a cast (and a publish); a call keeps waiting for its reply. A
-// router proxy's NoRoute for a message that is resent anyway is not its
-// outcome: the next resend goes through another proxy.
+// proxy's NoRoute or NoSubscribers for a message that is resent anyway is
+// not its outcome: the next resend goes through another proxy.
 func (p *Pending) Answer(v *envelope.View, counters *Counters) {
 	id := v.ID()
 	kind := v.Kind()
@@ -216,7 +231,7 @@ func (p *Pending) Answer(v *envelope.View, counters *Counters) {
 		}
 	case envelope.KindError:
 		if c := p.peek(id); c != nil && c.resend != nil {
-			if code, _, err := envelope.DecodeError(v.Body()); err == nil && code == CodeNoRoute {
+			if code, _, err := envelope.DecodeError(v.Body()); err == nil && (code == CodeNoRoute || code == CodeNoSubscribers) {
 				return
 			}
 		}

@@ -104,7 +104,7 @@ func (r *Resender) run(now time.Time) {
 		}
 		if !c.Deadline.After(now) {
 			heap.Pop(&r.h)
-			if c.resend.Cast && r.pending.Fail(c.ID, errNoAck) {
+			if c.resend.Cast && r.pending.Fail(c.ID, ErrNoAck) {
 				lost++
 			}
 			continue
@@ -131,8 +131,9 @@ func (r *Resender) run(now time.Time) {
 	}
 }
 
-// errNoAck ends an acknowledged cast that no ACK came for.
-var errNoAck = errorString("actors: no acknowledgement before the deadline")
+// ErrNoAck ends a cast or publish with acks that no ACK came for by its
+// deadline.
+var ErrNoAck = errorString("actors: no acknowledgement before the deadline")
 
 type errorString string
 
@@ -143,6 +144,16 @@ func (e errorString) Error() string { return string(e) }
 func (r *Resender) Resends(id envelope.MsgID) bool {
 	c := r.pending.peek(id)
 	return c != nil && c.Resent()
+}
+
+// Attempts returns how often c was resent so far.
+func (r *Resender) Attempts(c *Call) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.resend == nil {
+		return 0
+	}
+	return c.resend.attempt
 }
 
 // Len returns the number of messages scheduled.
