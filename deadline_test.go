@@ -1,0 +1,87 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// 10,000 calls are pending at once, with deadlines spread over a second,
+// half from their ctx and half from WithCallTimeout; the server never
+// answers in time. Each call ends with ErrTimeout, not before its deadline
+// and within a few milliseconds after it, and none is left pending.
+func TestTenThousandPendingDeadlines(t *testing.T) {
+	mm := newMatchmaker(t)
+	srv := newNode(t, mm, "s0", relay.WithHandlerQueue(20_000))
+	s, err := srv.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Handle("hang", func(ctx context.Context, _ *relay.Request) (any, error) {
+		<-ctx.Done() // the request's deadline
+		return nil, ctx.Err()
+	})
+	const timeout = 700 * time.Millisecond
+	client := newNode(t, mm, "client", relay.WithCallTimeout(timeout), relay.WithQueueSize(20_000))
+	// The server is known before the calls start, so that discovery does
+	// not count.
+	if err := client.Call(ctxTimeout(t, 5*time.Second), compute, "nosuch", nil, nil); !errors.Is(err, relay.ErrNoSuchMethod) {
+		t.Fatalf("warm-up call: %v", err)
+	}
+
+	const n = 10_000
+	overruns := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			deadline := start.Add(timeout) // approximately: the call computes its own
+			if i%2 == 0 {
+				deadline = start.Add(200*time.Millisecond + time.Duration(i)*100*time.Microsecond)
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+			}
+			callStart := time.Now()
+			err := client.Call(ctx, compute, "hang", i, nil)
+			end := time.Now()
+			if i%2 != 0 {
+				deadline = callStart.Add(timeout)
+			}
+			overruns[i] = end.Sub(deadline)
+			if !errors.Is(err, relay.ErrTimeout) || (i%2 == 0 && !errors.Is(err, context.DeadlineExceeded)) {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("call %d: %v", i, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, b := range bad[:min(len(bad), 10)] {
+		t.Error(b)
+	}
+	slices.Sort(overruns)
+	if overruns[0] < 0 {
+		t.Errorf("a call ended %v before its deadline", -overruns[0])
+	}
+	p50, p99, worst := overruns[n/2], overruns[n*99/100], overruns[n-1]
+	t.Logf("10,000 pending calls: overrun after the deadline p50 %v, p99 %v, max %v", p50, p99, worst)
+	// A few milliseconds; generous bounds for -race on a loaded 2-core machine.
+	if p50 > 20*time.Millisecond || worst > 500*time.Millisecond {
+		t.Errorf("calls ended too long after their deadlines: p50 %v, max %v", p50, worst)
+	}
+	if st := client.Stats(); st.Pending != 0 {
+		t.Errorf("%d calls still pending after every call ended", st.Pending)
+	}
+}
