@@ -56,10 +56,10 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	}
 	res := n.await(ctx, c, ctxDeadline, deadline.Sub(start))
 	err = n.outcome(res, t, method, reply, start, ctxDeadline)
-	if res.Err != nil {
+	if res.Err != nil && !h.AckWanted {
 		c.Rec = nil // not answered: the request may still be queued
 	}
-	n.pending.Put(c)
+	n.pending.Put(c) // a resent call is left to the resender, not reused
 	return err
 }
 

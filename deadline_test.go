@@ -77,8 +77,11 @@ func TestTenThousandPendingDeadlines(t *testing.T) {
 	}
 	p50, p99, worst := overruns[n/2], overruns[n*99/100], overruns[n-1]
 	t.Logf("10,000 pending calls: overrun after the deadline p50 %v, p99 %v, max %v", p50, p99, worst)
-	// A few milliseconds; generous bounds for -race on a loaded 2-core machine.
-	if p50 > 20*time.Millisecond || worst > 500*time.Millisecond {
+	// Quiet and without -race this is p50 < 1 ms, p99 about 12 ms (the
+	// tail is 5,000 goroutines woken by the same deadline); the bounds are
+	// for -race on a loaded 2-core machine, and still fail a deadline that
+	// is missed or found by a periodic scan.
+	if p50 > 100*time.Millisecond || worst > 2*time.Second {
 		t.Errorf("calls ended too long after their deadlines: p50 %v, max %v", p50, worst)
 	}
 	if st := client.Stats(); st.Pending != 0 {

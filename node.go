@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,42 +29,44 @@ const startTimeout = 10 * time.Second
 // one with Start and release it with Close. A Node is safe for concurrent
 // use.
 type Node struct {
-	opts     options
-	log      *slog.Logger
-	id       []byte // reply identity: routing id of this node's DEALERs
-	mm       matchmaker.Matchmaker
-	zctx     *sockets.Context
-	system   *actor.ActorSystem
-	monitor  *supervisor.Monitor
-	tree     *actor.PID
-	pids     map[string]*actor.PID
-	peers    *sockets.Peers   // the dealers' send queues, one per server
-	replies  *sockets.Outbox  // the router's send queue
-	pending  *actors.Pending  // calls waiting for answers
-	resender *actors.Resender // resends messages with acks
-	pool     *actors.Pool     // runs handlers
-	intake   *actors.Intake   // turns received batches into work
-	answers  *actors.Answers  // sends answers the way requests came
-	seen     *actors.Seen     // msg_ids of requests with acks, handled once
-	subState *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
-	loops    loops            // the socket loops running now
-	counters actors.Counters
-	dropped  *actors.ThrottledLog // rate-limited warnings of drops
-	linger   actors.Linger        // how long sockets flush at close
-	group    track.Group          // handler workers, batch listeners and the node's loops
-	base     context.Context
-	cancel   context.CancelFunc
-	endpoint string
-	routes   *routes  // cached lookups
-	fronts   sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
-	suspects sync.Map // publisher proxy front -> time until which it is tried last
-	windows  sync.Map // publisher proxy front -> chan struct{}: the publish window
+	opts          options
+	log           *slog.Logger
+	id            []byte // reply identity: routing id of this node's DEALERs
+	mm            matchmaker.Matchmaker
+	zctx          *sockets.Context
+	system        *actor.ActorSystem // the process's, shared by its nodes
+	releaseSystem func()
+	root          string // the node's actors' root name in the system
+	monitor       *supervisor.Monitor
+	tree          *actor.PID
+	pids          map[string]*actor.PID
+	peers         *sockets.Peers   // the dealers' send queues, one per server
+	replies       *sockets.Outbox  // the router's send queue
+	pending       *actors.Pending  // calls waiting for answers
+	resender      *actors.Resender // resends messages with acks
+	pool          *actors.Pool     // runs handlers
+	intake        *actors.Intake   // turns received batches into work
+	answers       *actors.Answers  // sends answers the way requests came
+	seen          *actors.Seen     // msg_ids of requests with acks, handled once
+	subState      *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
+	loops         loops            // the socket loops running now
+	counters      actors.Counters
+	dropped       *actors.ThrottledLog // rate-limited warnings of drops
+	linger        actors.Linger        // how long sockets flush at close
+	group         track.Group          // handler workers, batch listeners and the node's loops
+	base          context.Context
+	cancel        context.CancelFunc
+	endpoint      string
+	routes        *routes  // cached lookups
+	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
+	suspects      sync.Map // publisher proxy front -> time until which it is tried last
+	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
 	pubMu   sync.Mutex
 	pubFrom []string
 	pubs    []publisher
-	rr       sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
+	rr      sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
 
 	// down is closed when the node stops being usable: Close began, or an
 	// actor failed for good (then failure holds why).
@@ -145,8 +148,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.dropped = actors.NewThrottledLog(n.log, time.Second)
 	n.wire()
-	n.system = supervisor.NewSystem(o.log.With("component", "actor"))
-	n.monitor = supervisor.NewMonitor(n.system, n.log)
+	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
+	n.root = "node-" + hex.EncodeToString(n.id[:8])
+	n.monitor = supervisor.NewMonitor(n.system, n.root, n.log)
 
 	bound := make(chan string, 1)
 	failed := make(chan error, 1)
@@ -334,7 +338,7 @@ func (n *Node) close() error {
 		n.log.Warn("messages dropped", "casts", s.DroppedCasts, "replies", s.DroppedReplies)
 	}
 	n.monitor.Close()
-	n.system.Shutdown()
+	n.releaseSystem()
 	if err := n.zctx.Close(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}

@@ -47,7 +47,10 @@ func (n *Node) wire() {
 	}, &n.counters, n.log.With("actor", ActorReplyWaiter))
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
-		Dedup: actors.NewDedup(dedupSize, dedupTTL), Counters: &n.counters, Log: n.log,
+		Counters: &n.counters, Log: n.log,
+	}
+	if n.opts.pubsub {
+		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)
 	}
 	if f := n.opts.ackFilter; f != nil {
 		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
@@ -71,7 +74,7 @@ func (n *Node) socketOptions() sockets.Options {
 // Every socket is owned by one socket actor (actors.SocketProps), which
 // starts its loop and is restarted by its supervisor when the loop fails.
 func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
-	const root = "node"
+	root := n.root
 	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
 	n.pids = map[string]*actor.PID{
 		ActorDispatcher:  pid("server/" + ActorDispatcher),

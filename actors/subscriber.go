@@ -76,9 +76,10 @@ type Dedup struct {
 	// mu guards the fields below.
 	mu   sync.Mutex
 	seen map[dedupKey]time.Time
-	ring []dedupKey
+	ring []dedupKey // grows to size, then is overwritten from next
 	next int
 	ttl  time.Duration
+	size int
 }
 
 // dedupKey is a msg_id and the copy it is: the copies of one notification
@@ -88,9 +89,10 @@ type dedupKey struct {
 	copy string
 }
 
-// NewDedup remembers up to size ids, each for at most ttl.
+// NewDedup remembers up to size ids, each for at most ttl. It grows as ids
+// come, up to size.
 func NewDedup(size int, ttl time.Duration) *Dedup {
-	return &Dedup{seen: make(map[dedupKey]time.Time, size), ring: make([]dedupKey, size), ttl: ttl}
+	return &Dedup{seen: make(map[dedupKey]time.Time), ttl: ttl, size: size}
 }
 
 // First reports whether the copy of message id is new (and remembers it).
@@ -102,11 +104,13 @@ func (d *Dedup) First(id envelope.MsgID, copy string) bool {
 	if t, ok := d.seen[k]; ok && now.Sub(t) < d.ttl {
 		return false
 	}
-	if old := d.ring[d.next]; !old.id.IsZero() {
-		delete(d.seen, old)
+	if len(d.ring) < d.size {
+		d.ring = append(d.ring, k)
+	} else {
+		delete(d.seen, d.ring[d.next])
+		d.ring[d.next] = k
+		d.next = (d.next + 1) % len(d.ring)
 	}
-	d.ring[d.next] = k
-	d.next = (d.next + 1) % len(d.ring)
 	d.seen[k] = now
 	return true
 }

@@ -9,7 +9,7 @@ const maxBatch = 64 << 10
 
 // recvBufSize is the size of a loop's receive buffer; it grows for a
 // message that does not fit, up to the largest message accepted.
-const recvBufSize = 256 << 10
+const recvBufSize = maxBatch
 
 // recvMax bounds how many ZeroMQ messages one receive call takes, so that
 // one busy socket cannot starve the rest of the loop.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,12 +23,14 @@ type Event struct {
 // maxEvents bounds the events a Monitor keeps.
 const maxEvents = 256
 
-// Monitor logs supervision events of one actor system and counts restarts
-// per actor name.
+// Monitor logs supervision events of one actor tree of a system (the
+// actors whose path starts with a root name) and counts restarts per actor
+// name.
 type Monitor struct {
 	system *actor.ActorSystem
 	sub    *eventstream.Subscription
 	log    *slog.Logger
+	prefix string
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -36,11 +39,16 @@ type Monitor struct {
 	waiters  []chan struct{}
 }
 
-// NewMonitor subscribes to system's supervision events.
-func NewMonitor(system *actor.ActorSystem, log *slog.Logger) *Monitor {
+// NewMonitor subscribes to system's supervision events of the actors
+// under root (their paths start with root + "/"); an empty root takes them
+// all.
+func NewMonitor(system *actor.ActorSystem, root string, log *slog.Logger) *Monitor {
 	m := &Monitor{system: system, log: log, restarts: make(map[string]int)}
+	if root != "" {
+		m.prefix = root + "/"
+	}
 	m.sub = system.EventStream.Subscribe(func(evt any) {
-		if se, ok := evt.(*actor.SupervisorEvent); ok {
+		if se, ok := evt.(*actor.SupervisorEvent); ok && strings.HasPrefix(se.Child.Id, m.prefix) {
 			m.record(se)
 		}
 	})

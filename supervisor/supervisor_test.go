@@ -29,7 +29,7 @@ func TestStrategyValidate(t *testing.T) {
 func TestCrashRestartAndGiveUp(t *testing.T) {
 	sys := supervisor.NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
-	mon := supervisor.NewMonitor(sys, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mon := supervisor.NewMonitor(sys, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer mon.Close()
 
 	started := make(chan struct{}, 16)

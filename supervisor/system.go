@@ -3,10 +3,44 @@ package supervisor
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
+
+// shared is the process's actor system and how many users hold it.
+var shared struct {
+	mu   sync.Mutex
+	sys  *actor.ActorSystem
+	refs int
+}
+
+// Shared returns the process's actor system, shared by every node of the
+// process (an actor system costs megabytes of registry before it holds one
+// actor), made with NewSystem(log) when no one holds it. Call release when
+// done; the last release shuts the system down. Each user spawns its actors
+// under a root name of its own.
+func Shared(log *slog.Logger) (sys *actor.ActorSystem, release func()) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.sys == nil {
+		shared.sys = NewSystem(log)
+	}
+	shared.refs++
+	sys = shared.sys
+	var once sync.Once
+	return sys, func() {
+		once.Do(func() {
+			shared.mu.Lock()
+			defer shared.mu.Unlock()
+			if shared.refs--; shared.refs == 0 {
+				shared.sys = nil
+				sys.Shutdown()
+			}
+		})
+	}
+}
 
 // NewSystem returns a protoactor-go actor system whose own logging goes to
 // log (protoactor-go would otherwise write coloured text to stdout) at
