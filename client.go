@@ -41,11 +41,21 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		n.pending.Put(c)
 		return err
 	}
+	if srv := n.local(r.addr); srv != nil && !h.AckWanted {
+		res, err := n.localCall(ctx, srv, c, ctxDeadline, deadline.Sub(start))
+		if err == nil {
+			err = n.outcome(res, t, method, reply, start, ctxDeadline)
+		} else {
+			err = fmt.Errorf("%w: call %s on %s", err, method, t)
+		}
+		n.pending.Put(c)
+		return err
+	}
 	if h.AckWanted {
 		n.resender.Resent(c, r.resendAddrs(), false)
 	}
 	n.pending.Add(c)
-	if err := n.push(ctx, r.addr, c.Rec, deadline); err != nil {
+	if err := n.push(ctx, r.send(), c.Rec, deadline); err != nil {
 		n.pending.Take(c.ID)
 		c.Rec = nil // the queue may still hold it
 		n.pending.Put(c)
@@ -156,12 +166,24 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	if err != nil {
 		return err
 	}
+	if srv := n.local(r.addr); srv != nil && !n.opts.acks {
+		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
+		buf := getRecord()
+		defer putRecord(buf)
+		if *buf, err = n.record(*buf, &h, args); err == nil {
+			err = n.handOver(srv, *buf)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: cast %s on %s", err, method, t)
+		}
+		return nil
+	}
 	if !n.opts.acks {
 		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
 		buf := getRecord()
 		var err error
 		if *buf, err = n.record(*buf, &h, args); err == nil {
-			err = n.pushPooled(ctx, r.addr, buf, deadline)
+			err = n.pushPooled(ctx, r.send(), buf, deadline)
 		}
 		if err != nil {
 			putRecord(buf)
@@ -177,7 +199,7 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	}
 	n.resender.Resent(c, r.resendAddrs(), true)
 	n.pending.Add(c)
-	if err := n.push(ctx, r.addr, c.Rec, deadline); err != nil {
+	if err := n.push(ctx, r.send(), c.Rec, deadline); err != nil {
 		n.pending.Take(c.ID)
 		return fmt.Errorf("%w: cast %s on %s", err, method, t)
 	}
@@ -220,9 +242,18 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 
 // route is where one request goes.
 type route struct {
-	addr   string   // the peer to send to: a server, or a router proxy's front
+	addr   string   // the peer: a server's registered endpoint, or a router proxy's front
+	via    string   // where to send to reach addr, when not addr itself (inproc)
 	server string   // router-proxy mode: the server the header names
 	fronts []string // router-proxy mode: every proxy's front, for resends
+}
+
+// send is the endpoint to send the request to.
+func (r route) send() string {
+	if r.via != "" {
+		return r.via
+	}
+	return r.addr
 }
 
 // resendAddrs is where resends of the request go in turn: the same server
@@ -232,7 +263,7 @@ func (r route) resendAddrs() []string {
 	if len(r.fronts) > 0 {
 		return r.fronts
 	}
-	return []string{r.addr}
+	return []string{r.send()}
 }
 
 // usable checks that the node is up and that t and method can be sent.
@@ -265,7 +296,10 @@ func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method s
 		return route{addr: fronts[0], server: name, fronts: fronts}, nil
 	}
 	addr, err := n.pick(ctx, t, now, deadline)
-	return route{addr: n.viaInproc(addr)}, err
+	if err != nil {
+		return route{}, err
+	}
+	return route{addr: addr, via: n.viaInproc(addr)}, nil
 }
 
 // header is the header of a request of kind to t.

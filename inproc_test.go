@@ -2,10 +2,13 @@ package relay_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,4 +104,46 @@ func TestIPCBind(t *testing.T) {
 	if got := callInt(t, client, compute, "add", 4); got != 4 {
 		t.Fatalf("add 4 over ipc = %d", got)
 	}
+}
+
+// Over the same-process hand-off, a server whose handler queue is full
+// refuses at once with ErrBackPressure, and every cast it accepted is
+// handled.
+func TestInprocBackPressure(t *testing.T) {
+	mm := newMatchmaker(t)
+	srv := newNode(t, mm, "s0", relay.WithInproc(true), relay.WithMaxHandlers(1), relay.WithHandlerQueue(10))
+	s, err := srv.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var handled atomic.Int64
+	s.Handle("count", func(context.Context, *relay.Request) (any, error) {
+		<-gate
+		handled.Add(1)
+		return nil, nil
+	})
+	client := newNode(t, mm, "client", relay.WithInproc(true))
+	ctx := ctxTimeout(t, 10*time.Second)
+	accepted := int64(0)
+	for i := 0; i < 100; i++ {
+		err := client.Cast(ctx, compute, "count", i)
+		if errors.Is(err, relay.ErrBackPressure) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted++
+	}
+	if accepted == 100 {
+		t.Fatal("100 casts into one blocked handler with a queue of 10 were all accepted")
+	}
+	close(gate)
+	waitFor(t, 5*time.Second, func() error {
+		if got := handled.Load(); got != accepted {
+			return fmt.Errorf("handled %d of %d accepted", got, accepted)
+		}
+		return nil
+	})
 }

@@ -229,7 +229,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 	}
 	if o.inproc {
-		inprocs.Store(n.endpoint, inprocEndpoint(n.id))
+		locals.Store(n.endpoint, n)
 	}
 	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker))
 	return n, nil
@@ -294,7 +294,7 @@ func (n *Node) Close() error {
 func (n *Node) close() error {
 	n.markDown()
 	if n.opts.inproc {
-		inprocs.Delete(n.endpoint)
+		locals.Delete(n.endpoint)
 	}
 	servers, listeners := n.registered()
 	var errs []error

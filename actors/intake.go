@@ -31,6 +31,10 @@ func (a *Answers) Header(in *Inbound, k envelope.Kind) envelope.Header {
 // Send queues rec, an answer to in, without waiting: a full queue is
 // ErrOutboxFull or ErrBackPressure.
 func (a *Answers) Send(in *Inbound, rec []byte) error {
+	if in.Local != nil {
+		in.Local(rec)
+		return nil
+	}
 	if in.Via != "" {
 		return a.Peers.Get(in.Via).TryPush(sockets.Message{Rec: rec, Deadline: in.Rec.Deadline()})
 	}
@@ -138,6 +142,42 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 	clear(ins)
 	i.fromDealer = ins[:0]
 	return pause
+}
+
+// ErrFull is what Local returns when the handler queue is full: the caller
+// gets back-pressure at once.
+var ErrFull = errorString("actors: handler queue full")
+
+// Local takes a request record handed over by a node of the same process,
+// whose answers go to answer. It returns ErrFull, taking nothing, when the
+// handler queue is full.
+func (i *Intake) Local(rec []byte, answer func([]byte)) error {
+	if i.Pool.Full() {
+		return ErrFull
+	}
+	var buf [1]Inbound
+	ins := buf[:0]
+	var r envelope.Reader
+	now := time.Now().UnixNano()
+	for r.Reset(rec); r.Next(); {
+		ins = i.request(ins, r.View(), nil, "", now)
+	}
+	if err := r.Err(); err != nil {
+		i.bad(err)
+	}
+	for k := range ins {
+		ins[k].Local = answer
+	}
+	i.Pool.Submit(ins)
+	return nil
+}
+
+// Answer takes answer records handed over by a node of the same process.
+func (i *Intake) Answer(rec []byte) {
+	var r envelope.Reader
+	for r.Reset(rec); r.Next(); {
+		i.Pending.Answer(r.View(), i.Counters)
+	}
 }
 
 // FromSubscriber takes a batch of the fanout-subscriber: [prefix, payload]

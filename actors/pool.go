@@ -21,6 +21,9 @@ type Inbound struct {
 	// router-proxy mode: its answers go back the same way. Empty when it
 	// came straight to the node's ROUTER.
 	Via string
+	// Local, for a request handed over by a node of the same process, takes
+	// its answers (records) directly.
+	Local func(rec []byte)
 }
 
 // Pool runs handlers on a bounded set of worker goroutines, fed by the
@@ -100,6 +103,13 @@ func (p *Pool) Queued() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.q) - p.head
+}
+
+// Full reports whether the queue is at its bound.
+func (p *Pool) Full() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.q)-p.head >= p.limit
 }
 
 // Running returns the number of workers running a handler now.
