@@ -21,6 +21,7 @@ type Stats struct {
 	Duplicates      uint64 // messages received again (resent) and handled once
 	Resends         uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
+	Cancelled       uint64 // calls cancelled by their caller while their handler ran (no answer sent)
 	Restarts        map[string]int
 
 	// Gauges, as of the call.
@@ -35,7 +36,7 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)

@@ -52,6 +52,9 @@ type Node struct {
 	loops         loops            // the socket loops running now
 	counters      actors.Counters
 	dropped       *actors.ThrottledLog // rate-limited warnings of drops
+	failed        *actors.ThrottledLog // rate-limited reports of handler failures and panics
+	running       *running             // calls whose handlers run, for CANCEL
+	invoke        Invoker              // the client interceptors' chain; nil without any
 	linger        actors.Linger        // how long sockets flush at close
 	group         track.Group          // handler workers, batch listeners and the node's loops
 	base          context.Context
@@ -106,6 +109,8 @@ type Node struct {
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithMaxHandlers(n)         handlers running at once (default 256)
 //	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
+//	WithClientInterceptor(f…)  interceptors around every call, cast, fanout and notification sent
+//	WithServerInterceptor(f…)  interceptors around every handler
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -147,6 +152,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.dropped = actors.NewThrottledLog(n.log, time.Second)
+	n.failed = actors.NewThrottledLog(n.log, time.Second)
+	n.running = newRunning()
+	n.invoke = chainClient(o.clientInterceptors, n.invoked)
 	n.wire()
 	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
