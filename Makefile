@@ -14,7 +14,7 @@ help: ## list the targets
 	@echo "relay make targets:"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## install missing system packages (libzmq3-dev, pkg-config, redis) and check go
+deps: ## install missing system packages (libzmq3-dev, pkg-config, redis, chromium, prometheus) and check go
 	@echo "==> deps: checking/installing build and test dependencies (scripts/deps.sh)"
 	@bash scripts/deps.sh
 

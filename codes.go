@@ -103,6 +103,18 @@ func (e *RemoteError) Is(target error) bool {
 	return target != nil && aliases[e.Code] == target
 }
 
+// CodeOf returns the code of err: "" for nil, else the code it travels
+// with when a handler returns it, or, for an error of Call, the code of
+// its outcome (a *RemoteError's Code; ErrTimeout: "DeadlineExceeded";
+// ErrNoServers: "Unavailable"; context.Canceled: "Canceled"; …). Metrics
+// and interceptors use it to name outcomes.
+func CodeOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errorCode(err)
+}
+
 // errorCode is the Code a handler error travels with: a *RemoteError's
 // Code, an ErrorCode() method's result, the code of a standard sentinel
 // it wraps or of a Go or relay error that implies one, else Unknown.

@@ -32,7 +32,7 @@ type Node struct {
 	opts          options
 	log           *slog.Logger
 	id            []byte // reply identity: routing id of this node's DEALERs
-	mm            matchmaker.Matchmaker
+	mm            *countedMatchmaker
 	zctx          *sockets.Context
 	system        *actor.ActorSystem // the process's, shared by its nodes
 	releaseSystem func()
@@ -55,8 +55,11 @@ type Node struct {
 	failed        *actors.ThrottledLog // rate-limited reports of handler failures and panics
 	running       *running             // calls whose handlers run, for CANCEL
 	invoke        Invoker              // the client interceptors' chain; nil without any
-	linger        actors.Linger        // how long sockets flush at close
-	group         track.Group          // handler workers, batch listeners and the node's loops
+	started       time.Time
+	extras        infoExtras            // AddInfo's
+	renewErr      atomic.Pointer[error] // the last renewal's failure, or nil
+	linger        actors.Linger         // how long sockets flush at close
+	group         track.Group           // handler workers, batch listeners and the node's loops
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
@@ -122,10 +125,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	mm, err := matchmaker.Open(o.matchmaker)
+	opened, err := matchmaker.Open(o.matchmaker)
 	if err != nil {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
 	}
+	mm := &countedMatchmaker{Matchmaker: opened}
 	zctx, err := sockets.NewContext()
 	if err != nil {
 		mm.Close()
@@ -146,6 +150,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
 		routes:    newRoutes(mm),
+		started:   time.Now(),
 	}
 	if o.pubsub {
 		n.subState = actors.NewSubState()
@@ -283,6 +288,26 @@ func (n *Node) lastFailure() string {
 	return last.Actor + ": " + last.Reason
 }
 
+// Ready returns nil when the node is ready to serve: started, not closed
+// or failed (its actors run; a failed socket actor is being restarted
+// within its restart intensity), and its last renewal of its
+// registrations worked. Else it says why. `node serve --http` answers
+// /healthz with it.
+func (n *Node) Ready() error {
+	select {
+	case <-n.down:
+		return n.downErr()
+	default:
+	}
+	if n.loops.router.Load() == nil || n.loops.dealers.Load() == nil {
+		return fmt.Errorf("relay: node %s: socket loops not running", n.opts.host)
+	}
+	if p := n.renewErr.Load(); p != nil && *p != nil {
+		return fmt.Errorf("relay: node %s: registrations not renewed: %w", n.opts.host, *p)
+	}
+	return nil
+}
+
 // Host returns the node's advertised host name.
 func (n *Node) Host() string { return n.opts.host }
 
@@ -391,6 +416,7 @@ func (n *Node) renewLoop() {
 				n.log.Warn("listener registration renewal failed; retrying", "topics", l.topics, "err", err, "retry_in", nextBackoff(backoff, period))
 			}
 		}
+		n.renewErr.Store(&failed)
 		if failed == nil {
 			if backoff != 0 {
 				n.log.Info("registrations renewed again")

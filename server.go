@@ -302,6 +302,9 @@ func (n *Node) answer(in *actors.Inbound, out outcome) []byte {
 func (n *Node) run(ctx context.Context, v *envelope.View, kind envelope.Kind) outcome {
 	oneWay := kind != envelope.KindCall
 	m, s, err := n.resolve(v)
+	if err != nil && kind == envelope.KindCall && string(v.Method()) == InfoMethod {
+		return outcome{result: n.Info()}
+	}
 	if err != nil {
 		m, s, err = n.resolveLate(ctx, v, err)
 	}

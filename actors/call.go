@@ -223,6 +223,7 @@ func (p *Pending) Answer(v *envelope.View, counters *Counters) {
 	kind := v.Kind()
 	switch kind {
 	case envelope.KindAck:
+		counters.AcksReceived.Add(1)
 		c := p.peek(id)
 		if c == nil {
 			return // a late or repeated ACK

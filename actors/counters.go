@@ -23,12 +23,14 @@ type Counters struct {
 	Resends         atomic.Uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
 	Cancelled       atomic.Uint64 // calls whose caller cancelled them while their handler ran (no answer sent)
+	AcksSent        atomic.Uint64 // ACKs sent for requests that asked for one
+	AcksReceived    atomic.Uint64 // ACKs received for this node's messages
 }
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnknownVersion, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled uint64
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived uint64
 }
 
 // Snapshot copies the counters.
@@ -47,6 +49,8 @@ func (c *Counters) Snapshot() Stats {
 		Resends:         c.Resends.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
 		Cancelled:       c.Cancelled.Load(),
+		AcksSent:        c.AcksSent.Load(),
+		AcksReceived:    c.AcksReceived.Load(),
 	}
 }
 

@@ -238,6 +238,8 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 		h := i.Answers.Header(in, envelope.KindAck)
 		if err := i.Answers.Send(in, h.AppendRecord(nil, nil)); err != nil {
 			i.Counters.DroppedReplies.Add(1)
+		} else {
+			i.Counters.AcksSent.Add(1)
 		}
 	}
 	first, reply := i.Seen.Begin(id)
