@@ -18,7 +18,8 @@ const Version = "0.11.0"
 
 // InfoMethod is the built-in method every node answers, on any target it
 // serves, with its Info (a call to a directed target of the node, with
-// this method, reaches it: see NodeInfo). Handlers cannot take its name.
+// this method, reaches it: see NodeInfo). A handler of this name, if one
+// is set, answers instead.
 const InfoMethod = "$relay.info"
 
 // Info describes a running node, as $relay.info answers it.
