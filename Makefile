@@ -14,7 +14,7 @@ help: ## list the targets
 	@echo "relay make targets:"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## install missing system packages (libzmq3-dev, pkg-config, redis) and check go
+deps: ## install missing system packages (libzmq3-dev, pkg-config, redis, chromium, prometheus) and check go
 	@echo "==> deps: checking/installing build and test dependencies (scripts/deps.sh)"
 	@bash scripts/deps.sh
 
@@ -31,6 +31,12 @@ test: deps ## go vet, then all tests with the race detector
 demo: deps ## run the demo cluster (go run ./cmd/node demo)
 	@echo "==> demo: go run ./cmd/node demo"
 	$(GO) run ./cmd/node demo
+	@echo "==> demo: to watch a cluster live in your browser (node dashboard), run it across processes on Redis:"
+	@echo "      go build -o node ./cmd/node && redis-server --port 6379 --daemonize yes"
+	@echo "      ./node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute --http 127.0.0.1:9101 &"
+	@echo "      ./node serve --matchmaker redis://127.0.0.1:6379 --host beta  --topic compute --http 127.0.0.1:9102 &"
+	@echo "      ./node dashboard --matchmaker redis://127.0.0.1:6379 --http 127.0.0.1:8080 &"
+	@echo "    then open http://127.0.0.1:8080/ and send calls: ./node call --matchmaker redis://127.0.0.1:6379 --topic compute add 5"
 
 bench: deps ## benchmark relay against raw libzmq (go run ./cmd/node bench)
 	@echo "==> bench: go run ./cmd/node bench"

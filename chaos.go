@@ -9,19 +9,25 @@ import (
 // Stats counts what a node dropped or refused, and how often its actors
 // restarted. Nothing relay drops goes uncounted.
 type Stats struct {
-	Malformed       uint64 // inbound messages dropped as malformed
-	UnknownVersion  uint64 // inbound messages dropped: a protocol version this node does not speak
-	UnexpectedKind  uint64 // messages of a kind the receiver does not take
-	ExpiredRequests uint64 // requests skipped: their deadline had passed on arrival
-	DroppedReplies  uint64 // replies that could not be delivered to their caller
-	DroppedCasts    uint64 // casts that could not be sent
-	LateReplies     uint64 // replies that came after their call had ended
-	HandlerPanics   uint64 // handler panics, returned to callers as RemoteError
-	FailedCasts     uint64 // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
-	Duplicates      uint64 // messages received again (resent) and handled once
-	Resends         uint64 // messages sent again for want of an ACK or a reply
-	LoopFailures    uint64 // socket loops that failed (their actor restarted)
-	Restarts        map[string]int
+	Malformed       uint64         // inbound messages dropped as malformed
+	UnknownVersion  uint64         // inbound messages dropped: a protocol version this node does not speak
+	UnexpectedKind  uint64         // messages of a kind the receiver does not take
+	ExpiredRequests uint64         // requests skipped: their deadline had passed on arrival
+	DroppedReplies  uint64         // replies that could not be delivered to their caller
+	DroppedCasts    uint64         // casts that could not be sent
+	LateReplies     uint64         // replies that came after their call had ended
+	HandlerPanics   uint64         // handler panics, returned to callers as RemoteError
+	FailedCasts     uint64         // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
+	Duplicates      uint64         // messages received again (resent) and handled once
+	Resends         uint64         // messages sent again for want of an ACK or a reply
+	LoopFailures    uint64         // socket loops that failed (their actor restarted)
+	Cancelled       uint64         // calls cancelled by their caller while their handler ran (no answer sent)
+	AcksSent        uint64         // ACKs this node's servers sent
+	AcksReceived    uint64         // ACKs this node received for its messages
+	Restarts        map[string]int // by actor name
+	// MatchmakerOps and MatchmakerErrors count the matchmaker's operations
+	// (register, register_many, unregister, lookup) and their failures.
+	MatchmakerOps, MatchmakerErrors map[string]uint64
 
 	// Gauges, as of the call.
 	Handlers int // handlers running (at most WithMaxHandlers)
@@ -35,12 +41,13 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)
 	}
 	st.Handlers, st.Queued, st.Pending = n.pool.Running(), n.pool.Queued(), n.pending.Len()
+	st.MatchmakerOps, st.MatchmakerErrors = n.mm.snapshot()
 	return st
 }
 

@@ -20,14 +20,28 @@ import (
 // exactly one of: nil (reply filled), a *RemoteError (the handler's error or
 // panic), an error matching ErrNoSuchMethod, ErrTimeout (also
 // context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
-// ErrBackPressure, ErrBadTarget, ErrClosed, or ctx.Err() when ctx was
-// cancelled. The deadline is ctx's, or WithCallTimeout from now.
+// ErrBackPressure, ErrBadTarget, ErrBadHeader, ErrClosed, or ctx.Err()
+// when ctx was cancelled. The deadline is ctx's, or WithCallTimeout from
+// now. When ctx is cancelled before the answer, Call returns
+// context.Canceled at once and tells the server, which cancels the
+// handler's context. The call carries ctx's headers (WithHeader), and
+// stores its answer's in WithReplyHeader's destination.
 func (n *Node) Call(ctx context.Context, t Target, method string, args, reply any) error {
 	start := time.Now()
-	deadline, ctxDeadline := ctx.Deadline()
-	if !ctxDeadline {
+	deadline, ok := ctx.Deadline()
+	if !ok {
 		deadline = start.Add(n.opts.callTimeout)
 	}
+	if n.invoke != nil {
+		return n.intercepted(ctx, KindCall, t, method, deadline, args, reply)
+	}
+	return n.call(ctx, t, method, args, reply, start, deadline, outgoingOf(ctx))
+}
+
+// call is Call begun at start, with its deadline, and the headers to send
+// and where to put the answer's (out, nil for none).
+func (n *Node) call(ctx context.Context, t Target, method string, args, reply any, start, deadline time.Time, out *outgoing) error {
+	_, ctxDeadline := ctx.Deadline()
 	if t.Fanout {
 		return fmt.Errorf("%w: Call on a fanout target %s (fanout is for casts)", ErrBadTarget, t)
 	}
@@ -37,16 +51,25 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 	}
 	c := n.pending.Get(deadline)
 	h := n.header(envelope.KindCall, c.ID, t, r, method, deadline)
-	if c.Rec, err = n.record(c.Rec[:0], &h, args); err != nil {
+	if err = setMeta(&h, out); err == nil {
+		c.Rec, err = n.record(c.Rec[:0], &h, args)
+	}
+	if err != nil {
 		n.pending.Put(c)
 		return err
 	}
 	if srv := n.local(r.addr); srv != nil && !h.AckWanted {
 		res, err := n.localCall(ctx, srv, c, ctxDeadline, deadline.Sub(start))
-		if err == nil {
-			err = n.outcome(res, t, method, reply, start, ctxDeadline)
-		} else {
-			err = fmt.Errorf("%w: call %s on %s", err, method, t)
+		if err != nil {
+			n.pending.Put(c)
+			return fmt.Errorf("%w: call %s on %s", err, method, t)
+		}
+		if res.Err == context.Canceled {
+			srv.onCancel(c.ID, n.id)
+		}
+		err = n.outcome(res, t, method, reply, start, ctxDeadline)
+		if out != nil && out.reply != nil {
+			*out.reply = n.replyHeader(res)
 		}
 		n.pending.Put(c)
 		return err
@@ -65,7 +88,13 @@ func (n *Node) Call(ctx context.Context, t Target, method string, args, reply an
 		n.resender.Schedule(c)
 	}
 	res := n.await(ctx, c, ctxDeadline, deadline.Sub(start))
+	if res.Err == context.Canceled {
+		n.cancelRemote(&h, r.send())
+	}
 	err = n.outcome(res, t, method, reply, start, ctxDeadline)
+	if out != nil && out.reply != nil {
+		*out.reply = n.replyHeader(res)
+	}
 	if res.Err != nil && !h.AckWanted {
 		c.Rec = nil // not answered: the request may still be queued
 	}
@@ -151,16 +180,30 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 // never a drop later. A queued cast is sent when the server takes it; one
 // whose server stays unreachable past its deadline (ctx's, or
 // WithCallTimeout from now) is dropped, counted in Stats().DroppedCasts and
-// logged. With acks it is resent until acknowledged. Errors: ErrNoServers,
-// ErrBackPressure, ErrBadTarget, ErrClosed, ctx.Err().
+// logged. With acks it is resent until acknowledged. It carries ctx's
+// headers (WithHeader). Errors: ErrNoServers, ErrBackPressure,
+// ErrBadTarget, ErrBadHeader, ErrClosed, ctx.Err().
 func (n *Node) Cast(ctx context.Context, t Target, method string, args any) error {
 	now := time.Now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = now.Add(n.opts.callTimeout)
 	}
+	if n.invoke != nil {
+		kind := KindCast
+		if t.Fanout {
+			kind = KindFanout
+		}
+		return n.intercepted(ctx, kind, t, method, deadline, args, nil)
+	}
+	return n.cast(ctx, t, method, args, now, deadline, outgoingOf(ctx))
+}
+
+// cast is Cast begun at now, with its deadline and the headers to send
+// (out, nil for none).
+func (n *Node) cast(ctx context.Context, t Target, method string, args any, now, deadline time.Time, out *outgoing) error {
 	if t.Fanout {
-		return n.fanout(ctx, t, method, args, deadline)
+		return n.fanout(ctx, t, method, args, deadline, out)
 	}
 	r, err := n.route(ctx, envelope.KindCast, t, method, now, deadline)
 	if err != nil {
@@ -181,8 +224,11 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	if !n.opts.acks {
 		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
 		buf := getRecord()
-		var err error
-		if *buf, err = n.record(*buf, &h, args); err == nil {
+		err := setMeta(&h, out)
+		if err == nil {
+			*buf, err = n.record(*buf, &h, args)
+		}
+		if err == nil {
 			err = n.pushPooled(ctx, r.send(), buf, deadline)
 		}
 		if err != nil {
@@ -194,7 +240,10 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 	// Resent by the resender until acknowledged; nobody waits.
 	c := n.pending.Get(deadline)
 	h := n.header(envelope.KindCast, c.ID, t, r, method, deadline)
-	if c.Rec, err = n.record(c.Rec[:0], &h, args); err != nil {
+	if err = setMeta(&h, out); err == nil {
+		c.Rec, err = n.record(c.Rec[:0], &h, args)
+	}
+	if err != nil {
 		return err
 	}
 	n.resender.Resent(c, r.resendAddrs(), true)
@@ -209,7 +258,7 @@ func (n *Node) Cast(ctx context.Context, t Target, method string, args any) erro
 
 // fanout sends one FANOUT message, with one msg_id, to every server
 // registered for t's topic (t.Server is ignored).
-func (n *Node) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time) error {
+func (n *Node) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time, out *outgoing) error {
 	t.Server = ""
 	if err := n.usable(t, method); err != nil {
 		return err
@@ -218,6 +267,9 @@ func (n *Node) fanout(ctx context.Context, t Target, method string, args any, de
 		return fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
 	}
 	h := n.header(envelope.KindFanout, envelope.NewMsgID(), t, route{}, method, deadline)
+	if err := setMeta(&h, out); err != nil {
+		return err
+	}
 	rec, err := n.record(nil, &h, args)
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ var (
 	// ErrNodeFailed: an actor of the node failed more often than its
 	// supervisor allows; the node must be closed and started again.
 	ErrNodeFailed = errors.New("relay: node failed")
+	// ErrBadHeader: headers that cannot be sent (too long once encoded) or
+	// that arrived malformed.
+	ErrBadHeader = errors.New("relay: bad header")
 )
 
 // Error codes of ERROR messages that relay itself produces (see
@@ -43,12 +46,17 @@ const (
 
 // RemoteError is a handler's error, returned by Call. Code is the error's
 // code: the Code of a *RemoteError the handler returned, the ErrorCode() of
-// an error that has that method, else the error's Go type name.
+// an error that has that method, the standard code of a sentinel the error
+// wraps (ErrNotFound: "NotFound") or that a Go error implies
+// (fs.ErrNotExist: "NotFound", context.DeadlineExceeded:
+// "DeadlineExceeded"), else "Unknown". errors.Is(err, ErrNotFound) holds
+// for a RemoteError of code "NotFound" (see the Code constants).
 type RemoteError struct {
 	Code    string
 	Message string
 }
 
+// Error returns "relay: remote error CODE: MESSAGE".
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("relay: remote error %s: %s", e.Code, e.Message)
 }

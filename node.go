@@ -32,7 +32,7 @@ type Node struct {
 	opts          options
 	log           *slog.Logger
 	id            []byte // reply identity: routing id of this node's DEALERs
-	mm            matchmaker.Matchmaker
+	mm            *countedMatchmaker
 	zctx          *sockets.Context
 	system        *actor.ActorSystem // the process's, shared by its nodes
 	releaseSystem func()
@@ -52,8 +52,14 @@ type Node struct {
 	loops         loops            // the socket loops running now
 	counters      actors.Counters
 	dropped       *actors.ThrottledLog // rate-limited warnings of drops
-	linger        actors.Linger        // how long sockets flush at close
-	group         track.Group          // handler workers, batch listeners and the node's loops
+	failed        *actors.ThrottledLog // rate-limited reports of handler failures and panics
+	running       *running             // calls whose handlers run, for CANCEL
+	invoke        Invoker              // the client interceptors' chain; nil without any
+	started       time.Time
+	extras        infoExtras            // AddInfo's
+	renewErr      atomic.Pointer[error] // the last renewal's failure, or nil
+	linger        actors.Linger         // how long sockets flush at close
+	group         track.Group           // handler workers, batch listeners and the node's loops
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
@@ -106,6 +112,8 @@ type Node struct {
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithMaxHandlers(n)         handlers running at once (default 256)
 //	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
+//	WithClientInterceptor(f…)  interceptors around every call, cast, fanout and notification sent
+//	WithServerInterceptor(f…)  interceptors around every handler
 //	WithLogger(l)              logger (default: discard)
 //
 // A bad option is an error naming it. ctx bounds the start only.
@@ -117,10 +125,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	mm, err := matchmaker.Open(o.matchmaker)
+	opened, err := matchmaker.Open(o.matchmaker)
 	if err != nil {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
 	}
+	mm := &countedMatchmaker{Matchmaker: opened}
 	zctx, err := sockets.NewContext()
 	if err != nil {
 		mm.Close()
@@ -141,12 +150,16 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
 		routes:    newRoutes(mm),
+		started:   time.Now(),
 	}
 	if o.pubsub {
 		n.subState = actors.NewSubState()
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.dropped = actors.NewThrottledLog(n.log, time.Second)
+	n.failed = actors.NewThrottledLog(n.log, time.Second)
+	n.running = newRunning()
+	n.invoke = chainClient(o.clientInterceptors, n.invoked)
 	n.wire()
 	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
@@ -275,6 +288,26 @@ func (n *Node) lastFailure() string {
 	return last.Actor + ": " + last.Reason
 }
 
+// Ready returns nil when the node is ready to serve: started, not closed
+// or failed (its actors run; a failed socket actor is being restarted
+// within its restart intensity), and its last renewal of its
+// registrations worked. Else it says why. `node serve --http` answers
+// /healthz with it.
+func (n *Node) Ready() error {
+	select {
+	case <-n.down:
+		return n.downErr()
+	default:
+	}
+	if n.loops.router.Load() == nil || n.loops.dealers.Load() == nil {
+		return fmt.Errorf("relay: node %s: socket loops not running", n.opts.host)
+	}
+	if p := n.renewErr.Load(); p != nil && *p != nil {
+		return fmt.Errorf("relay: node %s: registrations not renewed: %w", n.opts.host, *p)
+	}
+	return nil
+}
+
 // Host returns the node's advertised host name.
 func (n *Node) Host() string { return n.opts.host }
 
@@ -383,6 +416,7 @@ func (n *Node) renewLoop() {
 				n.log.Warn("listener registration renewal failed; retrying", "topics", l.topics, "err", err, "retry_in", nextBackoff(backoff, period))
 			}
 		}
+		n.renewErr.Store(&failed)
 		if failed == nil {
 			if backoff != 0 {
 				n.log.Info("registrations renewed again")

@@ -42,6 +42,8 @@ type Delivery struct {
 	Notification // Payload is nil: use Decode
 	// ID is the message id (32 hex digits).
 	ID string
+	// Header holds the headers the publisher sent (nil when none).
+	Header Header
 
 	payload []byte
 }
@@ -65,8 +67,22 @@ type notifyBody struct {
 // Notify publishes note to every listener pool of its topic and priority:
 // one listener of each pool receives it; a listener without a pool is a
 // pool of its own. It returns once the messages are queued; with no
-// listener registered it returns ErrNoServers.
+// listener registered it returns ErrNoServers. It carries ctx's headers
+// (WithHeader).
 func (n *Node) Notify(ctx context.Context, note Notification) error {
+	if n.invoke != nil {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(n.opts.callTimeout)
+		}
+		t := Target{Exchange: notifyExchange, Topic: note.Topic}
+		return n.intercepted(ctx, KindNotify, t, note.EventType, deadline, note, nil)
+	}
+	return n.notify(ctx, note, outgoingOf(ctx))
+}
+
+// notify is Notify with the headers to send (out, nil for none).
+func (n *Node) notify(ctx context.Context, note Notification, out *outgoing) error {
 	select {
 	case <-n.down:
 		return n.downErr()
@@ -128,6 +144,9 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 			// Through a publisher proxy, to the chosen member's subscription.
 			hdr.Target.Server = pool + "|" + addr
 		}
+		if err := setMeta(&hdr, out); err != nil {
+			return err
+		}
 		if err := hdr.Validate(); err != nil {
 			return fmt.Errorf("%w: notify: %v", ErrBadTarget, err)
 		}
@@ -173,7 +192,14 @@ func (n *Node) Listen(topics []string, pool string, h func(context.Context, *Del
 	if err != nil {
 		return nil, err
 	}
-	l.handle = func(d *Delivery) { n.runListener(d, func(ctx context.Context) error { return h(ctx, d) }) }
+	l.handle = func(d *Delivery) {
+		n.runListener(d, func(ctx context.Context) error {
+			if len(n.opts.serverInterceptors) == 0 {
+				return h(ctx, d)
+			}
+			return n.interceptDelivery(ctx, d, h)
+		})
+	}
 	return l, n.addListener(l)
 }
 
@@ -342,12 +368,31 @@ func (n *Node) deliver(in *actors.Inbound) {
 	if i := strings.LastIndexByte(topic, '.'); i > 0 {
 		topic = topic[:i]
 	}
+	hdr, err := decodeMeta(h.Meta)
+	if err != nil {
+		n.counters.Malformed.Add(1)
+		n.dropped.Warn("notification headers dropped", "id", h.ID, "err", err)
+	}
 	l.handle(&Delivery{
 		Notification: Notification{Topic: topic, Priority: priority, EventType: h.Method,
 			PublisherID: body.PublisherID, Timestamp: time.Unix(0, body.Timestamp)},
 		ID:      h.ID.String(),
+		Header:  hdr,
 		payload: body.Payload,
 	})
+}
+
+// interceptDelivery runs a listener's handler h for d inside the server
+// interceptors, which see it as a Request of KindNotify: target exchange
+// "$notify" and the topic, method the event type.
+func (n *Node) interceptDelivery(ctx context.Context, d *Delivery, h func(context.Context, *Delivery) error) error {
+	req := &Request{
+		Method: d.EventType, Target: Target{Exchange: notifyExchange, Topic: d.Topic}, ID: d.ID,
+		Cast: true, Kind: KindNotify, Header: d.Header, body: d.payload,
+	}
+	run := chainServer(n.opts.serverInterceptors, func(ctx context.Context, _ *Request) (any, error) { return nil, h(ctx, d) })
+	_, err := run(ctx, req)
+	return err
 }
 
 // runListener runs a listener's handler, counting its error or panic.
@@ -355,12 +400,12 @@ func (n *Node) runListener(d *Delivery, f func(context.Context) error) {
 	defer func() {
 		if r := recover(); r != nil {
 			n.counters.HandlerPanics.Add(1)
-			n.log.Error("listener panicked", "panic", r, "stack", string(debug.Stack()))
+			n.failed.Error("listener panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	if err := f(n.base); err != nil {
 		n.counters.FailedCasts.Add(1)
-		n.log.Warn("listener failed", "err", err)
+		n.failed.Warn("listener failed", "err", err)
 	}
 }
 

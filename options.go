@@ -40,6 +40,9 @@ type options struct {
 	inproc           bool
 	publishWindow    int
 	log              *slog.Logger
+
+	clientInterceptors []ClientInterceptor
+	serverInterceptors []ServerInterceptor
 }
 
 func defaultOptions() options {

@@ -7,13 +7,15 @@ import (
 )
 
 // requestCtx is a handler's context: the node's base context with the
-// request's deadline, ended when the handler returns. Most handlers never
+// request's deadline (none when zero), ended when the handler returns or
+// when its caller cancels the call. Most handlers never
 // wait on ctx, so it makes its channel and its timer only when Done is
 // first asked for: a request costs one small allocation, not the three
 // of context.WithDeadline.
 type requestCtx struct {
 	parent   context.Context
 	deadline time.Time
+	caller   []byte // a call's reply_to: who may cancel it
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -21,13 +23,14 @@ type requestCtx struct {
 	err      error         // why it ended, once it did
 	timer    *time.Timer   // closes done at the deadline
 	stopBase func() bool   // stops watching the parent
+	byCaller bool          // ended by its caller's CANCEL
 }
 
 func newRequestCtx(parent context.Context, deadline time.Time) *requestCtx {
 	return &requestCtx{parent: parent, deadline: deadline}
 }
 
-func (c *requestCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *requestCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
 func (c *requestCtx) Value(key any) any           { return c.parent.Value(key) }
 
 // Done returns a channel closed at the deadline, when the node's base
@@ -46,7 +49,9 @@ func (c *requestCtx) Done() <-chan struct{} {
 		close(c.done)
 		return c.done
 	}
-	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
+	if !c.deadline.IsZero() {
+		c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
+	}
 	c.stopBase = context.AfterFunc(c.parent, func() { c.end(context.Cause(c.parent)) })
 	return c.done
 }
@@ -67,7 +72,7 @@ func (c *requestCtx) expired() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
-	if !time.Now().Before(c.deadline) {
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -101,4 +106,21 @@ func (c *requestCtx) release() {
 	if stop != nil {
 		stop()
 	}
+}
+
+// cancel ends the context because its caller cancelled the call.
+func (c *requestCtx) cancel() {
+	c.mu.Lock()
+	if c.err == nil {
+		c.byCaller = true
+	}
+	c.mu.Unlock()
+	c.end(context.Canceled)
+}
+
+// cancelled reports whether the caller cancelled the call.
+func (c *requestCtx) cancelled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byCaller
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -16,9 +15,10 @@ import (
 )
 
 // Handler serves one method. Its result is encoded with msgpack and sent
-// back to the caller; its error reaches the caller as a *RemoteError. A
-// panic becomes a RemoteError with Code "panic"; the server keeps running.
-// ctx carries the caller's deadline and ends when the node closes.
+// back to the caller; its error reaches the caller as a *RemoteError (see
+// errorCode for its Code). A panic becomes a RemoteError with Code
+// "panic"; the server keeps running. ctx carries the caller's deadline,
+// and ends when the node closes or the caller cancels the call.
 type Handler func(ctx context.Context, req *Request) (any, error)
 
 // Server serves one target of a node. Make one with Node.Serve; add methods
@@ -79,8 +79,10 @@ func (n *Node) Serve(t Target) (*Server, error) {
 // Target returns the target the server serves (with Server filled in).
 func (s *Server) Target() Target { return s.target }
 
-// Handle sets the handler of method, replacing any earlier one.
+// Handle sets the handler of method, replacing any earlier one. The
+// node's server interceptors (WithServerInterceptor) run around it.
 func (s *Server) Handle(name string, h Handler) {
+	h = chainServer(s.node.opts.serverInterceptors, s.node.safe(h))
 	s.mu.Lock()
 	s.handlers[name] = method{name: name, h: h}
 	s.mu.Unlock()
@@ -173,8 +175,24 @@ type Request struct {
 	Deadline time.Time
 	// Cast is true for a cast or a fanout: no reply is sent.
 	Cast bool
+	// Kind is KindCall, KindCast, KindFanout, or (for server interceptors
+	// around a listener) KindNotify.
+	Kind Kind
+	// Header holds the headers the caller sent (nil when none).
+	Header Header
 
-	body []byte
+	body  []byte
+	reply Header // headers for the answer
+}
+
+// SetReplyHeader sets a header of the call's answer (REPLY or ERROR); the
+// caller reads it with WithReplyHeader. Not safe for concurrent use: set
+// reply headers from the handler's goroutine.
+func (r *Request) SetReplyHeader(key, value string) {
+	if r.reply == nil {
+		r.reply = Header{}
+	}
+	r.reply[key] = value
 }
 
 // Decode decodes the call's arguments into v, a pointer. Its error, when a
@@ -202,6 +220,7 @@ func topicKey(exchange, topic string) string { return exchange + "\x00" + topic 
 type outcome struct {
 	result        any
 	code, message string
+	header        Header // the answer's headers
 }
 
 // serve resolves and runs the handler of one inbound request and sends its
@@ -214,12 +233,27 @@ func (n *Node) serve(in *actors.Inbound) {
 		return
 	}
 	var ctx context.Context = n.base
-	if dl := v.Deadline(); dl != 0 {
-		rc := newRequestCtx(n.base, time.Unix(0, dl))
+	var rc *requestCtx
+	if dl := v.Deadline(); dl != 0 || kind == envelope.KindCall {
+		rc = newRequestCtx(n.base, deadlineTime(dl))
+		if kind == envelope.KindCall {
+			// Cancellable by its caller (a CANCEL record).
+			rc.caller = v.ReplyTo()
+			n.running.add(v.ID(), rc)
+			defer n.running.remove(v.ID(), rc)
+		}
 		defer rc.release()
 		ctx = rc
 	}
-	out := n.run(ctx, v, kind != envelope.KindCall)
+	out := n.run(ctx, v, kind)
+	if kind == envelope.KindCall && rc.cancelled() {
+		// The caller has gone: nobody waits for an answer.
+		n.counters.Cancelled.Add(1)
+		if v.AckWanted() {
+			n.seen.Done(v.ID(), nil)
+		}
+		return
+	}
 	if kind != envelope.KindCall {
 		if v.AckWanted() {
 			n.seen.Done(v.ID(), nil)
@@ -245,6 +279,13 @@ func (n *Node) serve(in *actors.Inbound) {
 // that answers in.
 func (n *Node) answer(in *actors.Inbound, out outcome) []byte {
 	h := n.answers.Header(in, envelope.KindReply)
+	if len(out.header) > 0 {
+		meta, err := appendMeta(nil, out.header)
+		if err != nil {
+			out = outcome{code: CodeBadReply, message: fmt.Sprintf("reply headers of %s: %v", in.Rec.Method(), err)}
+		}
+		h.Meta = meta
+	}
 	if out.code == "" {
 		b, mark := h.BeginRecord(make([]byte, 0, 256))
 		b, err := envelope.AppendBody(b, out.result)
@@ -258,38 +299,70 @@ func (n *Node) answer(in *actors.Inbound, out outcome) []byte {
 }
 
 // run resolves and runs the handler of a request.
-func (n *Node) run(ctx context.Context, v *envelope.View, oneWay bool) (out outcome) {
+func (n *Node) run(ctx context.Context, v *envelope.View, kind envelope.Kind) outcome {
+	oneWay := kind != envelope.KindCall
 	m, s, err := n.resolve(v)
+	if err != nil && kind == envelope.KindCall && string(v.Method()) == InfoMethod {
+		return outcome{result: n.Info()}
+	}
 	if err != nil {
 		m, s, err = n.resolveLate(ctx, v, err)
 	}
 	if err != nil {
 		if oneWay {
 			n.counters.FailedCasts.Add(1)
-			n.log.Warn("cast dropped: no such method", "err", err)
+			n.failed.Warn("cast dropped: no such method", "err", err)
 		}
 		return outcome{code: CodeNoSuchMethod, message: err.Error()}
 	}
 	req := &Request{
 		Method: m.name, Target: s.requestTarget(v), ID: v.ID().String(),
-		Deadline: deadlineTime(v.Deadline()), Cast: oneWay, body: v.Body(),
+		Deadline: deadlineTime(v.Deadline()), Cast: oneWay, Kind: requestKind(kind, v), body: v.Body(),
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			n.counters.HandlerPanics.Add(1)
-			n.log.Error("handler panicked", "method", m.name, "target", req.Target.String(), "panic", r, "stack", string(debug.Stack()))
-			out = outcome{code: CodePanic, message: fmt.Sprintf("handler %s panicked: %v", m.name, r)}
+	if meta := v.Meta(); len(meta) > 0 {
+		if req.Header, err = decodeMeta(meta); err != nil {
+			n.counters.Malformed.Add(1)
+			n.dropped.Warn("request headers dropped", "method", m.name, "err", err)
 		}
-	}()
+	}
 	res, err := m.h(ctx, req)
 	if err != nil {
 		if oneWay {
 			n.counters.FailedCasts.Add(1)
-			n.log.Warn("cast handler failed", "method", m.name, "err", err)
+			n.failed.Warn("cast handler failed", "method", m.name, "err", err)
 		}
-		return outcome{code: errorCode(err), message: errorMessage(err)}
+		return outcome{code: errorCode(err), message: errorMessage(err), header: req.reply}
 	}
-	return outcome{result: res}
+	return outcome{result: res, header: req.reply}
+}
+
+// requestKind is the Kind of a request record.
+func requestKind(k envelope.Kind, v *envelope.View) Kind {
+	switch {
+	case k == envelope.KindCall:
+		return KindCall
+	case k == envelope.KindFanout || v.Fanout():
+		return KindFanout
+	case k == envelope.KindNotify:
+		return KindNotify
+	}
+	return KindCast
+}
+
+// safe returns h with its panics turned into errors of code "panic",
+// counted and logged, so that interceptors around it see them as
+// outcomes.
+func (n *Node) safe(h Handler) Handler {
+	return func(ctx context.Context, req *Request) (res any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				n.counters.HandlerPanics.Add(1)
+				n.failed.Error("handler panicked", "method", req.Method, "target", req.Target.String(), "panic", r, "stack", string(debug.Stack()))
+				res, err = nil, &RemoteError{Code: CodePanic, Message: fmt.Sprintf("handler %s panicked: %v", req.Method, r)}
+			}
+		}()
+		return h(ctx, req)
+	}
 }
 
 // requestTarget is the target a request addressed, built from the server's
@@ -315,26 +388,6 @@ func deadlineTime(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
-}
-
-// errorCode is the Code a handler error travels with.
-func errorCode(err error) string {
-	var re *RemoteError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	var coded interface{ ErrorCode() string }
-	if errors.As(err, &coded) {
-		return coded.ErrorCode()
-	}
-	t := reflect.TypeOf(err)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Name() == "" {
-		return "error"
-	}
-	return t.String()
 }
 
 // handleGrace is how long after Serve a request for a method not handled

@@ -47,7 +47,7 @@ func (n *Node) wire() {
 	}, &n.counters, n.log.With("actor", ActorReplyWaiter))
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
-		Counters: &n.counters, Log: n.log,
+		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
 	}
 	if n.opts.pubsub {
 		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)

@@ -13,6 +13,7 @@ import (
 type Result struct {
 	Kind envelope.Kind // KindReply, KindError or KindAck when Err is nil
 	Body []byte        // aliases the batch it arrived in, which it keeps alive
+	Meta []byte        // the answer's meta field (headers), aliasing the batch too
 	Err  error
 }
 
@@ -222,6 +223,7 @@ func (p *Pending) Answer(v *envelope.View, counters *Counters) {
 	kind := v.Kind()
 	switch kind {
 	case envelope.KindAck:
+		counters.AcksReceived.Add(1)
 		c := p.peek(id)
 		if c == nil {
 			return // a late or repeated ACK
@@ -236,7 +238,7 @@ func (p *Pending) Answer(v *envelope.View, counters *Counters) {
 			}
 		}
 	}
-	if !p.Finish(id, Result{Kind: kind, Body: v.Body()}) && kind != envelope.KindAck {
+	if !p.Finish(id, Result{Kind: kind, Body: v.Body(), Meta: v.Meta()}) && kind != envelope.KindAck {
 		counters.LateReplies.Add(1)
 	}
 }

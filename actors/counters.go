@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -21,12 +22,15 @@ type Counters struct {
 	Duplicates      atomic.Uint64 // messages received again (resent) and handled once
 	Resends         atomic.Uint64 // messages sent again for want of an ACK or a reply
 	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
+	Cancelled       atomic.Uint64 // calls whose caller cancelled them while their handler ran (no answer sent)
+	AcksSent        atomic.Uint64 // ACKs sent for requests that asked for one
+	AcksReceived    atomic.Uint64 // ACKs received for this node's messages
 }
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnknownVersion, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures uint64
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived uint64
 }
 
 // Snapshot copies the counters.
@@ -44,6 +48,9 @@ func (c *Counters) Snapshot() Stats {
 		Duplicates:      c.Duplicates.Load(),
 		Resends:         c.Resends.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
+		Cancelled:       c.Cancelled.Load(),
+		AcksSent:        c.AcksSent.Load(),
+		AcksReceived:    c.AcksReceived.Load(),
 	}
 }
 
@@ -66,7 +73,12 @@ type throttledLog struct {
 
 // Warn logs msg with args at warning level, unless one was logged within
 // the interval (then it is counted, and the count is added to the next).
-func (t *throttledLog) Warn(msg string, args ...any) {
+func (t *throttledLog) Warn(msg string, args ...any) { t.emit(slog.LevelWarn, msg, args) }
+
+// Error is Warn at error level.
+func (t *throttledLog) Error(msg string, args ...any) { t.emit(slog.LevelError, msg, args) }
+
+func (t *throttledLog) emit(level slog.Level, msg string, args []any) {
 	now := time.Now().UnixNano()
 	last := t.last.Load()
 	if now-last < int64(t.interval) || !t.last.CompareAndSwap(last, now) {
@@ -76,5 +88,5 @@ func (t *throttledLog) Warn(msg string, args ...any) {
 	if n := t.skipped.Swap(0); n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	t.log.Warn(msg, args...)
+	t.log.Log(context.Background(), level, msg, args...)
 }

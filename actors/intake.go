@@ -56,8 +56,13 @@ type Intake struct {
 	// AckFilter, when set, decides whether to acknowledge a message (a
 	// test hook that loses ACKs on purpose).
 	AckFilter func(id envelope.MsgID) bool
-	Counters  *Counters
-	Log       *slog.Logger
+	// Cancel handles a CANCEL record (the caller of the call id, whose
+	// reply_to is caller, gave up). It runs in the loop's goroutine and
+	// must not block. (It takes fields, not the View: a View passed to a
+	// func value would move every loop's Reader to the heap.)
+	Cancel   func(id envelope.MsgID, caller []byte)
+	Counters *Counters
+	Log      *slog.Logger
 
 	malformed, unexpected, version *throttledLog
 
@@ -124,7 +129,7 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 			switch v.Kind() {
 			case envelope.KindReply, envelope.KindError, envelope.KindAck:
 				i.Pending.Answer(v, i.Counters)
-			case envelope.KindCall, envelope.KindCast:
+			case envelope.KindCall, envelope.KindCast, envelope.KindCancel:
 				if now == 0 {
 					now = time.Now().UnixNano()
 				}
@@ -235,6 +240,11 @@ func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via strin
 	k := v.Kind()
 	switch k {
 	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
+	case envelope.KindCancel:
+		if i.Cancel != nil {
+			i.Cancel(v.ID(), v.ReplyTo())
+		}
+		return ins
 	default:
 		i.Counters.UnexpectedKind.Add(1)
 		i.unexpected.Warn("unexpected message kind dropped", "kind", k, "id", v.ID())
@@ -268,6 +278,8 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 		h := i.Answers.Header(in, envelope.KindAck)
 		if err := i.Answers.Send(in, h.AppendRecord(nil, nil)); err != nil {
 			i.Counters.DroppedReplies.Add(1)
+		} else {
+			i.Counters.AcksSent.Add(1)
 		}
 	}
 	first, reply := i.Seen.Begin(id)

@@ -73,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 	values := []string{"", "x", "topic.with.dots-é", maxField}
 
 	var cases []Header
-	for k := KindCall; k <= KindHeartbeat; k++ {
+	for k := KindCall; k <= KindCancel; k++ {
 		for _, fanout := range []bool{false, true} {
 			for _, deadline := range []int64{0, 1, -1, time.Now().UnixNano(), 1<<63 - 1} {
 				for _, ack := range []bool{false, true} {
@@ -237,7 +237,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"fixed part short", valid[:fixedLen-1], ErrTruncated},
 		{"no fields", valid[:fixedLen], ErrTruncated},
 		{"kind 0", with(func(b []byte) []byte { b[1] = 0; return b }), ErrKind},
-		{"kind 9", with(func(b []byte) []byte { b[1] = 9; return b }), ErrKind},
+		{"kind 10", with(func(b []byte) []byte { b[1] = 10; return b }), ErrKind},
 		{"kind 255", with(func(b []byte) []byte { b[1] = 255; return b }), ErrKind},
 		{"kind checked before fields", []byte{Version, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, ErrKind},
 		{"topic longer than remaining", with(func(b []byte) []byte {
@@ -304,7 +304,7 @@ func TestValidate(t *testing.T) {
 	if err := (&Header{Kind: KindCall}).Validate(); err != nil {
 		t.Fatalf("minimal header: %v", err)
 	}
-	for _, k := range []Kind{0, 9, 255} {
+	for _, k := range []Kind{0, 10, 255} {
 		h := sampleHeader()
 		h.Kind = k
 		if err := h.Validate(); !errors.Is(err, ErrKind) {
@@ -348,7 +348,7 @@ func TestDeadlineTime(t *testing.T) {
 func TestKind(t *testing.T) {
 	want := map[Kind]string{
 		KindCall: "CALL", KindCast: "CAST", KindReply: "REPLY", KindError: "ERROR",
-		KindFanout: "FANOUT", KindNotify: "NOTIFY", KindAck: "ACK", KindHeartbeat: "HEARTBEAT",
+		KindFanout: "FANOUT", KindNotify: "NOTIFY", KindAck: "ACK", KindHeartbeat: "HEARTBEAT", KindCancel: "CANCEL",
 	}
 	for k := range 256 {
 		k := Kind(k)
@@ -363,8 +363,8 @@ func TestKind(t *testing.T) {
 			t.Fatalf("Kind(%d).String() = %q, want %q", k, got, name)
 		}
 	}
-	if got := Kind(9).String(); got != "KIND(9)" {
-		t.Fatalf("Kind(9) = %q", got)
+	if got := Kind(10).String(); got != "KIND(10)" {
+		t.Fatalf("Kind(10) = %q", got)
 	}
 }
 

@@ -27,6 +27,10 @@ const (
 	KindAck Kind = 7
 	// KindHeartbeat is reserved: application-level liveness.
 	KindHeartbeat Kind = 8
+	// KindCancel tells the server of a CALL that its caller gave up (its
+	// context was cancelled): the handler's context is cancelled and no
+	// answer is sent. Its ID is the CALL's; its body is empty.
+	KindCancel Kind = 9
 )
 
 var kindNames = [...]string{
@@ -38,6 +42,7 @@ var kindNames = [...]string{
 	KindNotify:    "NOTIFY",
 	KindAck:       "ACK",
 	KindHeartbeat: "HEARTBEAT",
+	KindCancel:    "CANCEL",
 }
 
 // String returns the kind's name, such as "CALL", or "KIND(n)" for an
@@ -51,5 +56,5 @@ func (k Kind) String() string {
 
 // Valid reports whether k is one of the kinds defined above.
 func (k Kind) Valid() bool {
-	return k >= KindCall && k <= KindHeartbeat
+	return k >= KindCall && k <= KindCancel
 }

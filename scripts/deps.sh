@@ -4,6 +4,8 @@
 #   pkg-config      lets cgo find libzmq
 #   redis-server    real Redis for the matchmaker tests
 #   redis-sentinel  real Sentinel for the matchmaker failover tests
+#   chromium        a real headless browser for the dashboard test
+#   prometheus      its promtool checks the /metrics text in the tests
 # and checks that Go is installed. Does nothing when everything is present.
 # Non-interactive; uses sudo when not root.
 set -euo pipefail
@@ -19,6 +21,8 @@ declare -A why=(
 	[pkg-config]="cgo uses it to locate libzmq"
 	[redis-server]="the matchmaker tests run against a real redis-server"
 	[redis-sentinel]="the Redis matchmaker's Sentinel tests run against a real redis-sentinel"
+	[chromium]="the dashboard test (node dashboard) drives a real headless chromium"
+	[prometheus]="the metrics test checks /metrics with its promtool"
 )
 # package -> command that shows it is usable when dpkg does not know it
 declare -A cmd=(
@@ -26,8 +30,10 @@ declare -A cmd=(
 	[pkg-config]="pkg-config"
 	[redis-server]="redis-server"
 	[redis-sentinel]="redis-sentinel"
+	[chromium]="chromium"
+	[prometheus]="promtool"
 )
-packages=(libzmq3-dev pkg-config redis-server redis-sentinel)
+packages=(libzmq3-dev pkg-config redis-server redis-sentinel chromium prometheus)
 
 is_installed() {
 	local pkg=$1

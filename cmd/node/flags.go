@@ -18,6 +18,7 @@ func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("node "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.String(configFlag, "", "YAML file of flag values, shared by every command: each takes the keys it knows (also RELAY_CONFIG)")
+	registerLogFlags(fs)
 	return fs
 }
 

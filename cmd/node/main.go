@@ -7,6 +7,8 @@
 //	node notify --matchmaker URL --topic T EVENT [PAYLOAD] publish a notification
 //	node listen --matchmaker URL --topic T [--pool P]      print notifications as JSON lines
 //	node status --matchmaker URL                           list registrations and their TTL
+//	node info   --matchmaker URL [--server NAME]           print each server node's info as JSON
+//	node dashboard --matchmaker URL --http ADDR            serve a live page of the cluster
 //	node proxy  (--router | --publisher) --matchmaker URL  run a router or publisher proxy
 //	node demo                                              a 3-server cluster in one process, explained
 //	node bench [flags]                                     relay against raw libzmq
@@ -24,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 )
 
@@ -42,7 +45,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),
-		statusCommand(), proxyCommand(), demoCommand(), benchCommand(),
+		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), demoCommand(), benchCommand(),
 	}
 }
 
@@ -109,6 +112,10 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// log writes to stderr as --log-level and --log-format say; handler
+	// is its handler.
+	log     *slog.Logger
+	handler slog.Handler
 }
 
 // run parses args (flags anywhere among them), applies the environment and
@@ -126,6 +133,9 @@ func (cmd command) run(args []string, stdin io.Reader, stdout, stderr io.Writer)
 		return c.usageError("%v", err)
 	}
 	if err := applyConfig(fs, os.LookupEnv); err != nil {
+		return c.usageError("%v", err)
+	}
+	if err := c.setupLogging(); err != nil {
 		return c.usageError("%v", err)
 	}
 	c.args = pos

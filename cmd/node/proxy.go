@@ -2,16 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/metrics"
 )
 
 func proxyCommand() command {
@@ -56,6 +58,7 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
 				frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
 				backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
+				httpAddr  = httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
 			)
 			return func(c *cli) int {
 				if code, ok := c.noArgs(); !ok {
@@ -75,7 +78,7 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if (*frontend != "" || *backend != "") && !*router {
 					return c.usageError("--frontend and --backend are for --router")
 				}
-				log := slog.New(slog.NewTextHandler(c.stderr, nil))
+				log := c.logger()
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				opts := relay.ProxyOptions{
@@ -103,12 +106,32 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if err != nil {
 					return c.fail(err)
 				}
+				var failed atomic.Bool
+				if *httpAddr != "" {
+					m := metrics.New()
+					if rp, ok := p.(*relay.RouterProxy); ok {
+						m.AddRouterProxy(rp.Endpoints(), rp)
+					}
+					ready := func() error {
+						if failed.Load() {
+							return errors.New("proxy socket loop failed")
+						}
+						return nil
+					}
+					_, stopHTTP, err := c.serveHTTP(*httpAddr, metrics.Handler(metrics.NewRegistry(m), ready))
+					if err != nil {
+						p.Close()
+						return c.usageError("%v", err)
+					}
+					defer stopHTTP()
+				}
 				log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
 				code := 0
 				select {
 				case <-ctx.Done():
 					log.Info("signal received; closing")
 				case err := <-p.Failed():
+					failed.Store(true)
 					code = c.fail(fmt.Errorf("failed (restart it): %w", err))
 				}
 				if err := p.Close(); err != nil {

@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
+	"github.com/relay-dev/relay/metrics"
 )
 
 // matchmakerNote goes into the help of the commands that take --matchmaker.
@@ -86,7 +88,7 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 // SIGTERM (ctx). While it starts, its log is held back: a node that cannot
 // start prints only the error that sums up why (see heldLog).
 func (c *cli) startNode(opts ...relay.Option) (ctx context.Context, stop func(), node *relay.Node, log *slog.Logger, err error) {
-	log, held := newHeldLogger(slog.NewTextHandler(c.stderr, nil))
+	log, held := newHeldLogger(c.handler)
 	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	node, err = relay.Start(ctx, append(opts, relay.WithLogger(log))...)
 	held.release(err == nil)
@@ -126,6 +128,7 @@ Servers always acknowledge a call or cast that asks for it (a client's
 			nf.register(fs)
 			fs.BoolVar(&router, "router-proxy", false, "take calls and casts through router proxies (node proxy --router); clients need it too")
 			fs.BoolVar(&acks, "acks", false, "only for the calls and casts this node sends itself (serve sends none): servers always acknowledge what asks for it")
+			httpAddr := httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
 			return func(c *cli) int {
 				if code, ok := c.noArgs(); !ok {
 					return code
@@ -137,17 +140,37 @@ Servers always acknowledge a call or cast that asks for it (a client's
 				if tf.topic == "" {
 					return c.usageError("--topic is required")
 				}
+				m := metrics.New()
+				opts = append(opts, m.Options()...)
 				ctx, stop, node, log, err := c.startNode(append(opts, relay.WithRouterProxy(router), relay.WithAcks(acks))...)
 				if err != nil {
 					return c.fail(err)
 				}
 				defer stop()
+				m.AddNode(node)
+				var serving atomic.Bool
+				if *httpAddr != "" {
+					ready := func() error {
+						if !serving.Load() {
+							return fmt.Errorf("not serving %s yet", tf.target())
+						}
+						return node.Ready()
+					}
+					bound, stopHTTP, err := c.serveHTTP(*httpAddr, metrics.Handler(metrics.NewRegistry(m), ready))
+					if err != nil {
+						node.Close()
+						return c.usageError("%v", err)
+					}
+					defer stopHTTP()
+					node.AddInfo("http", func() any { return bound })
+				}
 				srv, err := node.Serve(tf.target())
 				if err != nil {
 					node.Close()
 					return c.fail(err)
 				}
 				(&demo.Endpoint{Host: node.Host()}).Register(srv)
+				serving.Store(true)
 				log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
 					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", nf.matchmaker)
 				<-ctx.Done()

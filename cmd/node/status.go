@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/relay-dev/relay/cluster"
 	"github.com/relay-dev/relay/matchmaker"
 )
 
@@ -16,51 +17,53 @@ func statusCommand() command {
 		name:     "status",
 		short:    "list a matchmaker's registrations with their remaining TTL",
 		synopsis: "--matchmaker URL",
-		about:    "Lists every registered target and host with its remaining TTL.\n\n" + matchmakerNote,
+		about: "Lists every registered target and host with its remaining TTL and, in the NODE\n" +
+			"column, what the node at that address says of itself (node info has all of it).\n\n" + matchmakerNote,
 		examples: `  node status --matchmaker redis://127.0.0.1:6379
   node status --matchmaker file:///etc/relay/hosts.json
   node status --config testdata/node.yaml
 `,
 		setup: func(fs *flag.FlagSet) func(*cli) int {
-			mm := fs.String("matchmaker", "", "matchmaker URL (required)")
-			timeout := fs.Duration("timeout", 5*time.Second, "give up on the matchmaker after this long")
+			var cf clusterFlags
+			cf.register(fs, 5*time.Second, "give up on the matchmaker after this long")
+			info := fs.Bool("info", true, "ask each server node for its info ($relay.info) and show it in the NODE column")
 			return func(c *cli) int {
-				if code, ok := c.noArgs(); !ok {
+				url, code, ok := cf.check(c)
+				if !ok {
 					return code
 				}
-				url, err := matchmakerURL(*mm)
-				if err != nil {
-					return c.usageError("%v", err)
+				if *info {
+					return c.collect(url, cf, func(v *cluster.View, regs []matchmaker.Registration) {
+						writeStatus(c.stdout, regs, v, time.Now())
+					})
 				}
-				if *timeout <= 0 {
-					return c.usageError("--timeout %v: want a positive duration, such as 5s", *timeout)
-				}
-				m, err := matchmaker.Open(url)
+				m, lister, err := openLister(url)
 				if err != nil {
-					return c.fail(fmt.Errorf("--matchmaker: %w", err))
+					return c.fail(err)
 				}
 				defer m.Close()
-				lister, ok := m.(matchmaker.Lister)
-				if !ok {
-					return c.fail(fmt.Errorf("matchmaker %s cannot list its registrations", url))
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+				ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 				defer cancel()
 				regs, err := lister.List(ctx)
 				if err != nil {
 					return c.fail(err)
 				}
-				writeStatus(c.stdout, regs, time.Now())
+				writeStatus(c.stdout, regs, nil, time.Now())
 				return 0
 			}
 		},
 	}
 }
 
-// writeStatus prints registrations as an aligned table.
-func writeStatus(w io.Writer, regs []matchmaker.Registration, now time.Time) {
+// writeStatus prints registrations as an aligned table; with a view, the
+// NODE column says what the node at each address says of itself.
+func writeStatus(w io.Writer, regs []matchmaker.Registration, v *cluster.View, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXCHANGE\tTOPIC\tSERVER\tADDRESS\tTTL")
+	header := "EXCHANGE\tTOPIC\tSERVER\tADDRESS\tTTL"
+	if v != nil {
+		header += "\tNODE"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range regs {
 		ttl := "static"
 		if !r.Expires.IsZero() {
@@ -70,8 +73,35 @@ func writeStatus(w io.Writer, regs []matchmaker.Registration, now time.Time) {
 		if server == "" {
 			server = "(any)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Key.Exchange, r.Key.Topic, server, r.Addr, ttl)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", r.Key.Exchange, r.Key.Topic, server, r.Addr, ttl)
+		if v != nil {
+			fmt.Fprintf(tw, "\t%s", nodeSummary(v.NodeAt(r.Addr)))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d registrations\n", len(regs))
+}
+
+// nodeSummary is a node's NODE column: host, release, uptime and what it
+// served, or why it did not answer.
+func nodeSummary(n *cluster.Node) string {
+	switch {
+	case n == nil:
+		return "-"
+	case n.Info == nil:
+		return "unreachable"
+	}
+	in := n.Info
+	up := (time.Duration(in.Uptime) * time.Second).Round(time.Second)
+	return fmt.Sprintf("%s relay %s pid %d up %v, %d handlers running, %d restarts", in.Host, in.Version, in.PID, up,
+		in.Stats.Handlers, restarts(in.Stats.Restarts))
+}
+
+func restarts(m map[string]int) int {
+	n := 0
+	for _, r := range m {
+		n += r
+	}
+	return n
 }
