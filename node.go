@@ -149,7 +149,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		servers:   make(map[string][]*Server),
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
-		routes:    newRoutes(mm),
+		routes:    newRoutes(mm, o.registrationTTL),
 		started:   time.Now(),
 	}
 	if o.pubsub {
@@ -382,60 +382,36 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-// renewBackoffMin is the first retry delay of a failed renewal; it doubles
-// up to the renewal period.
-const renewBackoffMin = 100 * time.Millisecond
-
-// renewLoop renews the node's registrations every third of their TTL. When
-// a renewal fails (the matchmaker is unreachable) it retries sooner, with
-// exponential back-off from renewBackoffMin up to that period, so that
-// registrations are back soon after the matchmaker is. Runs in its own
-// goroutine.
+// renewLoop keeps the node's registrations alive (see registrar). Runs in
+// its own goroutine.
 func (n *Node) renewLoop() {
-	period := n.opts.registrationTTL / 3
-	backoff := time.Duration(0) // 0: the last renewal worked
-	t := time.NewTimer(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.down:
-			return
-		case <-t.C:
-		}
-		servers, listeners := n.registered()
-		var failed error
-		for _, s := range servers {
-			if err := s.register(n.base); err != nil {
-				failed = err
-				n.log.Warn("registration renewal failed; retrying", "target", s.target.String(), "err", err, "retry_in", nextBackoff(backoff, period))
-			}
-		}
-		for _, l := range listeners {
-			if err := l.register(n.base); err != nil {
-				failed = err
-				n.log.Warn("listener registration renewal failed; retrying", "topics", l.topics, "err", err, "retry_in", nextBackoff(backoff, period))
-			}
-		}
-		n.renewErr.Store(&failed)
-		if failed == nil {
-			if backoff != 0 {
-				n.log.Info("registrations renewed again")
-			}
-			backoff = 0
-			t.Reset(period)
-			continue
-		}
-		backoff = nextBackoff(backoff, period)
-		t.Reset(backoff)
-	}
+	r := registrar{mm: n.mm, ttl: n.opts.registrationTTL, log: n.log, entries: n.entries,
+		result: func(err error) { n.renewErr.Store(&err) }}
+	r.run(n.base, n.down, nil)
 }
 
-// nextBackoff doubles d from renewBackoffMin, capped at max.
-func nextBackoff(d, max time.Duration) time.Duration {
-	if d == 0 {
-		return min(renewBackoffMin, max)
+// entries are the node's registrations: each server's bare and directed
+// keys, and each listener's topics.
+func (n *Node) entries() []matchmaker.Entry {
+	servers, listeners := n.registered()
+	var es []matchmaker.Entry
+	for _, s := range servers {
+		if s.isStopped() {
+			continue
+		}
+		for _, k := range s.keys() {
+			es = append(es, matchmaker.Entry{Key: k, Addr: s.member()})
+		}
 	}
-	return min(2*d, max)
+	for _, l := range listeners {
+		if l.stopped.Load() {
+			continue
+		}
+		for _, t := range l.topics {
+			es = append(es, matchmaker.Entry{Key: matchmaker.Key{Exchange: notifyExchange, Topic: t}, Addr: l.member()})
+		}
+	}
+	return es
 }
 
 // drainOutboxes waits until the socket loops have taken every queued

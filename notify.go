@@ -293,11 +293,12 @@ func (l *Listener) register(ctx context.Context) error {
 		return nil
 	}
 	n := l.node
-	for _, t := range l.topics {
-		k := matchmaker.Key{Exchange: notifyExchange, Topic: t}
-		if err := n.mm.Register(ctx, k, l.member(), n.opts.registrationTTL); err != nil {
-			return fmt.Errorf("register %s: %w", k, err)
-		}
+	es := make([]matchmaker.Entry, len(l.topics))
+	for i, t := range l.topics {
+		es[i] = matchmaker.Entry{Key: matchmaker.Key{Exchange: notifyExchange, Topic: t}, Addr: l.member()}
+	}
+	if err := n.mm.RegisterMany(ctx, es, n.opts.registrationTTL); err != nil {
+		return fmt.Errorf("register %s: %w", strings.Join(l.topics, ", "), err)
 	}
 	return nil
 }

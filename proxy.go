@@ -98,19 +98,23 @@ func (b *proxyBase) announce(ctx context.Context, key matchmaker.Key, member str
 	}
 	var bctx context.Context
 	bctx, b.cancel = context.WithCancel(context.Background())
-	b.wg.Add(1)
+	reg := registrar{mm: b.mm, ttl: b.opts.RegistrationTTL, log: b.log,
+		entries: func() []matchmaker.Entry { return []matchmaker.Entry{{Key: b.key, Addr: b.member}} }}
+	b.wg.Add(2)
+	go func() { // tracked by b.wg
+		defer b.wg.Done()
+		reg.run(bctx, b.stopped, nil)
+	}()
 	go b.maintain(bctx, follow) // tracked by b.wg
 	b.log.Info("proxy started", "registered", key.String(), "as", member)
 	return nil
 }
 
-// maintain renews the registration every third of its TTL, runs follow,
-// and unregisters at once when the socket loop fails. Runs in its own
-// goroutine.
+// maintain runs follow at every matchmaker change and tick, and
+// unregisters at once when the socket loop fails (the registrar keeps the
+// registration alive meanwhile). Runs in its own goroutine.
 func (b *proxyBase) maintain(ctx context.Context, follow func(context.Context)) {
 	defer b.wg.Done()
-	renew := time.NewTicker(b.opts.RegistrationTTL / 3)
-	defer renew.Stop()
 	tick := time.NewTicker(proxyWatchTick)
 	defer tick.Stop()
 	for {
@@ -126,10 +130,6 @@ func (b *proxyBase) maintain(ctx context.Context, follow func(context.Context)) 
 			return
 		case <-changed:
 		case <-tick.C:
-		case <-renew.C:
-			if err := b.mm.Register(ctx, b.key, b.member, b.opts.RegistrationTTL); err != nil {
-				b.log.Warn("proxy registration renewal failed", "err", err)
-			}
 		}
 	}
 }

@@ -163,3 +163,48 @@ func TestRedisSentinelNodes(t *testing.T) {
 		waitFor(t, 10*time.Second, func() error { return call(directed) })
 	}
 }
+
+// Redis restarted with an empty dataset while servers run with the default
+// 30 s registration TTL: a client that knew the servers goes on calling
+// them, and a new client finds them within a second (they register again
+// as soon as they notice the loss, not at their next renewal, up to 10 s
+// later).
+func TestRedisEmptyRestartRecovery(t *testing.T) {
+	rs := testredis.Start(t)
+	mm := rs.URL()
+	target := relay.Target{Exchange: t.Name(), Topic: "compute"}
+	for _, h := range []string{"r0", "r1"} {
+		n := newNode(t, mm, h)
+		s, err := n.Serve(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		(&demo.Endpoint{Host: h}).Register(s)
+	}
+	client := newNode(t, mm, "client")
+	call := func(n *relay.Node) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return n.Call(ctx, target, "add", 1, nil)
+	}
+	if err := call(client); err != nil {
+		t.Fatal(err)
+	}
+	rs.Restart() // empty
+	restarted := time.Now()
+	// The client that knew them keeps calling (what it knew stands while
+	// the servers register again).
+	for i := 0; i < 20; i++ {
+		if err := call(client); err != nil {
+			t.Fatalf("call %d after Redis restarted empty: %v", i, err)
+		}
+	}
+	// A new client, with nothing cached, finds them within a second.
+	fresh := newNode(t, mm, "fresh", relay.WithDiscoveryWait(100*time.Millisecond))
+	waitFor(t, 10*time.Second, func() error { return call(fresh) })
+	took := time.Since(restarted)
+	t.Logf("servers discoverable again %v after Redis restarted empty", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("servers were undiscoverable for %v after Redis restarted empty, want at most 1s", took)
+	}
+}

@@ -20,10 +20,16 @@ const routeMaxAge = time.Second
 // Safe for concurrent use.
 type routes struct {
 	mm matchmaker.Matchmaker
+	// keepLost is how long after the matchmaker lost its registrations
+	// (Redis restarted empty) an empty lookup keeps the routes known
+	// before: their servers register again within it.
+	keepLost time.Duration
 
 	// mu guards the fields below.
 	mu      sync.RWMutex
 	changed <-chan struct{}
+	lost    <-chan struct{}
+	lostAt  time.Time
 	entries map[matchmaker.Key]cached
 }
 
@@ -32,8 +38,21 @@ type cached struct {
 	at    time.Time
 }
 
-func newRoutes(mm matchmaker.Matchmaker) *routes {
-	return &routes{mm: mm, changed: mm.Changed(), entries: make(map[matchmaker.Key]cached)}
+func newRoutes(mm matchmaker.Matchmaker, keepLost time.Duration) *routes {
+	return &routes{mm: mm, keepLost: keepLost, changed: mm.Changed(), lost: mm.Lost(), entries: make(map[matchmaker.Key]cached)}
+}
+
+// recentlyLost reports whether the matchmaker lost its registrations
+// within keepLost of now.
+func (r *routes) recentlyLost(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.lost:
+		r.lost, r.lostAt = r.mm.Lost(), now
+	default:
+	}
+	return !r.lostAt.IsZero() && now.Sub(r.lostAt) < r.keepLost
 }
 
 // lookup returns the addresses registered under key, from the cache when
@@ -77,6 +96,11 @@ func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time
 			return e.addrs, changed, nil
 		}
 		return nil, changed, err
+	}
+	if len(addrs) == 0 && ok && len(e.addrs) > 0 && r.recentlyLost(now) {
+		// Redis restarted empty: the servers are still there and are
+		// registering again; until they have, use what we knew.
+		return e.addrs, changed, nil
 	}
 	r.mu.Lock()
 	if r.changed == changed {

@@ -103,17 +103,21 @@ func (s *Server) keys() [2]matchmaker.Key {
 	}
 }
 
-func (s *Server) register(ctx context.Context) error {
+// isStopped reports whether Stop was called.
+func (s *Server) isStopped() bool {
 	s.mu.RLock()
-	stopped := s.stopped
-	s.mu.RUnlock()
-	if stopped {
+	defer s.mu.RUnlock()
+	return s.stopped
+}
+
+func (s *Server) register(ctx context.Context) error {
+	if s.isStopped() {
 		return nil
 	}
-	for _, k := range s.keys() {
-		if err := s.node.mm.Register(ctx, k, s.member(), s.node.opts.registrationTTL); err != nil {
-			return fmt.Errorf("register %s: %w", k, err)
-		}
+	ks := s.keys()
+	es := []matchmaker.Entry{{Key: ks[0], Addr: s.member()}, {Key: ks[1], Addr: s.member()}}
+	if err := s.node.mm.RegisterMany(ctx, es, s.node.opts.registrationTTL); err != nil {
+		return fmt.Errorf("register %s and %s: %w", ks[0], ks[1], err)
 	}
 	return nil
 }
