@@ -19,7 +19,7 @@ import (
 func (n *Node) cancelRemote(h *envelope.Header, addr string) {
 	c := *h
 	c.Kind, c.AckWanted, c.Meta = envelope.KindCancel, false, nil
-	_ = n.peers.Get(addr).TryPush(sockets.Message{Rec: c.AppendRecord(nil, nil), Deadline: h.Deadline})
+	_, _ = n.peers.TryPush(addr, sockets.Message{Rec: c.AppendRecord(nil, nil), Deadline: h.Deadline})
 }
 
 // onCancel is the intake's handler of a CANCEL record: it cancels the

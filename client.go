@@ -78,7 +78,8 @@ func (n *Node) call(ctx context.Context, t Target, method string, args, reply an
 		n.resender.Resent(c, r.resendAddrs(), false)
 	}
 	n.pending.Add(c)
-	if err := n.push(ctx, r.send(), c.Rec, deadline); err != nil {
+	answered, err := n.pushAwaited(ctx, r.send(), c.Rec, deadline)
+	if err != nil {
 		n.pending.Take(c.ID)
 		c.Rec = nil // the queue may still hold it
 		n.pending.Put(c)
@@ -88,6 +89,7 @@ func (n *Node) call(ctx context.Context, t Target, method string, args, reply an
 		n.resender.Schedule(c)
 	}
 	res := n.await(ctx, c, ctxDeadline, deadline.Sub(start))
+	answered()
 	if res.Err == context.Canceled {
 		n.cancelRemote(&h, r.send())
 	}
@@ -247,10 +249,35 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 		return err
 	}
 	n.resender.Resent(c, r.resendAddrs(), true)
+	// Keep the server's connection while the ACK is awaited: the ACK may
+	// come (OnFinish) before pushAwaited has returned.
+	var (
+		mu       sync.Mutex
+		answered func()
+		finished bool
+	)
+	c.OnFinish(func(actors.Result) {
+		mu.Lock()
+		finished = true
+		done := answered
+		mu.Unlock()
+		if done != nil {
+			done()
+		}
+	})
 	n.pending.Add(c)
-	if err := n.push(ctx, r.send(), c.Rec, deadline); err != nil {
+	done, err := n.pushAwaited(ctx, r.send(), c.Rec, deadline)
+	if err != nil {
 		n.pending.Take(c.ID)
 		return fmt.Errorf("%w: cast %s on %s", err, method, t)
+	}
+	mu.Lock()
+	if finished {
+		mu.Unlock()
+		done()
+	} else {
+		answered = done
+		mu.Unlock()
 	}
 	n.resender.Schedule(c)
 	return nil
@@ -403,33 +430,52 @@ func putRecord(ref any) {
 // pushPooled is push for a record from getRecord: the sender gives it back
 // once it has sent (copied) it.
 func (n *Node) pushPooled(ctx context.Context, addr string, buf *[]byte, deadline time.Time) error {
-	return n.pushMessage(ctx, addr, sockets.Message{Rec: *buf, Deadline: deadline.UnixNano(), Ref: buf, Pooled: true})
+	_, err := n.pushMessage(ctx, addr, sockets.Message{Rec: *buf, Deadline: deadline.UnixNano(), Ref: buf, Pooled: true})
+	return err
 }
 
 // push queues a record for the peer at addr. A full queue is
 // ErrBackPressure (or, WithWaitOnFull, a wait until the deadline).
 func (n *Node) push(ctx context.Context, addr string, rec []byte, deadline time.Time) error {
-	return n.pushMessage(ctx, addr, sockets.Message{Rec: rec, Deadline: deadline.UnixNano()})
+	_, err := n.pushMessage(ctx, addr, sockets.Message{Rec: rec, Deadline: deadline.UnixNano()})
+	return err
 }
 
-func (n *Node) pushMessage(ctx context.Context, addr string, m sockets.Message) error {
-	deadline := time.Unix(0, m.Deadline)
-	p := n.peers.Get(addr)
+// pushAwaited is push for a request whose answer (reply or ACK) comes back
+// from the peer: the peer's connection is kept until done is called.
+func (n *Node) pushAwaited(ctx context.Context, addr string, rec []byte, deadline time.Time) (done func(), err error) {
+	p, err := n.pushMessage(ctx, addr, sockets.Message{Rec: rec, Deadline: deadline.UnixNano()})
+	if err != nil {
+		return nil, err
+	}
+	p.Awaited()
+	return p.Answered, nil
+}
+
+func (n *Node) pushMessage(ctx context.Context, addr string, m sockets.Message) (*sockets.Peer, error) {
 	if !n.opts.waitOnFull {
-		if err := p.TryPush(m); err != nil {
-			return ErrBackPressure
+		p, err := n.peers.TryPush(addr, m)
+		switch {
+		case errors.Is(err, sockets.ErrTooManyPeers):
+			return nil, fmt.Errorf("%w: %v", ErrTooManyConnections, err)
+		case err != nil:
+			return nil, ErrBackPressure
 		}
-		return nil
+		return p, nil
 	}
-	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, cancel := context.WithDeadline(ctx, time.Unix(0, m.Deadline))
 	defer cancel()
-	if err := p.Push(wctx, m); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	p, err := n.peers.Push(wctx, addr, m)
+	if err != nil {
+		if errors.Is(err, sockets.ErrTooManyPeers) {
+			return nil, fmt.Errorf("%w: %v", ErrTooManyConnections, err)
 		}
-		return fmt.Errorf("%w (waited until the deadline)", ErrBackPressure)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w (waited until the deadline)", ErrBackPressure)
 	}
-	return nil
+	return p, nil
 }
 
 // pick returns the address of the server to send to: the next one

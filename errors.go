@@ -26,6 +26,9 @@ var (
 	ErrBackPressure = errors.New("relay: send queue full (back-pressure)")
 	// ErrBadTarget: the target cannot be used (e.g. an empty topic).
 	ErrBadTarget = errors.New("relay: bad target")
+	// ErrTooManyConnections: the node is connected to as many servers as
+	// WithMaxConnections allows; the message was not sent.
+	ErrTooManyConnections = errors.New("relay: too many server connections (WithMaxConnections)")
 	// ErrNodeFailed: an actor of the node failed more often than its
 	// supervisor allows; the node must be closed and started again.
 	ErrNodeFailed = errors.New("relay: node failed")

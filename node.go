@@ -141,7 +141,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		id:        newNodeID(),
 		mm:        mm,
 		zctx:      zctx,
-		peers:     sockets.NewPeers(o.queueSize),
+		peers:     sockets.NewPeers(o.queueSize, o.maxConnections),
 		pending:   actors.NewPending(),
 		replies:   sockets.NewOutbox(o.queueSize),
 		seen:      actors.NewSeen(o.dedupTTL),

@@ -39,6 +39,8 @@ type options struct {
 	handlerQueue     int
 	inproc           bool
 	publishWindow    int
+	idleTimeout      time.Duration
+	maxConnections   int
 	log              *slog.Logger
 
 	clientInterceptors []ClientInterceptor
@@ -69,6 +71,8 @@ func defaultOptions() options {
 		maxHandlers:     256,
 		handlerQueue:    4096,
 		publishWindow:   1024,
+		idleTimeout:     30 * time.Second,
+		maxConnections:  4096,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -109,6 +113,12 @@ func (o *options) validate() error {
 	}
 	if o.maxHandlers < 1 {
 		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
+	}
+	if o.idleTimeout < 0 {
+		return bad("WithIdleTimeout", "must not be negative, got %v", o.idleTimeout)
+	}
+	if o.maxConnections < 1 {
+		return bad("WithMaxConnections", "must be at least 1, got %d", o.maxConnections)
 	}
 	if o.publishWindow < 1 {
 		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
@@ -257,3 +267,16 @@ func WithInproc(on bool) Option { return func(o *options) { o.inproc = on } }
 // window makes publishing wait (until the deadline: ErrBackPressure).
 // Default 1024.
 func WithPublishWindow(n int) Option { return func(o *options) { o.publishWindow = n } }
+
+// WithIdleTimeout closes the connection to a server (its DEALER) once
+// nothing was sent to it for d and no answer from it is awaited; the next
+// message to it connects again. Servers that went away (restarted on
+// another port, unregistered) are so forgotten instead of being kept
+// connected, and reconnecting, for ever. 0 keeps every connection.
+// Default 30s.
+func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleTimeout = d } }
+
+// WithMaxConnections bounds the servers a node is connected to at once (one
+// DEALER each). A call or cast to one more fails with ErrTooManyConnections
+// until an idle one is closed (WithIdleTimeout). Default 4096.
+func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnections = n } }

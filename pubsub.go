@@ -412,4 +412,3 @@ func (p *PublisherProxy) Close() error {
 		}
 	})
 }
-

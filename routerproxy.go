@@ -127,7 +127,7 @@ func (n *Node) hello() {
 	for _, r := range rs {
 		h := envelope.Header{Kind: envelope.KindHeartbeat, ID: envelope.NewMsgID(), Method: helloMethod,
 			ReplyTo: n.id, Deadline: time.Now().Add(helloEvery).UnixNano()}
-		_ = n.peers.Get(r.back).TryPush(sockets.Message{Rec: h.AppendRecord(nil, body), Deadline: h.Deadline})
+		_, _ = n.peers.TryPush(r.back, sockets.Message{Rec: h.AppendRecord(nil, body), Deadline: h.Deadline})
 	}
 }
 

@@ -43,7 +43,8 @@ func (n *Node) wire() {
 	n.answers = &actors.Answers{Replies: n.replies, Peers: n.peers}
 	n.pool = actors.NewPool(n.serve, &n.group, n.opts.maxHandlers, n.opts.handlerQueue, n.loops.resume)
 	n.resender = actors.NewResender(n.pending, n.opts.retry, func(addr string, rec []byte, deadline int64) error {
-		return n.peers.Get(addr).TryPush(sockets.Message{Rec: rec, Deadline: deadline})
+		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
+		return err
 	}, &n.counters, n.log.With("actor", ActorReplyWaiter))
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
@@ -119,6 +120,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
 		OnDrop:      n.dropMessage,
 		Release:     putRecord,
+		IdleTimeout: n.opts.idleTimeout,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,

@@ -36,7 +36,8 @@ func (a *Answers) Send(in *Inbound, rec []byte) error {
 		return nil
 	}
 	if in.Via != "" {
-		return a.Peers.Get(in.Via).TryPush(sockets.Message{Rec: rec, Deadline: in.Rec.Deadline()})
+		_, err := a.Peers.TryPush(in.Via, sockets.Message{Rec: rec, Deadline: in.Rec.Deadline()})
+		return err
 	}
 	return a.Replies.TryPush(sockets.Message{To: in.From, Rec: rec, Deadline: in.Rec.Deadline()})
 }

@@ -19,6 +19,9 @@ type Context struct {
 	once sync.Once
 }
 
+// maxSockets is the most sockets the process's context may hold.
+const maxSockets = 32768
+
 // shared is the process's context and how many handles are open on it.
 var shared struct {
 	mu   sync.Mutex
@@ -35,6 +38,12 @@ func NewContext() (*Context, error) {
 		z, err := zmq.NewContext()
 		if err != nil {
 			return nil, fmt.Errorf("sockets: new zmq context: %w", err)
+		}
+		// libzmq's default of 1023 sockets would be the whole process's
+		// limit, every node's DEALERs included.
+		if err := z.SetMaxSockets(maxSockets); err != nil {
+			z.Term()
+			return nil, fmt.Errorf("sockets: zmq context max sockets: %w", err)
 		}
 		shared.z = z
 	}

@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,16 @@ type DealersConfig struct {
 	// Release, when set, gets back the Ref of each Pooled message once the
 	// loop has sent (copied) its records.
 	Release func(ref any)
+	// IdleTimeout, when positive, closes a DEALER whose peer had nothing
+	// pushed for that long and has nothing queued, held or awaited; its
+	// queue is forgotten too (a later push starts afresh). Servers that went
+	// away are so forgotten.
+	IdleTimeout time.Duration
 }
+
+// ErrTooManyPeers is what a push towards one endpoint more than the limit
+// of Peers gets.
+var ErrTooManyPeers = errors.New("sockets: too many server connections")
 
 // Dealers is the loop that owns the DEALER sockets towards servers, one per
 // server endpoint, connected when the endpoint's queue (in Peers) first has
@@ -42,6 +52,7 @@ type Dealers struct {
 
 // dealer is one DEALER socket and what it could not send yet. Loop only.
 type dealer struct {
+	slot   int // its index in the loop's table, and its poller tag
 	peer   *Peer
 	s      *batchSocket
 	held   []Message // taken from the peer, not sent yet (the socket would block)
@@ -82,7 +93,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 	d.peers.attach(h.p)
 	defer d.peers.attach(nil)
 	var (
-		all     []*dealer // by poller index
+		all     []*dealer // by slot; nil slots are free
+		free    []int     // free slots
+		open    int       // DEALERs open
 		fired   []int
 		rc      receiver
 		p       packer
@@ -91,8 +104,10 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 	)
 	defer func() {
 		for _, dl := range all {
-			dl.peer.requeue(dl.held)
-			dl.s.close(h)
+			if dl != nil {
+				dl.peer.requeue(dl.held)
+				dl.s.close(h)
+			}
 		}
 	}()
 
@@ -113,17 +128,21 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		if err != nil {
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		dl := &dealer{peer: peer, s: s}
-		i, err := h.p.add(s.z)
-		if err != nil {
+		slot := len(all)
+		if n := len(free); n > 0 {
+			slot, free = free[n-1], free[:n-1]
+		} else {
+			all = append(all, nil)
+		}
+		dl := &dealer{slot: slot, peer: peer, s: s}
+		if err := h.p.add(s.z, slot); err != nil {
 			s.close0()
+			free = append(free, slot)
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		if i != len(all) {
-			panic("sockets: dealers: poller index out of step")
-		}
 		byPeer[peer] = dl
-		all = append(all, dl)
+		all[slot] = dl
+		open++
 		return dl, nil
 	}
 	// send packs dl.held and sends what the socket takes; the rest stays
@@ -170,6 +189,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		}
 	}
 	pending := func() bool { return d.peers.hasDirty() || d.resume.Load() }
+	lastSweep := time.Now()
 	for !quitting(h.quit) {
 		if d.resume.Swap(false) {
 			for _, dl := range paused {
@@ -182,6 +202,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		// Inbound: the dealers with an edge, or more to read.
 		for _, i := range fired {
 			dl := all[i]
+			if dl == nil {
+				continue // closed since
+			}
 			read(dl)
 			if len(dl.held) > 0 {
 				touched = append(touched, dl) // an edge may mean room to send
@@ -278,8 +301,29 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		holding, nextHolding = nextHolding, holding[:0]
 		clear(touched)
 		touched = touched[:0]
+		if d.cfg.IdleTimeout > 0 && open > 0 {
+			if now := time.Now(); now.Sub(lastSweep) >= d.cfg.IdleTimeout/2 {
+				lastSweep = now
+				for _, dl := range all {
+					if dl == nil || len(dl.held) > 0 || dl.listed || dl.paused ||
+						!d.peers.forget(dl.peer, now.Add(-d.cfg.IdleTimeout).UnixNano()) {
+						continue
+					}
+					h.p.remove(dl.slot)
+					dl.s.close(h)
+					delete(byPeer, dl.peer)
+					all[dl.slot] = nil
+					free = append(free, dl.slot)
+					open--
+				}
+			}
+		}
 		if !busy && len(reading) == 0 {
-			fired = h.sleep(h.p, &d.peers.waker, pending, len(holding) > 0, fired)
+			timeout := backlogTimeout(len(holding) > 0)
+			if timeout == 0 && d.cfg.IdleTimeout > 0 && open > 0 {
+				timeout = d.cfg.IdleTimeout / 2 // wake to forget idle servers
+			}
+			fired = h.sleep(h.p, &d.peers.waker, pending, timeout, fired)
 		}
 	}
 	return nil

@@ -111,12 +111,12 @@ func quitting(quit <-chan struct{}) bool {
 }
 
 // sleep parks the loop in its poller until a socket has an edge, a
-// wake-up comes, quit closes, or (when backlogged) pollBacklog passes, and
-// appends the fired sockets' indexes to fired. w, when not nil, is the
-// waker of the loop's queue: pending reports whether its queue has work,
-// checked after the loop declared itself asleep so that no wake-up is
-// missed.
-func (h *handle) sleep(p *poller, w *waker, pending func() bool, backlogged bool, fired []int) []int {
+// wake-up comes, quit closes, or timeout passes (0: none; a loop with
+// messages held uses pollBacklog), and appends the fired sockets' tags to
+// fired. w, when not nil, is the waker of the loop's queue: pending reports
+// whether its queue has work, checked after the loop declared itself asleep
+// so that no wake-up is missed.
+func (h *handle) sleep(p *poller, w *waker, pending func() bool, timeout time.Duration, fired []int) []int {
 	if w != nil {
 		w.sleeping.Store(true)
 		if pending != nil && pending() {
@@ -127,15 +127,19 @@ func (h *handle) sleep(p *poller, w *waker, pending func() bool, backlogged bool
 	if quitting(h.quit) {
 		return fired
 	}
-	var timeout time.Duration
-	if backlogged {
-		timeout = pollBacklog
-	}
 	fired = p.wait(timeout, fired)
 	if w != nil {
 		w.sleeping.Store(false)
 	}
 	return fired
+}
+
+// backlogTimeout is sleep's timeout for a loop that holds messages or not.
+func backlogTimeout(backlogged bool) time.Duration {
+	if backlogged {
+		return pollBacklog
+	}
+	return 0
 }
 
 func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) }

@@ -2,8 +2,11 @@ package sockets
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Peers are the send queues of a Dealers loop, one per server endpoint.
@@ -14,8 +17,10 @@ import (
 // concurrent use.
 type Peers struct {
 	waker
-	max    int      // per peer: queued plus held by the loop
-	byAddr sync.Map // endpoint -> *Peer
+	max      int          // per peer: queued plus held by the loop
+	maxPeers int          // peers at once; 0: no bound
+	byAddr   sync.Map     // endpoint -> *Peer
+	count    atomic.Int64 // peers in byAddr
 
 	// mu guards dirty.
 	mu    sync.Mutex
@@ -33,23 +38,39 @@ type Peer struct {
 	dirty bool // in peers.dirty
 	room  room
 
-	held  atomic.Int64 // messages the loop took and holds unsent
-	taken atomic.Int64 // messages taken in the loop's current turn
+	held     atomic.Int64 // messages the loop took and holds unsent
+	taken    atomic.Int64 // messages taken in the loop's current turn
+	lastUse  atomic.Int64 // Unix ns of the last push
+	inflight atomic.Int64 // requests sent here whose answers are awaited (Answered)
+	gone     bool         // forgotten by the loop; guarded by mu
 }
 
 // NewPeers makes the queues of a Dealers loop, each holding at most
 // perPeer messages (queued, or held by the loop until the socket takes
-// them).
-func NewPeers(perPeer int) *Peers {
-	return &Peers{waker: newWaker(), max: max(perPeer, 1)}
+// them), and at most maxPeers of them at once (0: no bound): a push
+// towards one more endpoint is ErrTooManyPeers until an idle one is
+// forgotten.
+func NewPeers(perPeer, maxPeers int) *Peers {
+	return &Peers{waker: newWaker(), max: max(perPeer, 1), maxPeers: maxPeers}
 }
 
-// Get returns the queue towards addr, making it on first use.
+// errGone is what a push to a forgotten peer gets: Push and TryPush then
+// use a fresh one.
+var errGone = errors.New("sockets: peer forgotten")
+
+// Get returns the queue towards addr, making it on first use. It returns
+// nil when that would make more peers than the limit.
 func (ps *Peers) Get(addr string) *Peer {
 	if p, ok := ps.byAddr.Load(addr); ok {
 		return p.(*Peer)
 	}
-	p, _ := ps.byAddr.LoadOrStore(addr, &Peer{addr: addr, peers: ps})
+	if ps.maxPeers > 0 && ps.count.Load() >= int64(ps.maxPeers) {
+		return nil
+	}
+	p, loaded := ps.byAddr.LoadOrStore(addr, &Peer{addr: addr, peers: ps})
+	if !loaded {
+		ps.count.Add(1)
+	}
 	return p.(*Peer)
 }
 
@@ -66,9 +87,50 @@ func (ps *Peers) all() []*Peer {
 // Addr returns the peer's endpoint.
 func (p *Peer) Addr() string { return p.addr }
 
-// TryPush queues m for the peer; ErrBackPressure when its queue is full.
-func (p *Peer) TryPush(m Message) error {
+// TryPush queues m for the peer at addr; ErrBackPressure when its queue is
+// full. It returns the peer it queued on.
+func (ps *Peers) TryPush(addr string, m Message) (*Peer, error) {
+	for {
+		p := ps.Get(addr)
+		if p == nil {
+			return nil, fmt.Errorf("%w: %d, and %s would be one more", ErrTooManyPeers, ps.maxPeers, addr)
+		}
+		err := p.tryPush(m)
+		if err != errGone {
+			return p, err
+		}
+	}
+}
+
+// Push queues m for the peer at addr, waiting for room until ctx is done.
+// It returns the peer it queued on.
+func (ps *Peers) Push(ctx context.Context, addr string, m Message) (*Peer, error) {
+	for {
+		p := ps.Get(addr)
+		if p == nil {
+			return nil, fmt.Errorf("%w: %d, and %s would be one more", ErrTooManyPeers, ps.maxPeers, addr)
+		}
+		err := p.push(ctx, m)
+		if err != errGone {
+			return p, err
+		}
+	}
+}
+
+// Answered records that an answer awaited from the peer (a request pushed
+// with Awaited) came, or will not.
+func (p *Peer) Answered() { p.inflight.Add(-1) }
+
+// Awaited records that a request pushed to the peer awaits its answer, so
+// that the peer is not forgotten meanwhile. Call Answered at its end.
+func (p *Peer) Awaited() { p.inflight.Add(1) }
+
+func (p *Peer) tryPush(m Message) error {
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return errGone
+	}
 	if len(p.q)+int(p.held.Load()) >= p.peers.max {
 		p.mu.Unlock()
 		return ErrBackPressure
@@ -77,10 +139,13 @@ func (p *Peer) TryPush(m Message) error {
 	return nil
 }
 
-// Push queues m for the peer, waiting for room until ctx is done.
-func (p *Peer) Push(ctx context.Context, m Message) error {
+func (p *Peer) push(ctx context.Context, m Message) error {
 	for {
 		p.mu.Lock()
+		if p.gone {
+			p.mu.Unlock()
+			return errGone
+		}
 		if len(p.q)+int(p.held.Load()) < p.peers.max {
 			p.pushLocked(m)
 			return nil
@@ -98,6 +163,7 @@ func (p *Peer) Push(ctx context.Context, m Message) error {
 // pushLocked appends m, marks the peer dirty and wakes the loop; it
 // unlocks p.mu.
 func (p *Peer) pushLocked(m Message) {
+	p.lastUse.Store(time.Now().UnixNano())
 	p.q = append(p.q, m)
 	mark := !p.dirty
 	p.dirty = true
@@ -207,4 +273,20 @@ func (p *Peer) requeue(ms []Message) {
 		ps.dirty = append(ps.dirty, p)
 		ps.mu.Unlock()
 	}
+}
+
+// forget removes the peer, if it has been idle since before idleSince with
+// nothing queued, held or awaited: later pushes to its endpoint make a new
+// one. It reports whether it did. Loop only.
+func (ps *Peers) forget(p *Peer, idleSince int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.q) > 0 || p.held.Load() > 0 || p.inflight.Load() > 0 || p.lastUse.Load() > idleSince || p.dirty {
+		return false
+	}
+	p.gone = true
+	if ps.byAddr.CompareAndDelete(p.addr, p) {
+		ps.count.Add(-1)
+	}
+	return true
 }

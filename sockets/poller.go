@@ -32,8 +32,8 @@ type poller struct {
 	f      *os.File // ep, registered with Go's netpoller
 	rc     syscall.RawConn
 	evs    [64]syscall.EpollEvent
-	fds    []int // the ZMQ_FDs added, by index
-	fired  []int // indexes with an edge, filled by poll
+	fds    map[int]int // the ZMQ_FDs added, by tag
+	fired  []int       // indexes with an edge, filled by poll
 	pollFn func(uintptr) bool
 
 	// mu guards closed against kicks racing close (a write to an eventfd
@@ -55,7 +55,7 @@ func newPoller() (*poller, error) {
 		syscall.Close(ep)
 		return nil, fmt.Errorf("eventfd: %w", e)
 	}
-	p := &poller{ep: ep, ev: int(r)}
+	p := &poller{ep: ep, ev: int(r), fds: make(map[int]int)}
 	p.pollFn = p.poll // bound once: rc.Read takes it without an allocation per wait
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, p.ev, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: evTag}); err != nil {
 		p.closeFDs()
@@ -79,27 +79,27 @@ func (p *poller) closeFDs() {
 	syscall.Close(p.ev)
 }
 
-// add watches s; its edges are reported with the index add returns. Runs
-// in the loop's goroutine (it reads a socket option).
-func (p *poller) add(s *zmq.Socket) (int, error) {
+// add watches s; its edges are reported with tag (≥ 0, unique among the
+// sockets watched). Runs in the loop's goroutine (it reads a socket
+// option).
+func (p *poller) add(s *zmq.Socket, tag int) error {
 	fd, err := s.GetFd()
 	if err != nil {
-		return 0, fmt.Errorf("get zmq fd: %w", err)
+		return fmt.Errorf("get zmq fd: %w", err)
 	}
-	i := len(p.fds)
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | -syscall.EPOLLET, Fd: int32(i)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | -syscall.EPOLLET, Fd: int32(tag)}
 	if err := syscall.EpollCtl(p.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return 0, fmt.Errorf("epoll_ctl zmq fd: %w", err)
+		return fmt.Errorf("epoll_ctl zmq fd: %w", err)
 	}
-	p.fds = append(p.fds, fd)
-	return i, nil
+	p.fds[tag] = fd
+	return nil
 }
 
-// remove stops watching socket i (before the socket is closed).
-func (p *poller) remove(i int) {
-	if i < len(p.fds) && p.fds[i] >= 0 {
-		_ = syscall.EpollCtl(p.ep, syscall.EPOLL_CTL_DEL, p.fds[i], nil)
-		p.fds[i] = -1
+// remove stops watching the socket of tag (before the socket is closed).
+func (p *poller) remove(tag int) {
+	if fd, ok := p.fds[tag]; ok {
+		_ = syscall.EpollCtl(p.ep, syscall.EPOLL_CTL_DEL, fd, nil)
+		delete(p.fds, tag)
 	}
 }
 

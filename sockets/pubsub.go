@@ -79,12 +79,11 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
-	iF, err := h.p.add(front.z)
-	if err != nil {
+	const iF, iB = 0, 1
+	if err := h.p.add(front.z, iF); err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
-	iB, err := h.p.add(back.z)
-	if err != nil {
+	if err := h.p.add(back.z, iB); err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
 	started()
@@ -137,7 +136,7 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 		}
 		if !(edgeF || moreF) {
 			if !busy && !moreB {
-				fired = h.sleep(h.p, nil, nil, false, fired)
+				fired = h.sleep(h.p, nil, nil, 0, fired)
 			}
 			continue
 		}
@@ -291,12 +290,12 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			return err
 		}
 	}
-	iSub, err := h.p.add(sub.z)
-	if err != nil {
+	const iSub = 0
+	if err := h.p.add(sub.z, iSub); err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
 	if pub != nil {
-		if _, err := h.p.add(pub.z); err != nil {
+		if err := h.p.add(pub.z, 1); err != nil {
 			return fmt.Errorf("sockets: local publisher: %w", err)
 		}
 	}
@@ -378,7 +377,7 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		if !busy && !more {
 			// Sleep until an edge, an Update, or the next disconnect (the
 			// backlog tick is short enough to check for it).
-			fired = h.sleep(h.p, &s.wake, func() bool { return len(s.ops) > 0 }, !next.IsZero(), fired)
+			fired = h.sleep(h.p, &s.wake, func() bool { return len(s.ops) > 0 }, backlogTimeout(!next.IsZero()), fired)
 		}
 	}
 	return nil

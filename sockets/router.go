@@ -89,7 +89,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.endpoint, r.port, err = r.cfg.Bind.bind(s.z); err != nil {
 		return err
 	}
-	if _, err := h.p.add(s.z); err != nil {
+	if err := h.p.add(s.z, 0); err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
 	r.out.attach(h.p)
@@ -140,7 +140,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		// Replies held for a peer that is gone are not worth a Close's wait.
 		r.out.settle()
 		if !busy && (!more || paused) {
-			fired = h.sleep(h.p, &r.out.waker, hasWork, out.held.len() > 0, fired)
+			fired = h.sleep(h.p, &r.out.waker, hasWork, backlogTimeout(out.held.len() > 0), fired)
 		}
 	}
 	return nil

@@ -102,12 +102,11 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
-	iF, err := h.p.add(front.z)
-	if err != nil {
+	const iF, iB = 0, 1
+	if err := h.p.add(front.z, iF); err != nil {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
-	iB, err := h.p.add(back.z)
-	if err != nil {
+	if err := h.p.add(back.z, iB); err != nil {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
 	started()
@@ -215,7 +214,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			moreF = true
 		}
 		if !busy && !moreF && !moreB {
-			fired = h.sleep(h.p, nil, nil, false, fired)
+			fired = h.sleep(h.p, nil, nil, 0, fired)
 		}
 	}
 	return nil

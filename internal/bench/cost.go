@@ -21,12 +21,12 @@ import (
 // thousands of operations.
 type Cost struct {
 	Ops      int     `json:"ops"`
-	Handoffs float64 `json:"handoffs"`     // goroutine wake-ups by another goroutine
-	Netpoll  float64 `json:"netpoll"`      // goroutine wake-ups by the netpoller (socket readiness)
-	Cgo      float64 `json:"cgo_calls"`    // calls from Go into C
-	Allocs   float64 `json:"allocs"`       // heap allocations
-	Bytes    float64 `json:"alloc_bytes"`  // heap bytes allocated
-	Elapsed  float64 `json:"elapsed_ns"`   // wall time per operation while measured
+	Handoffs float64 `json:"handoffs"`    // goroutine wake-ups by another goroutine
+	Netpoll  float64 `json:"netpoll"`     // goroutine wake-ups by the netpoller (socket readiness)
+	Cgo      float64 `json:"cgo_calls"`   // calls from Go into C
+	Allocs   float64 `json:"allocs"`      // heap allocations
+	Bytes    float64 `json:"alloc_bytes"` // heap bytes allocated
+	Elapsed  float64 `json:"elapsed_ns"`  // wall time per operation while measured
 }
 
 // cgoCalls reads the process's count of calls into C.
