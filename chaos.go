@@ -11,6 +11,7 @@ import (
 type Stats struct {
 	Malformed       uint64         // inbound messages dropped as malformed
 	UnknownVersion  uint64         // inbound messages dropped: a protocol version this node does not speak
+	Oversized       uint64         // inbound messages dropped: larger than WithMaxMessageSize
 	UnexpectedKind  uint64         // messages of a kind the receiver does not take
 	ExpiredRequests uint64         // requests skipped: their deadline had passed on arrival
 	DroppedReplies  uint64         // replies that could not be delivered to their caller
@@ -39,7 +40,7 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	s := n.counters.Snapshot()
 	st := Stats{
-		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
+		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, Oversized: s.Oversized, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
 		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived, Restarts: map[string]int{},
 	}

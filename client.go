@@ -399,10 +399,15 @@ func (n *Node) record(b []byte, h *envelope.Header, args any) ([]byte, error) {
 	if err := h.Validate(); err != nil {
 		return b, fmt.Errorf("%w: %v", ErrBadTarget, err)
 	}
+	start := len(b)
 	b, mark := h.BeginRecord(b)
 	b, err := envelope.AppendBody(b, args)
 	if err != nil {
 		return b, fmt.Errorf("relay: %v %s on %s: encode arguments %T: %w", h.Kind, h.Method, h.Target.Topic, args, err)
+	}
+	if size := len(b) - start; int64(size) > n.opts.maxMessageSize {
+		return b[:start], fmt.Errorf("%w: %v %s on %s is %d bytes, WithMaxMessageSize is %d (receivers drop larger messages; raise it on both sides)",
+			ErrTooLarge, h.Kind, h.Method, h.Target.Topic, size, n.opts.maxMessageSize)
 	}
 	return envelope.EndRecord(b, mark), nil
 }

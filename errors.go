@@ -26,6 +26,9 @@ var (
 	ErrBackPressure = errors.New("relay: send queue full (back-pressure)")
 	// ErrBadTarget: the target cannot be used (e.g. an empty topic).
 	ErrBadTarget = errors.New("relay: bad target")
+	// ErrTooLarge: the message is larger than WithMaxMessageSize, the
+	// largest a receiver takes; it was not sent.
+	ErrTooLarge = errors.New("relay: message too large")
 	// ErrTooManyConnections: the node is connected to as many servers as
 	// WithMaxConnections allows; the message was not sent.
 	ErrTooManyConnections = errors.New("relay: too many server connections (WithMaxConnections)")

@@ -92,7 +92,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Bind:    bind,
 		Options: sopts, BacklogMax: n.opts.queueSize,
 		OnRecv:      n.intake.FromRouter,
-		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+		OnDropped:   n.countDropped,
 		OnDrop: func(m *sockets.Message, err error) {
 			n.counters.DroppedReplies.Add(1)
 			n.dropped.Warn("reply dropped", "err", err)
@@ -117,7 +117,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 	dc := sockets.DealersConfig{
 		Identity: n.id, Options: sopts,
 		OnRecv:      n.intake.FromDealer,
-		OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+		OnDropped:   n.countDropped,
 		OnDrop:      n.dropMessage,
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
@@ -169,7 +169,7 @@ func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
 			loop, err := sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
 				Options:     sopts,
 				OnRecv:      n.intake.FromSubscriber,
-				OnMalformed: func(k int) { n.counters.Malformed.Add(uint64(k)) },
+				OnDropped:   n.countDropped,
 				OnDrop:      func(err error) { n.dropped.Warn("subscriber", "err", err) },
 				OnFail:      onFail,
 			})
@@ -214,4 +214,14 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 	}
 	n.counters.DroppedCasts.Add(1)
 	n.dropped.Warn("cast dropped", "peer", addr, "kind", kind, "err", err)
+}
+
+// countDropped counts the messages a socket loop dropped before reading
+// them: malformed (too many frames) or oversized (WithMaxMessageSize).
+func (n *Node) countDropped(malformed, oversized int) {
+	n.counters.Malformed.Add(uint64(malformed))
+	n.counters.Oversized.Add(uint64(oversized))
+	if oversized > 0 {
+		n.dropped.Warn("message larger than WithMaxMessageSize dropped", "limit", n.opts.maxMessageSize, "count", oversized)
+	}
 }

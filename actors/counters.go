@@ -12,6 +12,7 @@ import (
 type Counters struct {
 	Malformed       atomic.Uint64 // inbound messages dropped: malformed frames or records
 	UnknownVersion  atomic.Uint64 // inbound messages dropped: a protocol version this node does not speak
+	Oversized       atomic.Uint64 // inbound messages dropped: larger than the node's maximum message size
 	UnexpectedKind  atomic.Uint64 // well-formed messages of a kind this side does not take
 	ExpiredRequests atomic.Uint64 // calls and casts skipped because their deadline had passed on arrival
 	DroppedReplies  atomic.Uint64 // replies the poller could not deliver to their caller
@@ -29,7 +30,7 @@ type Counters struct {
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
-	Malformed, UnknownVersion, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
+	Malformed, UnknownVersion, Oversized, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
 	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived uint64
 }
 
@@ -38,6 +39,7 @@ func (c *Counters) Snapshot() Stats {
 	return Stats{
 		Malformed:       c.Malformed.Load(),
 		UnknownVersion:  c.UnknownVersion.Load(),
+		Oversized:       c.Oversized.Load(),
 		UnexpectedKind:  c.UnexpectedKind.Load(),
 		ExpiredRequests: c.ExpiredRequests.Load(),
 		DroppedReplies:  c.DroppedReplies.Load(),

@@ -221,7 +221,7 @@ func collectNode(ch chan<- prometheus.Metric, n *relay.Node) {
 		counter(descRestarts, uint64(r), actor)
 	}
 	for reason, v := range map[string]uint64{
-		"malformed": s.Malformed, "unknown_version": s.UnknownVersion, "unexpected_kind": s.UnexpectedKind,
+		"malformed": s.Malformed, "unknown_version": s.UnknownVersion, "oversized": s.Oversized, "unexpected_kind": s.UnexpectedKind,
 		"expired": s.ExpiredRequests, "reply_undeliverable": s.DroppedReplies, "cast_unsent": s.DroppedCasts,
 		"late_reply": s.LateReplies, "failed_cast": s.FailedCasts,
 	} {

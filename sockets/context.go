@@ -82,7 +82,7 @@ func (c *Context) Close(timeout time.Duration) error {
 // Options are the socket options relay sets on every data socket.
 type Options struct {
 	HWM              int           // send and receive high-water marks, in ZeroMQ messages (batches of up to maxBatch bytes)
-	MaxMsgSize       int64         // largest accepted inbound message, bytes
+	MaxMsgSize       int64         // largest accepted inbound message, all frames together, bytes
 	HeartbeatIvl     time.Duration // ZMTP heartbeat interval (dead-peer detection)
 	HeartbeatTimeout time.Duration // no traffic for this long closes the connection
 	ReconnectIvl     time.Duration // first reconnect delay of a DEALER
@@ -110,7 +110,10 @@ func (o Options) apply(s *zmq.Socket) error {
 		{"linger", func() error { return s.SetLinger(0) }},
 		{"sndhwm", func() error { return s.SetSndhwm(o.HWM) }},
 		{"rcvhwm", func() error { return s.SetRcvhwm(o.HWM) }},
-		{"maxmsgsize", func() error { return s.SetMaxmsgsize(o.MaxMsgSize) }},
+		// libzmq checks each frame alone and drops the connection of a peer
+		// that sends a larger one, uncounted: its limit is a guard at twice
+		// relay's, which the receive helper checks (and counts) per message.
+		{"maxmsgsize", func() error { return s.SetMaxmsgsize(2 * o.MaxMsgSize) }},
 		{"heartbeat_ivl", func() error { return s.SetHeartbeatIvl(o.HeartbeatIvl) }},
 		{"heartbeat_timeout", func() error { return s.SetHeartbeatTimeout(o.HeartbeatTimeout) }},
 		{"heartbeat_ttl", func() error { return s.SetHeartbeatTtl(o.HeartbeatTimeout) }},

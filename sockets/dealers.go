@@ -20,8 +20,9 @@ type DealersConfig struct {
 	// the loop's goroutine and must not block. It returns true to pause
 	// reading from that DEALER (the consumer is full) until Resume.
 	OnRecv func(addr string, batch Batch) (pause bool)
-	// OnMalformed counts messages dropped before OnRecv (too many frames).
-	OnMalformed func(n int)
+	// OnDropped counts messages dropped before OnRecv: with too many
+	// frames (malformed), or larger than Options.MaxMsgSize (oversized).
+	OnDropped func(malformed, oversized int)
 	// OnDrop gets each message the loop gives up on, with the reason.
 	OnDrop func(addr string, m *Message, err error)
 	// OnFail gets the error that ended the loop after it was ready.
@@ -221,8 +222,8 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			if res.err != nil {
 				return fmt.Errorf("sockets: recv from %s: %w", dl.peer.addr, res.err)
 			}
-			if res.dropped > 0 && d.cfg.OnMalformed != nil {
-				d.cfg.OnMalformed(res.dropped)
+			if res.dropped+res.oversized > 0 && d.cfg.OnDropped != nil {
+				d.cfg.OnDropped(res.dropped, res.oversized)
 			}
 			if batch != nil {
 				busy = true

@@ -175,6 +175,7 @@ func newSocket(zctx *Context, h *handle, t zmq.Type, o Options) (*batchSocket, e
 	if err != nil {
 		return fail(err)
 	}
+	s.limitTotal(o.MaxMsgSize)
 	return s, nil
 }
 

@@ -221,7 +221,7 @@ type SubscriberConfig struct {
 	// the batch is the callee's to keep. Runs in the loop's goroutine and
 	// must not block. Not called when republishing.
 	OnRecv      func(batch Batch)
-	OnMalformed func(n int)
+	OnDropped   func(malformed, oversized int)
 	OnDrop      func(reason error)
 	OnFail      func(err error)
 }
@@ -348,8 +348,8 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 			if res.err != nil {
 				return fmt.Errorf("sockets: subscriber: recv: %w", res.err)
 			}
-			if res.dropped > 0 && s.cfg.OnMalformed != nil {
-				s.cfg.OnMalformed(res.dropped)
+			if res.dropped+res.oversized > 0 && s.cfg.OnDropped != nil {
+				s.cfg.OnDropped(res.dropped, res.oversized)
 			}
 			more = res.more
 			if batch != nil {

@@ -32,8 +32,9 @@ type RouterConfig struct {
 	// runs in the loop's goroutine and must not block. It returns true to
 	// pause reading (the consumer is full) until Resume is called.
 	OnRecv func(batch Batch) (pause bool)
-	// OnMalformed counts messages dropped before OnRecv (too many frames).
-	OnMalformed func(n int)
+	// OnDropped counts messages dropped before OnRecv: with too many
+	// frames (malformed), or larger than Options.MaxMsgSize (oversized).
+	OnDropped func(malformed, oversized int)
 	// OnDrop gets each message the loop gives up on, with the reason.
 	OnDrop func(m *Message, err error)
 	// OnFail gets the error that ended the loop after it was ready.
@@ -118,8 +119,8 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 			if res.err != nil {
 				return fmt.Errorf("sockets: router recv: %w", res.err)
 			}
-			if res.dropped > 0 && r.cfg.OnMalformed != nil {
-				r.cfg.OnMalformed(res.dropped)
+			if res.dropped+res.oversized > 0 && r.cfg.OnDropped != nil {
+				r.cfg.OnDropped(res.dropped, res.oversized)
 			}
 			more = res.more
 			if batch != nil && r.cfg.OnRecv(Batch{buf: batch, n: res.n}) {

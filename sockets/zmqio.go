@@ -33,7 +33,10 @@ typedef struct {
 	// Results of the last call, here rather than in Go variables passed by
 	// address (which would escape to the heap on every call).
 	size_t used, need, done;
-	int status, dropped, events;
+	int status, dropped, oversized, events;
+	// The largest message taken, all frames together (0: no limit):
+	// bigger ones are read, closed and counted, never copied.
+	size_t max_total;
 } relay_rx;
 
 static relay_rx *relay_rx_new(void) { return calloc(1, sizeof(relay_rx)); }
@@ -51,11 +54,12 @@ static void relay_rx_free(relay_rx *r) {
 
 // relay_take receives one whole message into r. It returns 0, or the errno
 // of the failure (EAGAIN: nothing to read). A message of more than
-// RELAY_MAX_FRAMES frames is read whole and dropped: *dropped counts it.
-static int relay_take(void *s, relay_rx *r, int *dropped) {
+// RELAY_MAX_FRAMES frames is read whole and dropped (r->dropped counts
+// it), and so is one larger than r->max_total (r->oversized).
+static int relay_take(void *s, relay_rx *r) {
 	for (;;) {
 		int n = 0, over = 0;
-		size_t size = 1;
+		size_t size = 1, total = 0;
 		for (;;) {
 			zmq_msg_t tmp, *m = n < RELAY_MAX_FRAMES ? &r->parts[n] : &tmp;
 			zmq_msg_init(m);
@@ -71,6 +75,7 @@ static int relay_take(void *s, relay_rx *r, int *dropped) {
 				return e;
 			}
 			int more = zmq_msg_more(m);
+			total += zmq_msg_size(m);
 			if (n < RELAY_MAX_FRAMES) {
 				size += 4 + zmq_msg_size(m);
 				n++;
@@ -82,9 +87,11 @@ static int relay_take(void *s, relay_rx *r, int *dropped) {
 		}
 		r->n = n;
 		r->size = size;
-		if (!over) return 0;
+		int big = r->max_total > 0 && total > r->max_total;
+		if (!over && !big) return 0;
 		relay_rx_reset(r);
-		(*dropped)++;
+		if (over) r->dropped++;
+		else r->oversized++;
 	}
 }
 
@@ -97,14 +104,15 @@ static int relay_take(void *s, relay_rx *r, int *dropped) {
 static int relay_recv(void *s, relay_rx *r, char *buf, size_t cap, int max) {
 	size_t off = 0;
 	int count = 0;
-	int *status = &r->status, *dropped = &r->dropped;
+	int *status = &r->status;
 	size_t *used = &r->used, *need = &r->need;
 	*status = 0;
 	*need = 0;
-	*dropped = 0;
+	r->dropped = 0;
+	r->oversized = 0;
 	while (count < max) {
 		if (r->n == 0) {
-			int e = relay_take(s, r, dropped);
+			int e = relay_take(s, r);
 			if (e == EAGAIN) break;
 			if (e != 0) {
 				*status = e;
@@ -228,6 +236,10 @@ func newBatchSocket(s *zmq.Socket) (*batchSocket, error) {
 	return &batchSocket{z: s, ptr: ptr, rx: C.relay_rx_new()}, nil
 }
 
+// limitTotal makes the socket drop (and count) messages larger than max
+// bytes, all frames together, before they are copied. 0: no limit.
+func (r *batchSocket) limitTotal(limit int64) { r.rx.max_total = C.size_t(max(limit, 0)) }
+
 // close0 frees the receive state and closes the socket (with the linger
 // set on it).
 func (r *batchSocket) close0() {
@@ -244,7 +256,8 @@ type recvResult struct {
 	used    int   // bytes
 	more    bool  // stopped before the socket was empty (buffer or max reached)
 	need    int   // when n == 0 and more: the size the next message needs
-	dropped int   // messages dropped for too many frames
+	dropped   int // messages dropped for too many frames
+	oversized int // messages dropped for their size
 	err     error // a receive error other than EAGAIN
 }
 
@@ -254,7 +267,8 @@ func (r *batchSocket) recv(buf []byte, max int) recvResult {
 		return recvResult{more: true, need: 1}
 	}
 	n := C.relay_recv(r.ptr, r.rx, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), C.int(max))
-	res := recvResult{n: int(n), used: int(r.rx.used), need: int(r.rx.need), dropped: int(r.rx.dropped)}
+	res := recvResult{n: int(n), used: int(r.rx.used), need: int(r.rx.need),
+		dropped: int(r.rx.dropped), oversized: int(r.rx.oversized)}
 	switch status := r.rx.status; {
 	case status == 1:
 		res.more = true
