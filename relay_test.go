@@ -17,6 +17,7 @@ import (
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/sockets"
+	"github.com/relay-dev/relay/supervisor"
 )
 
 // callInt calls method with args on t and returns its int64 reply, failing
@@ -667,6 +668,17 @@ func TestOptionsAndClose(t *testing.T) {
 		{relay.WithHost(""), "WithHost"},
 		{relay.WithDiscoveryWait(-time.Second), "WithDiscoveryWait"},
 		{relay.WithLogger(nil), "WithLogger"},
+		{relay.WithBindAddress(""), "WithBindAddress"},
+		{relay.WithRegistrationTTL(time.Millisecond), "WithRegistrationTTL"},
+		{relay.WithDrainTimeout(-time.Second), "WithDrainTimeout"},
+		{relay.WithHighWaterMark(0), "WithHighWaterMark"},
+		{relay.WithMaxMessageSize(100), "WithMaxMessageSize"},
+		{relay.WithRetry(0, 2, 1), "WithRetry"},
+		{relay.WithRetry(time.Millisecond, 0.5, 1), "WithRetry"},
+		{relay.WithMaxHandlers(0), "WithMaxHandlers"},
+		{relay.WithDedupTTL(0), "WithDedupTTL"},
+		{relay.WithSupervisor(supervisor.OneForOne(0, time.Second)), "WithSupervisor"},
+		{relay.WithSupervisor(supervisor.OneForOne(1, 1000)), "WithSupervisor"},
 	} {
 		n, err := relay.Start(ctx, c.opt)
 		if err == nil {
