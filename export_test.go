@@ -1,5 +1,7 @@
 package relay
 
+import "time"
+
 // Test hooks for the external tests of this package (package relay_test).
 
 // CrashProxy stops a proxy as kill -9 would: its sockets close at once
@@ -34,3 +36,12 @@ func (p *RouterProxy) crash() {
 		}
 	})
 }
+
+// BreakProxy terminates the proxy's ZeroMQ context under its running
+// socket loop, which then fails as on any socket error (and closes its
+// sockets, which lets the termination finish).
+func BreakProxy(p interface{ testBase() *proxyBase }) error {
+	return p.testBase().zctx.Close(5 * time.Second)
+}
+
+func (b *proxyBase) testBase() *proxyBase { return b }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/relay-dev/relay/internal/testutil"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,5 +257,74 @@ func TestPubSubNeedsProxy(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "WithPubSub") || !strings.Contains(err.Error(), "node proxy --publisher") {
 		t.Errorf("error %q does not name the option and the fix", err)
+	}
+}
+
+// A proxy whose socket loop fails unregisters at once and reports the
+// failure on Failed, so that its process can exit and be restarted.
+func TestProxyFailed(t *testing.T) {
+	mm := newMatchmaker(t)
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := ctxTimeout(t, 20*time.Second)
+	pub, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{Matchmaker: mm, Ack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		name   string
+		key    matchmaker.Key
+		member string
+		proxy  interface {
+			Failed() <-chan error
+			Close() error
+		}
+		brk func() error
+	}{
+		{"publisher", matchmaker.Key{Exchange: "$relay", Topic: "publishers"}, pub.Endpoints(), pub, func() error { return relay.BreakProxy(pub) }},
+		{"router", matchmaker.Key{Exchange: "$relay", Topic: "routers"}, router.Endpoints(), router, func() error { return relay.BreakProxy(router) }},
+	} {
+		registered := func() bool {
+			members, err := m.Lookup(ctx, p.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return slices.Contains(members, p.member)
+		}
+		if !registered() {
+			t.Fatalf("%s proxy: %q is not registered under %s", p.name, p.member, p.key)
+		}
+		select {
+		case err := <-p.proxy.Failed():
+			t.Fatalf("%s proxy reported a failure before any: %v", p.name, err)
+		default:
+		}
+		if err := p.brk(); err != nil {
+			t.Fatalf("break %s proxy: %v", p.name, err)
+		}
+		select {
+		case err := <-p.proxy.Failed():
+			if err == nil {
+				t.Errorf("%s proxy: Failed gave a nil error", p.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s proxy: no failure reported 10s after its socket loop failed", p.name)
+		}
+		waitFor(t, 10*time.Second, func() error {
+			if registered() {
+				return fmt.Errorf("%s proxy still registered after its loop failed", p.name)
+			}
+			return nil
+		})
+		if err := p.proxy.Close(); err != nil {
+			t.Errorf("close %s proxy after its failure: %v", p.name, err)
+		}
 	}
 }
