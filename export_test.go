@@ -1,6 +1,6 @@
 package relay
 
-import "time"
+import "errors"
 
 // Test hooks for the external tests of this package (package relay_test).
 
@@ -18,30 +18,34 @@ func (b *proxyBase) crashWith(stop func()) {
 	stop()
 }
 
-func (p *PublisherProxy) crash() {
-	p.crashWith(func() {
-		if p.proxy != nil {
-			p.proxy.Stop()
-		}
-		if p.sub != nil {
-			p.sub.Stop()
-		}
-	})
-}
+func (p *PublisherProxy) crash() { p.crashWith(p.stopLoops) }
 
-func (p *RouterProxy) crash() {
-	p.crashWith(func() {
-		if p.loop != nil {
-			p.loop.Stop()
-		}
-	})
-}
+func (p *RouterProxy) crash() { p.crashWith(p.stopLoops) }
 
-// BreakProxy terminates the proxy's ZeroMQ context under its running
-// socket loop, which then fails as on any socket error (and closes its
-// sockets, which lets the termination finish).
-func BreakProxy(p interface{ testBase() *proxyBase }) error {
-	return p.testBase().zctx.Close(5 * time.Second)
+// BreakProxy makes the proxy's socket loop fail: it stops (sockets closed
+// at once) and reports the failure to the proxy, as a loop that hit a
+// socket error does (OnFail).
+func BreakProxy(p interface {
+	stopLoops()
+	testBase() *proxyBase
+}) {
+	p.stopLoops()
+	p.testBase().fail(errors.New("test: socket loop failed"))
 }
 
 func (b *proxyBase) testBase() *proxyBase { return b }
+
+func (p *PublisherProxy) stopLoops() {
+	if p.proxy != nil {
+		p.proxy.Stop()
+	}
+	if p.sub != nil {
+		p.sub.Stop()
+	}
+}
+
+func (p *RouterProxy) stopLoops() {
+	if p.loop != nil {
+		p.loop.Stop()
+	}
+}
