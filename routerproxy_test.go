@@ -217,7 +217,7 @@ func TestRouterProxyNoRoute(t *testing.T) {
 	var ok, noRoute int
 	for i := 0; i < 6; i++ {
 		start := time.Now()
-		err := plain.Call(ctxTimeout(t, 2*time.Second), directed("s0"), "apply", 1000+i, nil)
+		err := plain.Call(ctxTimeout(t, 5*time.Second), directed("s0"), "apply", 1000+i, nil)
 		switch {
 		case err == nil:
 			ok++
