@@ -32,8 +32,9 @@ cover: deps ## coverage of every package by all tests (cover.out; go tool cover 
 	@echo "==> cover: go test -count=1 -coverpkg=./... -coverprofile=cover.out ./..."
 	$(GO) test -count=1 -timeout 30m -coverpkg=./... -coverprofile=cover.out ./...
 	@echo "==> cover: per package, by all tests (statements covered / statements)"
-	@awk -F'[: ,]' 'NR > 1 { pkg = $$1; sub("/[^/]*$$", "", pkg); n[pkg] += $$(NF-1); if ($$NF > 0) c[pkg] += $$(NF-1) } \
-		END { for (k in n) printf "  %-50s %5.1f%%\n", k, 100 * c[k] / n[k] }' cover.out | sort
+	@awk 'NR > 1 { n[$$1] = $$2; if ($$3 > 0) c[$$1] = 1 } \
+		END { for (b in n) { p = b; sub("/[^/]*$$", "", p); all[p] += n[b]; if (b in c) cov[p] += n[b] } \
+		      for (p in all) printf "  %-50s %5.1f%%\n", p, 100 * cov[p] / all[p] }' cover.out | sort
 	@$(GO) tool cover -func=cover.out | tail -1
 
 demo: deps ## run the demo cluster (go run ./cmd/node demo)
