@@ -8,7 +8,7 @@ endif
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test demo bench fuzz
+.PHONY: help deps build test cover demo bench fuzz
 
 help: ## list the targets
 	@echo "relay make targets:"
@@ -22,11 +22,20 @@ build: ## compile every package (go build ./...)
 	@echo "==> build: go build ./..."
 	$(GO) build ./...
 
-test: deps ## go vet, then all tests with the race detector
+test: deps ## go vet, then all tests with the race detector (prints each package's coverage)
 	@echo "==> test: go vet ./..."
 	$(GO) vet ./...
-	@echo "==> test: go test -race -count=1 -timeout 30m ./..."
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@echo "==> test: go test -race -cover -count=1 -timeout 30m ./..."
+	$(GO) test -race -cover -count=1 -timeout 30m ./...
+
+cover: deps ## coverage of every package by all tests (cover.out; go tool cover -html=cover.out)
+	@echo "==> cover: go test -count=1 -coverpkg=./... -coverprofile=cover.out ./..."
+	$(GO) test -count=1 -timeout 30m -coverpkg=./... -coverprofile=cover.out ./...
+	@echo "==> cover: per package, by all tests (statements covered / statements)"
+	@awk 'NR > 1 { n[$$1] = $$2; if ($$3 > 0) c[$$1] = 1 } \
+		END { for (b in n) { p = b; sub("/[^/]*$$", "", p); all[p] += n[b]; if (b in c) cov[p] += n[b] } \
+		      for (p in all) printf "  %-50s %5.1f%%\n", p, 100 * cov[p] / all[p] }' cover.out | sort
+	@$(GO) tool cover -func=cover.out | tail -1
 
 demo: deps ## run the demo cluster (go run ./cmd/node demo)
 	@echo "==> demo: go run ./cmd/node demo"
@@ -42,6 +51,11 @@ bench: deps ## benchmark relay against raw libzmq (go run ./cmd/node bench)
 	@echo "==> bench: go run ./cmd/node bench"
 	$(GO) run ./cmd/node bench
 
-fuzz: ## fuzz the envelope decoder for 30 s
-	@echo "==> fuzz: go test -run=^\$$ -fuzz=^FuzzDecode\$$ -fuzztime=30s ./envelope"
-	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=30s ./envelope
+FUZZTIME ?= 15s
+
+fuzz: ## fuzz each decoder of network bytes (headers, routing header, bodies, errors, notifications), 15 s each
+	@for t in envelope:FuzzDecode envelope:FuzzParseRouted envelope:FuzzDecodeBody envelope:FuzzDecodeError .:FuzzNotifyBody; do \
+		pkg=./$${t%%:*}; fn=$${t#*:}; \
+		echo "==> fuzz: go test -run=^\$$ -fuzz=^$$fn\$$ -fuzztime=$(FUZZTIME) $$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,10 +15,8 @@ import (
 )
 
 // dropSome loses the ACK of about a third of the messages, and of each one
-// only the first time (so its resend is acknowledged).
-func dropSome() func(string) bool {
-	var mu sync.Mutex
-	dropped := map[string]bool{}
+// only the first time (so its resend is acknowledged); dropped records them.
+func dropSome(dropped map[string]bool, mu *sync.Mutex) func(string) bool {
 	return func(id string) bool {
 		h := fnv.New32a()
 		h.Write([]byte(id))
@@ -41,8 +40,12 @@ func TestAcksResendDedup(t *testing.T) {
 	mm := newMatchmaker(t)
 	var mu sync.Mutex
 	runs := map[string]int{}
+	ids := map[string]string{} // msg_id -> argument
+	dropped := map[string]bool{}
+	var servers []*relay.Node
 	for i := 0; i < 2; i++ {
-		n := newNode(t, mm, fmt.Sprintf("s%d", i), relay.WithAckFilter(dropSome()))
+		n := newNode(t, mm, fmt.Sprintf("s%d", i), relay.WithAckFilter(dropSome(dropped, &mu)))
+		servers = append(servers, n)
 		s, err := n.Serve(compute)
 		if err != nil {
 			t.Fatal(err)
@@ -54,6 +57,7 @@ func TestAcksResendDedup(t *testing.T) {
 			}
 			mu.Lock()
 			runs[arg]++
+			ids[r.ID] = arg
 			mu.Unlock()
 			return arg, nil
 		}
@@ -85,11 +89,30 @@ func TestAcksResendDedup(t *testing.T) {
 		}
 		return nil
 	})
-	st := client.Stats()
-	if st.Resends == 0 || st.DroppedCasts != 0 {
-		t.Errorf("client stats %+v: want resends and no dropped casts", st)
+	// Each cast whose ACK was lost was resent, and each resend that reached
+	// a server was counted there as a duplicate.
+	mu.Lock()
+	lostCastAcks := 0
+	for id := range dropped {
+		if strings.HasPrefix(ids[id], "cast-") {
+			lostCastAcks++
+		}
 	}
-	t.Logf("resends %d, each handler ran once per msg_id", st.Resends)
+	mu.Unlock()
+	var dups uint64
+	waitFor(t, 10*time.Second, func() error {
+		dups = servers[0].Stats().Duplicates + servers[1].Stats().Duplicates
+		if dups < uint64(lostCastAcks) {
+			return fmt.Errorf("servers counted %d duplicates; %d casts lost their first ACK", dups, lostCastAcks)
+		}
+		return nil
+	})
+	st := client.Stats()
+	if lostCastAcks == 0 || st.Resends < dups || st.DroppedCasts != 0 {
+		t.Errorf("client stats %+v, servers' duplicates %d, casts that lost an ACK %d: want resends >= duplicates >= lost ACKs > 0 and no dropped casts",
+			st, dups, lostCastAcks)
+	}
+	t.Logf("resends %d, duplicates %d, each handler ran once per msg_id", st.Resends, dups)
 }
 
 // With acks, killing the client's sender mid-load loses no call: what the

@@ -3,6 +3,8 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,8 @@ func TestBackPressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Handle("noop", func(context.Context, *relay.Request) (any, error) { return nil, nil })
+	var handled atomic.Int64
+	s.Handle("count", func(context.Context, *relay.Request) (any, error) { handled.Add(1); return nil, nil })
 	fail := newNode(t, mm2, "fail", relay.WithQueueSize(1))
 	ctx := ctxTimeout(t, 10*time.Second)
 	sawFull := false
@@ -33,10 +37,22 @@ func TestBackPressure(t *testing.T) {
 	if !sawFull {
 		t.Error("a send queue of 1 never reported back-pressure in 20000 casts")
 	}
+	// The same casts, waiting for room: every one is sent and handled,
+	// none dropped.
 	wait := newNode(t, mm2, "wait", relay.WithQueueSize(1), relay.WithWaitOnFull(true))
-	for i := 0; i < 2000; i++ {
-		if err := wait.Cast(ctx, compute, "noop", nil); err != nil {
+	const n = 2000
+	for i := 0; i < n; i++ {
+		if err := wait.Cast(ctx, compute, "count", nil); err != nil {
 			t.Fatalf("cast %d with WithWaitOnFull: %v", i, err)
 		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if got := handled.Load(); got != n {
+			return fmt.Errorf("%d of %d casts sent with WithWaitOnFull handled", got, n)
+		}
+		return nil
+	})
+	if st := wait.Stats(); st.DroppedCasts != 0 {
+		t.Errorf("DroppedCasts = %d with WithWaitOnFull, want 0", st.DroppedCasts)
 	}
 }

@@ -64,6 +64,13 @@ type notifyBody struct {
 	Payload     msgpack.RawMessage `msgpack:"payload"`
 }
 
+// decodeNotifyBody decodes the body of a NOTIFY message, as received.
+func decodeNotifyBody(b []byte) (notifyBody, error) {
+	var body notifyBody
+	err := msgpack.Unmarshal(b, &body)
+	return body, err
+}
+
 // Notify publishes note to every listener pool of its topic and priority:
 // one listener of each pool receives it; a listener without a pool is a
 // pool of its own. It returns once the messages are queued; with no
@@ -344,8 +351,8 @@ func (l *Listener) Stop() error {
 // in a handler worker.
 func (n *Node) deliver(in *actors.Inbound) {
 	h := in.Rec.Header()
-	var body notifyBody
-	if err := msgpack.Unmarshal(in.Rec.Body(), &body); err != nil {
+	body, err := decodeNotifyBody(in.Rec.Body())
+	if err != nil {
 		n.counters.Malformed.Add(1)
 		n.dropped.Warn("notification dropped: body does not decode", "id", h.ID, "err", err)
 		return

@@ -213,14 +213,20 @@ func TestNotifyPools(t *testing.T) {
 }
 
 // 205 notifications to a batch listener of size 100, wait 2s, arrive as
-// batches of 100, 100 and 5.
+// batches of 100, 100 and 5; the 5 are handed over 2s after the first of
+// them arrived, not sooner (and not only at Stop).
 func TestNotifyBatch(t *testing.T) {
 	mm := newMatchmaker(t)
 	pub := newNode(t, mm, "pub")
 	sub := newNode(t, mm, "sub")
-	batches := make(chan int, 10)
-	l, err := sub.ListenBatch([]string{"metering"}, "meters", 100, 2*time.Second, func(_ context.Context, ds []*relay.Delivery) error {
-		batches <- len(ds)
+	type batch struct {
+		size int
+		at   time.Time // when the handler got it
+	}
+	batches := make(chan batch, 10)
+	const wait = 2 * time.Second
+	l, err := sub.ListenBatch([]string{"metering"}, "meters", 100, wait, func(_ context.Context, ds []*relay.Delivery) error {
+		batches <- batch{len(ds), time.Now()}
 		return nil
 	})
 	if err != nil {
@@ -233,16 +239,22 @@ func TestNotifyBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var sizes []int
-	for len(sizes) < 3 {
+	var got []batch
+	for len(got) < 3 {
 		select {
-		case n := <-batches:
-			sizes = append(sizes, n)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("batches so far %v, want [100 100 5]", sizes)
+		case b := <-batches:
+			got = append(got, b)
+		case <-time.After(wait + 5*time.Second):
+			t.Fatalf("batches so far %v, want sizes [100 100 5]", got)
 		}
 	}
-	if !slices.Equal(sizes, []int{100, 100, 5}) {
-		t.Errorf("batches %v, want [100 100 5]", sizes)
+	if sizes := []int{got[0].size, got[1].size, got[2].size}; !slices.Equal(sizes, []int{100, 100, 5}) {
+		t.Fatalf("batches %v, want [100 100 5]", sizes)
+	}
+	// The first of the 5 reached the batcher after the second batch was
+	// handed over (one batch at a time), so the wait ran from then at the
+	// earliest.
+	if d := got[2].at.Sub(got[1].at); d < wait || d > wait+5*time.Second {
+		t.Errorf("partial batch handed over %v after the full one before it, want %v (the wait) or a little more", d, wait)
 	}
 }

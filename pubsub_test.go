@@ -2,15 +2,17 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/relay-dev/relay/internal/testutil"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 // startProxy starts an in-process publisher proxy and stops it at cleanup.
@@ -31,6 +33,29 @@ func startProxy(t *testing.T, mm string, o relay.ProxyOptions) *relay.PublisherP
 	return p
 }
 
+// publishEvents fans out "event" i for i in [from, to) on topic.
+func publishEvents(t *testing.T, pub *relay.Node, ctx context.Context, topic string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := pub.Cast(ctx, relay.Target{Topic: topic, Fanout: true}, "event", i); err != nil {
+			t.Fatalf("fanout %d: %v", i, err)
+		}
+	}
+}
+
+// waitEvents waits until every counter has handled events 0..n-1 once each.
+func waitEvents(t *testing.T, subs []*testutil.FanoutCounter, n int) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() error {
+		for i, c := range subs {
+			if err := c.Check(n); err != nil {
+				return fmt.Errorf("subscriber %d: %v", i, err)
+			}
+		}
+		return nil
+	})
+}
+
 // Fanout through a publisher proxy: each server applies each message once;
 // topic "foo" never receives "foobar".
 func TestPubSubFanout(t *testing.T) {
@@ -47,19 +72,8 @@ func TestPubSubFanout(t *testing.T) {
 	testutil.WaitSubscribed(t, pub, "foobar", 15*time.Second, foobar)
 	ctx := ctxTimeout(t, 20*time.Second)
 	const msgs = 50
-	for i := 0; i < msgs; i++ {
-		if err := pub.Cast(ctx, relay.Target{Topic: "foo", Fanout: true}, "event", i); err != nil {
-			t.Fatalf("fanout %d: %v", i, err)
-		}
-	}
-	waitFor(t, 10*time.Second, func() error {
-		for i, c := range foo {
-			if err := c.Check(msgs); err != nil {
-				return fmt.Errorf("server s%d: %v", i, err)
-			}
-		}
-		return nil
-	})
+	publishEvents(t, pub, ctx, "foo", 0, msgs)
+	waitEvents(t, foo, msgs)
 	if n := foobar.Distinct(); n != 0 {
 		t.Errorf("topic foobar received %d fanouts sent to foo", n)
 	}
@@ -119,56 +133,118 @@ func TestPubSubNotifyPools(t *testing.T) {
 }
 
 // Two-level fanout: 1 central and 2 local proxies, 6 subscribers on 2 hosts;
-// then the central proxy goes away while a second one is registered, and
-// with acks no message is lost.
+// then the central proxy crashes (still registered, as after kill -9) while
+// a second one is registered, and with acks no message is lost: what the
+// crashed one did not acknowledge is resent through the other. Last, the
+// local proxy of one host crashes: only that host's subscribers stop
+// receiving, so they did go through it.
 func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 	mm := newMatchmaker(t)
 	central := startProxy(t, mm, relay.ProxyOptions{Ack: true})
-	hosts := map[string]string{"h1": "127.0.0.2", "h2": "127.0.0.3"}
-	for h, addr := range hosts {
-		startProxy(t, mm, relay.ProxyOptions{Local: true, Host: h, BindAddress: addr})
+	hosts := []string{"h1", "h2"}
+	addrs := map[string]string{"h1": "127.0.0.2", "h2": "127.0.0.3"}
+	locals := map[string]*relay.PublisherProxy{}
+	for _, h := range hosts {
+		locals[h] = startProxy(t, mm, relay.ProxyOptions{Local: true, Host: h, BindAddress: addrs[h]})
 	}
 	ps := relay.WithPubSub(true)
-	var subs []*testutil.FanoutCounter
-	for h, addr := range hosts {
+	subs := map[string][]*testutil.FanoutCounter{}
+	var all []*testutil.FanoutCounter
+	for _, h := range hosts {
 		for i := 0; i < 3; i++ {
-			n := newNode(t, mm, h, ps, relay.WithBindAddress(addr))
-			subs = append(subs, testutil.ServeCounter(t, n, "events"))
+			n := newNode(t, mm, h, ps, relay.WithBindAddress(addrs[h]))
+			c := testutil.ServeCounter(t, n, "events")
+			subs[h] = append(subs[h], c)
+			all = append(all, c)
 		}
 	}
 	// A second central proxy; the local ones follow it.
 	startProxy(t, mm, relay.ProxyOptions{Ack: true})
 	pub := newNode(t, mm, "pub", ps)
-	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, subs...)
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, all...)
 	ctx := ctxTimeout(t, 30*time.Second)
 	const msgs = 200
-	for i := 0; i < msgs; i++ {
-		if i == msgs/2 {
-			if err := central.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.Cast(ctx, relay.Target{Topic: "events", Fanout: true}, "event", i); err != nil {
-			t.Fatalf("fanout %d: %v", i, err)
+	publishEvents(t, pub, ctx, "events", 0, msgs/2)
+	relay.CrashProxy(central)
+	publishEvents(t, pub, ctx, "events", msgs/2, msgs)
+	waitEvents(t, all, msgs)
+
+	relay.CrashProxy(locals["h1"])
+	const more = 50
+	publishEvents(t, pub, ctx, "events", msgs, msgs+more)
+	// h2's subscribers get them through their local proxy; a subscriber of
+	// h1 connected straight to a central proxy would have them as soon.
+	waitEvents(t, subs["h2"], msgs+more)
+	for i, c := range subs["h1"] {
+		if n := c.Distinct(); n != msgs {
+			t.Errorf("h1 subscriber %d received %d distinct fanouts after its local proxy crashed, want %d (the ones before)", i, n, msgs)
 		}
 	}
-	var lost atomic.Int64
-	waitFor(t, 15*time.Second, func() error {
-		lost.Store(0)
-		var firstErr error
-		for i, c := range subs {
-			if err := c.Check(msgs); err != nil {
-				l, _ := c.Tally(msgs)
-				lost.Add(int64(l))
-				if firstErr == nil {
-					firstErr = fmt.Errorf("subscriber %d: %v", i, err)
-				}
-			}
+}
+
+// A central proxy with no subscriber for a message answers NoSubscribers
+// and the publisher tries the next proxy; what no proxy takes by its
+// deadline is dropped and counted.
+func TestPubSubNoSubscribers(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	// A proxy no subscriber reaches: registered with a backend nobody
+	// can connect to.
+	lonely := startProxy(t, newMatchmaker(t), relay.ProxyOptions{Ack: true})
+	parts := strings.Split(lonely.Endpoints(), "|")
+	if len(parts) != 3 || parts[2] != "ack" {
+		t.Fatalf("publisher proxy endpoints %q, want FRONT|BACK|ack", lonely.Endpoints())
+	}
+	registerIn(t, mm, matchmaker.Key{Exchange: "$relay", Topic: "publishers"}, parts[0]+"|tcp://127.0.0.1:9|ack")
+	ps := relay.WithPubSub(true)
+	var subs []*testutil.FanoutCounter
+	for i := 0; i < 2; i++ {
+		subs = append(subs, testutil.ServeCounter(t, newNode(t, mm, fmt.Sprintf("s%d", i), ps), "events"))
+	}
+	pub := newNode(t, mm, "pub", ps)
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, subs...)
+	ctx := ctxTimeout(t, 30*time.Second)
+	const msgs = 50
+	publishEvents(t, pub, ctx, "events", 0, msgs)
+	waitEvents(t, subs, msgs)
+	// A record no proxy takes is resent through each until its deadline,
+	// then dropped and counted by the publisher (§4.4).
+	before := pub.Stats().DroppedCasts
+	nctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := pub.Cast(nctx, relay.Target{Topic: "nobody", Fanout: true}, "event", 0); err != nil && !errors.Is(err, relay.ErrNoServers) {
+		t.Errorf("fanout nobody subscribes to = %v, want nil (dropped later) or ErrNoServers", err)
+	}
+	waitStat(t, pub, "DroppedCasts", func(s relay.Stats) uint64 { return s.DroppedCasts }, before+1)
+}
+
+// The fanout-subscriber actor, killed, is restarted with a new SUB socket
+// that subscribes again: fanouts after the restart arrive once each.
+func TestPubSubSubscriberRestart(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	ps := relay.WithPubSub(true)
+	sub := newNode(t, mm, "s0", ps)
+	c := testutil.ServeCounter(t, sub, "events")
+	pub := newNode(t, mm, "pub", ps)
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
+	if err := sub.KillActor(relay.ActorSubscriber); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if n := sub.Restarts(relay.ActorSubscriber); n != 1 {
+			return fmt.Errorf("%s restarted %d times, want 1", relay.ActorSubscriber, n)
 		}
-		return firstErr
+		return nil
 	})
-	t.Logf("6 subscribers x %d messages through 2 local proxies, central proxy closed at message %d: lost %d",
-		msgs, msgs/2, lost.Load())
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
+	ctx := ctxTimeout(t, 20*time.Second)
+	const msgs = 50
+	publishEvents(t, pub, ctx, "events", 0, msgs)
+	waitEvents(t, []*testutil.FanoutCounter{c}, msgs)
+	if st := sub.Stats(); st.Restarts[relay.ActorSubscriber] != 1 || st.LoopFailures != 0 {
+		t.Errorf("stats %+v: want 1 restart of %s, no loop failure", st, relay.ActorSubscriber)
+	}
 }
 
 // A node in pub/sub mode with no publisher proxy registered fails at start
@@ -181,5 +257,74 @@ func TestPubSubNeedsProxy(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "WithPubSub") || !strings.Contains(err.Error(), "node proxy --publisher") {
 		t.Errorf("error %q does not name the option and the fix", err)
+	}
+}
+
+// A proxy whose socket loop fails unregisters at once and reports the
+// failure on Failed, so that its process can exit and be restarted.
+func TestProxyFailed(t *testing.T) {
+	mm := newMatchmaker(t)
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := ctxTimeout(t, 20*time.Second)
+	pub, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{Matchmaker: mm, Ack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	router, err := relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { router.Close() })
+	for _, p := range []struct {
+		name   string
+		key    matchmaker.Key
+		member string
+		proxy  interface {
+			Failed() <-chan error
+			Close() error
+		}
+		brk func()
+	}{
+		{"publisher", matchmaker.Key{Exchange: "$relay", Topic: "publishers"}, pub.Endpoints(), pub, func() { relay.BreakProxy(pub) }},
+		{"router", matchmaker.Key{Exchange: "$relay", Topic: "routers"}, router.Endpoints(), router, func() { relay.BreakProxy(router) }},
+	} {
+		registered := func() bool {
+			members, err := m.Lookup(ctx, p.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return slices.Contains(members, p.member)
+		}
+		if !registered() {
+			t.Fatalf("%s proxy: %q is not registered under %s", p.name, p.member, p.key)
+		}
+		select {
+		case err := <-p.proxy.Failed():
+			t.Fatalf("%s proxy reported a failure before any: %v", p.name, err)
+		default:
+		}
+		p.brk()
+		select {
+		case err := <-p.proxy.Failed():
+			if err == nil {
+				t.Errorf("%s proxy: Failed gave a nil error", p.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s proxy: no failure reported 10s after its socket loop failed", p.name)
+		}
+		waitFor(t, 10*time.Second, func() error {
+			if registered() {
+				return fmt.Errorf("%s proxy still registered after its loop failed", p.name)
+			}
+			return nil
+		})
+		if err := p.proxy.Close(); err != nil {
+			t.Errorf("close %s proxy after its failure: %v", p.name, err)
+		}
 	}
 }

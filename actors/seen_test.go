@@ -24,10 +24,22 @@ func TestSeen(t *testing.T) {
 		t.Fatal("another id was not first")
 	}
 
-	// Expired ids are forgotten.
-	short := NewSeen(-time.Nanosecond) // every entry is past this TTL at once
+	// Expired ids are forgotten: remembered for the TTL, not after.
+	const ttl = 100 * time.Millisecond
+	short := NewSeen(ttl)
+	began := time.Now()
 	short.Begin(a)
-	if first, _ := short.Begin(a); !first {
-		t.Error("an id past its TTL was still remembered")
+	if first, _ := short.Begin(a); first && time.Since(began) < ttl {
+		t.Fatalf("an id was forgotten %v after it arrived, within its TTL %v", time.Since(began), ttl)
+	}
+	// Poll (the package cannot import internal/testutil, which imports it).
+	for first, _ := short.Begin(a); !first; first, _ = short.Begin(a) {
+		if time.Since(began) > 10*time.Second {
+			t.Fatalf("an id still remembered %v after it arrived (TTL %v)", time.Since(began), ttl)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Since(began); d < ttl {
+		t.Errorf("an id was forgotten after %v, before its TTL %v", d, ttl)
 	}
 }

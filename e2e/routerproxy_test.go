@@ -16,9 +16,9 @@ import (
 // 3 router proxy processes, 3 `node serve --router-proxy --acks` processes
 // and 2 clients on distinct loopback addresses. kill -9 of one proxy while
 // the clients run 20,000 calls and 20,000 casts: every call returns its own
-// argument (0 lost, 0 wrong), every cast is applied exactly once (the
-// servers' counters add up to 20,000); then the proxy comes back and takes
-// traffic again.
+// argument (0 lost, 0 wrong), every cast is applied exactly once (each
+// cast's own argument is in exactly one server's log of adds, and nothing
+// else is); then the proxy comes back and takes traffic again.
 func TestRouterProxyKill9(t *testing.T) {
 	checkLoopback(t)
 	rs := testredis.Start(t)
@@ -80,7 +80,7 @@ func TestRouterProxyKill9(t *testing.T) {
 				defer wg.Done()
 				for i := 0; i < per; i++ {
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-					if err := c.Cast(ctx, relay.Target{Topic: topic}, "add", 1); err != nil {
+					if err := c.Cast(ctx, relay.Target{Topic: topic}, "add", int64(base+i)); err != nil {
 						castErrs.Add(1)
 					}
 					var got int64
@@ -113,23 +113,51 @@ func TestRouterProxyKill9(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	var sum int64
+	// Per cast: its argument applied once, on one server.
+	applied := map[int64]int{}
 	waitFor(t, 20*time.Second, func() error {
-		sum = 0
+		clear(applied)
+		n := 0
 		for _, h := range hosts {
-			st, err := get(clients[1], h)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var adds []int64
+			err := clients[1].Call(ctx, relay.Target{Topic: topic, Server: h}, "adds", nil, &adds)
+			cancel()
 			if err != nil {
 				return err
 			}
-			sum += st.Int
+			for _, a := range adds {
+				applied[a]++
+			}
+			n += len(adds)
 		}
-		if sum != total {
-			return fmt.Errorf("servers applied %d casts, want %d", sum, total)
+		if n < total {
+			return fmt.Errorf("servers applied %d casts, want %d", n, total)
 		}
 		return nil
 	})
-	t.Logf("%d calls and %d casts from 2 clients through 3 router proxies in %v; proxy killed (-9) after %d calls: calls lost %d, wrong %d; casts applied %d (cast errors %d)",
-		total, total, elapsed.Round(time.Millisecond), killedAt, lost.Load(), wrong.Load(), sum, castErrs.Load())
+	var missing, twice, unknown int
+	for ci := range clients {
+		for w := 0; w < workers; w++ {
+			base := (ci*workers + w) * 1_000_000
+			for i := 0; i < per; i++ {
+				switch applied[int64(base+i)] {
+				case 0:
+					missing++
+				case 1:
+				default:
+					twice++
+				}
+				delete(applied, int64(base+i))
+			}
+		}
+	}
+	unknown = len(applied)
+	t.Logf("%d calls and %d casts from 2 clients through 3 router proxies in %v; proxy killed (-9) after %d calls: calls lost %d, wrong %d; casts missing %d, applied twice %d, unknown %d (cast errors %d)",
+		total, total, elapsed.Round(time.Millisecond), killedAt, lost.Load(), wrong.Load(), missing, twice, unknown, castErrs.Load())
+	if missing+twice+unknown > 0 {
+		t.Errorf("casts: %d never applied, %d applied more than once, %d applied that were never cast; want 0", missing, twice, unknown)
+	}
 	if lost.Load()+wrong.Load()+castErrs.Load() > 0 {
 		select {
 		case err := <-errSample:

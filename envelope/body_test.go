@@ -2,9 +2,12 @@ package envelope
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 type addArgs struct {
@@ -125,5 +128,53 @@ func TestDecodeErrorGarbage(t *testing.T) {
 			b[i] = byte(r.Uint32())
 		}
 		_, _, _ = DecodeError(b) // must not panic
+	}
+}
+
+// A body that announces more values or bytes than it holds is an error
+// before anything is allocated for them: msgpack alone would size a map
+// decoded into an interface by its header (2^32 entries for 5 bytes).
+func TestDecodeBodyAnnouncedLengths(t *testing.T) {
+	for _, b := range [][]byte{
+		{0xdf, 0xff, 0xff, 0xff, 0xff},             // map32 of 2^32-1 pairs
+		{0xde, 0xff, 0xff},                         // map16
+		{0xdd, 0xff, 0xff, 0xff, 0xff},             // array32
+		{0x91, 0xdf, 0x00, 0x10, 0x00, 0x00, 0xc0}, // nested map32
+		{0x82, 0xa1, 'a', 0xc0},                    // fixmap of 2 pairs, 1 present
+		{0xdb, 0xff, 0xff, 0xff, 0xff},             // str32
+		{0xc6, 0x00, 0x01, 0x00, 0x00},             // bin32
+		{0xc9, 0xff, 0xff, 0xff, 0xff, 0x01},       // ext32
+		{0xd8, 0x01, 0x00},                         // fixext16, short
+		{0xcb, 0x00},                               // float64, short
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var v any
+		err := DecodeBody(b, &v)
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Errorf("DecodeBody(% x) = %v, nil; want an error", b, v)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("DecodeBody(% x) allocated %d bytes", b, grew)
+		}
+		var m map[string]any
+		if err := DecodeBody(b, &m); err == nil {
+			t.Errorf("DecodeBody(% x) into a map = %v, nil; want an error", b, m)
+		}
+	}
+	// Every kind of value, nested, still decodes.
+	in := map[string]any{"a": []any{int64(-1), uint64(1 << 40), 1.5, float32(2), "s", []byte{1}, nil, true,
+		map[string]any{"t": time.Unix(1, 2).UTC()}}, strings.Repeat("k", 40): strings.Repeat("v", 300)}
+	b, err := EncodeBody(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := DecodeBody(b, &out); err != nil {
+		t.Fatalf("DecodeBody of a valid nested value: %v", err)
+	}
+	if fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Fatalf("round trip:\n%v\n%v", out, in)
 	}
 }

@@ -9,6 +9,7 @@ package sockets
 // Waits wake every rawPollInterval to honour ctx cancellation.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,7 +73,7 @@ func RawRoundTrip(ctx context.Context, n, size int) (res RawLatency, err error) 
 		return RawLatency{}, fmt.Errorf("%s: connect %s: %w", op, echo.endpoint, err)
 	}
 
-	payload := make([]byte, size)
+	payload := rawPayload(size)
 	for i := 0; i < rawWarmup; i++ {
 		if err := ctx.Err(); err != nil {
 			return RawLatency{}, err
@@ -132,7 +133,7 @@ func RawPipelined(ctx context.Context, concurrency, n, size int) (rate float64, 
 		return 0, fmt.Errorf("%s: connect %s: %w", op, echo.endpoint, err)
 	}
 
-	payload := make([]byte, size)
+	payload := rawPayload(size)
 	// Warm the connection up with one round trip so the timing below does
 	// not include the tcp handshake.
 	if err := rawRoundTripOnce(ctx, dealer, payload, echo.failed); err != nil {
@@ -152,8 +153,12 @@ func RawPipelined(ctx context.Context, concurrency, n, size int) (rate float64, 
 				return 0, err
 			}
 		}
-		if _, err := rawRecv(ctx, dealer, echo.failed); err != nil {
+		reply, err := rawRecv(ctx, dealer, echo.failed)
+		if err != nil {
 			return 0, fmt.Errorf("%s: receive reply %d: %w", op, received, err)
+		}
+		if err := rawSame(reply, payload); err != nil {
+			return 0, fmt.Errorf("%s: reply %d: %w", op, received, err)
 		}
 		received++
 		if sent < n {
@@ -200,6 +205,7 @@ func RawPushPull(ctx context.Context, n, size int) (rate float64, err error) {
 	})
 	defer pusher.stopInto(&err)
 
+	want := rawPayload(size)
 	var first, last time.Time
 	for i := 0; i < n; i++ {
 		if i%rawCtxEvery == 0 {
@@ -207,8 +213,12 @@ func RawPushPull(ctx context.Context, n, size int) (rate float64, err error) {
 				return 0, err
 			}
 		}
-		if _, err := rawRecv(ctx, pull, pusher.failed); err != nil {
+		msg, err := rawRecv(ctx, pull, pusher.failed)
+		if err != nil {
 			return 0, fmt.Errorf("%s: receive message %d: %w", op, i, err)
+		}
+		if err := rawSame(msg, want); err != nil {
+			return 0, fmt.Errorf("%s: message %d: %w", op, i, err)
 		}
 		if i == 0 {
 			first = time.Now()
@@ -240,7 +250,7 @@ func rawPush(zctx *zmq.Context, endpoint string, n, size int, done <-chan struct
 			return nil
 		}
 	}
-	payload := make([]byte, size)
+	payload := rawPayload(size)
 	for i := 0; i < n; i++ {
 		if err := rawSend(context.Background(), push, payload, stopped); err != nil {
 			if errors.Is(err, errRawStopped) {
@@ -371,8 +381,31 @@ func rawRoundTripOnce(ctx context.Context, dealer *zmq.Socket, payload []byte, f
 	if err := rawSend(ctx, dealer, payload, failed); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	if _, err := rawRecv(ctx, dealer, failed); err != nil {
+	reply, err := rawRecv(ctx, dealer, failed)
+	if err != nil {
 		return fmt.Errorf("receive: %w", err)
+	}
+	return rawSame(reply, payload)
+}
+
+// rawPayload returns size bytes of a pattern, so that an echo that changes
+// or truncates them is seen.
+func rawPayload(size int) []byte {
+	p := make([]byte, size)
+	for i := range p {
+		p[i] = byte(i*7 + 1)
+	}
+	return p
+}
+
+// rawSame reports an error unless msg is the one frame sent.
+func rawSame(msg [][]byte, sent []byte) error {
+	if len(msg) != 1 || !bytes.Equal(msg[0], sent) {
+		n := 0
+		if len(msg) > 0 {
+			n = len(msg[0])
+		}
+		return fmt.Errorf("got %d frames (the first of %d bytes), want the %d bytes sent", len(msg), n, len(sent))
 	}
 	return nil
 }

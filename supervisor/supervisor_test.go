@@ -59,10 +59,20 @@ func TestCrashRestartAndGiveUp(t *testing.T) {
 		}
 	}
 	wait("first start", started)
+	changed := mon.Changed()
+	select {
+	case <-changed:
+		t.Fatal("Changed closed before any supervision event")
+	default:
+	}
 	sys.Root.Send(pid, &supervisor.Crash{Reason: "test"})
 	wait("restart", started)
+	wait("Changed to close at the restart", changed)
 	if n := mon.Restarts("worker"); n != 1 {
 		t.Errorf("Restarts(worker) = %d, want 1", n)
+	}
+	if ev := mon.Events(); len(ev) != 1 || ev[0].Actor != "worker" || ev[0].Directive != "RestartDirective" {
+		t.Errorf("events %+v, want one RestartDirective of worker", ev)
 	}
 	sys.Root.Send(pid, &supervisor.Crash{Reason: "test again"})
 	select {

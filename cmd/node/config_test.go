@@ -222,3 +222,20 @@ func TestMatchmakerURL(t *testing.T) {
 		}
 	}
 }
+
+// -h checks the config file and the environment first: a missing file or
+// a bad value in it fails, instead of the help being printed over it.
+func TestConfigCheckedWithHelp(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("ttl: soon\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	expect(t, runNode(t, "serve", "--config", missing, "-h"), 2, missing)
+	expect(t, runNode(t, "serve", "--config", bad, "-h"), 2, "--ttl", bad)
+	expect(t, runNodeWith(t, "", []string{"RELAY_TTL=soon"}, "serve", "-h"), 2, "RELAY_TTL")
+	if r := runNode(t, "serve", "--config", "../../testdata/node.yaml", "-h"); r.code != 0 || !strings.Contains(r.stdout, "serve") {
+		t.Errorf("serve --config testdata/node.yaml -h: %s", r)
+	}
+}

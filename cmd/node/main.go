@@ -125,15 +125,17 @@ func (cmd command) run(args []string, stdin io.Reader, stdout, stderr io.Writer)
 	body := cmd.setup(fs)
 	c := &cli{name: cmd.name, fs: fs, stdin: stdin, stdout: stdout, stderr: stderr}
 	pos, help, err := parseArgs(fs, args)
-	switch {
-	case help:
-		printUsage(stdout, cmd, fs)
-		return 0
-	case err != nil:
+	if err != nil {
 		return c.usageError("%v", err)
 	}
+	// With -h too: `node serve --config f -h` fails when f is missing or
+	// has a bad value, instead of printing the help over it.
 	if err := applyConfig(fs, os.LookupEnv); err != nil {
 		return c.usageError("%v", err)
+	}
+	if help {
+		printUsage(stdout, cmd, fs)
+		return 0
 	}
 	if err := c.setupLogging(); err != nil {
 		return c.usageError("%v", err)

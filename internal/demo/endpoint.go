@@ -49,6 +49,7 @@ func (e *Endpoint) Register(srv *relay.Server) {
 	srv.Handle("append", e.append)
 	srv.Handle("sleep", e.sleep)
 	srv.Handle("get", e.get)
+	srv.Handle("adds", e.adds)
 	srv.Handle("echo", echo)
 }
 
@@ -117,6 +118,12 @@ func echo(_ context.Context, r *relay.Request) (any, error) {
 
 func (e *Endpoint) get(context.Context, *relay.Request) (any, error) {
 	return e.State(), nil
+}
+
+// adds returns the arguments of every add received, in order: what tests
+// in other processes check exactly-once delivery with.
+func (e *Endpoint) adds(context.Context, *relay.Request) (any, error) {
+	return e.Adds(), nil
 }
 
 // State returns the counter and string.
