@@ -296,7 +296,7 @@ func (n *Node) admitted(members []string) ([]string, error) {
 // is tried last for a while. Runs in the dealers loop.
 func (n *Node) peerRefused(addr string, err error) {
 	n.counters.Refused.Add(1)
-	n.refusals.Warn("connection refused", "peer", addr, "err", err)
+	n.refusals.Warn(addr, "connection refused", "peer", addr, "err", err)
 	n.refused.add(addr, time.Now().Add(refusedFor))
 }
 
@@ -304,7 +304,7 @@ func (n *Node) peerRefused(addr string, err error) {
 // Runs in the router loop.
 func (n *Node) clientRefused(reason string) {
 	n.counters.Refused.Add(1)
-	n.refusals.Warn("client connection refused", "reason", reason)
+	n.refusals.Warn(reason, "client connection refused", "reason", reason)
 }
 
 // fail marks the node failed; it reports whether this was the first failure.

@@ -27,6 +27,7 @@ type proxyBase struct {
 	// counters count refused connections and untrusted registrations.
 	counters actors.Counters
 	untrust  *actors.ThrottledLog
+	refusals *actors.KeyedLog
 	key      matchmaker.Key
 	member   string // what is registered under key; set once, before maintain starts
 	cancel   context.CancelFunc
@@ -83,8 +84,8 @@ func openProxy(o ProxyOptions, component string) (*proxyBase, error) {
 		return nil, fmt.Errorf("relay: %s: curve: %w", component, err)
 	}
 	b := &proxyBase{opts: o, log: log, mm: mm, zctx: zctx, sec: sec,
-		untrust: actors.NewThrottledLog(log, time.Second),
-		failed:  make(chan error, 1), stopped: make(chan struct{})}
+		untrust: actors.NewThrottledLog(log, time.Second), refusals: actors.NewKeyedLog(log, time.Second),
+		failed: make(chan error, 1), stopped: make(chan struct{})}
 	if sec != nil {
 		b.wg.Add(1)
 		go func() { defer b.wg.Done(); sec.watch(b.stopped) }() // tracked by b.wg; ends at close
@@ -108,7 +109,7 @@ func (b *proxyBase) options() sockets.Options {
 // handshake. Runs in the loop's goroutine.
 func (b *proxyBase) refused(reason string) {
 	b.counters.Refused.Add(1)
-	b.untrust.Warn("connection refused", "reason", reason)
+	b.refusals.Warn(reason, "connection refused", "reason", reason)
 }
 
 // admitted returns the registrations the proxy may use (see

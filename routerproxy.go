@@ -214,8 +214,9 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 			}
 			rr++
 			p.routed.Add(1)
-			stamp = envelope.AppendStamp(stamp[:0], from, key)
-			return []byte(live[rr%len(live)].id), v.AppendWithReplyTo(nil, stamp), true
+			to := []byte(live[rr%len(live)].id)
+			stamp = envelope.AppendStamp(stamp[:0], from, to, key)
+			return to, v.AppendWithReplyTo(nil, stamp), true
 		},
 		Refuse: func(v *envelope.View) []byte {
 			e := envelope.Header{Kind: envelope.KindError, ID: v.ID(), ReplyTo: v.ReplyTo()}
@@ -231,8 +232,10 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 				}
 				return nil, false
 			}
-			to, _, err := envelope.ParseStamp(v.ReplyTo())
-			if err != nil {
+			// An answer goes to the client the stamp names, and only
+			// from the server the request was routed to.
+			to, server, _, err := envelope.ParseStamp(v.ReplyTo())
+			if err != nil || string(server) != string(from) {
 				p.dropped.Add(1)
 				return nil, false
 			}

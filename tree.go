@@ -182,7 +182,7 @@ func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
 				OnDrop:      func(err error) { n.dropped.Warn("subscriber", "err", err) },
 				OnRefused: func(err error) {
 					n.counters.Refused.Add(1)
-					n.refusals.Warn("connection to a publisher proxy refused", "err", err)
+					n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
 				},
 				OnFail: onFail,
 			})

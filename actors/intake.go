@@ -317,7 +317,7 @@ func (i *Intake) authorize(in *Inbound, caller []byte) bool {
 	)
 	if in.Via == "" {
 		k, ok = curve.KeyOfZ85(caller)
-	} else if _, stamped, err := envelope.ParseStamp(in.Rec.ReplyTo()); err == nil && len(stamped) == len(k) {
+	} else if _, _, stamped, err := envelope.ParseStamp(in.Rec.ReplyTo()); err == nil && len(stamped) == len(k) {
 		k, ok = curve.Key(stamped), true
 	}
 	var name string
@@ -367,7 +367,13 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 	i.Counters.Duplicates.Add(1)
 	if reply != nil {
 		// Answer the resend the way it came (the first way may be gone:
-		// a router proxy that died is why it was resent).
+		// a router proxy that died is why it was resent), with the
+		// resend's reply_to: through another proxy, its own stamp.
+		if in.Via != "" {
+			if v, _, err := envelope.Next(reply); err == nil {
+				reply = v.AppendWithReplyTo(nil, in.Rec.ReplyTo())
+			}
+		}
 		if err := i.Answers.Send(in, reply); err != nil {
 			i.Counters.DroppedReplies.Add(1)
 		}

@@ -11,15 +11,17 @@ func TestStamp(t *testing.T) {
 		key[i] = byte(i + 1)
 	}
 	id := []byte{0, 0x12, 0x34, 0x56, 0x78}
+	srv := []byte{0, 0x9a, 0xbc, 0xde, 0xf0}
 	for _, caller := range []*[32]byte{nil, &key} {
-		s := AppendStamp(nil, id, caller)
-		from, c, err := ParseStamp(s)
-		if err != nil || !bytes.Equal(from, id) || (caller == nil) != (c == nil) || (caller != nil && !bytes.Equal(c, key[:])) {
-			t.Fatalf("ParseStamp(AppendStamp(%x, %v)) = %x, %x, %v", id, caller != nil, from, c, err)
+		s := AppendStamp(nil, id, srv, caller)
+		from, to, c, err := ParseStamp(s)
+		if err != nil || !bytes.Equal(from, id) || !bytes.Equal(to, srv) || (caller == nil) != (c == nil) || (caller != nil && !bytes.Equal(c, key[:])) {
+			t.Fatalf("ParseStamp(AppendStamp(%x, %x, %v)) = %x, %x, %x, %v", id, srv, caller != nil, from, to, c, err)
 		}
 	}
-	for _, bad := range [][]byte{nil, {0}, {1, 1, 1}, {0, 0}, {0, 3, 1, 2}, append(AppendStamp(nil, id, nil), 9)} {
-		if _, _, err := ParseStamp(bad); err == nil {
+	for _, bad := range [][]byte{nil, {0}, {1, 1, 1, 1, 1}, {0, 0}, {0, 3, 1, 2}, {0, 1, 1}, {0, 1, 1, 0},
+		append(AppendStamp(nil, id, srv, nil), 9), []byte("client-node-id!!")} {
+		if _, _, _, err := ParseStamp(bad); err == nil {
 			t.Errorf("ParseStamp(%x) accepted", bad)
 		}
 	}
@@ -33,7 +35,7 @@ func TestAppendWithReplyTo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stamp := AppendStamp(nil, []byte{0, 1, 2, 3, 4}, nil)
+	stamp := AppendStamp(nil, []byte{0, 1, 2, 3, 4}, []byte{0, 5, 6, 7, 8}, nil)
 	out := v.AppendWithReplyTo([]byte("prefix"), stamp)
 	if string(out[:6]) != "prefix" {
 		t.Fatal("prefix lost")
