@@ -18,6 +18,7 @@ import (
 	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/internal/demo"
+	"github.com/relay-dev/relay/internal/testutil"
 	"github.com/relay-dev/relay/matchmaker"
 )
 
@@ -446,3 +447,73 @@ func parseID(t testing.TB, s string) envelope.MsgID {
 
 // discard is a logger that drops everything.
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Fanout and notifications through publisher proxies with CURVE on: a
+// central proxy with acks and a local one in front of a host's nodes. A
+// subscriber the proxy does not admit gets nothing, and the proxy counts
+// the refusal.
+func TestCurvePublisherProxies(t *testing.T) {
+	keys := newKeyring(t, "central", "local", "pub", "s0", "s1", "stranger")
+	all := []string{"central", "local", "pub", "s0", "s1"}
+	mm := newMatchmaker(t)
+	central := startProxy(t, mm, relay.ProxyOptions{Ack: true, CurveKey: keys.secret("central"), CurveAllow: keys.allowDir(t, all...)})
+	if !strings.Contains(central.Endpoints(), curve.MemberKeySep+keys.public("central").String()) {
+		t.Fatalf("central proxy registered %q, without its key", central.Endpoints())
+	}
+	startProxy(t, mm, relay.ProxyOptions{Local: true, Host: "h1", CurveKey: keys.secret("local"), CurveAllow: keys.allowDir(t, all...)})
+	ps := relay.WithPubSub(true)
+	s0 := newNode(t, mm, "s0", ps, keys.with(t, "s0", all...))                       // through the central proxy
+	s1 := newNode(t, mm, "s1", ps, relay.WithHost("h1"), keys.with(t, "s1", all...)) // through h1's local proxy
+	counters := []*testutil.FanoutCounter{testutil.ServeCounter(t, s0, "foo"), testutil.ServeCounter(t, s1, "foo")}
+	strangerLog, slog := logTo()
+	stranger := newNode(t, mm, "stranger", ps, keys.with(t, "stranger", all...), strangerLog)
+	strange := testutil.ServeCounter(t, stranger, "foo")
+	pub := newNode(t, mm, "pub", ps, keys.with(t, "pub", all...))
+	testutil.WaitSubscribed(t, pub, "foo", 15*time.Second, counters...)
+	const msgs = 20
+	for i := range msgs {
+		if err := pub.Cast(ctxTimeout(t, 10*time.Second), relay.Target{Topic: "foo", Fanout: true}, "event", i); err != nil {
+			t.Fatalf("fanout %d: %v", i, err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		for i, c := range counters {
+			if err := c.Check(msgs); err != nil {
+				return fmt.Errorf("s%d: %v", i, err)
+			}
+		}
+		return nil
+	})
+	if n := strange.Distinct(); n != 0 {
+		t.Errorf("a subscriber the proxy does not admit received %d fanouts", n)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if c, _ := central.Refused(); c == 0 || stranger.Stats().Refused == 0 {
+			return fmt.Errorf("the proxy counted %d refusals, the stranger %d", c, stranger.Stats().Refused)
+		}
+		return nil
+	})
+	if !strings.Contains(slog.String(), "publisher proxy refused") {
+		t.Errorf("the stranger's log does not say the proxy refused it:\n%s", slog.String())
+	}
+	got := make(chan string, 4)
+	l, err := s1.Listen([]string{"billing.info"}, "", func(_ context.Context, d *relay.Delivery) error {
+		got <- d.EventType
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	waitFor(t, 10*time.Second, func() error {
+		return pub.Notify(ctxTimeout(t, 2*time.Second), relay.Notification{Topic: "billing", EventType: "paid"})
+	})
+	select {
+	case ev := <-got:
+		if ev != "paid" {
+			t.Fatalf("notification %q", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("notification not delivered")
+	}
+}
