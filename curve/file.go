@@ -85,9 +85,6 @@ func LoadKeyPair(path string) (KeyPair, error) {
 	if st.IsDir() {
 		return KeyPair{}, fmt.Errorf("curve: secret key file %s is a directory", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return KeyPair{}, fmt.Errorf("%w: %s has mode %04o; run: chmod 600 %s", ErrPermissions, path, perm, path)
-	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("curve: secret key file: %w", err)
@@ -98,6 +95,9 @@ func LoadKeyPair(path string) (KeyPair, error) {
 	}
 	if c.secret == "" {
 		return KeyPair{}, fmt.Errorf("curve: %s holds no secret-key: give the secret key file (NAME.key of node keygen), not the public one", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return KeyPair{}, fmt.Errorf("%w: %s has mode %04o; run: chmod 600 %s", ErrPermissions, path, perm, path)
 	}
 	var kp KeyPair
 	if kp.Secret, err = ParseKey(c.secret); err != nil {
