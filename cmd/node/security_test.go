@@ -130,3 +130,17 @@ func readPub(t testing.TB, path string) string {
 	}
 	return strings.Fields(a.Names()[0])[1]
 }
+
+// node bench --curve runs both sides in one run and prints them side by
+// side.
+func TestBenchCurve(t *testing.T) {
+	r := runNode(t, "bench", "--curve", "--n", "20", "--calls", "20", "--casts", "20")
+	if r.code != 0 {
+		t.Fatalf("bench --curve: %s", r)
+	}
+	for _, want := range []string{"CURVE/plaintext", "call latency p50", "pipelined calls/s", "casts/s", "allocations per call"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bench --curve output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
