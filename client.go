@@ -512,7 +512,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 			case errors.Is(err, matchmaker.ErrClosed):
 				return nil, n.downErr()
 			case errors.Is(err, ErrUnauthorized):
-				return nil, fmt.Errorf("%w (every server registered for %s is refused; last: %v)", ErrUnauthorized, t, err)
+				return nil, fmt.Errorf("%w: every server registered for %s is refused: %v", ErrUnauthorized, t, err)
 			}
 			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}

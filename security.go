@@ -191,19 +191,26 @@ func (s *security) admit(member string) error {
 	rest, k, keyed, err := curve.SplitMember(member)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		return untrusted(err.Error())
 	case s == nil && keyed:
-		return fmt.Errorf("%w: %s requires CURVE (it registered a key) and this node has none: give it a key pair (WithCurve, --curve-key)", ErrUnauthorized, rest)
+		return untrusted(rest + " requires CURVE (it registered a key) and this node has none: give it a key pair and an allow-list (WithCurve)")
 	case s == nil:
 		return nil
 	case !keyed:
-		return fmt.Errorf("%w: %s registered without a CURVE key: a plaintext peer, and this node requires CURVE", ErrUnauthorized, rest)
+		return untrusted(rest + " registered without a CURVE key: a plaintext peer, and this node requires CURVE")
 	}
 	if _, ok := s.allow.Current().Name(k); !ok {
-		return fmt.Errorf("%w: %s registered the CURVE key %s, which is not on this node's allow-list (forged, or not yet trusted)", ErrUnauthorized, rest, k)
+		return untrusted(fmt.Sprintf("%s registered the CURVE key %s, which is not on this node's allow-list (forged, or not yet trusted)", rest, k))
 	}
 	return nil
 }
+
+// untrusted is why admit refused a registration; it matches
+// ErrUnauthorized.
+type untrusted string
+
+func (e untrusted) Error() string        { return string(e) }
+func (e untrusted) Is(target error) bool { return target == ErrUnauthorized }
 
 // admitted returns the members that admit accepts, counting and logging
 // the others; when none is left it returns the first refusal.
