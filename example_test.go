@@ -111,7 +111,7 @@ func ExampleWithCurveKeys() {
 	}
 	srv.Handle("close", func(ctx context.Context, r *relay.Request) (any, error) {
 		if r.Caller.Name != "admin" {
-			return nil, &relay.RemoteError{Code: relay.CodeUnauthorized, Message: r.Caller.Name + " may not close accounts"}
+			return nil, relay.Errorf(relay.CodePermissionDenied, "%s may not close accounts", r.Caller)
 		}
 		return "closed by " + r.Caller.Name, nil
 	})
@@ -123,7 +123,7 @@ func ExampleWithCurveKeys() {
 		}
 		var out string
 		err = client.Call(ctx, relay.Target{Topic: "accounts"}, "close", nil, &out)
-		fmt.Println(out, errors.Is(err, relay.ErrUnauthorized))
+		fmt.Println(out, errors.Is(err, relay.ErrPermissionDenied))
 		client.Close()
 	}
 	// Output:

@@ -517,3 +517,38 @@ func TestCurvePublisherProxies(t *testing.T) {
 		t.Fatal("notification not delivered")
 	}
 }
+
+// Nodes of one process that hand calls to each other without a socket
+// (WithInproc) apply the same rules: the server sees the caller's key, and
+// refuses a key that is not on its allow-list.
+func TestCurveInproc(t *testing.T) {
+	keys := newKeyring(t, "server", "good", "stranger")
+	mm := newMatchmaker(t)
+	in := relay.WithInproc(true)
+	server := newNode(t, mm, "server", in, keys.with(t, "server", "good"))
+	serveWhoami(t, server, "server")
+	good := newNode(t, mm, "good", in, keys.with(t, "good", "server"))
+	stranger := newNode(t, mm, "stranger", in, keys.with(t, "stranger", "server"))
+	var who map[string]string
+	if err := good.Call(ctxTimeout(t, 5*time.Second), compute, "whoami", nil, &who); err != nil || who["name"] != "good" {
+		t.Fatalf("whoami in process: %v, %v", who, err)
+	}
+	before := server.Stats().Refused
+	if err := stranger.Call(ctxTimeout(t, 5*time.Second), compute, "whoami", nil, &who); !errors.Is(err, relay.ErrUnauthorized) {
+		t.Fatalf("an unlisted key in process: %v, want ErrUnauthorized", err)
+	}
+	if server.Stats().Refused <= before {
+		t.Error("the server did not count the refusal")
+	}
+	// A cast and a fanout take the same way (the fanout by inproc socket).
+	if err := good.Cast(ctxTimeout(t, 5*time.Second), relay.Target{Topic: "compute", Fanout: true}, "add", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		var st demo.State
+		if err := good.Call(ctxTimeout(t, 2*time.Second), compute, "get", nil, &st); err != nil || st.Int != 2 {
+			return fmt.Errorf("get: %+v, %v", st, err)
+		}
+		return nil
+	})
+}

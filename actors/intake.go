@@ -117,7 +117,7 @@ func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
 			caller = frames[2]
 		}
 		for r.Reset(frames[1]); r.Next(); {
-			ins = i.request(ins, r.View(), from, "", now, caller)
+			ins = i.request(ins, r.View(), from, "", nil, now, caller)
 		}
 		if err := r.Err(); err != nil {
 			i.bad(err)
@@ -160,7 +160,7 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 				if now == 0 {
 					now = time.Now().UnixNano()
 				}
-				ins = i.request(ins, v, nil, addr, now, nil)
+				ins = i.request(ins, v, nil, addr, nil, now, nil)
 			default:
 				i.Counters.UnexpectedKind.Add(1)
 				i.unexpected.Warn("unexpected message kind dropped", "peer", addr, "kind", v.Kind())
@@ -193,13 +193,10 @@ func (i *Intake) Local(rec []byte, answer func([]byte), caller []byte) error {
 	var r envelope.Reader
 	now := time.Now().UnixNano()
 	for r.Reset(rec); r.Next(); {
-		ins = i.request(ins, r.View(), nil, "", now, caller)
+		ins = i.request(ins, r.View(), nil, "", answer, now, caller)
 	}
 	if err := r.Err(); err != nil {
 		i.bad(err)
-	}
-	for k := range ins {
-		ins[k].Local = answer
 	}
 	i.Pool.Submit(ins)
 	return nil
@@ -263,14 +260,15 @@ func (i *Intake) bad(err error, args ...any) {
 }
 
 // request checks a request record and appends it to ins when a handler
-// should see it. caller is the User-Id of the connection it came on (the
+// should see it; local, for a request handed over by a node of the same
+// process, takes its answers. caller is the User-Id of the connection it came on (the
 // caller's CURVE key in Z85), or for a node of the same process its key.
-func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string, now int64, caller []byte) []Inbound {
+func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string, local func([]byte), now int64, caller []byte) []Inbound {
 	k := v.Kind()
 	switch k {
 	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
 	case envelope.KindCancel:
-		if i.Authorize != nil && !i.authorize(&Inbound{Rec: *v, From: from, Via: via}, caller) {
+		if i.Authorize != nil && !i.authorize(&Inbound{Rec: *v, From: from, Via: via, Local: local}, caller) {
 			return ins
 		}
 		if i.Cancel != nil {
@@ -294,7 +292,7 @@ func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via strin
 		i.Counters.ExpiredRequests.Add(1)
 		return ins
 	}
-	in := Inbound{Rec: *v, From: from, Via: via}
+	in := Inbound{Rec: *v, From: from, Via: via, Local: local}
 	if i.Authorize != nil && !i.authorize(&in, caller) {
 		return ins
 	}
