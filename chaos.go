@@ -25,6 +25,9 @@ type Stats struct {
 	Cancelled       uint64         // calls cancelled by their caller while their handler ran (no answer sent)
 	AcksSent        uint64         // ACKs this node's servers sent
 	AcksReceived    uint64         // ACKs this node received for its messages
+	Refused         uint64         // connections refused at their handshake (CURVE, ZAP), either side, and requests from keys no longer allowed (logged)
+	Untrusted       uint64         // registrations not used: no CURVE key, a key not on the allow-list, or a key where this node has none (logged)
+	StrayReplies    uint64         // answers that came on another connection than their call went out on (forged or misrouted), dropped
 	Restarts        map[string]int // by actor name
 	// MatchmakerOps and MatchmakerErrors count the matchmaker's operations
 	// (register, register_many, unregister, lookup) and their failures.
@@ -42,7 +45,8 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, Oversized: s.Oversized, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived, Restarts: map[string]int{},
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived,
+		Refused: s.Refused, Untrusted: s.Untrusted, StrayReplies: s.StrayReplies, Restarts: map[string]int{},
 	}
 	for name := range n.pids {
 		st.Restarts[name] = n.monitor.Restarts(name)

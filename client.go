@@ -20,6 +20,7 @@ import (
 // exactly one of: nil (reply filled), a *RemoteError (the handler's error or
 // panic), an error matching ErrNoSuchMethod, ErrTimeout (also
 // context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
+// ErrUnauthorized (CURVE: refused by the server, or no trusted server),
 // ErrBackPressure, ErrBadTarget, ErrBadHeader, ErrClosed, or ctx.Err()
 // when ctx was cancelled. The deadline is ctx's, or WithCallTimeout from
 // now. When ctx is cancelled before the answer, Call returns
@@ -50,6 +51,7 @@ func (n *Node) call(ctx context.Context, t Target, method string, args, reply an
 		return err
 	}
 	c := n.pending.Get(deadline)
+	c.Addr = r.send() // its answer is taken from this peer only
 	h := n.header(envelope.KindCall, c.ID, t, r, method, deadline)
 	if err = setMeta(&h, out); err == nil {
 		c.Rec, err = n.record(c.Rec[:0], &h, args)
@@ -147,6 +149,8 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 			return &timeoutError{what: fmt.Sprintf("call %s on %s (server unreachable)", method, t), after: time.Since(start), ctxExpired: ctxDeadline}
 		case errors.Is(res.Err, ErrClosed) || errors.Is(res.Err, ErrNodeFailed):
 			return res.Err
+		case errors.Is(res.Err, sockets.ErrUnauthorized):
+			return fmt.Errorf("%w: call %s on %s: %v", ErrUnauthorized, method, t, res.Err)
 		default:
 			return fmt.Errorf("relay: call %s on %s: %w", method, t, res.Err)
 		}
@@ -161,6 +165,9 @@ func (n *Node) outcome(res actors.Result, t Target, method string, reply any, st
 		}
 		if code == CodeNoRoute {
 			return fmt.Errorf("%w: %s", ErrNoServers, msg)
+		}
+		if code == CodeUnauthorized {
+			return fmt.Errorf("%w: call %s on %s: %s", ErrUnauthorized, method, t, msg)
 		}
 		return &RemoteError{Code: code, Message: msg}
 	}
@@ -241,6 +248,7 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 	}
 	// Resent by the resender until acknowledged; nobody waits.
 	c := n.pending.Get(deadline)
+	c.Addr = r.send()
 	h := n.header(envelope.KindCast, c.ID, t, r, method, deadline)
 	if err = setMeta(&h, out); err == nil {
 		c.Rec, err = n.record(c.Rec[:0], &h, args)
@@ -491,6 +499,7 @@ func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (str
 	if err != nil {
 		return "", err
 	}
+	addrs = n.refused.filter(addrs) // a server that refused this node lately goes last
 	return addrs[n.nextIndex(t.key(), len(addrs))], nil
 }
 
@@ -504,8 +513,11 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 	for {
 		addrs, changed, err := n.routes.lookupAt(ctx, key, now)
 		if err != nil {
-			if errors.Is(err, matchmaker.ErrClosed) {
+			switch {
+			case errors.Is(err, matchmaker.ErrClosed):
 				return nil, n.downErr()
+			case errors.Is(err, ErrUnauthorized):
+				return nil, fmt.Errorf("%w: every server registered for %s is refused: %v", ErrUnauthorized, t, err)
 			}
 			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}

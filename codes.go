@@ -76,6 +76,7 @@ var implied = []struct {
 	{ErrNoServers, CodeUnavailable}, {ErrClosed, CodeUnavailable},
 	{ErrBackPressure, CodeResourceExhausted}, {ErrNoSuchMethod, CodeUnimplemented},
 	{ErrBadTarget, CodeInvalidArgument}, {ErrBadHeader, CodeInvalidArgument},
+	{ErrUnauthorized, CodePermissionDenied},
 }
 
 // aliases are relay's own codes that also match a standard sentinel.
@@ -84,6 +85,8 @@ var aliases = map[string]error{
 	CodeOverloaded: ErrResourceExhausted,
 	CodePanic:      ErrInternal,
 	CodeBadReply:   ErrInternal,
+	// A request refused for its caller's CURVE key (docs/SECURITY.md).
+	CodeUnauthorized: ErrPermissionDenied,
 }
 
 // Errorf returns a *RemoteError with code and the formatted message, for a

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/curve"
 )
 
 // Two nodes on one in-process matchmaker: one serves the topic "compute",
@@ -84,4 +85,48 @@ func Example() {
 	// quotient: 42
 	// remote error: DivideByZero
 	// no such method: true
+}
+
+// CURVE on every socket, with per-method authorization: the server admits
+// the keys on its allow-list and its handler refuses callers by name.
+func ExampleWithCurveKeys() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const mm = "memory://example-curve"
+	serverKeys, _ := curve.Generate() // or curve.LoadKeyPair("keys/server.key"), or WithCurve
+	adminKeys, _ := curve.Generate()
+	guestKeys, _ := curve.Generate()
+	// Who the server admits, by name; what each client trusts.
+	clients := curve.NewAllowList(map[curve.Key]string{adminKeys.Public: "admin", guestKeys.Public: "guest"})
+	servers := curve.NewAllowList(map[curve.Key]string{serverKeys.Public: "server"})
+
+	server, err := relay.Start(ctx, relay.WithMatchmaker(mm), relay.WithCurveKeys(serverKeys, clients))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	srv, err := server.Serve(relay.Target{Topic: "accounts"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.Handle("close", func(ctx context.Context, r *relay.Request) (any, error) {
+		if r.Caller.Name != "admin" {
+			return nil, relay.Errorf(relay.CodePermissionDenied, "%s may not close accounts", r.Caller)
+		}
+		return "closed by " + r.Caller.Name, nil
+	})
+
+	for _, keys := range []curve.KeyPair{adminKeys, guestKeys} {
+		client, err := relay.Start(ctx, relay.WithMatchmaker(mm), relay.WithCurveKeys(keys, servers))
+		if err != nil {
+			log.Fatal(err)
+		}
+		var out string
+		err = client.Call(ctx, relay.Target{Topic: "accounts"}, "close", nil, &out)
+		fmt.Println(out, errors.Is(err, relay.ErrPermissionDenied))
+		client.Close()
+	}
+	// Output:
+	// closed by admin false
+	//  true
 }

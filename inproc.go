@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/curve"
 )
 
 // Nodes of one process started WithInproc reach each other without TCP: a
@@ -25,23 +26,47 @@ func inprocEndpoint(id []byte) string { return "inproc://relay-" + hex.EncodeToS
 
 // local returns the node of this process at addr when both it and n take
 // inproc, else nil.
+// With CURVE, addr carries the server's key (which this node's allow-list
+// admitted): the node found must hold that key.
 func (n *Node) local(addr string) *Node {
 	if !n.opts.inproc {
 		return nil
 	}
-	if v, ok := locals.Load(addr); ok {
-		return v.(*Node)
+	ep, k, keyed, err := curve.SplitMember(addr)
+	if err != nil {
+		return nil
 	}
-	return nil
+	v, ok := locals.Load(ep)
+	if !ok {
+		return nil
+	}
+	srv := v.(*Node)
+	if keyed != (srv.sec != nil) || (keyed && srv.sec.keys.Public != k) {
+		return nil
+	}
+	return srv
 }
 
 // viaInproc returns the inproc endpoint of the node at addr when it is of
-// this process and both ends take inproc; else addr.
+// this process and both ends take inproc, without CURVE; else addr. (ZeroMQ
+// runs no security mechanism on inproc: with CURVE, what travels by socket
+// goes by TCP, where the caller is authenticated; the hand-over carries
+// the caller's key itself.)
 func (n *Node) viaInproc(addr string) string {
-	if srv := n.local(addr); srv != nil {
+	if srv := n.local(addr); srv != nil && srv.sec == nil {
 		return inprocEndpoint(srv.id)
 	}
 	return addr
+}
+
+// callerKey is what a node of this process hands over as its caller
+// identity: its public key in Z85, as a connection's User-Id carries it
+// (nil without CURVE).
+func (n *Node) callerKey() []byte {
+	if n.sec == nil {
+		return nil
+	}
+	return n.sec.userID
 }
 
 // handOver gives the server node srv a copy of a request record, whose
@@ -53,7 +78,7 @@ func (n *Node) handOver(srv *Node, rec []byte) error {
 		return srv.downErr()
 	default:
 	}
-	if err := srv.intake.Local(append([]byte(nil), rec...), n.intake.Answer); err != nil {
+	if err := srv.intake.Local(append([]byte(nil), rec...), n.intake.Answer, n.callerKey()); err != nil {
 		if errors.Is(err, actors.ErrFull) {
 			return ErrBackPressure
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
@@ -69,10 +70,14 @@ type Node struct {
 	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
-	pubMu   sync.Mutex
-	pubFrom []string
-	pubs    []publisher
-	rr      sync.Map // matchmaker.Key -> *atomic.Uint64, round-robin position
+	pubMu    sync.Mutex
+	pubFrom  []string
+	pubs     []publisher
+	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
+	sec      *security            // CURVE keys and allow-list; nil: plaintext
+	refused  refusedPeers         // peers that refused a connection lately, tried last
+	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
+	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
 
 	// down is closed when the node stops being usable: Close began, or an
 	// actor failed for good (then failure holds why).
@@ -95,6 +100,9 @@ type Node struct {
 //	WithHost(name)             advertised host name (default os.Hostname)
 //	WithMatchmaker(url)        "memory://NAME" (default), "file:///path/hosts.json", "redis://host:port"
 //	WithBindAddress(addr)      address to bind and advertise (default 127.0.0.1)
+//	WithAdvertise(addr)        address to register when it is not the bind address (needed with 0.0.0.0)
+//	WithCurve(key, allow)      CURVE on every socket: secret key file, allow-list file or directory
+//	WithCurveKeys(kp, allow)   the same with the keys in memory
 //	WithPortRange(min, max)    ports to bind, busy ones skipped (default 20000-29999)
 //	WithCallTimeout(d)         deadline when ctx has none (default 30s)
 //	WithDiscoveryWait(d)       wait for a target's first server (default 1s)
@@ -125,6 +133,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	log := o.log.With("component", "relay", "host", o.host)
+	sec, err := newSecurity(o.curve, log)
+	if err != nil {
+		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
+	}
 	opened, err := matchmaker.Open(o.matchmaker)
 	if err != nil {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
@@ -135,9 +148,15 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
+	if err := sec.start(zctx); err != nil {
+		zctx.Close(time.Second)
+		mm.Close()
+		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
+	}
 	n := &Node{
 		opts:      o,
-		log:       o.log.With("component", "relay", "host", o.host),
+		log:       log,
+		sec:       sec,
 		id:        newNodeID(),
 		mm:        mm,
 		zctx:      zctx,
@@ -160,6 +179,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.failed = actors.NewThrottledLog(n.log, time.Second)
 	n.running = newRunning()
 	n.invoke = chainClient(o.clientInterceptors, n.invoked)
+	n.refusals = actors.NewKeyedLog(n.log, time.Second)
+	n.untrust = actors.NewThrottledLog(n.log, time.Second)
+	n.routes.admit = n.admitted
 	n.wire()
 	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
@@ -213,6 +235,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
+	if err := n.group.Go(func() { n.sec.watch(n.down) }); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("relay: start: %w", err)
+	}
 	if o.routerProxy {
 		rs, err := n.routers(startCtx)
 		if err == nil && len(rs) == 0 {
@@ -244,7 +270,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if o.inproc {
 		locals.Store(n.endpoint, n)
 	}
-	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker))
+	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker), "curve", n.sec != nil)
 	return n, nil
 }
 
@@ -257,6 +283,28 @@ func newNodeID() []byte {
 		id[0] = 1
 	}
 	return id
+}
+
+// admitted returns the registrations this node may use (see
+// security.admit), counting and logging the others.
+func (n *Node) admitted(members []string) ([]string, error) {
+	return n.sec.admitted(members, &n.counters, n.untrust)
+}
+
+// peerRefused is the dealers' OnRefused: a server refused this node's
+// connection, or could not prove its key. Counted, logged, and the server
+// is tried last for a while. Runs in the dealers loop.
+func (n *Node) peerRefused(addr string, err error) {
+	n.counters.Refused.Add(1)
+	n.refusals.Warn(addr, "connection refused", "peer", addr, "err", err)
+	n.refused.add(addr, time.Now().Add(refusedFor))
+}
+
+// clientRefused is the router's OnRefused: a client's handshake failed.
+// Runs in the router loop.
+func (n *Node) clientRefused(reason string) {
+	n.counters.Refused.Add(1)
+	n.refusals.Warn(reason, "client connection refused", "reason", reason)
 }
 
 // fail marks the node failed; it reports whether this was the first failure.
@@ -311,9 +359,31 @@ func (n *Node) Ready() error {
 // Host returns the node's advertised host name.
 func (n *Node) Host() string { return n.opts.host }
 
-// Endpoint returns the address the node's ROUTER is bound to, e.g.
-// "tcp://127.0.0.1:20517".
+// Endpoint returns the address others reach the node's ROUTER at, e.g.
+// "tcp://127.0.0.1:20517": its bind address and port, or WithAdvertise's
+// address and the port.
 func (n *Node) Endpoint() string { return n.endpoint }
+
+// PublicKey returns the node's CURVE public key (zero without CURVE).
+func (n *Node) PublicKey() curve.Key { return n.sec.publicKey() }
+
+// ReloadAllowList reads the node's allow-list file (WithCurve) again now,
+// as it does by itself every AllowListPoll, for a SIGHUP handler. A newly
+// listed key is admitted at once; a removed key's new connections are
+// refused and so are the requests that reach the node on its existing
+// ones. On an error the list in use stays.
+func (n *Node) ReloadAllowList() error { return n.sec.reload() }
+
+// SetAllowList replaces the node's allow-list (WithCurveKeys), with the
+// effects of ReloadAllowList. A list read from a file (WithCurve) is
+// replaced until the file next changes.
+func (n *Node) SetAllowList(a *curve.AllowList) error {
+	if n.sec == nil {
+		return errors.New("relay: set allow-list: the node has no CURVE keys (WithCurveKeys)")
+	}
+	n.sec.allow.Set(a)
+	return nil
+}
 
 // Close unregisters the node's servers, stops taking new calls, waits for
 // handlers in flight (up to the drain timeout, then cancels them), fails
@@ -372,6 +442,7 @@ func (n *Node) close() error {
 	}
 	n.monitor.Close()
 	n.releaseSystem()
+	n.sec.stop(n.zctx)
 	if err := n.zctx.Close(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -45,6 +47,8 @@ type options struct {
 
 	clientInterceptors []ClientInterceptor
 	serverInterceptors []ServerInterceptor
+	curve              curveSetup
+	advertise          string
 }
 
 func defaultOptions() options {
@@ -104,6 +108,13 @@ func (o *options) validate() error {
 		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
+	case isWildcard(o.bindAddress) && o.advertise == "":
+		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address", o.bindAddress)
+	case isWildcard(o.advertise):
+		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
+	}
+	if err := o.curve.check(); err != nil {
+		return bad("WithCurve", "%v", err)
 	}
 	if _, err := url.Parse(o.matchmaker); err != nil {
 		return bad("WithMatchmaker", "%v", err)
@@ -149,11 +160,48 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 // per-member liveness (see matchmaker.Redis).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
-// WithBindAddress sets the address the node's ROUTER binds and advertises.
-// "ipc://DIR" binds a Unix-domain (ipc) endpoint in directory DIR instead of
-// TCP: only nodes of the same host can reach it, without TCP's costs.
-// Default "127.0.0.1".
+// WithBindAddress sets the address the node's ROUTER binds, and
+// advertises unless WithAdvertise says otherwise. A wildcard ("0.0.0.0",
+// "*", "::") needs WithAdvertise. "ipc://DIR" binds a Unix-domain (ipc)
+// endpoint in directory DIR instead of TCP: only nodes of the same host
+// can reach it, without TCP's costs. Default "127.0.0.1".
 func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
+
+// WithAdvertise sets the address the node registers (the host part of its
+// endpoint), where others reach it, when it differs from the bind address:
+// a wildcard bind, or an address behind NAT. Default: the bind address.
+func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
+
+// isWildcard reports whether addr means every address of the host.
+func isWildcard(addr string) bool {
+	switch strings.Trim(addr, "[]") {
+	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
+		return true
+	}
+	return false
+}
+
+// WithCurve turns on ZMTP CURVE for every socket of the node: keyFile is
+// its secret key file (`node keygen` writes one; a file that others may
+// read is refused with the chmod that fixes it), allowPath a file or
+// directory of the public keys it trusts (see curve.LoadAllowList). The
+// node then admits as clients only keys on the allow-list (its ZAP
+// handler), registers its public key with its endpoints, and connects only
+// to servers and proxies that registered a key on its allow-list, which
+// they must prove at the handshake. A plaintext peer and a CURVE node
+// refuse each other (ErrUnauthorized, counted in Stats().Refused and
+// Untrusted, and logged). The allow-list file is read again when it
+// changes (every AllowListPoll) and on ReloadAllowList. Default: off
+// (plaintext). See docs/SECURITY.md.
+func WithCurve(keyFile, allowPath string) Option {
+	return func(o *options) { o.curve = curveSetup{keyFile: keyFile, allowPath: allowPath} }
+}
+
+// WithCurveKeys is WithCurve with the key pair and the allow-list in
+// memory; SetAllowList replaces the list.
+func WithCurveKeys(keys curve.KeyPair, allow *curve.AllowList) Option {
+	return func(o *options) { o.curve = curveSetup{keys: &keys, allow: allow} }
+}
 
 // WithPortRange sets the ports the node may bind; a busy port is skipped.
 // Default 20000-29999.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
@@ -92,10 +93,16 @@ type publisher struct {
 	ack         bool
 }
 
+// parsePublisher reads "FRONT|BACK|ack" (or "noack"); with CURVE the
+// member's key goes with each endpoint.
 func parsePublisher(member string) (publisher, bool) {
-	parts := strings.Split(member, "|")
-	if len(parts) != 3 {
+	rest, k, keyed, err := curve.SplitMember(member)
+	parts := strings.Split(rest, "|")
+	if err != nil || len(parts) != 3 {
 		return publisher{}, false
+	}
+	if keyed {
+		parts[0], parts[1] = curve.WithKey(parts[0], k), curve.WithKey(parts[1], k)
 	}
 	return publisher{front: parts[0], back: parts[1], ack: parts[2] == "ack"}, true
 }
@@ -261,13 +268,14 @@ func (n *Node) syncPublishers() {
 		n.log.Warn("look up local publisher proxy", "err", err)
 		return
 	}
-	eps := local
+	eps, _ := n.admitted(local)
 	if len(eps) == 0 {
 		members, err := n.mm.Lookup(ctx, publishersKey)
 		if err != nil {
 			n.log.Warn("look up publisher proxies", "err", err)
 			return
 		}
+		members, _ = n.admitted(members)
 		for _, m := range members {
 			if p, ok := parsePublisher(m); ok {
 				eps = append(eps, p.back)
@@ -308,6 +316,17 @@ type ProxyOptions struct {
 	// Frontend and Backend ("HOST:PORT") fix a router proxy's endpoints;
 	// default: BindAddress and a port from the range.
 	Frontend, Backend string
+	// Advertise is the address the proxy registers when it is not the
+	// bind address (needed when BindAddress is a wildcard, "0.0.0.0").
+	Advertise string
+	// CurveKey (a secret key file) and CurveAllow (an allow-list file or
+	// directory) turn CURVE on, as relay.WithCurve does for a node: the
+	// proxy admits only allowed keys on both sides, registers its public
+	// key, and trusts only allowed central proxies (a local proxy).
+	// CurveKeys and CurveAllowList give them in memory instead.
+	CurveKey, CurveAllow string
+	CurveKeys            *curve.KeyPair
+	CurveAllowList       *curve.AllowList
 }
 
 // PublisherProxy is a running publisher proxy (see WithPubSub).
@@ -328,15 +347,16 @@ func StartPublisherProxy(ctx context.Context, o ProxyOptions) (*PublisherProxy, 
 		return nil, err
 	}
 	p := &PublisherProxy{proxyBase: base}
-	o, bind, opts := base.opts, base.bind(), sockets.DefaultOptions()
+	o, bind, opts := base.opts, base.bind(), base.options()
 	var key matchmaker.Key
 	var member string
 	var follow func(context.Context)
 	if o.Local {
 		p.sub, err = sockets.StartSubscriber(base.zctx, sockets.SubscriberConfig{
 			Options: opts, Republish: &bind,
-			OnDrop: func(err error) { p.log.Warn("local proxy dropped a message", "err", err) },
-			OnFail: p.fail,
+			OnDrop:    func(err error) { p.log.Warn("local proxy dropped a message", "err", err) },
+			OnRefused: func(err error) { p.refused(err.Error()) },
+			OnFail:    p.fail,
 		})
 		if err == nil {
 			p.sub.Update(nil, nil, []string{""}, nil)
@@ -344,7 +364,8 @@ func StartPublisherProxy(ctx context.Context, o ProxyOptions) (*PublisherProxy, 
 		}
 	} else {
 		cfg := sockets.ProxyConfig{Front: bind, Back: bind, Options: opts, Prefix: proxyPrefix,
-			OnDrop: func(err error) { p.log.Warn("proxy dropped a message", "err", err) }, OnFail: p.fail}
+			OnDrop:    func(err error) { p.log.Warn("proxy dropped a message", "err", err) },
+			OnRefused: p.refused, OnFail: p.fail}
 		mode := "noack"
 		if o.Ack {
 			cfg.Ack, cfg.Nack, mode = proxyAck, proxyNack, "ack"
@@ -377,7 +398,7 @@ func (p *PublisherProxy) followCentrals() func(context.Context) {
 			return
 		}
 		want := map[string]bool{}
-		for _, m := range members {
+		for _, m := range p.admitted(members) {
 			if pub, ok := parsePublisher(m); ok {
 				want[pub.back] = true
 			}

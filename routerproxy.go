@@ -12,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
@@ -31,8 +32,11 @@ import (
 // server by name itself, puts it in the header's server field, and sends to
 // a proxy (round-robin); a resend goes through the next proxy to the same
 // server, which handles the msg_id once. The proxy routes requests by the
-// header's server and replies by their reply_to (a server copies the
-// request's reply_to into its REPLY, ERROR and ACK headers in this mode).
+// header's server, after stamping their reply_to with the client's
+// connection (and, with CURVE, its key: envelope.AppendStamp); a server
+// copies the request's reply_to into its REPLY, ERROR and ACK headers in
+// this mode, and the proxy routes them by the stamp, so an answer goes
+// back the way its request came, never where a client wrote.
 
 const (
 	helloEvery  = time.Second
@@ -48,9 +52,18 @@ var routersKey = matchmaker.Key{Exchange: relayExchange, Topic: "routers"}
 // routerProxy is one registered router proxy.
 type routerProxy struct{ front, back string }
 
+// parseRouter reads "FRONT|BACK"; with CURVE the member's key goes with
+// each endpoint.
 func parseRouter(member string) (routerProxy, bool) {
-	front, back, ok := strings.Cut(member, "|")
-	return routerProxy{front: front, back: back}, ok && front != "" && back != ""
+	rest, k, keyed, err := curve.SplitMember(member)
+	front, back, ok := strings.Cut(rest, "|")
+	if err != nil || !ok || front == "" || back == "" {
+		return routerProxy{}, false
+	}
+	if keyed {
+		front, back = curve.WithKey(front, k), curve.WithKey(back, k)
+	}
+	return routerProxy{front: front, back: back}, true
 }
 
 // routers returns the registered router proxies.
@@ -170,47 +183,67 @@ func StartRouterProxy(ctx context.Context, o ProxyOptions) (*RouterProxy, error)
 			p.Close()
 			return nil, fmt.Errorf("relay: router proxy: endpoint %q: want HOST:PORT", fix.addr)
 		}
-		*fix.b = sockets.Bind{Host: host, Port: n, Retry: 2 * time.Second}
+		*fix.b = sockets.Bind{Host: host, Port: n, Retry: 2 * time.Second, Advertise: o.Advertise}
 	}
 	rr := 0
+	var stamp []byte // the loop's; each record forwarded is a copy
 	p.loop, err = sockets.StartRouterProxy(base.zctx, sockets.RouterProxyConfig{
-		Front: front, Back: back, Options: sockets.DefaultOptions(),
-		Request: func(v *envelope.View) ([]byte, bool) {
+		Front: front, Back: back, Options: base.options(),
+		Request: func(from, caller []byte, v *envelope.View) ([]byte, []byte, bool) {
 			server := v.Server()
 			if len(server) == 0 {
 				p.dropped.Add(1)
-				return nil, false
+				return nil, nil, false
+			}
+			// Answers go back down the connection the request came in
+			// on, whatever its reply_to says: stamp it, with the caller's
+			// key for the server to authorize by.
+			var key *[32]byte
+			if base.sec != nil {
+				k, ok := curve.KeyOfZ85(caller)
+				if !ok {
+					p.dropped.Add(1)
+					return nil, nil, false
+				}
+				key = (*[32]byte)(&k)
 			}
 			live := p.live(server)
 			if len(live) == 0 {
 				p.refused.Add(1)
-				return nil, false
+				return nil, nil, false
 			}
 			rr++
 			p.routed.Add(1)
-			return []byte(live[rr%len(live)].id), true
+			to := []byte(live[rr%len(live)].id)
+			stamp = envelope.AppendStamp(stamp[:0], from, to, key)
+			return to, v.AppendWithReplyTo(nil, stamp), true
 		},
 		Refuse: func(v *envelope.View) []byte {
 			e := envelope.Header{Kind: envelope.KindError, ID: v.ID(), ReplyTo: v.ReplyTo()}
 			return e.AppendRecord(nil, envelope.EncodeError(CodeNoRoute, "router proxy has no connection to server "+string(v.Server())))
 		},
-		Backend: func(from []byte, v *envelope.View) ([]byte, bool) {
+		Backend: func(from, caller []byte, v *envelope.View) ([]byte, bool) {
 			if v.Kind() == envelope.KindHeartbeat && string(v.Method()) == helloMethod {
+				// With CURVE only allowed keys reach the back (ZAP): a
+				// HELLO is from a key holder.
 				var names []string
 				if msgpack.Unmarshal(v.Body(), &names) == nil {
 					p.hello(string(from), names)
 				}
 				return nil, false
 			}
-			to := v.ReplyTo()
-			if len(to) == 0 {
+			// An answer goes to the client the stamp names, and only
+			// from the server the request was routed to.
+			to, server, _, err := envelope.ParseStamp(v.ReplyTo())
+			if err != nil || string(server) != string(from) {
 				p.dropped.Add(1)
 				return nil, false
 			}
 			return to, true
 		},
-		OnDrop: func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
-		OnFail: p.fail,
+		OnDrop:    func(err error) { p.dropped.Add(1); p.log.Debug("router proxy dropped a message", "err", err) },
+		OnRefused: p.proxyBase.refused,
+		OnFail:    p.fail,
 	})
 	if err != nil {
 		p.Close()

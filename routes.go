@@ -24,6 +24,9 @@ type routes struct {
 	// (Redis restarted empty) an empty lookup keeps the routes known
 	// before: their servers register again within it.
 	keepLost time.Duration
+	// admit, when set, keeps the members a lookup found that this node
+	// may use (trusted registrations), or says why none is; set before use.
+	admit func(members []string) ([]string, error)
 
 	// mu guards the fields below.
 	mu      sync.RWMutex
@@ -35,6 +38,7 @@ type routes struct {
 
 type cached struct {
 	addrs []string
+	err   error // why no member was admitted
 	at    time.Time
 }
 
@@ -55,9 +59,11 @@ func (r *routes) recentlyLost(now time.Time) bool {
 	return !r.lostAt.IsZero() && now.Sub(r.lostAt) < r.keepLost
 }
 
-// lookup returns the addresses registered under key, from the cache when
-// it is fresh. It also returns the matchmaker's change channel as it was
-// before the lookup, to wait on when nothing is registered.
+// lookup returns the addresses registered under key that this node may
+// use, from the cache when it is fresh. It also returns the matchmaker's
+// change channel as it was before the lookup, to wait on when nothing is
+// registered. When members are registered but none is admitted, the error
+// says why (it wraps ErrUnauthorized).
 func (r *routes) lookup(ctx context.Context, key matchmaker.Key) ([]string, <-chan struct{}, error) {
 	return r.lookupAt(ctx, key, time.Now())
 }
@@ -85,8 +91,8 @@ func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time
 		r.mu.Unlock()
 	default:
 	}
-	if ok && len(e.addrs) > 0 && now.Sub(e.at) < routeMaxAge {
-		return e.addrs, changed, nil
+	if ok && (len(e.addrs) > 0 || e.err != nil) && now.Sub(e.at) < routeMaxAge {
+		return e.addrs, changed, e.err
 	}
 	addrs, err := r.mm.Lookup(ctx, key)
 	if err != nil {
@@ -102,10 +108,14 @@ func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time
 		// registering again; until they have, use what we knew.
 		return e.addrs, changed, nil
 	}
+	var refused error
+	if r.admit != nil && len(addrs) > 0 {
+		addrs, refused = r.admit(addrs)
+	}
 	r.mu.Lock()
 	if r.changed == changed {
-		r.entries[key] = cached{addrs: addrs, at: now}
+		r.entries[key] = cached{addrs: addrs, err: refused, at: now}
 	}
 	r.mu.Unlock()
-	return addrs, changed, nil
+	return addrs, changed, refused
 }

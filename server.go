@@ -122,13 +122,14 @@ func (s *Server) register(ctx context.Context) error {
 	return nil
 }
 
-// member is what the server registers: its node's address, or in
-// router-proxy mode "@" and its name (clients reach it through proxies).
+// member is what the server registers: its node's address (with CURVE,
+// carrying its public key: curve.WithKey), or in router-proxy mode "@" and
+// its name (clients reach it through proxies, whose keys they check).
 func (s *Server) member() string {
 	if s.node.opts.routerProxy {
 		return "@" + s.target.Server
 	}
-	return s.node.endpoint
+	return s.node.sec.member(s.node.endpoint)
 }
 
 // Stop unregisters the server first, so that callers move to other servers,
@@ -184,6 +185,12 @@ type Request struct {
 	Kind Kind
 	// Header holds the headers the caller sent (nil when none).
 	Header Header
+	// Caller is who sent the request, as CURVE authenticated it: its
+	// public key and its name on this node's allow-list (zero without
+	// CURVE; through a router proxy, the client the proxy admitted). A
+	// handler authorizes per method with it, e.g. returning an error with
+	// code CodeUnauthorized (ErrorCode) to callers it refuses.
+	Caller Peer
 
 	body  []byte
 	reply Header // headers for the answer
@@ -249,7 +256,7 @@ func (n *Node) serve(in *actors.Inbound) {
 		defer rc.release()
 		ctx = rc
 	}
-	out := n.run(ctx, v, kind)
+	out := n.run(ctx, in, kind)
 	if kind == envelope.KindCall && rc.cancelled() {
 		// The caller has gone: nobody waits for an answer.
 		n.counters.Cancelled.Add(1)
@@ -303,7 +310,8 @@ func (n *Node) answer(in *actors.Inbound, out outcome) []byte {
 }
 
 // run resolves and runs the handler of a request.
-func (n *Node) run(ctx context.Context, v *envelope.View, kind envelope.Kind) outcome {
+func (n *Node) run(ctx context.Context, in *actors.Inbound, kind envelope.Kind) outcome {
+	v := &in.Rec
 	oneWay := kind != envelope.KindCall
 	m, s, err := n.resolve(v)
 	if err != nil && kind == envelope.KindCall && string(v.Method()) == InfoMethod {
@@ -322,6 +330,7 @@ func (n *Node) run(ctx context.Context, v *envelope.View, kind envelope.Kind) ou
 	req := &Request{
 		Method: m.name, Target: s.requestTarget(v), ID: v.ID().String(),
 		Deadline: deadlineTime(v.Deadline()), Cast: oneWay, Kind: requestKind(kind, v), body: v.Body(),
+		Caller: Peer{Key: in.Caller, Name: in.CallerName},
 	}
 	if meta := v.Meta(); len(meta) > 0 {
 		if req.Header, err = decodeMeta(meta); err != nil {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +50,13 @@ func (n *Node) wire() {
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
+		ViaProxies: n.opts.routerProxy,
 	}
 	if n.opts.pubsub {
 		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)
+	}
+	if n.sec != nil {
+		n.intake.Authorize, n.intake.UserID = n.sec.authorize, true
 	}
 	if f := n.opts.ackFilter; f != nil {
 		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
@@ -64,6 +69,7 @@ func (n *Node) socketOptions() sockets.Options {
 	o := sockets.DefaultOptions()
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
+	o.Curve = n.sec.socket()
 	return o
 }
 
@@ -84,7 +90,8 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		ActorSender:      pid("client/" + ActorSender),
 	}
 	sopts := n.socketOptions()
-	bind := sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax, Retry: 2 * time.Second}
+	bind := sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
+		Retry: 2 * time.Second, Advertise: n.opts.advertise}
 	if n.opts.inproc {
 		bind.Also = []string{inprocEndpoint(n.id)}
 	}
@@ -92,6 +99,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Bind:    bind,
 		Options: sopts, BacklogMax: n.opts.queueSize,
 		OnRecv:      n.intake.FromRouter,
+		OnRefused:   n.clientRefused,
 		OnDropped:   n.countDropped,
 		OnDrop: func(m *sockets.Message, err error) {
 			n.counters.DroppedReplies.Add(1)
@@ -115,12 +123,13 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		},
 	})
 	dc := sockets.DealersConfig{
-		Identity: n.id, Options: sopts,
+		Options:     sopts,
 		OnRecv:      n.intake.FromDealer,
 		OnDropped:   n.countDropped,
 		OnDrop:      n.dropMessage,
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
+		OnRefused:   n.peerRefused,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
@@ -171,7 +180,11 @@ func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
 				OnRecv:      n.intake.FromSubscriber,
 				OnDropped:   n.countDropped,
 				OnDrop:      func(err error) { n.dropped.Warn("subscriber", "err", err) },
-				OnFail:      onFail,
+				OnRefused: func(err error) {
+					n.counters.Refused.Add(1)
+					n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
+				},
+				OnFail: onFail,
 			})
 			if err != nil {
 				return nil, err
@@ -203,7 +216,7 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 		n.log.Debug("hello to a router proxy dropped", "proxy", addr, "err", err)
 		return
 	}
-	if n.resender.Resends(id) {
+	if n.resender.Resends(id) && !errors.Is(err, sockets.ErrUnauthorized) {
 		return // sent again, or expired, by the resender
 	}
 	if n.pending.Fail(id, err) {

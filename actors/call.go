@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,10 @@ type Call struct {
 	// Rec is the request's record; the caller encodes into it. It is kept
 	// for resends.
 	Rec []byte
+	// Addr is the peer the request was sent to: an answer is taken only
+	// from the connection towards it (or, when the request is resent,
+	// towards one of the addresses it is resent to). Set it before Add.
+	Addr string
 
 	done     chan Result  // capacity 1
 	timer    *time.Timer  // the caller's deadline timer, reused
@@ -136,7 +141,7 @@ func (p *Pending) Put(c *Call) {
 	if c.resend != nil || c.onFinish != nil {
 		return
 	}
-	c.Rec = c.Rec[:0]
+	c.Rec, c.Addr = c.Rec[:0], ""
 	if cap(c.Rec) > 64<<10 {
 		c.Rec = nil
 	}
@@ -213,34 +218,65 @@ const CodeNoRoute = "NoRoute"
 // that no subscriber would receive a message from.
 const CodeNoSubscribers = "NoSubscribers"
 
-// Answer delivers a REPLY, ERROR or ACK record to its call. It runs in the
-// receiving loop; an answer nobody waits for is counted as late. An ACK
-// ends a cast (and a publish); a call keeps waiting for its reply. A
+// Answer delivers a REPLY, ERROR or ACK record that arrived from the peer
+// at from to its call ("" for an answer handed over by a node of the same
+// process). It runs in the receiving loop. An answer nobody waits for is
+// counted as late; one that came from another peer than its call was sent
+// to is a forgery (or misrouted) and is dropped and counted as stray. An
+// ACK ends a cast (and a publish); a call keeps waiting for its reply. A
 // proxy's NoRoute or NoSubscribers for a message that is resent anyway is
 // not its outcome: the next resend goes through another proxy.
-func (p *Pending) Answer(v *envelope.View, counters *Counters) {
-	id := v.ID()
-	kind := v.Kind()
+func (p *Pending) Answer(v *envelope.View, from string, counters *Counters) {
+	id, kind := v.ID(), v.Kind()
+	if kind == envelope.KindAck {
+		counters.AcksReceived.Add(1)
+	}
+	s := p.shard(id)
+	s.mu.Lock()
+	c := s.byID[id]
+	switch {
+	case c == nil:
+		s.mu.Unlock()
+		if kind != envelope.KindAck {
+			counters.LateReplies.Add(1)
+		}
+		return
+	case from != "" && !c.sentTo(from):
+		s.mu.Unlock()
+		counters.StrayReplies.Add(1)
+		return
+	}
+	keep := false
 	switch kind {
 	case envelope.KindAck:
-		counters.AcksReceived.Add(1)
-		c := p.peek(id)
-		if c == nil {
-			return // a late or repeated ACK
-		}
-		if c.resend != nil && !c.resend.Cast {
-			return // a call is answered by its reply
-		}
+		keep = c.resend != nil && !c.resend.Cast // a call is answered by its reply
 	case envelope.KindError:
-		if c := p.peek(id); c != nil && c.resend != nil {
-			if code, _, err := envelope.DecodeError(v.Body()); err == nil && (code == CodeNoRoute || code == CodeNoSubscribers) {
-				return
-			}
+		if c.resend != nil {
+			code, _, err := envelope.DecodeError(v.Body())
+			keep = err == nil && (code == CodeNoRoute || code == CodeNoSubscribers)
 		}
 	}
-	if !p.Finish(id, Result{Kind: kind, Body: v.Body(), Meta: v.Meta()}) && kind != envelope.KindAck {
-		counters.LateReplies.Add(1)
+	if keep {
+		s.mu.Unlock()
+		return
 	}
+	delete(s.byID, id)
+	s.mu.Unlock()
+	r := Result{Kind: kind, Body: v.Body(), Meta: v.Meta()}
+	if c.onFinish != nil {
+		c.onFinish(r)
+		return
+	}
+	c.done <- r
+}
+
+// sentTo reports whether c was sent (or is resent) to addr. The shard's
+// lock must be held.
+func (c *Call) sentTo(addr string) bool {
+	if c.Addr == addr {
+		return true
+	}
+	return c.resend != nil && slices.Contains(c.resend.Addrs, addr)
 }
 
 // each calls f with every pending call.

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,12 +27,16 @@ type Counters struct {
 	Cancelled       atomic.Uint64 // calls whose caller cancelled them while their handler ran (no answer sent)
 	AcksSent        atomic.Uint64 // ACKs sent for requests that asked for one
 	AcksReceived    atomic.Uint64 // ACKs received for this node's messages
+	Refused         atomic.Uint64 // connections refused at their handshake (CURVE, ZAP), and requests from keys no longer allowed
+	Untrusted       atomic.Uint64 // registrations not used: no CURVE key, or a key not on the allow-list, or a key where this node has none
+	StrayReplies    atomic.Uint64 // answers that came on another connection than their call was sent on (forged or misrouted), dropped
 }
 
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnknownVersion, Oversized, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived uint64
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived,
+	Refused, Untrusted, StrayReplies uint64
 }
 
 // Snapshot copies the counters.
@@ -53,6 +58,9 @@ func (c *Counters) Snapshot() Stats {
 		Cancelled:       c.Cancelled.Load(),
 		AcksSent:        c.AcksSent.Load(),
 		AcksReceived:    c.AcksReceived.Load(),
+		Refused:         c.Refused.Load(),
+		Untrusted:       c.Untrusted.Load(),
+		StrayReplies:    c.StrayReplies.Load(),
 	}
 }
 
@@ -91,4 +99,39 @@ func (t *throttledLog) emit(level slog.Level, msg string, args []any) {
 		args = append(args, "suppressed", n)
 	}
 	t.log.Log(context.Background(), level, msg, args...)
+}
+
+// maxLogKeys bounds the distinct keys of a KeyedLog.
+const maxLogKeys = 32
+
+// KeyedLog is a ThrottledLog per key (a reason, a peer), so that one
+// frequent event does not hide another; beyond maxLogKeys keys, the others
+// share one. Safe for concurrent use.
+type KeyedLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	byKey    map[string]*throttledLog
+	rest     *throttledLog
+}
+
+// NewKeyedLog logs through log at most once per interval per key.
+func NewKeyedLog(log *slog.Logger, interval time.Duration) *KeyedLog {
+	return &KeyedLog{log: log, interval: interval, byKey: map[string]*throttledLog{},
+		rest: &throttledLog{log: log, interval: interval}}
+}
+
+// Warn logs msg with args unless the key's was logged within the interval.
+func (k *KeyedLog) Warn(key, msg string, args ...any) {
+	k.mu.Lock()
+	t, ok := k.byKey[key]
+	if !ok {
+		t = k.rest
+		if len(k.byKey) < maxLogKeys {
+			t = &throttledLog{log: k.log, interval: k.interval}
+			k.byKey[key] = t
+		}
+	}
+	k.mu.Unlock()
+	t.Warn(msg, args...)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/sockets"
 )
@@ -61,11 +62,23 @@ type Intake struct {
 	// reply_to is caller, gave up). It runs in the loop's goroutine and
 	// must not block. (It takes fields, not the View: a View passed to a
 	// func value would move every loop's Reader to the heap.)
-	Cancel   func(id envelope.MsgID, caller []byte)
-	Counters *Counters
-	Log      *slog.Logger
+	Cancel func(id envelope.MsgID, caller []byte)
+	// Authorize, with CURVE on, names the caller of a request by its
+	// public key: the User-Id of the router's connection, or through a
+	// router proxy the key the proxy stamped. ok false refuses the request
+	// (the key left the allow-list, or there is none). Nil without CURVE.
+	Authorize func(k curve.Key) (name string, ok bool)
+	// UserID says that the router's batches carry each message's User-Id
+	// as a third frame (the router uses CURVE).
+	UserID bool
+	// ViaProxies accepts requests on the DEALERs (router-proxy mode: they
+	// come through the proxies); otherwise a request on a DEALER (a server
+	// this node called, sending requests back) is dropped and counted.
+	ViaProxies bool
+	Counters   *Counters
+	Log        *slog.Logger
 
-	malformed, unexpected, version *throttledLog
+	malformed, unexpected, version, refused *throttledLog
 
 	// Scratch space of each loop (one goroutine each; Pool.Submit copies).
 	fromRouter, fromDealer, fromSub []Inbound
@@ -76,27 +89,35 @@ func (i *Intake) Init() {
 	i.malformed = &throttledLog{log: i.Log, interval: time.Second}
 	i.unexpected = &throttledLog{log: i.Log, interval: time.Second}
 	i.version = &throttledLog{log: i.Log, interval: time.Second}
+	i.refused = &throttledLog{log: i.Log, interval: time.Second}
 }
 
 // FromRouter takes a batch of the node's ROUTER: [routing-id, payload]
 // messages of requests. It reports whether the router should pause.
 func (i *Intake) FromRouter(b sockets.Batch) (pause bool) {
 	ins := i.fromRouter[:0]
-	var fbuf [4][]byte
+	var fbuf [5][]byte
 	var r envelope.Reader
 	now := time.Now().UnixNano()
+	want := 2
+	if i.UserID {
+		want = 3
+	}
 	for {
 		frames, ok := b.Next(fbuf[:0])
 		if !ok {
 			break
 		}
-		if len(frames) != 2 {
-			i.bad(envelope.ErrFrames, "frames", len(frames))
+		if len(frames) != want {
+			i.bad(envelope.ErrFrames, "frames", len(frames)-(want-2))
 			continue
 		}
-		from := frames[0]
+		from, caller := frames[0], []byte(nil)
+		if i.UserID {
+			caller = frames[2]
+		}
 		for r.Reset(frames[1]); r.Next(); {
-			ins = i.request(ins, r.View(), from, "", now)
+			ins = i.request(ins, r.View(), from, "", nil, now, caller)
 		}
 		if err := r.Err(); err != nil {
 			i.bad(err)
@@ -129,12 +150,17 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 			v := r.View()
 			switch v.Kind() {
 			case envelope.KindReply, envelope.KindError, envelope.KindAck:
-				i.Pending.Answer(v, i.Counters)
+				i.Pending.Answer(v, addr, i.Counters)
 			case envelope.KindCall, envelope.KindCast, envelope.KindCancel:
+				if !i.ViaProxies {
+					i.Counters.UnexpectedKind.Add(1)
+					i.unexpected.Warn("request from a server this node called dropped (requests come to the router)", "peer", addr, "kind", v.Kind())
+					continue
+				}
 				if now == 0 {
 					now = time.Now().UnixNano()
 				}
-				ins = i.request(ins, v, nil, addr, now)
+				ins = i.request(ins, v, nil, addr, nil, now, nil)
 			default:
 				i.Counters.UnexpectedKind.Add(1)
 				i.unexpected.Warn("unexpected message kind dropped", "peer", addr, "kind", v.Kind())
@@ -155,9 +181,10 @@ func (i *Intake) FromDealer(addr string, b sockets.Batch) (pause bool) {
 var ErrFull = errorString("actors: handler queue full")
 
 // Local takes a request record handed over by a node of the same process,
-// whose answers go to answer. It returns ErrFull, taking nothing, when the
-// handler queue is full.
-func (i *Intake) Local(rec []byte, answer func([]byte)) error {
+// whose answers go to answer; caller is that node's CURVE public key in
+// Z85 (nil without CURVE), authorized as a connection's User-Id is. It
+// returns ErrFull, taking nothing, when the handler queue is full.
+func (i *Intake) Local(rec []byte, answer func([]byte), caller []byte) error {
 	if i.Pool.Full() {
 		return ErrFull
 	}
@@ -166,13 +193,10 @@ func (i *Intake) Local(rec []byte, answer func([]byte)) error {
 	var r envelope.Reader
 	now := time.Now().UnixNano()
 	for r.Reset(rec); r.Next(); {
-		ins = i.request(ins, r.View(), nil, "", now)
+		ins = i.request(ins, r.View(), nil, "", answer, now, caller)
 	}
 	if err := r.Err(); err != nil {
 		i.bad(err)
-	}
-	for k := range ins {
-		ins[k].Local = answer
 	}
 	i.Pool.Submit(ins)
 	return nil
@@ -182,7 +206,7 @@ func (i *Intake) Local(rec []byte, answer func([]byte)) error {
 func (i *Intake) Answer(rec []byte) {
 	var r envelope.Reader
 	for r.Reset(rec); r.Next(); {
-		i.Pending.Answer(r.View(), i.Counters)
+		i.Pending.Answer(r.View(), "", i.Counters)
 	}
 }
 
@@ -236,12 +260,17 @@ func (i *Intake) bad(err error, args ...any) {
 }
 
 // request checks a request record and appends it to ins when a handler
-// should see it.
-func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string, now int64) []Inbound {
+// should see it; local, for a request handed over by a node of the same
+// process, takes its answers. caller is the User-Id of the connection it came on (the
+// caller's CURVE key in Z85), or for a node of the same process its key.
+func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via string, local func([]byte), now int64, caller []byte) []Inbound {
 	k := v.Kind()
 	switch k {
 	case envelope.KindCall, envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
 	case envelope.KindCancel:
+		if i.Authorize != nil && !i.authorize(&Inbound{Rec: *v, From: from, Via: via, Local: local}, caller) {
+			return ins
+		}
 		if i.Cancel != nil {
 			i.Cancel(v.ID(), v.ReplyTo())
 		}
@@ -263,11 +292,57 @@ func (i *Intake) request(ins []Inbound, v *envelope.View, from []byte, via strin
 		i.Counters.ExpiredRequests.Add(1)
 		return ins
 	}
-	in := Inbound{Rec: *v, From: from, Via: via}
+	in := Inbound{Rec: *v, From: from, Via: via, Local: local}
+	if i.Authorize != nil && !i.authorize(&in, caller) {
+		return ins
+	}
 	if v.AckWanted() && (k == envelope.KindCall || k == envelope.KindCast) && !i.ackAndDedup(&in) {
 		return ins
 	}
 	return append(ins, in)
+}
+
+// CodeUnauthorized is the ERROR code of a CALL refused because its
+// caller's key is not (or no longer) on the server's allow-list.
+const CodeUnauthorized = "Unauthorized"
+
+// authorize names the caller of in by its CURVE key, or refuses in
+// (counted, logged, and a CALL answered Unauthorized) and reports false.
+func (i *Intake) authorize(in *Inbound, caller []byte) bool {
+	var (
+		k  curve.Key
+		ok bool
+	)
+	if in.Via == "" {
+		k, ok = curve.KeyOfZ85(caller)
+	} else if _, _, stamped, err := envelope.ParseStamp(in.Rec.ReplyTo()); err == nil && len(stamped) == len(k) {
+		k, ok = curve.Key(stamped), true
+	}
+	var name string
+	if ok {
+		name, ok = i.Authorize(k)
+	}
+	if ok {
+		in.Caller, in.CallerName = k, name
+		return true
+	}
+	i.Counters.Refused.Add(1)
+	i.refused.Warn("request refused: its caller's CURVE key is not on the allow-list", "key", keyText(k), "via", in.Via, "kind", in.Rec.Kind(), "id", in.Rec.ID())
+	if in.Rec.Kind() == envelope.KindCall {
+		h := i.Answers.Header(in, envelope.KindError)
+		if err := i.Answers.Send(in, h.AppendRecord(nil, envelope.EncodeError(CodeUnauthorized, "caller's key is not on the server's allow-list"))); err != nil {
+			i.Counters.DroppedReplies.Add(1)
+		}
+	}
+	return false
+}
+
+// keyText is a public key for a log ("none" for the zero key).
+func keyText(k curve.Key) string {
+	if k.IsZero() {
+		return "none"
+	}
+	return k.String()
 }
 
 // ackAndDedup acknowledges a request that asks for it and reports whether
@@ -290,7 +365,13 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 	i.Counters.Duplicates.Add(1)
 	if reply != nil {
 		// Answer the resend the way it came (the first way may be gone:
-		// a router proxy that died is why it was resent).
+		// a router proxy that died is why it was resent), with the
+		// resend's reply_to: through another proxy, its own stamp.
+		if in.Via != "" {
+			if v, _, err := envelope.Next(reply); err == nil {
+				reply = v.AppendWithReplyTo(nil, in.Rec.ReplyTo())
+			}
+		}
 		if err := i.Answers.Send(in, reply); err != nil {
 			i.Counters.DroppedReplies.Add(1)
 		}

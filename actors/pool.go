@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/internal/track"
 )
@@ -24,6 +25,11 @@ type Inbound struct {
 	// Local, for a request handed over by a node of the same process, takes
 	// its answers (records) directly.
 	Local func(rec []byte)
+	// Caller is the sender's CURVE public key, as the node's ZAP handler
+	// (or, through a router proxy, the proxy's) admitted it, and
+	// CallerName its name on the node's allow-list; zero without CURVE.
+	Caller     curve.Key
+	CallerName string
 }
 
 // Pool runs handlers on a bounded set of worker goroutines, fed by the

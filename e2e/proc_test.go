@@ -217,23 +217,28 @@ var loopbackOnce struct {
 	err error
 }
 
-// checkLoopback fails the test unless every address of hosts can be bound.
-func checkLoopback(t testing.TB) {
+// checkLoopback fails the test unless every address of hosts, and of
+// extra, can be bound.
+func checkLoopback(t testing.TB, extra ...string) {
 	t.Helper()
-	loopbackOnce.Do(func() {
-		for _, h := range hosts {
+	bindable := func(addrs []string) error {
+		for _, h := range addrs {
 			l, err := net.Listen("tcp", net.JoinHostPort(h, "0"))
 			if err != nil {
-				loopbackOnce.err = fmt.Errorf("cannot bind %s (%v): these tests need the loopback "+
+				return fmt.Errorf("cannot bind %s (%v): these tests need the loopback "+
 					"addresses %s; on Linux all of 127.0.0.0/8 is local, elsewhere add aliases "+
-					"(macOS: sudo ifconfig lo0 alias 127.0.0.2 up, and so on)", h, err, strings.Join(hosts, ", "))
-				return
+					"(macOS: sudo ifconfig lo0 alias 127.0.0.2 up, and so on)", h, err, strings.Join(append(hosts, extra...), ", "))
 			}
 			l.Close()
 		}
-	})
+		return nil
+	}
+	loopbackOnce.Do(func() { loopbackOnce.err = bindable(hosts) })
 	if loopbackOnce.err != nil {
 		t.Fatal(loopbackOnce.err)
+	}
+	if err := bindable(extra); err != nil {
+		t.Fatal(err)
 	}
 }
 

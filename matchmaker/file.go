@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relay-dev/relay/curve"
 )
 
 // FilePollInterval is how often a File matchmaker looks for changes to its
@@ -18,7 +20,9 @@ import (
 const FilePollInterval = 250 * time.Millisecond
 
 // File is a static matchmaker read from a JSON file that maps topics to
-// "host:port" entries, like the oslo.messaging zmq driver's MatchMakerRing:
+// "host:port" entries (with CURVE, "host:port;curve=KEY": the server's
+// public key, see curve.WithKey), like the oslo.messaging zmq driver's
+// MatchMakerRing:
 //
 //	{
 //	  "compute":        ["node1:7001", "node2:7001"],
@@ -77,8 +81,12 @@ func readHostsFile(path string) ([]byte, map[string][]string, error) {
 		}
 		list := make([]string, 0, len(entries))
 		for _, e := range entries {
-			if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
-				return nil, nil, fmt.Errorf("matchmaker: file %s: topic %q: entry %q is not host:port", path, key, e)
+			hp, _, _, err := curve.SplitMember(e)
+			if err != nil {
+				return nil, nil, fmt.Errorf("matchmaker: file %s: topic %q: %v", path, key, err)
+			}
+			if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
+				return nil, nil, fmt.Errorf("matchmaker: file %s: topic %q: entry %q is not host:port (or host:port;curve=KEY)", path, key, hp)
 			}
 			list = append(list, e)
 		}
@@ -171,7 +179,8 @@ func (f *File) Lookup(_ context.Context, key Key) ([]string, error) {
 	var addrs []string
 	for _, e := range f.hosts[name] {
 		if key.Server != "" {
-			if host, _, _ := net.SplitHostPort(e); host != key.Server {
+			hp, _, _, _ := curve.SplitMember(e)
+			if host, _, _ := net.SplitHostPort(hp); host != key.Server {
 				continue
 			}
 		}

@@ -111,6 +111,7 @@ func TestFileBad(t *testing.T) {
 		"list.json":   `["compute"]`,
 		"noport.json": `{"compute": ["node1"]}`,
 		"key.json":    `{"a/b/c": ["node1:1"]}`,
+		"curve.json":  `{"compute": ["node1:1;curve=short"]}`,
 	} {
 		path := filepath.Join(dir, name)
 		writeFile(t, path, content)
@@ -123,6 +124,23 @@ func TestFileBad(t *testing.T) {
 	}
 	if _, err := matchmaker.Open("file://relative/hosts.json"); !errors.Is(err, matchmaker.ErrBadURL) {
 		t.Errorf("relative file URL: %v, want ErrBadURL", err)
+	}
+}
+
+// An entry may carry its server's CURVE key; lookups return it with the
+// endpoint, and directed lookups still match the host.
+func TestFileCurveKeys(t *testing.T) {
+	const key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+	path := filepath.Join(t.TempDir(), "hosts.json")
+	writeFile(t, path, `{"compute": ["127.0.0.2:7001;curve=`+key+`", "127.0.0.3:7001"]}`)
+	m, err := matchmaker.NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.Lookup(context.Background(), matchmaker.Key{Topic: "compute", Server: "127.0.0.2"})
+	if err != nil || !slices.Equal(got, []string{"tcp://127.0.0.2:7001;curve=" + key}) {
+		t.Fatalf("Lookup = %q, %v", got, err)
 	}
 }
 

@@ -224,6 +224,7 @@ func collectNode(ch chan<- prometheus.Metric, n *relay.Node) {
 		"malformed": s.Malformed, "unknown_version": s.UnknownVersion, "oversized": s.Oversized, "unexpected_kind": s.UnexpectedKind,
 		"expired": s.ExpiredRequests, "reply_undeliverable": s.DroppedReplies, "cast_unsent": s.DroppedCasts,
 		"late_reply": s.LateReplies, "failed_cast": s.FailedCasts,
+		"refused": s.Refused, "untrusted_registration": s.Untrusted, "stray_reply": s.StrayReplies,
 	} {
 		counter(descDropped, v, reason)
 	}

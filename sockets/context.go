@@ -27,6 +27,7 @@ var shared struct {
 	mu   sync.Mutex
 	z    *zmq.Context
 	refs int
+	zap  *zap // the ZAP handler, started by the first AddDomain
 }
 
 // NewContext returns a new handle on the process's ZeroMQ context, making
@@ -56,15 +57,20 @@ func NewContext() (*Context, error) {
 // error rather than hanging forever. Closing a handle twice is a no-op.
 func (c *Context) Close(timeout time.Duration) error {
 	last := false
+	var zp *zap
 	c.once.Do(func() {
 		shared.mu.Lock()
 		defer shared.mu.Unlock()
 		if shared.refs--; shared.refs == 0 {
 			shared.z, last = nil, true
+			zp, shared.zap = shared.zap, nil
 		}
 	})
 	if !last {
 		return nil
+	}
+	if zp != nil {
+		zp.Stop() // its REP socket must close before Term
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.z.Term() }()
@@ -87,6 +93,9 @@ type Options struct {
 	HeartbeatTimeout time.Duration // no traffic for this long closes the connection
 	ReconnectIvl     time.Duration // first reconnect delay of a DEALER
 	ReconnectIvlMax  time.Duration // reconnect back-off ceiling
+	// Curve, when not nil, turns ZMTP CURVE on for every socket of the
+	// loop (see Curve); nil is plaintext.
+	Curve *Curve
 }
 
 // DefaultOptions are the options used when none are given.

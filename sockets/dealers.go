@@ -11,10 +11,11 @@ import (
 
 // DealersConfig configures a Dealers loop.
 type DealersConfig struct {
-	// Identity is the routing id every DEALER presents to servers: the
-	// caller's reply identity. It must not start with a zero byte.
-	Identity []byte
-	Options  Options
+	// Options are the sockets' options; with Options.Curve every DEALER
+	// connects with the node's keys to the server key its endpoint carries
+	// (curve.WithKey). The DEALERs set no routing id: each connection gets
+	// one from the server's ROUTER, which no other peer can claim.
+	Options Options
 	// OnRecv gets each batch a DEALER held, in packed form (one payload
 	// frame per message); the batch is the callee's to keep. It runs in
 	// the loop's goroutine and must not block. It returns true to pause
@@ -25,6 +26,12 @@ type DealersConfig struct {
 	OnDropped func(malformed, oversized int)
 	// OnDrop gets each message the loop gives up on, with the reason.
 	OnDrop func(addr string, m *Message, err error)
+	// OnRefused gets each connection refused at its handshake (err wraps
+	// ErrUnauthorized and says why). The loop then drops what it held for
+	// the endpoint with err, closes the DEALER, and for RefuseBackoff
+	// drops new messages for it with err before it connects again. It
+	// runs in the loop's goroutine and must not block.
+	OnRefused func(addr string, err error)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 	// Release, when set, gets back the Ref of each Pooled message once the
@@ -36,6 +43,11 @@ type DealersConfig struct {
 	// away are so forgotten.
 	IdleTimeout time.Duration
 }
+
+// RefuseBackoff is how long a Dealers loop waits, after a server refused
+// a connection, before it connects to it again; meanwhile messages for it
+// fail at once with the refusal.
+const RefuseBackoff = 500 * time.Millisecond
 
 // ErrTooManyPeers is what a push towards one endpoint more than the limit
 // of Peers gets.
@@ -51,24 +63,30 @@ type Dealers struct {
 	resume atomic.Bool
 }
 
-// dealer is one DEALER socket and what it could not send yet. Loop only.
+// dealer is one DEALER socket, its monitor, and what it could not send
+// yet. Loop only.
 type dealer struct {
-	slot   int // its index in the loop's table, and its poller tag
+	slot   int // its index in the loop's table; its socket's poller tag is 2×slot, its monitor's 2×slot+1
 	peer   *Peer
 	s      *batchSocket
+	mon    *monitor
 	held   []Message // taken from the peer, not sent yet (the socket would block)
 	listed bool      // in the loop's reading list
 	paused bool      // not read until Resume
+	closed bool      // closed (refused, or idle): skipped by every list it is still in
 	// sending and holding2 mark a dealer while the loop builds its lists.
 	sending, holding2 bool
+}
+
+// refusal is a server that refused this loop's connection lately.
+type refusal struct {
+	until time.Time
+	err   error
 }
 
 // StartDealers starts a Dealers loop in a new goroutine, sending what the
 // queues of peers hold.
 func StartDealers(zctx *Context, peers *Peers, cfg DealersConfig) (*Dealers, error) {
-	if len(cfg.Identity) == 0 || cfg.Identity[0] == 0 {
-		return nil, fmt.Errorf("sockets: dealers: identity must be non-empty and not start with a zero byte")
-	}
 	d := &Dealers{cfg: cfg, peers: peers}
 	h, err := start("dealers", cfg.OnFail, func(h *handle, ready func()) error {
 		ready()
@@ -91,6 +109,7 @@ func (d *Dealers) Resume() {
 // Runs in the loop's goroutine; owns every DEALER it makes.
 func (d *Dealers) run(zctx *Context, h *handle) error {
 	byPeer := make(map[*Peer]*dealer)
+	refused := make(map[*Peer]refusal)
 	d.peers.attach(h.p)
 	defer d.peers.attach(nil)
 	var (
@@ -102,11 +121,13 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		p       packer
 		dirty   []*Peer
 		touched []*dealer
+		fresh   []*dealer // connected this turn: their monitors are read next turn
 	)
 	defer func() {
 		for _, dl := range all {
 			if dl != nil {
 				dl.peer.requeue(dl.held)
+				dl.mon.close()
 				dl.s.close(h)
 			}
 		}
@@ -114,19 +135,18 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 
 	connect := func(peer *Peer) (*dealer, error) {
 		s, err := newSocket(zctx, h, zmq.DEALER, d.cfg.Options)
+		if err != nil {
+			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
+		}
+		mon, err := newMonitor(zctx, s.z)
 		if err == nil {
-			err = s.z.SetIdentity(string(d.cfg.Identity))
-			if err == nil {
-				err = s.z.SetImmediate(true)
-			}
-			if err == nil {
-				err = s.z.Connect(peer.addr)
-			}
-			if err != nil {
-				s.close0()
+			if err = s.z.SetImmediate(true); err == nil {
+				err = connect(s.z, d.cfg.Options.Curve, peer.addr)
 			}
 		}
 		if err != nil {
+			mon.close()
+			s.close0()
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
 		slot := len(all)
@@ -135,8 +155,15 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		} else {
 			all = append(all, nil)
 		}
-		dl := &dealer{slot: slot, peer: peer, s: s}
-		if err := h.p.add(s.z, slot); err != nil {
+		dl := &dealer{slot: slot, peer: peer, s: s, mon: mon}
+		err = h.p.add(s.z, 2*slot)
+		if err == nil {
+			if err = h.p.add(mon.pair, 2*slot+1); err != nil {
+				h.p.remove(2 * slot)
+			}
+		}
+		if err != nil {
+			mon.close()
 			s.close0()
 			free = append(free, slot)
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
@@ -144,7 +171,36 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		byPeer[peer] = dl
 		all[slot] = dl
 		open++
+		fresh = append(fresh, dl)
 		return dl, nil
+	}
+	closeDealer := func(dl *dealer) {
+		h.p.remove(2 * dl.slot)
+		h.p.remove(2*dl.slot + 1)
+		dl.mon.close()
+		dl.s.close(h)
+		dl.closed = true
+		delete(byPeer, dl.peer)
+		all[dl.slot] = nil
+		free = append(free, dl.slot)
+		open--
+	}
+	// refuse drops what dl holds with the server's refusal, closes it (a
+	// refused handshake is not retried by libzmq), and refuses new
+	// messages for it for a while.
+	refuse := func(dl *dealer, reason string) {
+		err := fmt.Errorf("%w: %s: %s", ErrUnauthorized, dl.peer.addr, reason)
+		if d.cfg.OnRefused != nil {
+			d.cfg.OnRefused(dl.peer.addr, err) // before the drops end the calls
+		}
+		for i := range dl.held {
+			d.drop(dl.peer.addr, &dl.held[i], err)
+		}
+		clear(dl.held)
+		dl.held = dl.held[:0]
+		dl.peer.settle(0)
+		closeDealer(dl)
+		refused[dl.peer] = refusal{until: time.Now().Add(RefuseBackoff), err: err}
 	}
 	// send packs dl.held and sends what the socket takes; the rest stays
 	// held, in order. It reports whether the socket became readable.
@@ -184,7 +240,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		holding, nextHolding []*dealer // dealers holding unsent messages
 	)
 	read := func(dl *dealer) {
-		if !dl.listed && !dl.paused {
+		if !dl.listed && !dl.paused && !dl.closed {
 			dl.listed = true
 			reading = append(reading, dl)
 		}
@@ -200,11 +256,33 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			clear(paused)
 			paused = paused[:0]
 		}
-		// Inbound: the dealers with an edge, or more to read.
-		for _, i := range fired {
-			dl := all[i]
-			if dl == nil {
-				continue // closed since
+		// Handshakes that ended (the monitors that fired, and those of new
+		// dealers, read once to arm their edge), then inbound: the
+		// dealers with an edge, or more to read.
+		for _, dl := range fresh {
+			fired = append(fired, 2*dl.slot+1)
+		}
+		clear(fresh)
+		fresh = fresh[:0]
+		for _, tag := range fired {
+			if dl := all[tag/2]; tag%2 == 1 && dl != nil {
+				var why string
+				if err := dl.mon.drain(false, func(failed bool, reason, _ string) {
+					if failed && why == "" {
+						why = reason
+					}
+				}); err != nil {
+					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
+				}
+				if why != "" {
+					refuse(dl, why)
+				}
+			}
+		}
+		for _, tag := range fired {
+			dl := all[tag/2]
+			if dl == nil || tag%2 == 1 {
+				continue // closed since, or a monitor
 			}
 			read(dl)
 			if len(dl.held) > 0 {
@@ -218,6 +296,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		busy := false
 		for _, dl := range reading {
 			dl.listed = false
+			if dl.closed {
+				continue
+			}
 			batch, res := rc.recv(dl.s)
 			if res.err != nil {
 				return fmt.Errorf("sockets: recv from %s: %w", dl.peer.addr, res.err)
@@ -246,7 +327,13 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			dl := byPeer[peer]
 			if dl == nil {
 				var err error
-				if dl, err = connect(peer); err != nil {
+				if r, ok := refused[peer]; ok && time.Now().Before(r.until) {
+					err = r.err
+				} else {
+					delete(refused, peer)
+					dl, err = connect(peer)
+				}
+				if err != nil {
 					msgs := peer.take(nil)
 					for i := range msgs {
 						d.drop(peer.addr, &msgs[i], err)
@@ -265,8 +352,8 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		}
 		now := int64(0)
 		for _, dl := range touched {
-			if dl.sending {
-				continue // listed twice this turn
+			if dl.sending || dl.closed {
+				continue // listed twice this turn, or refused
 			}
 			dl.sending = true
 			if send(dl) {
@@ -283,14 +370,14 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		// Who holds messages now: those held before and not touched, and
 		// the touched ones that still hold some.
 		for _, dl := range holding {
-			if !dl.sending && len(dl.held) > 0 && !dl.holding2 {
+			if !dl.sending && !dl.closed && len(dl.held) > 0 && !dl.holding2 {
 				dl.holding2 = true
 				nextHolding = append(nextHolding, dl)
 			}
 		}
 		for _, dl := range touched {
 			dl.sending = false
-			if len(dl.held) > 0 && !dl.holding2 {
+			if !dl.closed && len(dl.held) > 0 && !dl.holding2 {
 				dl.holding2 = true
 				nextHolding = append(nextHolding, dl)
 			}
@@ -305,17 +392,17 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		if d.cfg.IdleTimeout > 0 && open > 0 {
 			if now := time.Now(); now.Sub(lastSweep) >= d.cfg.IdleTimeout/2 {
 				lastSweep = now
+				for peer, r := range refused {
+					if now.After(r.until) {
+						delete(refused, peer)
+					}
+				}
 				for _, dl := range all {
 					if dl == nil || len(dl.held) > 0 || dl.listed || dl.paused ||
 						!d.peers.forget(dl.peer, now.Add(-d.cfg.IdleTimeout).UnixNano()) {
 						continue
 					}
-					h.p.remove(dl.slot)
-					dl.s.close(h)
-					delete(byPeer, dl.peer)
-					all[dl.slot] = nil
-					free = append(free, dl.slot)
-					open--
+					closeDealer(dl)
 				}
 			}
 		}

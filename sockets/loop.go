@@ -149,8 +149,11 @@ func isUnreachable(err error) bool {
 }
 
 // newSocket makes a socket of type t from zctx with o and linger 0 set (a
-// ROUTER also with ROUTER_MANDATORY and ROUTER_HANDOVER), wrapped for
-// batched I/O. Runs in the loop's goroutine, which owns the socket.
+// ROUTER also with ROUTER_MANDATORY, and with ROUTER_HANDOVER off: a
+// second connection that presents the routing id of one already connected
+// is refused, never handed the first one's traffic), and CURVE when o has
+// it, wrapped for batched I/O. Runs in the loop's goroutine, which owns
+// the socket.
 func newSocket(zctx *Context, h *handle, t zmq.Type, o Options) (*batchSocket, error) {
 	z, err := zctx.z.NewSocket(t)
 	if err != nil {
@@ -163,11 +166,14 @@ func newSocket(zctx *Context, h *handle, t zmq.Type, o Options) (*batchSocket, e
 	if err := o.apply(z); err != nil {
 		return fail(err)
 	}
+	if err := o.Curve.apply(z, t); err != nil {
+		return fail(err)
+	}
 	if t == zmq.ROUTER {
 		if err := z.SetRouterMandatory(1); err != nil {
 			return fail(fmt.Errorf("set router_mandatory: %w", err))
 		}
-		if err := z.SetRouterHandover(true); err != nil {
+		if err := z.SetRouterHandover(false); err != nil {
 			return fail(fmt.Errorf("set router_handover: %w", err))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/envelope"
 )
 
@@ -27,7 +28,9 @@ type ProxyConfig struct {
 	// proxy rather than believe it delivered.
 	Nack   func(v *envelope.View) []byte
 	OnDrop func(reason error)
-	OnFail func(err error)
+	// OnRefused gets each connection refused at its handshake, with why.
+	OnRefused func(reason string)
+	OnFail    func(err error)
 }
 
 // Proxy is a publisher proxy loop.
@@ -86,6 +89,11 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 	if err := h.p.add(back.z, iB); err != nil {
 		return fmt.Errorf("sockets: proxy: %w", err)
 	}
+	mons, err := watch(zctx, h, 2, front, back)
+	if err != nil {
+		return fmt.Errorf("sockets: proxy: %w", err)
+	}
+	defer mons.close()
 	started()
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
@@ -106,6 +114,13 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 		edgeF, edgeB := false, false
 		for _, i := range fired {
 			edgeF, edgeB = edgeF || i == iF, edgeB || i == iB
+			if _, err := mons.handle(i, func(hs handshake) {
+				if hs.failed && p.cfg.OnRefused != nil {
+					p.cfg.OnRefused(hs.reason)
+				}
+			}); err != nil {
+				return fmt.Errorf("sockets: proxy: %w", err)
+			}
 		}
 		fired = fired[:0]
 		busy := false
@@ -223,7 +238,12 @@ type SubscriberConfig struct {
 	OnRecv      func(batch Batch)
 	OnDropped   func(malformed, oversized int)
 	OnDrop      func(reason error)
-	OnFail      func(err error)
+	// OnRefused gets each connection refused at its handshake, with why
+	// (err wraps ErrUnauthorized): a publisher the SUB connects to that
+	// refused it, or a subscriber refused by the republishing XPUB. A
+	// refused publisher is connected to again after RefuseBackoff.
+	OnRefused func(err error)
+	OnFail    func(err error)
 }
 
 // Subscriber is a SUB socket loop.
@@ -294,11 +314,18 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 	if err := h.p.add(sub.z, iSub); err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
+	watched := []*batchSocket{sub}
 	if pub != nil {
 		if err := h.p.add(pub.z, 1); err != nil {
 			return fmt.Errorf("sockets: local publisher: %w", err)
 		}
+		watched = append(watched, pub)
 	}
+	mons, err := watch(zctx, h, 2, watched...)
+	if err != nil {
+		return fmt.Errorf("sockets: subscriber: %w", err)
+	}
+	defer mons.close()
 	s.wake.attach(h.p)
 	defer s.wake.attach(nil)
 	started()
@@ -312,6 +339,29 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 	// (it flushes them as it closes): disconnect from it only after a grace
 	// period, and never while it is wanted again.
 	disconnectAt := map[string]time.Time{}
+	// A publisher that refused the handshake is not connected to again by
+	// libzmq: disconnect, and connect again after RefuseBackoff.
+	reconnectAt := map[string]time.Time{}
+	refused := func(hs handshake) {
+		if !hs.failed {
+			return
+		}
+		if hs.server {
+			if s.cfg.OnRefused != nil {
+				s.cfg.OnRefused(fmt.Errorf("%w: a subscriber: %s", ErrUnauthorized, hs.reason))
+			}
+			return
+		}
+		if s.cfg.OnRefused != nil {
+			s.cfg.OnRefused(fmt.Errorf("%w: %s: %s", ErrUnauthorized, hs.endpoint, hs.reason))
+		}
+		for full := range connected {
+			if plainEndpoint(full) == hs.endpoint {
+				_ = sub.z.Disconnect(hs.endpoint)
+				reconnectAt[full] = time.Now().Add(RefuseBackoff)
+			}
+		}
+	}
 	var rc, rcPub receiver
 	var fired []int
 	more := true
@@ -319,6 +369,9 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		edge := false
 		for _, i := range fired {
 			edge = edge || i == iSub
+			if _, err := mons.handle(i, refused); err != nil {
+				return fmt.Errorf("sockets: subscriber: %w", err)
+			}
 		}
 		fired = fired[:0]
 		busy := false
@@ -364,10 +417,23 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		var next time.Time
 		for ep, at := range disconnectAt {
 			if !time.Now().Before(at) {
-				_ = sub.z.Disconnect(ep)
+				_ = sub.z.Disconnect(plainEndpoint(ep))
 				delete(connected, ep)
 				delete(disconnectAt, ep)
+				delete(reconnectAt, ep)
 				more = true
+				continue
+			}
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		for ep, at := range reconnectAt {
+			if !time.Now().Before(at) {
+				delete(reconnectAt, ep)
+				if err := connect(sub.z, s.cfg.Options.Curve, ep); err != nil {
+					drop(fmt.Errorf("sockets: subscriber: connect %s: %w", ep, err))
+				}
 				continue
 			}
 			if next.IsZero() || at.Before(next) {
@@ -392,7 +458,7 @@ func (s *Subscriber) apply(sub *batchSocket, op subOp, connected map[string]bool
 			if connected[ep] {
 				continue
 			}
-			if err := sub.z.Connect(ep); err != nil {
+			if err := connect(sub.z, s.cfg.Options.Curve, ep); err != nil {
 				drop(fmt.Errorf("sockets: subscriber: connect %s: %w", ep, err))
 				continue
 			}
@@ -414,6 +480,12 @@ func (s *Subscriber) apply(sub *batchSocket, op subOp, connected map[string]bool
 		}
 	}
 	return nil
+}
+
+// plainEndpoint is addr without the server key it may carry.
+func plainEndpoint(addr string) string {
+	ep, _, _, _ := curve.SplitMember(addr)
+	return ep
 }
 
 // subscribed reports whether any subscription prefix matches prefix.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/relay-dev/relay/curve"
 )
 
 // sendRawPoll bounds each wait of SendRaw, so that it notices ctx ending.
@@ -118,6 +120,103 @@ func sendFrames(s *zmq.Socket, frames ...[]byte) error {
 		if _, err := s.SendBytes(f, flags); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// RawDealer is a DEALER on a ZeroMQ context of its own, for tests and tools
+// that must act as relay never would: present a chosen routing id (an
+// impostor's), send hand-made records, read what comes back. It is used
+// by one goroutine; Close it.
+type RawDealer struct {
+	zctx *zmq.Context
+	s    *zmq.Socket
+}
+
+// RawDealerConfig configures DialRaw.
+type RawDealerConfig struct {
+	// Identity, when set, is the routing id the DEALER presents.
+	Identity []byte
+	// Keys, when set, turn CURVE on; the endpoint then carries the
+	// server's key (curve.WithKey).
+	Keys *curve.KeyPair
+}
+
+// DialRaw connects a RawDealer to endpoint. It returns before the
+// connection is made.
+func DialRaw(endpoint string, cfg RawDealerConfig) (*RawDealer, error) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("sockets: raw dealer: %w", err)
+	}
+	d := &RawDealer{zctx: zctx}
+	fail := func(err error) (*RawDealer, error) {
+		d.Close()
+		return nil, fmt.Errorf("sockets: raw dealer to %s: %w", endpoint, err)
+	}
+	if d.s, err = zctx.NewSocket(zmq.DEALER); err != nil {
+		return fail(err)
+	}
+	if err := d.s.SetLinger(0); err != nil {
+		return fail(err)
+	}
+	if len(cfg.Identity) > 0 {
+		if err := d.s.SetIdentity(string(cfg.Identity)); err != nil {
+			return fail(err)
+		}
+	}
+	var c *Curve
+	if cfg.Keys != nil {
+		c = &Curve{Keys: *cfg.Keys}
+		if err := c.apply(d.s, zmq.DEALER); err != nil {
+			return fail(err)
+		}
+	}
+	if err := connect(d.s, c, endpoint); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// Send queues one message of frames without waiting; an error when it
+// cannot (no connection is left to queue it on, or the queue is full).
+func (d *RawDealer) Send(frames ...[]byte) error {
+	last := len(frames) - 1
+	for i, f := range frames {
+		flags := zmq.DONTWAIT
+		if i < last {
+			flags |= zmq.SNDMORE
+		}
+		if _, err := d.s.SendBytes(f, flags); err != nil {
+			return fmt.Errorf("sockets: raw dealer send: %w", err)
+		}
+	}
+	return nil
+}
+
+// Recv receives one message, waiting up to timeout; an error when none
+// came.
+func (d *RawDealer) Recv(timeout time.Duration) ([][]byte, error) {
+	if err := d.s.SetRcvtimeo(timeout); err != nil {
+		return nil, err
+	}
+	m, err := d.s.RecvMessageBytes(0)
+	if err != nil {
+		return nil, fmt.Errorf("sockets: raw dealer recv: %w", err)
+	}
+	return m, nil
+}
+
+// Close closes the socket and terminates its context.
+func (d *RawDealer) Close() error {
+	if d.s != nil {
+		d.s.Close()
+		d.s = nil
+	}
+	if d.zctx != nil {
+		err := d.zctx.Term()
+		d.zctx = nil
+		return err
 	}
 	return nil
 }

@@ -28,7 +28,9 @@ type RouterConfig struct {
 	// yet (not connected, or at their high-water mark).
 	BacklogMax int
 	// OnRecv gets each batch the socket held, in packed form ([routing-id,
-	// payload] messages, see Batch); the batch is the callee's to keep. It
+	// payload] messages, see Batch; with Options.Curve [routing-id,
+	// payload, user-id], the user-id being the client's public key in Z85
+	// as the ZAP handler admitted it); the batch is the callee's to keep. It
 	// runs in the loop's goroutine and must not block. It returns true to
 	// pause reading (the consumer is full) until Resume is called.
 	OnRecv func(batch Batch) (pause bool)
@@ -37,6 +39,11 @@ type RouterConfig struct {
 	OnDropped func(malformed, oversized int)
 	// OnDrop gets each message the loop gives up on, with the reason.
 	OnDrop func(m *Message, err error)
+	// OnRefused gets each connection refused at its ZMTP handshake (a
+	// client whose key is not on the allow-list, a plaintext client of a
+	// CURVE router or the other way round), with why. It runs in the
+	// loop's goroutine and must not block.
+	OnRefused func(reason string)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 }
@@ -68,7 +75,9 @@ func StartRouter(zctx *Context, out *Outbox, cfg RouterConfig) (*Router, error) 
 	return r, nil
 }
 
-// Endpoint returns the bound endpoint, e.g. "tcp://127.0.0.1:7001".
+// Endpoint returns the endpoint others reach the router at, e.g.
+// "tcp://127.0.0.1:7001": the bound one, or the advertised address
+// (Bind.Advertise) with the bound port.
 func (r *Router) Endpoint() string { return r.endpoint }
 
 // Port returns the bound port.
@@ -87,10 +96,26 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
 	defer s.close(h)
+	if r.cfg.Options.Curve != nil {
+		s.withUserID()
+	}
+	mon, err := newMonitor(zctx, s.z)
+	if err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	defer mon.close()
 	if r.endpoint, r.port, err = r.cfg.Bind.bind(s.z); err != nil {
 		return err
 	}
 	if err := h.p.add(s.z, 0); err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	const tagMon = 1
+	if err := h.p.add(mon.pair, tagMon); err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	// Read the monitor once: its edge comes only after a read found it empty.
+	if err := mon.drain(true, r.refused); err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
 	r.out.attach(h.p)
@@ -112,7 +137,16 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		if paused && r.resume.Swap(false) {
 			paused, more = false, true
 		}
-		edge := len(fired) > 0
+		edge := false
+		for _, i := range fired {
+			if i != tagMon {
+				edge = true
+				continue
+			}
+			if err := mon.drain(true, r.refused); err != nil {
+				return fmt.Errorf("sockets: router: %w", err)
+			}
+		}
 		fired = fired[:0]
 		if (edge || more) && !paused {
 			batch, res := rc.recv(s)
@@ -145,6 +179,13 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		}
 	}
 	return nil
+}
+
+// refused reports a failed handshake. Runs in the loop's goroutine.
+func (r *Router) refused(failed bool, reason, _ string) {
+	if failed && r.cfg.OnRefused != nil {
+		r.cfg.OnRefused(reason)
+	}
 }
 
 func (r *Router) drop(m *Message, err error) {
@@ -232,16 +273,29 @@ func (o *routerSender) flush(fresh []Message) (readable bool) {
 // Host of the form "ipc://DIR" binds an ipc endpoint in DIR instead, named
 // after the port (a node of one host reaches it without TCP). Also lists
 // endpoints the socket binds as well, such as an "inproc://" name.
+// Advertise, when set, is the address others reach a tcp socket at (the
+// endpoint the loop reports), for a Host that is a wildcard ("0.0.0.0") or
+// not reachable by others.
 type Bind struct {
 	Host             string
 	Port             int
 	PortMin, PortMax int
 	Retry            time.Duration
 	Also             []string
+	Advertise        string
 }
 
-// bind binds s as b says and returns the endpoint and port. Runs in the
-// loop's goroutine.
+// advertised is the endpoint others reach port at.
+func (b Bind) advertised(port int) string {
+	host := b.Host
+	if b.Advertise != "" {
+		host = b.Advertise
+	}
+	return "tcp://" + joinHostPort(host, port)
+}
+
+// bind binds s as b says and returns the advertised endpoint and the port.
+// Runs in the loop's goroutine.
 func (b Bind) bind(s *zmq.Socket) (string, int, error) {
 	ep, port, err := b.bindMain(s)
 	if err != nil {
@@ -266,7 +320,7 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 		for {
 			err := s.Bind(ep)
 			if err == nil {
-				return ep, b.Port, nil
+				return b.advertised(b.Port), b.Port, nil
 			}
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
 				return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
@@ -287,7 +341,7 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 		ep := "tcp://" + joinHostPort(host, port)
 		err := s.Bind(ep)
 		if err == nil {
-			return ep, port, nil
+			return b.advertised(port), port, nil
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
 			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)

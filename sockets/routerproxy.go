@@ -11,22 +11,29 @@ import (
 // RouterProxyConfig configures a router proxy loop: clients' DEALERs send
 // requests to its frontend ROUTER, servers' DEALERs connect to its backend
 // ROUTER. The proxy routes each record by its header alone and forwards
-// the records of one destination together, unchanged.
+// the records of one destination together.
 type RouterProxyConfig struct {
 	Front, Back Bind
 	Options     Options
-	// Request returns the backend routing id of the server a request
-	// record names, or ok=false when no such server is connected; then
-	// Refuse, when set, gives the ERROR record to send back.
-	Request func(v *envelope.View) (to []byte, ok bool)
+	// Request is called for every record from a client (from: its
+	// frontend routing id; caller: its public key in Z85 as the ZAP
+	// handler admitted it, empty without CURVE). It returns the backend
+	// routing id of the server the record names and the record to forward
+	// (the caller's, stamped with where its answers go back to), or
+	// ok=false when no such server is connected; then Refuse, when set,
+	// gives the ERROR record to send back.
+	Request func(from, caller []byte, v *envelope.View) (to, rec []byte, ok bool)
 	Refuse  func(v *envelope.View) []byte
 	// Backend is called for every record from a server (from: its backend
-	// routing id): it returns the frontend routing id to forward it to (a
+	// routing id; caller: its key, as for Request): it returns the
+	// frontend routing id to forward it to (read from the stamp in a
 	// reply's reply_to), or ok=false when the proxy consumed it (a HELLO)
 	// or must drop it.
-	Backend func(from []byte, v *envelope.View) (to []byte, ok bool)
+	Backend func(from, caller []byte, v *envelope.View) (to []byte, ok bool)
 	OnDrop  func(reason error)
-	OnFail  func(err error)
+	// OnRefused gets each connection refused at its handshake, with why.
+	OnRefused func(reason string)
+	OnFail    func(err error)
 }
 
 // RouterProxy is a router proxy loop.
@@ -109,6 +116,17 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	if err := h.p.add(back.z, iB); err != nil {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
+	frames := 2
+	if p.cfg.Options.Curve != nil {
+		front.withUserID()
+		back.withUserID()
+		frames = 3
+	}
+	mons, err := watch(zctx, h, 2, front, back)
+	if err != nil {
+		return fmt.Errorf("sockets: router proxy: %w", err)
+	}
+	defer mons.close()
 	started()
 	drop := func(err error) {
 		if p.cfg.OnDrop != nil {
@@ -119,7 +137,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 		rcF, rcB       receiver
 		toBack, toFrnt grouper
 		pk             packer
-		frames         [][]byte
+		fbuf           [][]byte
 		moreF, moreB   = true, true
 	)
 	// forward sends the grouped records; a peer that is gone or full
@@ -143,7 +161,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 		}
 		return nil
 	}
-	read := func(s *batchSocket, rc *receiver, more *bool, side string, each func(from []byte, v *envelope.View)) (bool, error) {
+	read := func(s *batchSocket, rc *receiver, more *bool, side string, each func(from, caller []byte, v *envelope.View)) (bool, error) {
 		batch, res := rc.recv(s)
 		if res.err != nil {
 			return false, fmt.Errorf("sockets: router proxy: %s recv: %w", side, res.err)
@@ -152,15 +170,18 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 		b := Batch{buf: batch, n: res.n}
 		for {
 			var ok bool
-			if frames, ok = b.Next(frames); !ok {
+			if fbuf, ok = b.Next(fbuf); !ok {
 				break
 			}
-			if len(frames) != 2 {
-				drop(fmt.Errorf("%w: %d frames from a %s", ErrDropped, len(frames), side))
+			if len(fbuf) != frames {
+				drop(fmt.Errorf("%w: %d frames from a %s", ErrDropped, len(fbuf)-(frames-2), side))
 				continue
 			}
-			from := frames[0]
-			if _, err := envelope.Records(frames[1], func(v *envelope.View) bool { each(from, v); return true }); err != nil {
+			from, caller := fbuf[0], []byte(nil)
+			if frames == 3 {
+				caller = fbuf[2]
+			}
+			if _, err := envelope.Records(fbuf[1], func(v *envelope.View) bool { each(from, caller, v); return true }); err != nil {
 				drop(fmt.Errorf("%w: from a %s: %v", ErrDropped, side, err))
 			}
 		}
@@ -170,15 +191,22 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	for !quitting(h.quit) {
 		for _, i := range fired {
 			moreF, moreB = moreF || i == iF, moreB || i == iB
+			if _, err := mons.handle(i, func(hs handshake) {
+				if hs.failed && p.cfg.OnRefused != nil {
+					p.cfg.OnRefused(hs.reason)
+				}
+			}); err != nil {
+				return fmt.Errorf("sockets: router proxy: %w", err)
+			}
 		}
 		fired = fired[:0]
 		busy := false
 		if moreF {
-			got, err := read(front, &rcF, &moreF, "client", func(from []byte, v *envelope.View) {
-				to, ok := p.cfg.Request(v)
+			got, err := read(front, &rcF, &moreF, "client", func(from, caller []byte, v *envelope.View) {
+				to, rec, ok := p.cfg.Request(from, caller, v)
 				switch {
 				case ok:
-					toBack.add(to, v.Record())
+					toBack.add(to, rec)
 				case p.cfg.Refuse != nil:
 					toFrnt.add(from, p.cfg.Refuse(v))
 				default:
@@ -191,8 +219,8 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			busy = busy || got
 		}
 		if moreB {
-			got, err := read(back, &rcB, &moreB, "server", func(from []byte, v *envelope.View) {
-				if to, ok := p.cfg.Backend(from, v); ok {
+			got, err := read(back, &rcB, &moreB, "server", func(from, caller []byte, v *envelope.View) {
+				if to, ok := p.cfg.Backend(from, caller, v); ok {
 					toFrnt.add(to, v.Record())
 				}
 			})

@@ -37,6 +37,12 @@ typedef struct {
 	// The largest message taken, all frames together (0: no limit):
 	// bigger ones are read, closed and counted, never copied.
 	size_t max_total;
+	// want_uid asks for each message's User-Id (the client's CURVE key, as
+	// the ZAP handler named it) as one more frame after the message's own;
+	// uid is the current message's, valid while its parts are.
+	int want_uid;
+	const char *uid;
+	size_t uid_len;
 } relay_rx;
 
 static relay_rx *relay_rx_new(void) { return calloc(1, sizeof(relay_rx)); }
@@ -45,6 +51,8 @@ static void relay_rx_reset(relay_rx *r) {
 	for (int i = 0; i < r->n; i++) zmq_msg_close(&r->parts[i]);
 	r->n = 0;
 	r->size = 0;
+	r->uid = NULL;
+	r->uid_len = 0;
 }
 
 static void relay_rx_free(relay_rx *r) {
@@ -88,7 +96,15 @@ static int relay_take(void *s, relay_rx *r) {
 		r->n = n;
 		r->size = size;
 		int big = r->max_total > 0 && total > r->max_total;
-		if (!over && !big) return 0;
+		if (!over && !big) {
+			if (r->want_uid) {
+				const char *uid = zmq_msg_gets(&r->parts[n - 1], "User-Id");
+				r->uid = uid;
+				r->uid_len = uid ? strlen(uid) : 0;
+				r->size += 4 + r->uid_len;
+			}
+			return 0;
+		}
 		relay_rx_reset(r);
 		if (over) r->dropped++;
 		else r->oversized++;
@@ -124,12 +140,19 @@ static int relay_recv(void *s, relay_rx *r, char *buf, size_t cap, int max) {
 			*status = 1;
 			break;
 		}
-		buf[off++] = (char)r->n;
+		buf[off++] = (char)(r->n + (r->want_uid ? 1 : 0));
 		for (int i = 0; i < r->n; i++) {
 			uint32_t len = (uint32_t)zmq_msg_size(&r->parts[i]);
 			memcpy(buf + off, &len, 4);
 			off += 4;
 			if (len > 0) memcpy(buf + off, zmq_msg_data(&r->parts[i]), len);
+			off += len;
+		}
+		if (r->want_uid) {
+			uint32_t len = (uint32_t)r->uid_len;
+			memcpy(buf + off, &len, 4);
+			off += 4;
+			if (len > 0) memcpy(buf + off, r->uid, len);
 			off += len;
 		}
 		relay_rx_reset(r);
@@ -239,6 +262,11 @@ func newBatchSocket(s *zmq.Socket) (*batchSocket, error) {
 // limitTotal makes the socket drop (and count) messages larger than max
 // bytes, all frames together, before they are copied. 0: no limit.
 func (r *batchSocket) limitTotal(limit int64) { r.rx.max_total = C.size_t(max(limit, 0)) }
+
+// withUserID makes every received message end with one more frame: the
+// User-Id of the connection it came on (the client's CURVE public key in
+// Z85, as the ZAP handler named it), empty when there is none.
+func (r *batchSocket) withUserID() { r.rx.want_uid = 1 }
 
 // close0 frees the receive state and closes the socket (with the linger
 // set on it).

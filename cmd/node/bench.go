@@ -54,6 +54,7 @@ missed target is named on stderr).
 			fs.BoolVar(&cfg.RouterProxy, "router-proxy", false, "also measure calls through a router proxy, and count connections direct vs proxied")
 			fs.IntVar(&cfg.Fanouts, "fanouts", def.Fanouts, "fanouts (to 10 servers) and notifications per mode, direct and proxy; 0 skips them")
 			asJSON := fs.Bool("json", false, "print the report as JSON")
+			curveCmp := fs.Bool("curve", false, "measure call latency, pipelined calls, casts and the cost of a call with CURVE next to plaintext, in one run (instead of the comparison with raw libzmq)")
 			check := fs.Bool("check", false, fmt.Sprintf("exit with code %d when a target is not met", exitTargetsMissed))
 			return func(c *cli) int {
 				if code, ok := c.noArgs(); !ok {
@@ -62,6 +63,9 @@ missed target is named on stderr).
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				fmt.Fprintf(c.stderr, "node bench: %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+				if *curveCmp {
+					return c.benchCurve(ctx, cfg, *asJSON)
+				}
 				rep, err := bench.Run(ctx, cfg, func(step string) { fmt.Fprintf(c.stderr, "node bench: %s\n", step) })
 				if err != nil {
 					return c.fail(err)

@@ -14,12 +14,14 @@ type clientFlags struct {
 	matchmaker string
 	timeout    time.Duration
 	pubsub     bool
+	curve      curveFlags
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, what string) {
 	fs.StringVar(&c.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the "+what)
 	fs.BoolVar(&c.pubsub, "pubsub", false, "send fanouts and notifications through publisher proxies (node proxy --publisher)")
+	c.curve.register(fs)
 }
 
 // check checks the flags every sending command needs and returns the
@@ -31,6 +33,9 @@ func (c *clientFlags) check() (string, error) {
 	}
 	if c.timeout <= 0 {
 		return "", fmt.Errorf("--timeout %v: want a positive duration, such as 5s", c.timeout)
+	}
+	if err := c.curve.check(); err != nil {
+		return "", err
 	}
 	return mm, nil
 }
@@ -51,7 +56,7 @@ exit code 1 when the cast cannot be sent.
 		name:     name,
 		short:    short,
 		synopsis: "--matchmaker URL --topic T [--server S ...] METHOD [ARG | @FILE | -]",
-		about:    about + "\n" + fmt.Sprintf(argHelp, "ARG") + "\n" + matchmakerNote,
+		about:    about + "\n" + fmt.Sprintf(argHelp, "ARG") + "\n" + matchmakerNote + "\n" + curveNote,
 		examples: fmt.Sprintf(`  node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute add 5
   node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute append hello --server alpha
   node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute echo '{"a":[1,2]}'
@@ -102,7 +107,7 @@ exit code 1 when the cast cannot be sent.
 						return err
 					}
 					return writeJSON(c.stdout, reply)
-				}, relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(router), relay.WithAcks(acks))
+				}, append(cf.curve.options(), relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(router), relay.WithAcks(acks))...)
 			}
 		},
 	}

@@ -48,7 +48,8 @@ $relay.info; rates need nodes that count their calls (node serve does).
 				defer m.Close()
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				node, err := relay.Start(ctx, relay.WithMatchmaker(url), relay.WithHost("dashboard"), relay.WithRouterProxy(cf.router), relay.WithLogger(c.logger()))
+				node, err := relay.Start(ctx, append(cf.curve.options(), relay.WithMatchmaker(url), relay.WithHost("dashboard"),
+					relay.WithRouterProxy(cf.router), relay.WithLogger(c.logger()))...)
 				if err != nil {
 					return c.fail(err)
 				}

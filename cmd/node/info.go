@@ -72,12 +72,14 @@ type clusterFlags struct {
 	matchmaker string
 	timeout    time.Duration
 	router     bool
+	curve      curveFlags
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration, what string) {
 	fs.StringVar(&f.matchmaker, "matchmaker", "", "matchmaker URL (required)")
 	fs.DurationVar(&f.timeout, "timeout", timeout, what)
 	fs.BoolVar(&f.router, "router-proxy", false, "reach the nodes through router proxies (when they run with --router-proxy)")
+	f.curve.register(fs)
 }
 
 // check checks the flags (and that no argument was given) and returns the
@@ -93,6 +95,9 @@ func (f *clusterFlags) check(c *cli) (url string, code int, ok bool) {
 	if f.timeout <= 0 {
 		return "", c.usageError("--timeout %v: want a positive duration, such as 5s", f.timeout), false
 	}
+	if err := f.curve.check(); err != nil {
+		return "", c.usageError("%v", err), false
+	}
 	return url, 0, true
 }
 
@@ -105,7 +110,7 @@ func openLister(url string) (matchmaker.Matchmaker, matchmaker.Lister, error) {
 	lister, ok := m.(matchmaker.Lister)
 	if !ok {
 		m.Close()
-		return nil, nil, fmt.Errorf("matchmaker %s cannot list its registrations", url)
+		return nil, nil, fmt.Errorf("matchmaker %s cannot list its registrations", matchmaker.Redact(url))
 	}
 	return m, lister, nil
 }
@@ -125,7 +130,8 @@ func (c *cli) collect(url string, cf clusterFlags, f func(*cluster.View, []match
 	if err != nil {
 		return c.fail(err)
 	}
-	node, err := relay.Start(ctx, relay.WithMatchmaker(url), relay.WithHost(c.name+"-client"), relay.WithRouterProxy(cf.router), relay.WithLogger(c.logger()))
+	node, err := relay.Start(ctx, append(cf.curve.options(), relay.WithMatchmaker(url), relay.WithHost(c.name+"-client"),
+		relay.WithRouterProxy(cf.router), relay.WithLogger(c.logger()))...)
 	if err != nil {
 		return c.fail(err)
 	}

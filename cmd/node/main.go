@@ -10,6 +10,7 @@
 //	node info   --matchmaker URL [--server NAME]           print each server node's info as JSON
 //	node dashboard --matchmaker URL --http ADDR            serve a live page of the cluster
 //	node proxy  (--router | --publisher) --matchmaker URL  run a router or publisher proxy
+//	node keygen [--dir DIR] NAME                           write a CURVE key pair
 //	node demo                                              a 3-server cluster in one process, explained
 //	node bench [flags]                                     relay against raw libzmq
 //
@@ -45,7 +46,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),
-		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), demoCommand(), benchCommand(),
+		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), keygenCommand(), demoCommand(), benchCommand(),
 	}
 }
 

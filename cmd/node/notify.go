@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 func notifyCommand() command {
@@ -21,7 +22,7 @@ listener of each listener pool (node listen --pool) receives it, and each
 listener without a pool gets its own copy. Exit code 1 when nothing listens
 (no servers for target) or it cannot be sent.
 
-` + fmt.Sprintf(argHelp, "PAYLOAD") + "\n" + matchmakerNote,
+` + fmt.Sprintf(argHelp, "PAYLOAD") + "\n" + matchmakerNote + "\n" + curveNote,
 		examples: `  node notify --matchmaker redis://127.0.0.1:6379 --topic billing invoice.paid '{"id":7}'
   node notify --matchmaker redis://127.0.0.1:6379 --topic billing --priority error disk.full @event.json
 `,
@@ -56,7 +57,7 @@ listener without a pool gets its own copy. Exit code 1 when nothing listens
 				note := relay.Notification{Topic: topic, Priority: priority, EventType: c.args[0], PublisherID: publisher, Payload: payload}
 				return c.send(mm, cf.timeout, func(ctx context.Context, n *relay.Node) error {
 					return n.Notify(ctx, note)
-				}, relay.WithPubSub(cf.pubsub))
+				}, append(cf.curve.options(), relay.WithPubSub(cf.pubsub))...)
 			}
 		},
 	}
@@ -85,7 +86,7 @@ Listeners that share --pool compete (each notification goes to one of them);
 without --pool the listener gets every notification. Logs to stderr; runs
 until SIGINT or SIGTERM, or until --count notifications were printed.
 
-` + matchmakerNote,
+` + matchmakerNote + "\n" + curveNote,
 		examples: `  node listen --matchmaker redis://127.0.0.1:6379 --topic billing
   node listen --matchmaker redis://127.0.0.1:6379 --topic billing.error --topic audit --pool workers
   node listen --matchmaker redis://127.0.0.1:6379 --topic billing --count 1 | jq .payload
@@ -120,6 +121,7 @@ until SIGINT or SIGTERM, or until --count notifications were printed.
 					return c.fail(err)
 				}
 				defer stop()
+				defer nf.curve.reloadOnHUP(log, node.ReloadAllowList)()
 				var (
 					mu      sync.Mutex // serialises printing and guards printed
 					printed int
@@ -154,7 +156,7 @@ until SIGINT or SIGTERM, or until --count notifications were printed.
 					node.Close()
 					return c.fail(err)
 				}
-				log.Info("listening", "topics", strings.Join(topics, ","), "pool", pool, "endpoint", node.Endpoint(), "matchmaker", nf.matchmaker)
+				log.Info("listening", "topics", strings.Join(topics, ","), "pool", pool, "endpoint", node.Endpoint(), "matchmaker", matchmaker.Redact(nf.matchmaker))
 				code := 0
 				select {
 				case <-ctx.Done():

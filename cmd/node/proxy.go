@@ -40,10 +40,11 @@ another proxy. A local proxy (--publisher --local --host H) subscribes to
 the central ones and republishes on host H, whose nodes connect to it
 instead (two-level fanout). Runs until SIGINT or SIGTERM.
 
-` + matchmakerNote,
+` + matchmakerNote + "\n" + curveNote,
 		examples: `  node proxy --router --matchmaker redis://127.0.0.1:6379 --frontend 127.0.0.1:7100 --backend 127.0.0.1:7101
   node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
+  node proxy --router --matchmaker redis://127.0.0.1:6379 --curve-key keys/router.key --curve-allow keys/
 `,
 		setup: func(fs *flag.FlagSet) func(*cli) int {
 			var (
@@ -53,13 +54,16 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
 				mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
 				host      = fs.String("host", "", "host a local proxy serves (default: this machine's hostname)")
-				bind      = fs.String("bind", "127.0.0.1", "address to bind and advertise")
+				bind      = fs.String("bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+				advertise = fs.String("advertise", "", "address others reach the proxy at, registered with its ports (default: --bind)")
 				ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
 				ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
 				frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
 				backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
 				httpAddr  = httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
+				cf        curveFlags
 			)
+			cf.register(fs)
 			return func(c *cli) int {
 				if code, ok := c.noArgs(); !ok {
 					return code
@@ -78,17 +82,22 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if (*frontend != "" || *backend != "") && !*router {
 					return c.usageError("--frontend and --backend are for --router")
 				}
+				if err := cf.check(); err != nil {
+					return c.usageError("%v", err)
+				}
 				log := c.logger()
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				opts := relay.ProxyOptions{
 					Matchmaker: url, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
 					Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
-					Frontend: *frontend, Backend: *backend,
+					Frontend: *frontend, Backend: *backend, Advertise: *advertise,
+					CurveKey: cf.key, CurveAllow: cf.allow,
 				}
 				var p interface {
 					Endpoints() string
 					Failed() <-chan error
+					ReloadAllowList() error
 					Close() error
 				}
 				if *router {
@@ -125,6 +134,7 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 					}
 					defer stopHTTP()
 				}
+				defer cf.reloadOnHUP(log, p.ReloadAllowList)()
 				log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
 				code := 0
 				select {

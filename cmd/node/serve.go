@@ -15,6 +15,7 @@ import (
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
+	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/metrics"
 )
 
@@ -52,16 +53,19 @@ func (t *targetFlags) target() relay.Target {
 
 // nodeFlags are the flags of a node that others reach: serve and listen.
 type nodeFlags struct {
-	matchmaker, host, bind, ports string
-	ttl                           time.Duration
-	pubsub                        bool
+	matchmaker, host, bind, advertise, ports string
+	ttl                                      time.Duration
+	pubsub                                   bool
+	curve                                    curveFlags
 }
 
 func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
 	fs.StringVar(&n.host, "host", "", "host name to advertise (default: this machine's hostname)")
-	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind and advertise")
+	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+	fs.StringVar(&n.advertise, "advertise", "", "address others reach this node at, registered with its port (default: --bind)")
 	fs.StringVar(&n.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
+	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
 }
@@ -76,12 +80,15 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ports: %v", err)
 	}
-	opts := []relay.Option{relay.WithMatchmaker(mm), relay.WithBindAddress(n.bind),
+	if err := n.curve.check(); err != nil {
+		return nil, err
+	}
+	opts := []relay.Option{relay.WithMatchmaker(mm), relay.WithBindAddress(n.bind), relay.WithAdvertise(n.advertise),
 		relay.WithPortRange(min, max), relay.WithRegistrationTTL(n.ttl), relay.WithPubSub(n.pubsub)}
 	if n.host != "" {
 		opts = append(opts, relay.WithHost(n.host))
 	}
-	return opts, nil
+	return append(opts, n.curve.options()...), nil
 }
 
 // startNode starts a node that logs to stderr and runs until SIGINT or
@@ -111,11 +118,14 @@ stderr, and runs until SIGINT or SIGTERM, then closes the node.
 Servers always acknowledge a call or cast that asks for it (a client's
 --acks) and then handle its msg_id once; serve needs no flag for that.
 
-` + matchmakerNote,
+` + matchmakerNote + "\n" + curveNote,
 		examples: `  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute
   node serve --matchmaker redis://127.0.0.1:6379 --host alpha --bind 10.0.0.5 --topic compute \
       --namespace calc --version 1.2 --ports 21000-21099 --ttl 10s
   node serve --config testdata/node.yaml
+  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute \
+      --curve-key keys/alpha.key --curve-allow keys/
+  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute --bind 0.0.0.0 --advertise 10.0.0.5
 `,
 		setup: func(fs *flag.FlagSet) func(*cli) int {
 			var (
@@ -164,6 +174,7 @@ Servers always acknowledge a call or cast that asks for it (a client's
 					defer stopHTTP()
 					node.AddInfo("http", func() any { return bound })
 				}
+				defer nf.curve.reloadOnHUP(log, node.ReloadAllowList)()
 				srv, err := node.Serve(tf.target())
 				if err != nil {
 					node.Close()
@@ -172,7 +183,7 @@ Servers always acknowledge a call or cast that asks for it (a client's
 				(&demo.Endpoint{Host: node.Host()}).Register(srv)
 				serving.Store(true)
 				log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
-					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", nf.matchmaker)
+					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", matchmaker.Redact(nf.matchmaker))
 				<-ctx.Done()
 				log.Info("signal received; closing")
 				if err := node.Close(); err != nil {

@@ -12,12 +12,15 @@ import (
 	"sync"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 // optionFlags maps relay's option names, which its errors name, to the
 // flags of node that set them.
 var optionFlags = []struct{ option, flag string }{
 	{"WithBindAddress", "bind"},
+	{"WithAdvertise", "advertise"},
+	{"WithCurve", "curve-key"},
 	{"WithPortRange", "ports"},
 	{"WithMatchmaker", "matchmaker"},
 	{"WithHost", "host"},
@@ -59,7 +62,7 @@ func matchmakerURL(v string) (string, error) {
 	const forms = "memory://NAME, file:///path/hosts.json, redis://host:port or redis+sentinel://h1:26379,h2:26379/master"
 	if host, port, err := net.SplitHostPort(v); err == nil && host != "" {
 		if _, err := strconv.Atoi(port); err == nil {
-			return "", fmt.Errorf("--matchmaker %q has no scheme: did you mean redis://%s? (want %s)", v, v, forms)
+			return "", fmt.Errorf("--matchmaker %q has no scheme: did you mean redis://%s? (want %s)", matchmaker.Redact(v), matchmaker.Redact(v), forms)
 		}
 	}
 	if strings.HasSuffix(v, ".json") || strings.ContainsRune(v, filepath.Separator) {
@@ -67,9 +70,9 @@ func matchmakerURL(v string) (string, error) {
 		if err != nil {
 			abs = v
 		}
-		return "", fmt.Errorf("--matchmaker %q has no scheme: did you mean file://%s? (want %s)", v, filepath.ToSlash(abs), forms)
+		return "", fmt.Errorf("--matchmaker %q has no scheme: did you mean file://%s? (want %s)", matchmaker.Redact(v), filepath.ToSlash(abs), forms)
 	}
-	return "", fmt.Errorf("--matchmaker %q has no scheme: want %s", v, forms)
+	return "", fmt.Errorf("--matchmaker %q has no scheme: want %s", matchmaker.Redact(v), forms)
 }
 
 // absFileURL makes a relative file: URL ("file:hosts.json") absolute,

@@ -64,13 +64,14 @@ type pair struct {
 	count, first, last atomic.Int64
 }
 
-// startPair starts the two nodes (and, routed, a router proxy between).
-func startPair(ctx context.Context, routed ...bool) (*pair, error) {
+// startPair starts the two nodes (and, routed, a router proxy between),
+// both with extra options (CurveCompare's keys).
+func startPair(ctx context.Context, routed bool, extra ...relay.Option) (*pair, error) {
 	mm := "memory://bench-" + randomHex()
 	p := &pair{}
 	var err error
-	opts := []relay.Option{relay.WithMatchmaker(mm)}
-	if len(routed) > 0 && routed[0] {
+	opts := append([]relay.Option{relay.WithMatchmaker(mm)}, extra...)
+	if routed {
 		if p.proxy, err = relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm}); err != nil {
 			return nil, fmt.Errorf("bench: start router proxy: %w", err)
 		}
@@ -165,11 +166,11 @@ func RoutedCallLatency(ctx context.Context, n, size int) (res Latency, err error
 	return callLatency(ctx, true, n, size)
 }
 
-func callLatency(ctx context.Context, routed bool, n, size int) (res Latency, err error) {
+func callLatency(ctx context.Context, routed bool, n, size int, extra ...relay.Option) (res Latency, err error) {
 	if n < 1 || size < 0 {
 		return Latency{}, fmt.Errorf("bench: call latency: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
 	}
-	p, err := startPair(ctx, routed)
+	p, err := startPair(ctx, routed, extra...)
 	if err != nil {
 		return Latency{}, err
 	}
@@ -202,13 +203,13 @@ func RoutedPipelinedCalls(ctx context.Context, concurrency, n, size int) (res Th
 	return pipelinedCalls(ctx, true, concurrency, n, size)
 }
 
-func pipelinedCalls(ctx context.Context, routed bool, concurrency, n, size int) (res Throughput, err error) {
+func pipelinedCalls(ctx context.Context, routed bool, concurrency, n, size int, extra ...relay.Option) (res Throughput, err error) {
 	if n < 1 || concurrency < 1 || size < 0 {
 		return Throughput{}, fmt.Errorf("bench: pipelined calls: need n >= 1, concurrency >= 1 and size >= 0, got n=%d concurrency=%d size=%d",
 			n, concurrency, size)
 	}
 	concurrency = min(concurrency, n)
-	p, err := startPair(ctx, routed)
+	p, err := startPair(ctx, routed, extra...)
 	if err != nil {
 		return Throughput{}, err
 	}
@@ -256,11 +257,13 @@ func pipelinedCalls(ctx context.Context, routed bool, concurrency, n, size int) 
 // every one is sent), and measures the rate at the receiver: casts handled
 // per second between the first and the last. It waits for all n to arrive,
 // or until none arrived for castStall (then Complete is false).
-func Casts(ctx context.Context, n, size int) (res CastResult, err error) {
+func Casts(ctx context.Context, n, size int) (res CastResult, err error) { return casts(ctx, n, size) }
+
+func casts(ctx context.Context, n, size int, extra ...relay.Option) (res CastResult, err error) {
 	if n < 2 || size < 0 {
 		return CastResult{}, fmt.Errorf("bench: casts: need n >= 2 and size >= 0, got n=%d size=%d", n, size)
 	}
-	p, err := startPair(ctx)
+	p, err := startPair(ctx, false, extra...)
 	if err != nil {
 		return CastResult{}, err
 	}

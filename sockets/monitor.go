@@ -1,0 +1,145 @@
+package sockets
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// monitorEvents are the socket events a loop watches: how each ZMTP
+// handshake ends. A handshake refused by CURVE or ZAP is otherwise silent:
+// the peer just never connects (libzmq does not even reconnect).
+const monitorEvents = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
+	zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+// monitorSeq numbers the monitors' inproc endpoints within the process.
+var monitorSeq atomic.Uint64
+
+// monitor is the receiving end (a PAIR) of a socket's event monitor. It is
+// owned by the loop that owns the socket; the loop adds it to its poller
+// and then reads it once (drain): like any ZeroMQ socket's ZMQ_FD, it
+// signals an edge only after a read found it empty.
+type monitor struct {
+	pair *zmq.Socket
+}
+
+// newMonitor starts monitoring s. Runs in the loop's goroutine.
+func newMonitor(zctx *Context, s *zmq.Socket) (*monitor, error) {
+	addr := fmt.Sprintf("inproc://relay-monitor-%d", monitorSeq.Add(1))
+	if err := s.Monitor(addr, monitorEvents); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	pair, err := zctx.z.NewSocket(zmq.PAIR)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	if err := pair.SetLinger(0); err != nil {
+		pair.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	if err := pair.Connect(addr); err != nil {
+		pair.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	return &monitor{pair: pair}, nil
+}
+
+// drain hands every queued event to f: a failed handshake with its reason,
+// or a successful one (failed false), and the endpoint it concerns (for a
+// connecting socket, the one it connected to). Runs in the loop's
+// goroutine.
+func (m *monitor) drain(server bool, f func(failed bool, reason, endpoint string)) error {
+	for {
+		ev, ep, value, err := m.pair.RecvEvent(zmq.DONTWAIT)
+		if isAgain(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("monitor: %w", err)
+		}
+		switch ev {
+		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
+			f(false, "", ep)
+		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+			f(true, handshakeReason(ev, value, server), ep)
+		}
+	}
+}
+
+// close closes the monitor's end. Runs in the loop's goroutine.
+func (m *monitor) close() {
+	if m != nil {
+		m.pair.Close()
+	}
+}
+
+// handshake is how one ZMTP handshake ended, as a monitor saw it.
+type handshake struct {
+	server   bool   // seen by a server socket (ROUTER, XPUB)
+	failed   bool   // refused; else it succeeded
+	reason   string // why it failed
+	endpoint string // for a client socket, the endpoint it connected to
+}
+
+// monitors are the monitors of a loop's sockets, by their poller index.
+// Loop only.
+type monitors struct {
+	byIndex map[int]*watchedSocket
+}
+
+type watchedSocket struct {
+	m      *monitor
+	server bool
+}
+
+// watch starts monitoring socks and adds the monitors to the loop's
+// poller, tagged firstTag, firstTag+1, ... (tags the loop does not use
+// otherwise). Runs in the loop's goroutine.
+func watch(zctx *Context, h *handle, firstTag int, socks ...*batchSocket) (*monitors, error) {
+	ms := &monitors{byIndex: map[int]*watchedSocket{}}
+	for n, s := range socks {
+		i := firstTag + n
+		t, err := s.z.GetType()
+		if err != nil {
+			ms.close()
+			return nil, err
+		}
+		m, err := newMonitor(zctx, s.z)
+		if err != nil {
+			ms.close()
+			return nil, err
+		}
+		if err := h.p.add(m.pair, i); err != nil {
+			m.close()
+			ms.close()
+			return nil, err
+		}
+		ms.byIndex[i] = &watchedSocket{m: m, server: isServer(t)}
+		// Read it once: its edge comes only after a read found it empty.
+		if err := m.drain(false, func(bool, string, string) {}); err != nil {
+			ms.close()
+			return nil, err
+		}
+	}
+	return ms, nil
+}
+
+// handle drains the monitor at poller index i, if i is one, calling f for
+// each handshake that ended; it reports whether i was a monitor.
+func (ms *monitors) handle(i int, f func(handshake)) (bool, error) {
+	w, ok := ms.byIndex[i]
+	if !ok {
+		return false, nil
+	}
+	return true, w.m.drain(w.server, func(failed bool, reason, ep string) {
+		f(handshake{server: w.server, failed: failed, reason: reason, endpoint: ep})
+	})
+}
+
+// close closes every monitor.
+func (ms *monitors) close() {
+	for _, w := range ms.byIndex {
+		w.m.close()
+	}
+}
