@@ -47,9 +47,9 @@ demo: deps ## run the demo cluster (go run ./cmd/node demo)
 	@echo "      ./node dashboard --matchmaker redis://127.0.0.1:6379 --http 127.0.0.1:8080 &"
 	@echo "    then open http://127.0.0.1:8080/ and send calls: ./node call --matchmaker redis://127.0.0.1:6379 --topic compute add 5"
 
-bench: deps ## benchmark relay against raw libzmq (go run ./cmd/node bench)
-	@echo "==> bench: go run ./cmd/node bench"
-	$(GO) run ./cmd/node bench
+bench: deps ## measure issue 8's rows against raw libzmq and the other baselines, with verdicts (BENCHFLAGS="--grpc-p50 55us")
+	@echo "==> bench: go run ./cmd/node bench $(BENCHFLAGS) (node bench -h lists the rows and targets)"
+	$(GO) run ./cmd/node bench $(BENCHFLAGS)
 
 FUZZTIME ?= 15s
 

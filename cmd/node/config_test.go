@@ -114,6 +114,9 @@ n: 20
 calls: 20
 casts: 20
 fanouts: 0
+rounds: 1
+flood: 20
+pending: 20
 `, rs.URL()))
 
 	serve := spawn(t, "serve", "--config", cfg)

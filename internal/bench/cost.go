@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 // thousands of operations.
 type Cost struct {
 	Ops      int     `json:"ops"`
+	Traced   int     `json:"traced"`      // operations traced for Handoffs and Netpoll
 	Handoffs float64 `json:"handoffs"`    // goroutine wake-ups by another goroutine
 	Netpoll  float64 `json:"netpoll"`     // goroutine wake-ups by the netpoller (socket readiness)
 	Cgo      float64 `json:"cgo_calls"`   // calls from Go into C
@@ -44,15 +46,27 @@ func cgoCalls() uint64 {
 // of the first traced of them (tracing slows the process down, so only a
 // part of the run is traced).
 func MeasureCost(n, traced int, op func() error) (Cost, error) {
+	return measureCost(n, traced, func(k int) error {
+		for i := 0; i < k; i++ {
+			if err := op(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// measureCost is MeasureCost of run, which does k operations and returns
+// once they are done (for casts: handled by the receiver, so that its work
+// counts too).
+func measureCost(n, traced int, run func(k int) error) (Cost, error) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	cgo0 := cgoCalls()
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		if err := op(); err != nil {
-			return Cost{}, err
-		}
+	if err := run(n); err != nil {
+		return Cost{}, err
 	}
 	elapsed := time.Since(start)
 	cgo1 := cgoCalls()
@@ -71,20 +85,59 @@ func MeasureCost(n, traced int, op func() error) (Cost, error) {
 	if err := trace.Start(&buf); err != nil {
 		return c, fmt.Errorf("bench: start trace: %w", err)
 	}
-	for i := 0; i < traced; i++ {
-		if err := op(); err != nil {
-			trace.Stop()
-			return Cost{}, err
-		}
+	if err := run(traced); err != nil {
+		trace.Stop()
+		return Cost{}, err
 	}
 	trace.Stop()
 	byGo, byNet, err := countWakeups(&buf)
 	if err != nil {
 		return c, err
 	}
+	c.Traced = traced
 	c.Handoffs = float64(byGo) / float64(traced)
 	c.Netpoll = float64(byNet) / float64(traced)
 	return c, nil
+}
+
+// CallCost is the Cost of one sequential relay call of a size-byte echo
+// over tcp: n calls counted, traced of them traced, after warm-up calls.
+func CallCost(ctx context.Context, n, traced, size int) (c Cost, err error) {
+	if n < 1 || size < 0 {
+		return Cost{}, fmt.Errorf("bench: call cost: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
+	}
+	p, payload, err := warmPair(ctx, mode{}, size)
+	if err != nil {
+		return Cost{}, err
+	}
+	defer p.close(&err)
+	var out []byte
+	return MeasureCost(n, traced, func() error { return p.client.Call(ctx, target, "echo", payload, &out) })
+}
+
+// CastCost is the Cost of one relay cast of size bytes over tcp, both
+// sides: casts are sent one after the other as fast as Cast accepts them
+// (retrying back-pressure) and counted once the receiver handled them all.
+func CastCost(ctx context.Context, n, traced, size int) (c Cost, err error) {
+	if n < 1 || size < 0 {
+		return Cost{}, fmt.Errorf("bench: cast cost: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
+	}
+	p, payload, err := warmPair(ctx, mode{}, size)
+	if err != nil {
+		return Cost{}, err
+	}
+	defer p.close(&err)
+	return measureCost(n, traced, func(k int) error {
+		want := p.count.Load() + int64(k)
+		if _, err := p.castAll(ctx, k, payload); err != nil {
+			return err
+		}
+		complete, err := p.waitCount(ctx, want)
+		if err == nil && !complete {
+			err = fmt.Errorf("bench: cast cost: %d of %d casts handled (%s)", p.count.Load(), want, p.stats())
+		}
+		return err
+	})
 }
 
 // countWakeups counts the goroutines made runnable from waiting in a

@@ -51,11 +51,11 @@ func CurveCompare(ctx context.Context, cfg Config, step func(string)) (CurveRepo
 		r := run.out
 		r.Curve = run.opts != nil
 		step(run.name + ": call latency")
-		if r.Latency, err = callLatency(ctx, false, cfg.N, cfg.Size, run.opts...); err != nil {
+		if r.Latency, err = callLatency(ctx, mode{both: run.opts}, cfg.N, cfg.Size); err != nil {
 			return rep, err
 		}
 		step(run.name + ": pipelined calls")
-		if r.Pipelined, err = pipelinedCalls(ctx, false, cfg.Concurrency, cfg.Calls, cfg.Size, run.opts...); err != nil {
+		if r.Pipelined, err = pipelinedCalls(ctx, mode{both: run.opts}, cfg.Concurrency, cfg.Calls, cfg.Size); err != nil {
 			return rep, err
 		}
 		step(run.name + ": casts")
@@ -72,15 +72,11 @@ func CurveCompare(ctx context.Context, cfg Config, step func(string)) (CurveRepo
 
 // callCost measures what one sequential call costs (MeasureCost).
 func callCost(ctx context.Context, size int, extra ...relay.Option) (c Cost, err error) {
-	p, err := startPair(ctx, false, extra...)
+	p, payload, err := warmPair(ctx, mode{both: extra}, size)
 	if err != nil {
 		return Cost{}, err
 	}
 	defer p.close(&err)
-	payload := make([]byte, size)
-	if err := p.warm(ctx, payload); err != nil {
-		return Cost{}, err
-	}
 	var out []byte
 	c, err = MeasureCost(costCalls, costTraced, func() error {
 		if err := p.client.Call(ctx, target, "echo", payload, &out); err != nil {

@@ -6,24 +6,23 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/latency"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/latency"
 )
 
 const (
 	// warmup calls run before a call measurement starts counting.
 	warmup = 200
-	// castStall is how long Casts waits without a new cast arriving before
-	// it stops waiting for the rest.
+	// castStall is how long a cast measurement waits without a new cast
+	// arriving before it stops waiting for the rest.
 	castStall = 5 * time.Second
-	// castBackoff is the pause after Cast reports back-pressure.
+	// castBackoff is the pause after Cast reports back-pressure (Casts and
+	// CastCost retry; Flood does not).
 	castBackoff = 100 * time.Microsecond
-	// castPoll is how often Casts checks the receiver's count.
-	castPoll = 10 * time.Millisecond
 )
 
 // target is what the benchmark server serves.
@@ -60,30 +59,48 @@ type pair struct {
 	proxy          *relay.RouterProxy // router-proxy mode only
 
 	// count, first and last are the cast handler's: casts received, and
-	// the UnixNano times of the first and the last.
-	count, first, last atomic.Int64
+	// the UnixNano times of the first and the last. When count reaches
+	// want, the handler signals reached (see waitCount).
+	count, first, last, want atomic.Int64
+	reached                  chan struct{}
+	// release, closed, lets the block handler return.
+	release chan struct{}
 }
 
-// startPair starts the two nodes (and, routed, a router proxy between),
-// both with extra options (CurveCompare's keys).
-func startPair(ctx context.Context, routed bool, extra ...relay.Option) (*pair, error) {
+// mode says how a pair is built.
+type mode struct {
+	routed bool           // through a router proxy
+	inproc bool           // both nodes WithInproc (same-process fast path)
+	server []relay.Option // more options of the server node
+	both   []relay.Option // more options of both nodes (CurveCompare's keys)
+}
+
+// startPair starts the two nodes (and, routed, a router proxy between).
+// The server serves "echo" (returns its []byte argument), "count" (counts
+// casts) and "block" (waits for p.release).
+func startPair(ctx context.Context, m mode) (*pair, error) {
 	mm := "memory://bench-" + randomHex()
-	p := &pair{}
+	p := &pair{reached: make(chan struct{}, 1), release: make(chan struct{})}
 	var err error
-	opts := append([]relay.Option{relay.WithMatchmaker(mm)}, extra...)
-	if routed {
+	opts := append([]relay.Option{relay.WithMatchmaker(mm)}, m.both...)
+	if m.routed {
 		if p.proxy, err = relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm}); err != nil {
 			return nil, fmt.Errorf("bench: start router proxy: %w", err)
 		}
 		opts = append(opts, relay.WithRouterProxy(true))
 	}
-	p.server, err = relay.Start(ctx, append(opts, relay.WithHost("bench-server"))...)
+	if m.inproc {
+		opts = append(opts, relay.WithInproc(true))
+	}
+	p.server, err = relay.Start(ctx, append(append(opts, relay.WithHost("bench-server")), m.server...)...)
 	if err != nil {
+		p.closeProxy()
 		return nil, fmt.Errorf("bench: start server node: %w", err)
 	}
 	srv, err := p.server.Serve(target)
 	if err != nil {
 		p.server.Close()
+		p.closeProxy()
 		return nil, fmt.Errorf("bench: serve %s: %w", target, err)
 	}
 	srv.Handle("echo", func(_ context.Context, r *relay.Request) (any, error) {
@@ -94,26 +111,80 @@ func startPair(ctx context.Context, routed bool, extra ...relay.Option) (*pair, 
 		return b, nil
 	})
 	srv.Handle("count", func(context.Context, *relay.Request) (any, error) {
-		now := time.Now().UnixNano()
-		n := p.count.Add(1)
-		if n == 1 {
-			p.first.Store(now)
-		}
-		// Handlers run concurrently: keep the latest time seen.
-		for {
-			last := p.last.Load()
-			if now <= last || p.last.CompareAndSwap(last, now) {
-				break
-			}
+		p.counted(time.Now().UnixNano())
+		return nil, nil
+	})
+	srv.Handle("block", func(ctx context.Context, _ *relay.Request) (any, error) {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
 		}
 		return nil, nil
 	})
 	p.client, err = relay.Start(ctx, append(opts, relay.WithHost("bench-client"))...)
 	if err != nil {
 		p.server.Close()
+		p.closeProxy()
 		return nil, fmt.Errorf("bench: start client node: %w", err)
 	}
 	return p, nil
+}
+
+// counted records one cast handled at now (UnixNano).
+func (p *pair) counted(now int64) {
+	n := p.count.Add(1)
+	if n == 1 {
+		p.first.Store(now)
+	}
+	// Handlers run concurrently: keep the latest time seen.
+	for {
+		last := p.last.Load()
+		if now <= last || p.last.CompareAndSwap(last, now) {
+			break
+		}
+	}
+	if n == p.want.Load() {
+		select {
+		case p.reached <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitCount waits until the cast handler has counted n, or counted none
+// more for castStall (complete is then false), or ctx ends.
+func (p *pair) waitCount(ctx context.Context, n int64) (complete bool, err error) {
+	select { // a signal left from an earlier wait
+	case <-p.reached:
+	default:
+	}
+	p.want.Store(n)
+	t := time.NewTimer(castStall)
+	defer t.Stop()
+	seen := int64(-1)
+	for {
+		c := p.count.Load()
+		if c >= n {
+			return true, nil
+		}
+		if c == seen {
+			return false, nil // nothing counted for castStall
+		}
+		seen = c
+		t.Reset(castStall)
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-p.reached:
+		case <-t.C:
+		}
+	}
+}
+
+func (p *pair) closeProxy() {
+	if p.proxy != nil {
+		p.proxy.Close()
+	}
 }
 
 // close closes both nodes and joins the errors.
@@ -155,30 +226,49 @@ func (p *pair) warm(ctx context.Context, payload []byte) error {
 	return nil
 }
 
+// warmPair starts a pair in mode m and warms it up with calls of a
+// size-byte payload (they open the connections, so that the first
+// measured message does not pay for it); it returns the payload.
+func warmPair(ctx context.Context, m mode, size int) (*pair, []byte, error) {
+	p, err := startPair(ctx, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	payload := make([]byte, size)
+	if err := p.warm(ctx, payload); err != nil {
+		var cerr error
+		p.close(&cerr)
+		return nil, nil, err
+	}
+	return p, payload, nil
+}
+
 // CallLatency measures n sequential relay calls of a size-byte payload
 // echoed back by a server node, after warm-up calls that are not counted.
-func CallLatency(ctx context.Context, n, size int) (res Latency, err error) {
-	return callLatency(ctx, false, n, size)
+func CallLatency(ctx context.Context, n, size int) (Latency, error) {
+	return callLatency(ctx, mode{}, n, size)
 }
 
 // RoutedCallLatency is CallLatency through a router proxy.
-func RoutedCallLatency(ctx context.Context, n, size int) (res Latency, err error) {
-	return callLatency(ctx, true, n, size)
+func RoutedCallLatency(ctx context.Context, n, size int) (Latency, error) {
+	return callLatency(ctx, mode{routed: true}, n, size)
 }
 
-func callLatency(ctx context.Context, routed bool, n, size int, extra ...relay.Option) (res Latency, err error) {
+// InprocCallLatency is CallLatency between two nodes of this process
+// started WithInproc: the same-process fast path.
+func InprocCallLatency(ctx context.Context, n, size int) (Latency, error) {
+	return callLatency(ctx, mode{inproc: true}, n, size)
+}
+
+func callLatency(ctx context.Context, m mode, n, size int) (res Latency, err error) {
 	if n < 1 || size < 0 {
 		return Latency{}, fmt.Errorf("bench: call latency: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
 	}
-	p, err := startPair(ctx, routed, extra...)
+	p, payload, err := warmPair(ctx, m, size)
 	if err != nil {
 		return Latency{}, err
 	}
 	defer p.close(&err)
-	payload := make([]byte, size)
-	if err := p.warm(ctx, payload); err != nil {
-		return Latency{}, err
-	}
 	samples := make([]time.Duration, n)
 	var out []byte
 	for i := range samples {
@@ -188,36 +278,32 @@ func callLatency(ctx context.Context, routed bool, n, size int, extra ...relay.O
 		}
 		samples[i] = time.Since(start)
 	}
-	return summarize(samples), nil
+	return latency.Summarize(samples), nil
 }
 
 // PipelinedCalls runs n relay calls of a size-byte payload from concurrency
 // goroutines, each calling as soon as its previous call returned, and
 // returns calls per second.
-func PipelinedCalls(ctx context.Context, concurrency, n, size int) (res Throughput, err error) {
-	return pipelinedCalls(ctx, false, concurrency, n, size)
+func PipelinedCalls(ctx context.Context, concurrency, n, size int) (Throughput, error) {
+	return pipelinedCalls(ctx, mode{}, concurrency, n, size)
 }
 
 // RoutedPipelinedCalls is PipelinedCalls through a router proxy.
-func RoutedPipelinedCalls(ctx context.Context, concurrency, n, size int) (res Throughput, err error) {
-	return pipelinedCalls(ctx, true, concurrency, n, size)
+func RoutedPipelinedCalls(ctx context.Context, concurrency, n, size int) (Throughput, error) {
+	return pipelinedCalls(ctx, mode{routed: true}, concurrency, n, size)
 }
 
-func pipelinedCalls(ctx context.Context, routed bool, concurrency, n, size int, extra ...relay.Option) (res Throughput, err error) {
+func pipelinedCalls(ctx context.Context, m mode, concurrency, n, size int) (res Throughput, err error) {
 	if n < 1 || concurrency < 1 || size < 0 {
 		return Throughput{}, fmt.Errorf("bench: pipelined calls: need n >= 1, concurrency >= 1 and size >= 0, got n=%d concurrency=%d size=%d",
 			n, concurrency, size)
 	}
 	concurrency = min(concurrency, n)
-	p, err := startPair(ctx, routed, extra...)
+	p, payload, err := warmPair(ctx, m, size)
 	if err != nil {
 		return Throughput{}, err
 	}
 	defer p.close(&err)
-	payload := make([]byte, size)
-	if err := p.warm(ctx, payload); err != nil {
-		return Throughput{}, err
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -263,42 +349,22 @@ func casts(ctx context.Context, n, size int, extra ...relay.Option) (res CastRes
 	if n < 2 || size < 0 {
 		return CastResult{}, fmt.Errorf("bench: casts: need n >= 2 and size >= 0, got n=%d size=%d", n, size)
 	}
-	p, err := startPair(ctx, false, extra...)
+	p, payload, err := warmPair(ctx, mode{both: extra}, size)
 	if err != nil {
 		return CastResult{}, err
 	}
 	defer p.close(&err)
-	payload := make([]byte, size)
-	// Warm up with calls (they open the connection) so that the first cast
-	// does not pay for it.
-	if err := p.warm(ctx, payload); err != nil {
-		return CastResult{}, err
-	}
 
 	start := time.Now()
-	for res.Sent < n {
-		err := p.client.Cast(ctx, target, "count", payload)
-		switch {
-		case err == nil:
-			res.Sent++
-		case errors.Is(err, relay.ErrBackPressure):
-			res.Retries++
-			select {
-			case <-time.After(castBackoff):
-			case <-ctx.Done():
-				return res, ctx.Err()
-			}
-		default:
-			return res, fmt.Errorf("bench: casts: cast %d: %w", res.Sent, err)
-		}
+	if res.Retries, err = p.castAll(ctx, n, payload); err != nil {
+		return res, err
 	}
-
-	if err := p.waitCasts(ctx, n); err != nil {
+	res.Sent = n
+	if res.Complete, err = p.waitCount(ctx, int64(n)); err != nil {
 		return res, err
 	}
 	res.Elapsed = time.Since(start)
 	res.Received = int(p.count.Load())
-	res.Complete = res.Received >= n
 	res.Dropped = p.client.Stats().DroppedCasts
 	if res.Received >= 2 {
 		span := time.Duration(p.last.Load() - p.first.Load())
@@ -309,29 +375,27 @@ func casts(ctx context.Context, n, size int, extra ...relay.Option) (res CastRes
 	return res, nil
 }
 
-// waitCasts waits until n casts have been received, or none arrived for
-// castStall, or ctx ends (its error is returned).
-func (p *pair) waitCasts(ctx context.Context, n int) error {
-	tick := time.NewTicker(castPoll)
-	defer tick.Stop()
-	seen, progress := p.count.Load(), time.Now()
-	for seen < int64(n) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case now := <-tick.C:
-			if c := p.count.Load(); c != seen {
-				seen, progress = c, now
-			} else if now.Sub(progress) > castStall {
-				return nil
+// castAll casts n times to "count", pausing castBackoff and retrying each
+// cast refused with ErrBackPressure; it returns how many were retried.
+func (p *pair) castAll(ctx context.Context, n int, payload []byte) (retries int, err error) {
+	for sent := 0; sent < n; {
+		err := p.client.Cast(ctx, target, "count", payload)
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, relay.ErrBackPressure):
+			retries++
+			select {
+			case <-time.After(castBackoff):
+			case <-ctx.Done():
+				return retries, ctx.Err()
 			}
+		default:
+			return retries, fmt.Errorf("bench: cast %d: %w", sent, err)
 		}
 	}
-	return nil
+	return retries, nil
 }
-
-// summarize summarizes latency samples.
-func summarize(samples []time.Duration) Latency { return latency.Summarize(samples) }
 
 // randomHex returns 8 random bytes in hex, for unique registry names.
 func randomHex() string {

@@ -3,103 +3,128 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/relay-dev/relay/sockets"
 )
 
-// The targets of the performance issue.
-const (
-	// TargetLatencyRatio: relay's call p50 at most this many times raw
-	// libzmq's DEALER/ROUTER round trip p50.
-	TargetLatencyRatio = 1.3
-	// TargetPipelined: relay's pipelined calls per second, at least.
-	TargetPipelined = 150_000
-	// TargetCastRatio: relay's casts per second at least this fraction of
-	// raw PUSH/PULL's messages per second.
-	TargetCastRatio = 0.5
-)
-
 // Config is what Run measures.
 type Config struct {
-	N           int  `json:"n"`            // sequential calls (and raw round trips) for latency
-	Calls       int  `json:"calls"`        // pipelined calls (and raw pipelined round trips)
-	Concurrency int  `json:"concurrency"`  // callers (requests) in flight when pipelined
-	Casts       int  `json:"casts"`        // casts (and raw PUSH/PULL messages)
-	Fanouts     int  `json:"fanouts"`      // fanouts to 10 subscribers, and notifications, per mode
-	RouterProxy bool `json:"router_proxy"` // also calls through a router proxy, and connection counts
-	Size        int  `json:"size"`         // payload bytes
+	Rounds      int           `json:"rounds"`       // rounds; each measures every row, relay then its baseline
+	N           int           `json:"n"`            // sequential calls (and raw round trips) for latency; N/10 calls for the cost
+	Calls       int           `json:"calls"`        // pipelined calls (and raw pipelined round trips), direct and through a router proxy
+	Concurrency int           `json:"concurrency"`  // callers (requests) in flight when pipelined
+	Casts       int           `json:"casts"`        // casts (and raw PUSH/PULL messages); Casts/10 for the cost
+	Flood       int           `json:"flood"`        // casts of the flood, not retried
+	Pending     int           `json:"pending"`      // calls in flight for the heap per pending call
+	Fanouts     int           `json:"fanouts"`      // fanouts to 10 servers, and notifications, per mode; 0 skips them
+	GRPCP50     time.Duration `json:"grpc_p50_ns"`  // gRPC unary p50 from ../shared/peers; 0: not given
+	RouterProxy bool          `json:"router_proxy"` // also call latency through a router proxy, and connection counts
+	Size        int           `json:"size"`         // payload bytes
 }
 
-// DefaultConfig is `node bench`'s default.
+// DefaultConfig is `node bench`'s default: about a minute on 2 cores.
 func DefaultConfig() Config {
-	return Config{N: 20_000, Calls: 100_000, Concurrency: 32, Casts: 200_000, Fanouts: 5_000, Size: 100}
+	return Config{Rounds: 3, N: 20_000, Calls: 100_000, Concurrency: 32, Casts: 200_000, Flood: 600_000,
+		Pending: 10_000, Fanouts: 20_000, Size: 100}
 }
 
-// Report holds one run of every measurement.
+func (c Config) validate() error {
+	switch {
+	case c.Rounds < 1:
+		return fmt.Errorf("bench: rounds must be at least 1, got %d", c.Rounds)
+	case c.N < 1 || c.Calls < 1 || c.Concurrency < 1 || c.Flood < 1 || c.Pending < 1:
+		return fmt.Errorf("bench: n, calls, concurrency, flood and pending must be at least 1, got %d, %d, %d, %d, %d",
+			c.N, c.Calls, c.Concurrency, c.Flood, c.Pending)
+	case c.Casts < 2:
+		return fmt.Errorf("bench: casts must be at least 2, got %d", c.Casts)
+	case c.Fanouts < 0 || c.Size < 0 || c.GRPCP50 < 0:
+		return fmt.Errorf("bench: fanouts, size and grpc-p50 must not be negative")
+	}
+	return nil
+}
+
+// Machine describes where the run ran. The load averages (1, 5 and 15
+// minutes, from /proc/loadavg) say how busy the machine was.
+type Machine struct {
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+	LoadStart  string `json:"load_start"`
+	LoadEnd    string `json:"load_end"`
+}
+
+// loadAverage returns the three load averages of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unavailable"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unavailable"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Round holds every measurement of one round. A field a round did not
+// measure is zero.
+type Round struct {
+	CallLatency     Latency     `json:"call_latency"`
+	RawLatency      Latency     `json:"raw_round_trip_latency"`
+	Pipelined       Throughput  `json:"pipelined_calls"`
+	RawPipelined    Throughput  `json:"raw_pipelined_round_trips"`
+	RoutedPipelined Throughput  `json:"routed_pipelined_calls"`
+	Casts           CastResult  `json:"casts"`
+	RawPushPull     Throughput  `json:"raw_push_pull"`
+	Flood           FloodResult `json:"flood"`
+	NotifyProxy     OneToMany   `json:"notify_proxy"`
+	NotifyDirect    OneToMany   `json:"notify_direct"`
+	FanoutProxy     OneToMany   `json:"fanout_proxy"`
+	FanoutDirect    OneToMany   `json:"fanout_direct"`
+	InprocLatency   Latency     `json:"inproc_call_latency"`
+	CallCost        Cost        `json:"call_cost"`
+	CastCost        Cost        `json:"cast_cost"`
+	IdleNode        Memory      `json:"idle_node_memory"`
+	PendingCall     Memory      `json:"pending_call_memory"`
+	RoutedLatency   Latency     `json:"routed_call_latency"` // --router-proxy only
+}
+
+// Report holds one run: its rows (medians, ratios, targets, verdicts) and
+// every round's measurements.
 type Report struct {
-	Config         Config     `json:"config"`
-	RelayLatency   Latency    `json:"relay_call_latency"`
-	RawLatency     Latency    `json:"raw_round_trip_latency"`
-	RelayPipelined Throughput `json:"relay_pipelined_calls"`
-	RawPipelined   Throughput `json:"raw_pipelined_round_trips"`
-	RelayCasts     CastResult `json:"relay_casts"`
-	RawPushPull    Throughput `json:"raw_push_pull"`
-	FanoutDirect   OneToMany  `json:"fanout_direct"`
-	FanoutProxy    OneToMany  `json:"fanout_proxy"`
-	NotifyDirect   OneToMany  `json:"notify_direct"`
-	NotifyProxy    OneToMany  `json:"notify_proxy"`
-	RoutedLatency  Latency    `json:"routed_call_latency,omitempty"`
-	RoutedPipeline Throughput `json:"routed_pipelined_calls,omitempty"`
-	Conns          ConnCount  `json:"connections,omitempty"`
+	Config  Config        `json:"config"`
+	Machine Machine       `json:"machine"`
+	Rows    []Row         `json:"rows"`
+	Rounds  []Round       `json:"rounds"`
+	Conns   ConnCount     `json:"connections,omitzero"` // --router-proxy only
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
-// ConnNodes and ConnProxies size the connection count: N nodes, k proxies.
-const (
-	ConnNodes   = 20
-	ConnProxies = 3
-)
-
-// FanoutSubscribers is how many servers the fanout measurement reaches.
-const FanoutSubscribers = 10
-
-// LatencyRatio is relay's call p50 over raw's round-trip p50.
-func (r Report) LatencyRatio() float64 {
-	return ratio(float64(r.RelayLatency.P50), float64(r.RawLatency.P50))
-}
-
-// PipelinedRatio is relay's pipelined calls/s over raw's round trips/s.
-func (r Report) PipelinedRatio() float64 { return ratio(r.RelayPipelined.Rate, r.RawPipelined.Rate) }
-
-// CastRatio is relay's casts/s over raw PUSH/PULL's msgs/s.
-func (r Report) CastRatio() float64 { return ratio(r.RelayCasts.Rate, r.RawPushPull.Rate) }
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
+// Missed returns the rows whose target was not met.
+func (r Report) Missed() []Row {
+	var out []Row
+	for _, row := range r.Rows {
+		if row.Verdict == NotMet {
+			out = append(out, row)
+		}
 	}
-	return a / b
+	return out
 }
 
-// Check is one target and whether the run met it.
-type Check struct {
-	Name string  `json:"name"`
-	Want string  `json:"want"`
-	Got  float64 `json:"got"`
-	Met  bool    `json:"met"`
-}
-
-// Targets checks the run against the issue's targets.
-func (r Report) Targets() []Check {
-	lr, cr := r.LatencyRatio(), r.CastRatio()
-	return []Check{
-		{Name: "call p50 / raw round-trip p50", Want: fmt.Sprintf("<= %.1fx", TargetLatencyRatio),
-			Got: lr, Met: lr > 0 && lr <= TargetLatencyRatio},
-		{Name: "pipelined calls/s", Want: fmt.Sprintf(">= %d", TargetPipelined),
-			Got: r.RelayPipelined.Rate, Met: r.RelayPipelined.Rate >= TargetPipelined},
-		{Name: "casts/s / raw push-pull msgs/s", Want: fmt.Sprintf(">= %.0f%%", TargetCastRatio*100),
-			Got: cr, Met: cr >= TargetCastRatio && r.RelayCasts.Complete},
+// Median is the median over rounds of what f reads from a round (for the
+// detail tables).
+func (r Report) Median(f func(Round) float64) float64 {
+	v := make([]float64, len(r.Rounds))
+	for i, rd := range r.Rounds {
+		v[i] = f(rd)
 	}
+	return newSeries(v).Median
 }
 
 // RawLatency measures raw libzmq's DEALER/ROUTER round trip (see
@@ -132,99 +157,154 @@ func RawPushPull(ctx context.Context, n, size int) (Throughput, error) {
 	return Throughput{N: n, Rate: rate}, nil
 }
 
-// Run runs every measurement of cfg, one after the other, relay's then
-// raw's for each pattern. step, if not nil, is told what starts next.
-func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
-	if step == nil {
-		step = func(string) {}
-	}
-	r := Report{Config: cfg}
+// ConnNodes and ConnProxies size the connection count: N nodes, k proxies.
+const (
+	ConnNodes   = 20
+	ConnProxies = 3
+)
+
+// FanoutSubscribers is how many servers the fanout measurement reaches.
+const FanoutSubscribers = 10
+
+// step is one measurement of a round.
+type step struct {
+	what string
+	run  func() error
+}
+
+// roundSteps lists the measurements of one round into rd, in order: each
+// relay measurement is followed at once by its baseline's.
+func roundSteps(ctx context.Context, cfg Config, rd *Round) []step {
 	var err error
-	steps := []struct {
-		what string
-		run  func() error
-	}{
-		{fmt.Sprintf("relay call latency: %d sequential calls of %d B", cfg.N, cfg.Size), func() error {
-			r.RelayLatency, err = CallLatency(ctx, cfg.N, cfg.Size)
+	s := cfg.Size
+	callCost, castCost := max(cfg.N/10, 1), max(cfg.Casts/10, 1)
+	steps := []step{
+		{fmt.Sprintf("row 1, relay: %d sequential calls of %d B", cfg.N, s), func() error {
+			rd.CallLatency, err = CallLatency(ctx, cfg.N, s)
 			return err
 		}},
-		{fmt.Sprintf("raw round-trip latency: %d DEALER/ROUTER round trips of %d B", cfg.N, cfg.Size), func() error {
-			r.RawLatency, err = RawLatency(ctx, cfg.N, cfg.Size)
+		{fmt.Sprintf("row 1, raw: %d DEALER→ROUTER round trips", cfg.N), func() error {
+			rd.RawLatency, err = RawLatency(ctx, cfg.N, s)
 			return err
 		}},
-		{fmt.Sprintf("relay pipelined calls: %d calls from %d callers", cfg.Calls, cfg.Concurrency), func() error {
-			r.RelayPipelined, err = PipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, cfg.Size)
+		{fmt.Sprintf("row 2, relay: %d calls from %d callers", cfg.Calls, cfg.Concurrency), func() error {
+			rd.Pipelined, err = PipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
 			return err
 		}},
-		{fmt.Sprintf("raw pipelined round trips: %d with %d in flight", cfg.Calls, cfg.Concurrency), func() error {
-			r.RawPipelined, err = RawPipelined(ctx, cfg.Concurrency, cfg.Calls, cfg.Size)
+		{fmt.Sprintf("row 2, raw: %d round trips, one DEALER, %d in flight", cfg.Calls, cfg.Concurrency), func() error {
+			rd.RawPipelined, err = RawPipelined(ctx, cfg.Concurrency, cfg.Calls, s)
 			return err
 		}},
-		{fmt.Sprintf("relay casts: %d casts", cfg.Casts), func() error {
-			r.RelayCasts, err = Casts(ctx, cfg.Casts, cfg.Size)
+		{fmt.Sprintf("row 6, relay: %d calls from %d callers through a router proxy", cfg.Calls, cfg.Concurrency), func() error {
+			rd.RoutedPipelined, err = RoutedPipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
 			return err
 		}},
-		{fmt.Sprintf("raw push/pull: %d messages", cfg.Casts), func() error {
-			r.RawPushPull, err = RawPushPull(ctx, cfg.Casts, cfg.Size)
+		{fmt.Sprintf("row 3, relay: %d casts", cfg.Casts), func() error {
+			rd.Casts, err = Casts(ctx, cfg.Casts, s)
+			return err
+		}},
+		{fmt.Sprintf("row 3, raw: %d PUSH→PULL messages", cfg.Casts), func() error {
+			rd.RawPushPull, err = RawPushPull(ctx, cfg.Casts, s)
+			return err
+		}},
+		{fmt.Sprintf("row 4, relay: flood of %d casts, no retry", cfg.Flood), func() error {
+			rd.Flood, err = Flood(ctx, cfg.Flood, s)
 			return err
 		}},
 	}
 	if cfg.Fanouts > 0 {
-		for _, proxy := range []bool{false, true} {
-			mode := map[bool]string{false: "direct", true: "through a publisher proxy (acks on)"}[proxy]
-			steps = append(steps, struct {
-				what string
-				run  func() error
-			}{fmt.Sprintf("fanout %s: %d fanouts to %d servers", mode, cfg.Fanouts, FanoutSubscribers), func() error {
-				res, err := Fanout(ctx, proxy, FanoutSubscribers, cfg.Fanouts, cfg.Size)
-				if proxy {
-					r.FanoutProxy = res
-				} else {
-					r.FanoutDirect = res
-				}
+		steps = append(steps,
+			step{fmt.Sprintf("row 5, relay: %d notifications through a publisher proxy (acks)", cfg.Fanouts), func() error {
+				rd.NotifyProxy, err = Notify(ctx, true, cfg.Fanouts, s)
 				return err
-			}}, struct {
-				what string
-				run  func() error
-			}{fmt.Sprintf("notify %s: %d notifications", mode, cfg.Fanouts), func() error {
-				res, err := Notify(ctx, proxy, cfg.Fanouts, cfg.Size)
-				if proxy {
-					r.NotifyProxy = res
-				} else {
-					r.NotifyDirect = res
-				}
+			}},
+			step{fmt.Sprintf("row 5, direct: %d notifications", cfg.Fanouts), func() error {
+				rd.NotifyDirect, err = Notify(ctx, false, cfg.Fanouts, s)
+				return err
+			}},
+			step{fmt.Sprintf("one-to-many: %d fanouts to %d servers through a publisher proxy (acks)", cfg.Fanouts, FanoutSubscribers), func() error {
+				rd.FanoutProxy, err = Fanout(ctx, true, FanoutSubscribers, cfg.Fanouts, s)
+				return err
+			}},
+			step{fmt.Sprintf("one-to-many: %d fanouts to %d servers direct", cfg.Fanouts, FanoutSubscribers), func() error {
+				rd.FanoutDirect, err = Fanout(ctx, false, FanoutSubscribers, cfg.Fanouts, s)
 				return err
 			}})
-		}
 	}
+	steps = append(steps,
+		step{fmt.Sprintf("row 7, relay: %d sequential calls between two WithInproc nodes", cfg.N), func() error {
+			rd.InprocLatency, err = InprocCallLatency(ctx, cfg.N, s)
+			return err
+		}},
+		step{fmt.Sprintf("row 8, relay: cost of %d sequential calls (%d traced)", callCost, max(callCost/10, 1)), func() error {
+			rd.CallCost, err = CallCost(ctx, callCost, max(callCost/10, 1), s)
+			return err
+		}},
+		step{fmt.Sprintf("row 8, relay: cost of %d casts until handled (%d traced)", castCost, max(castCost/10, 1)), func() error {
+			rd.CastCost, err = CastCost(ctx, castCost, max(castCost/10, 1), s)
+			return err
+		}},
+		step{fmt.Sprintf("row 9, relay: heap of %d idle nodes", IdleNodes), func() error {
+			rd.IdleNode, err = IdleNodeMemory(ctx)
+			return err
+		}},
+		step{fmt.Sprintf("row 9, relay: heap of %d pending calls", cfg.Pending), func() error {
+			rd.PendingCall, err = PendingCallMemory(ctx, cfg.Pending, s)
+			return err
+		}})
 	if cfg.RouterProxy {
-		steps = append(steps, struct {
-			what string
-			run  func() error
-		}{fmt.Sprintf("relay call latency through a router proxy: %d calls", cfg.N), func() error {
-			r.RoutedLatency, err = RoutedCallLatency(ctx, cfg.N, cfg.Size)
-			return err
-		}}, struct {
-			what string
-			run  func() error
-		}{fmt.Sprintf("relay pipelined calls through a router proxy: %d calls from %d callers", cfg.Calls, cfg.Concurrency), func() error {
-			r.RoutedPipeline, err = RoutedPipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, cfg.Size)
-			return err
-		}}, struct {
-			what string
-			run  func() error
-		}{fmt.Sprintf("TCP connections of %d nodes, direct and through %d router proxies", ConnNodes, ConnProxies), func() error {
-			r.Conns, err = Connections(ctx, ConnNodes, ConnProxies)
+		steps = append(steps, step{fmt.Sprintf("router proxy: %d sequential calls through a router proxy", cfg.N), func() error {
+			rd.RoutedLatency, err = RoutedCallLatency(ctx, cfg.N, s)
 			return err
 		}})
 	}
-	for _, s := range steps {
-		step(s.what)
-		start := time.Now()
-		if err := s.run(); err != nil {
-			return r, fmt.Errorf("bench: %s: %w", s.what, err)
-		}
-		step(fmt.Sprintf("  done in %v", time.Since(start).Round(time.Millisecond)))
+	return steps
+}
+
+// Run runs cfg.Rounds rounds of every measurement, relay's then its
+// baseline's for each row, so that the machine's noise hits both, and
+// reads the rows from them. step, if not nil, is told what starts and how
+// long it took.
+func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
+	if step == nil {
+		step = func(string) {}
 	}
+	if err := cfg.validate(); err != nil {
+		return Report{}, err
+	}
+	start := time.Now()
+	r := Report{Config: cfg, Machine: Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), LoadStart: loadAverage()}}
+	do := func(what string, run func() error) error {
+		step(what)
+		t := time.Now()
+		if err := run(); err != nil {
+			return fmt.Errorf("bench: %s: %w", what, err)
+		}
+		step(fmt.Sprintf("  done in %v", time.Since(t).Round(time.Millisecond)))
+		return nil
+	}
+	for i := 1; i <= cfg.Rounds; i++ {
+		var rd Round
+		for _, s := range roundSteps(ctx, cfg, &rd) {
+			if err := do(fmt.Sprintf("round %d/%d, %s", i, cfg.Rounds, s.what), s.run); err != nil {
+				return r, err
+			}
+		}
+		r.Rounds = append(r.Rounds, rd)
+	}
+	if cfg.RouterProxy {
+		err := do(fmt.Sprintf("TCP connections of %d nodes, direct and through %d router proxies", ConnNodes, ConnProxies), func() error {
+			var err error
+			r.Conns, err = Connections(ctx, ConnNodes, ConnProxies)
+			return err
+		})
+		if err != nil {
+			return r, err
+		}
+	}
+	r.Machine.LoadEnd = loadAverage()
+	r.Rows = Rows(cfg, r.Rounds)
+	r.Elapsed = time.Since(start)
 	return r, nil
 }
