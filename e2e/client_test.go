@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/testutil"
 )
 
 // caller is what the scenarios need of a client: *relay.Node, or
@@ -55,7 +56,7 @@ func (c procClient) run(ctx context.Context, cmdName string, t relay.Target, met
 	pctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(pctx, nodeBin, argv...)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()

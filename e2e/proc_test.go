@@ -1,23 +1,19 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"log/slog"
-	"net"
-	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
+	procpkg "github.com/relay-dev/relay/internal/proc"
 	"github.com/relay-dev/relay/internal/testredis"
+	"github.com/relay-dev/relay/internal/testutil"
 )
 
 const (
@@ -34,13 +30,12 @@ const (
 // addresses: all of 127/8 is local on Linux.
 var hosts = []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
 
-// proc is a `node serve` process in its own process group.
+// proc is a node process in its own process group.
 type proc struct {
+	*procpkg.Process
 	t    testing.TB
 	host string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when the process has been reaped
+	out  *testutil.SyncBuffer
 }
 
 // launchServe runs `node serve` for host (advertised as host, bound to
@@ -58,23 +53,16 @@ func launchServe(t testing.TB, redisURL, host, bindAddr string, extra ...string)
 // test fails.
 func launch(t testing.TB, host string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(nodeBin, args...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = time.Second // the output copiers, should a child hold the pipe
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node %s %s: %v", args[0], host, err)
+	out := &testutil.SyncBuffer{}
+	pp, err := procpkg.Start("node "+args[0]+" "+host, out, nodeBin, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := &proc{t: t, host: host, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{Process: pp, t: t, host: host, out: out}
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("node %s %s (%s) output:\n%s", args[0], host, cmd.ProcessState, out.String())
+			t.Logf("%s (%s) output:\n%s", p.Name, p.State(), out.String())
 		}
 	})
 	return p
@@ -87,50 +75,30 @@ func (p *proc) waitRegistered(redisURL string) {
 	client, closeClient := startNode(p.t, redisURL)
 	defer closeClient()
 	waitFor(p.t, 15*time.Second, func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("node serve %s exited: %s", p.host, p.cmd.ProcessState)
-		default:
+		if p.Exited() {
+			return fmt.Errorf("%s exited: %s", p.Name, p.State())
 		}
 		_, err := get(client, p.host)
 		return err
 	})
 }
 
-// signal sends sig to the process group.
-func (p *proc) signal(sig syscall.Signal) {
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
 // stop sends SIGTERM, then SIGKILL if the process has not exited within
 // stopGrace, and waits until it is reaped. It reports an error exit after
 // SIGTERM. Stopping a stopped process does nothing.
 func (p *proc) stop() {
-	select {
-	case <-p.done:
+	if p.Exited() {
 		return
-	default:
 	}
-	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if !p.cmd.ProcessState.Success() {
-			p.t.Errorf("node serve %s exited with %s after SIGTERM", p.host, p.cmd.ProcessState)
-		}
-		return
-	case <-time.After(stopGrace):
+	if err := p.Stop(stopGrace); err != nil {
+		p.t.Error(err)
 	}
-	p.t.Errorf("node serve %s did not exit within %v of SIGTERM; killing it", p.host, stopGrace)
-	p.kill9()
 }
 
 // kill9 sends SIGKILL and waits until the process is reaped.
 func (p *proc) kill9() {
-	p.signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.t.Errorf("node serve %s not reaped 10s after SIGKILL", p.host)
+	if err := p.Kill(); err != nil {
+		p.t.Error(err)
 	}
 }
 
@@ -149,7 +117,7 @@ func startNode(t testing.TB, redisURL string) (n *relay.Node, closeNode func()) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	n, err := relay.Start(ctx, relay.WithMatchmaker(redisURL), relay.WithHost("tester"),
 		relay.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {
@@ -221,24 +189,14 @@ var loopbackOnce struct {
 // extra, can be bound.
 func checkLoopback(t testing.TB, extra ...string) {
 	t.Helper()
-	bindable := func(addrs []string) error {
-		for _, h := range addrs {
-			l, err := net.Listen("tcp", net.JoinHostPort(h, "0"))
-			if err != nil {
-				return fmt.Errorf("cannot bind %s (%v): these tests need the loopback "+
-					"addresses %s; on Linux all of 127.0.0.0/8 is local, elsewhere add aliases "+
-					"(macOS: sudo ifconfig lo0 alias 127.0.0.2 up, and so on)", h, err, strings.Join(append(hosts, extra...), ", "))
-			}
-			l.Close()
-		}
-		return nil
-	}
-	loopbackOnce.Do(func() { loopbackOnce.err = bindable(hosts) })
+	loopbackOnce.Do(func() { loopbackOnce.err = procpkg.CheckLoopback(hosts...) })
 	if loopbackOnce.err != nil {
 		t.Fatal(loopbackOnce.err)
 	}
-	if err := bindable(extra); err != nil {
-		t.Fatal(err)
+	if len(extra) > 0 {
+		if err := procpkg.CheckLoopback(extra...); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -271,22 +229,4 @@ func errKind(err error) string {
 		return "context.DeadlineExceeded"
 	}
 	return "untyped"
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/relay-dev/relay/internal/testutil"
 )
@@ -22,23 +19,7 @@ import (
 // tests run with it), so that every test runs the command as a user does.
 var nodeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "relay-cmd-node-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cmd/node: temp dir: %v\n", err)
-		os.Exit(1)
-	}
-	nodeBin = filepath.Join(dir, "node")
-	if err := testutil.BuildNode("../..", nodeBin, raceEnabled); err != nil {
-		fmt.Fprintf(os.Stderr, "cmd/node: %v\n", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}))
-}
+func TestMain(m *testing.M) { testutil.MainWithNode(m, "../..", raceEnabled, &nodeBin) }
 
 // result is what a finished node process did.
 type result struct {

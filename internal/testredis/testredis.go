@@ -16,6 +16,9 @@
 // A missing binary fails the test with a message saying how to install it; it
 // never skips.
 //
+// Launch starts a plain server for a program rather than a test (`node
+// chaos`): the caller stops it, and Relaunch restarts it empty.
+//
 // Concurrency: the methods of Server, Sentinel and Cluster are safe for
 // concurrent use. The package starts no goroutines.
 package testredis
@@ -34,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-dev/relay/internal/proc"
 	"github.com/relay-dev/relay/internal/testutil"
 )
 
@@ -115,6 +119,26 @@ func startServer(t testing.TB, name string, c config, extra []string) *Server {
 	return s
 }
 
+// Launch starts a redis-server as Start does, without a test: in dir, on a
+// free port of 127.0.0.1, with no persistence. The caller must Stop it (it
+// is also killed if this process dies). A missing binary is an error
+// saying to run `make deps`.
+func Launch(dir string) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: run `make deps` (installs redis-server)")
+	}
+	port, err := proc.FreePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{name: "redis-server", bin: bin, dir: dir, port: port}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Addr returns "127.0.0.1:PORT".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
@@ -171,13 +195,30 @@ func (s *Server) Stop() {
 }
 
 // Restart starts the server again on the same port, with an empty dataset,
-// and waits until it answers PING. It fails the test if it cannot.
+// and waits until it answers PING. It fails the test if it cannot. (For a
+// server of Launch, use Relaunch.)
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.Stop()
-	if err := s.start(); err != nil {
+	if err := s.Relaunch(); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// Relaunch is Restart returning its error: it kills the server if it runs,
+// starts it again on the same port, empty, and waits until it answers PING.
+func (s *Server) Relaunch() error {
+	s.Stop()
+	return s.start()
+}
+
+// Pid returns the process id of the running server, 0 while it is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 func (s *Server) start() error {
@@ -224,7 +265,7 @@ func startProcess(name, bin, dir string, args []string, ep endpoint) (*exec.Cmd,
 	if err := testutil.Poll(startTimeout, func() error { _, err := ep.do("PING"); return err }); err != nil {
 		kill(cmd)
 		return nil, fmt.Errorf("testredis: %s on %s did not answer PING within %v: %v\n%s log:\n%s",
-			name, ep.addr, startTimeout, err, name, tail(logPath))
+			name, ep.addr, startTimeout, err, name, proc.Tail(logPath, 20))
 	}
 	return cmd, nil
 }
@@ -251,23 +292,9 @@ func lookPath(t testing.TB, name string) string {
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort("127.0.0.1")
 	if err != nil {
-		t.Fatalf("testredis: free port: %v", err)
+		t.Fatalf("testredis: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// tail returns the last lines of the file at path.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
+	return port
 }

@@ -7,6 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // BuildNode builds the node command (./cmd/node of the module rooted at
@@ -30,6 +33,29 @@ func BuildNode(root, out string, race bool) error {
 		return fmt.Errorf("go build ./cmd/node in %s (needs libzmq3-dev and pkg-config: run make deps): %v\n%s", filepath.Clean(root), err, b)
 	}
 	return nil
+}
+
+// MainWithNode is the TestMain of a package whose tests run the node
+// command: it builds ./cmd/node of the module rooted at root into a
+// temporary directory (with -race when race is true), sets *bin to its
+// path, runs the tests, fails the package if a goroutine outlives them,
+// removes the directory and exits.
+func MainWithNode(m *testing.M, root string, race bool, bin *string) {
+	dir, err := os.MkdirTemp("", "relay-node-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "temp dir: %v\n", err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, "node")
+	if err := BuildNode(root, *bin, race); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a process's output
