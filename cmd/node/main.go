@@ -13,14 +13,15 @@
 //	node keygen [--dir DIR] NAME                           write a CURVE key pair
 //	node demo                                              a 3-server cluster in one process, explained
 //	node bench [flags]                                     relay against raw libzmq
+//	node chaos [--mode M --seed N --duration D]            a cluster killed at random; what was lost
 //
 // ARG and PAYLOAD are JSON, "@FILE" or "-" (standard input). Flags may come
 // before or after the positional arguments; every flag can also be set as
 // RELAY_<FLAG> or in the YAML file named by --config, which every command
 // reads, each taking the keys it knows.
 //
-// It parses flags and calls the relay package and the internal demo and
-// bench packages; it holds no logic of its own.
+// It parses flags and calls the relay package and the internal demo,
+// bench and chaos packages; it holds no logic of its own.
 package main
 
 import (
@@ -46,7 +47,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),
-		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), keygenCommand(), demoCommand(), benchCommand(),
+		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), keygenCommand(), demoCommand(), benchCommand(), chaosCommand(),
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/chaos"
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/metrics"
@@ -139,6 +141,7 @@ Servers always acknowledge a call or cast that asks for it (a client's
 			fs.BoolVar(&router, "router-proxy", false, "take calls and casts through router proxies (node proxy --router); clients need it too")
 			fs.BoolVar(&acks, "acks", false, "only for the calls and casts this node sends itself (serve sends none): servers always acknowledge what asks for it")
 			httpAddr := httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
+			journal := fs.String("journal", "", "also serve node chaos's methods (chaos_apply, chaos_kill) and its notifications, appending what they apply to this file (node chaos sets it)")
 			return func(c *cli) int {
 				if code, ok := c.noArgs(); !ok {
 					return code
@@ -181,12 +184,23 @@ Servers always acknowledge a call or cast that asks for it (a client's
 					return c.fail(err)
 				}
 				(&demo.Endpoint{Host: node.Host()}).Register(srv)
+				var harness *chaos.Endpoint
+				if *journal != "" {
+					if harness, err = chaos.Serve(node, srv, *journal); err != nil {
+						node.Close()
+						return c.fail(err)
+					}
+				}
 				serving.Store(true)
 				log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
 					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", matchmaker.Redact(nf.matchmaker))
 				<-ctx.Done()
 				log.Info("signal received; closing")
-				if err := node.Close(); err != nil {
+				err = node.Close()
+				if harness != nil {
+					err = errors.Join(err, harness.Close())
+				}
+				if err != nil {
 					return c.fail(fmt.Errorf("close: %w", err))
 				}
 				return 0

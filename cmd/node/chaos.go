@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/relay-dev/relay/internal/chaos"
+)
+
+// exitViolated is chaos --check's exit code when an invariant did not hold.
+const exitViolated = 3
+
+func chaosCommand() command {
+	return command{
+		name:     "chaos",
+		short:    "run a cluster under load, kill its parts at random, and count what was lost",
+		synopsis: "[--mode direct|router|pubsub] [--seed N] [--duration D] [--json] [--check]",
+		about: `Starts a cluster of real processes on loopback addresses: a redis-server on
+a free port, --servers node serve processes (127.0.0.21, .22, ...) and, in
+router or pubsub mode, --proxies node proxy processes (127.0.0.41, ...).
+Client nodes inside this process (127.0.0.20) send mixed load for
+--duration: calls and casts with and without acks, fanouts and
+notifications, each with a key of its own. Meanwhile, at times drawn from
+--seed, it kills actors inside the nodes, kills servers and proxies with
+kill -9 (and starts them again), and kills Redis (it comes back empty) or
+pauses it. Each server appends what its handlers start and apply to a
+journal file (fsync'd), so the count survives kill -9.
+
+It then prints: the faults; calls issued / ok / typed errors / untyped /
+unresolved / late; one-way messages sent / accepted / applied / lost (at a
+kill, counted by the sender, or silent) / handled twice; file descriptors,
+goroutines and RSS of every process at the start and the end; the nodes'
+counters. docs/RELIABILITY.md explains each column. The same --seed (and
+flags) gives the same faults at the same times; the load's timing varies.
+
+Needs redis-server (make deps). Progress goes to stderr, the report to
+stdout. Exit code 0 when the run completed (with --check: and the
+invariants held: no call unresolved or late, no process crashed), 1 when
+it could not run, 3 with --check when an invariant did not hold.
+`,
+		examples: `  node chaos                                   60 s, direct mode, a random seed
+  node chaos --mode router --seed 42 --duration 30s
+  node chaos --mode pubsub --json > chaos.json
+  node chaos --serve-arg=--data-dir={dir}      each server with a data directory of its own
+  make chaos
+`,
+		setup: func(fs *flag.FlagSet) func(*cli) int {
+			def := chaos.DefaultConfig()
+			cfg := def
+			var serveArgs argsFlag
+			fs.StringVar(&cfg.Mode, "mode", def.Mode, "topology: "+strings.Join(chaos.Modes, ", ")+" (router: calls and casts through router proxies; pubsub: fanouts and notifications through publisher proxies)")
+			fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the faults and the load's choices (0: a random one, printed)")
+			fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long the load and the faults last")
+			fs.IntVar(&cfg.Servers, "servers", def.Servers, "node serve processes")
+			fs.IntVar(&cfg.Proxies, "proxies", def.Proxies, "proxy processes in router and pubsub modes")
+			fs.IntVar(&cfg.Rate, "rate", def.Rate, "messages per second, all kinds together")
+			fs.IntVar(&cfg.Workers, "workers", def.Workers, "goroutines sending the load (a call holds one until it ends)")
+			fs.DurationVar(&cfg.Work, "work", def.Work, "a handler works up to this long")
+			fs.DurationVar(&cfg.CallTimeout, "call-timeout", def.CallTimeout, "deadline of each call")
+			fs.DurationVar(&cfg.CastTimeout, "cast-timeout", def.CastTimeout, "deadline of each cast, fanout and notification")
+			fs.DurationVar(&cfg.LateAfter, "late-after", def.LateAfter, "a call that ends later than this past its deadline is late")
+			fs.DurationVar(&cfg.TTL, "ttl", def.TTL, "registration TTL of the servers and proxies")
+			fs.DurationVar(&cfg.MeanGap, "mean-gap", def.MeanGap, "mean time between two faults")
+			fs.BoolVar(&cfg.NewPorts, "new-ports", false, "restart a killed server on a new port (default: its old one, where resends find it)")
+			fs.Var(&serveArgs, "serve-arg", "an argument added to every node serve, {host} and {dir} replaced by the server's name and a directory of its own; repeat it")
+			dir := fs.String("dir", "", "directory for the journals and logs, kept (default: a temporary one, removed unless an invariant failed)")
+			asJSON := fs.Bool("json", false, "print the report as JSON")
+			check := fs.Bool("check", false, fmt.Sprintf("exit with code %d when an invariant did not hold", exitViolated))
+			return func(c *cli) int {
+				if code, ok := c.noArgs(); !ok {
+					return code
+				}
+				bin, err := os.Executable()
+				if err != nil {
+					return c.fail(fmt.Errorf("the node binary to run: %w", err))
+				}
+				cfg.NodeBin, cfg.ServeArgs, cfg.Log, cfg.Dir = bin, serveArgs, c.stderr, *dir
+				if cfg.Seed == 0 {
+					cfg.Seed = rand.Int64N(1<<31) + 1
+				}
+				fmt.Fprintf(c.stderr, "node chaos: seed %d, mode %s, %v\n", cfg.Seed, cfg.Mode, cfg.Duration)
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				rep, err := chaos.Run(ctx, cfg)
+				if err != nil {
+					if msg, ok := strings.CutPrefix(err.Error(), "chaos: --"); ok {
+						return c.usageError("--%s", msg)
+					}
+					return c.fail(err)
+				}
+				violated := rep.Violations()
+				if *dir == "" && len(violated) == 0 {
+					os.RemoveAll(rep.Dir)
+					rep.Dir += " (removed: --dir keeps them)"
+				}
+				if *asJSON {
+					enc := json.NewEncoder(c.stdout)
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(rep); err != nil {
+						return c.fail(err)
+					}
+				} else {
+					rep.Write(c.stdout)
+				}
+				if *check && len(violated) > 0 {
+					return exitViolated
+				}
+				return 0
+			}
+		},
+	}
+}
+
+// argsFlag is a flag that may be repeated, each value one argument (commas
+// kept).
+type argsFlag []string
+
+func (a *argsFlag) String() string { return strings.Join(*a, " ") }
+
+func (a *argsFlag) Set(s string) error {
+	*a = append(*a, s)
+	return nil
+}
+
+// Get implements flag.Getter.
+func (a *argsFlag) Get() any { return []string(*a) }

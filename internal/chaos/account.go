@@ -1,0 +1,362 @@
+package chaos
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relay-dev/relay"
+)
+
+// killSlack: a message accepted this soon after a process on its path was
+// killed counts as lost at that kill (the sender had not seen the death
+// yet: without acks, what it sent into the dead connection is gone).
+const killSlack = 100 * time.Millisecond
+
+// run is one run of a handler on a key, from a server's journals.
+type run struct {
+	server  string
+	inc     int
+	killed  bool // its process was killed (or crashed) later
+	applied bool // the handler applied it (an A record)
+}
+
+// handled sums up the runs of one key: whether it was applied, whether a
+// handler ran more than once and, if so, whether each run but the last
+// was cut short by its process's death (a crash during the handler: what
+// at-least-once delivery allows).
+func handled(rs []run) (applied, twice, atCrash bool) {
+	for _, r := range rs {
+		applied = applied || r.applied
+	}
+	if len(rs) < 2 {
+		return applied, false, false
+	}
+	atCrash = true
+	for _, r := range rs[:len(rs)-1] {
+		if r.applied || !r.killed {
+			atCrash = false
+		}
+	}
+	return applied, true, atCrash
+}
+
+// runKey is the key of a message's runs: its key, and for a fanout, which
+// every server handles, the server too.
+func runKey(key, server string) string {
+	if strings.HasPrefix(key, kindFanout+"/") {
+		return key + "@" + server
+	}
+	return key
+}
+
+// readRuns reads every journal of every server: the runs by run key.
+func (h *harness) readRuns() map[string][]run {
+	runs := map[string][]run{}
+	for _, m := range h.servers {
+		for _, inc := range m.snapshot() {
+			recs, err := readJournal(inc.journal)
+			if err != nil {
+				h.note("journal %s: %v", inc.journal, err)
+			}
+			killed := inc.end == endKilled || inc.end == endCrashed
+			for _, r := range recs {
+				if strings.HasPrefix(r.key, probePrefix) {
+					continue
+				}
+				rk := runKey(r.key, m.name)
+				if r.kind == recStarted {
+					runs[rk] = append(runs[rk], run{server: m.name, inc: inc.n, killed: killed})
+					continue
+				}
+				rs, found := runs[rk], false
+				for i := len(rs) - 1; i >= 0 && !found; i-- {
+					if rs[i].server == m.name && rs[i].inc == inc.n && !rs[i].applied {
+						rs[i].applied, found = true, true
+					}
+				}
+				if !found {
+					runs[rk] = append(rs, run{server: m.name, inc: inc.n, killed: killed, applied: true})
+				}
+			}
+		}
+	}
+	return runs
+}
+
+// account turns the messages sent, the journals, the processes' lives and
+// the client nodes' counters into the report's rows.
+func (h *harness) account(ops []op, faults []Fault, before, after map[string]relay.Stats) *Report {
+	cfg := &h.cfg
+	rep := &Report{Mode: cfg.Mode, Seed: cfg.Seed, Duration: cfg.Duration, Rate: cfg.Rate,
+		Servers: len(h.servers), Proxies: len(h.proxies), Faults: faults, Dir: cfg.Dir,
+		CallTimeout: cfg.CallTimeout, LateAfter: cfg.LateAfter}
+	runs := h.readRuns()
+	kills := h.killTimes()
+	lives := map[string][]incarnation{}
+	for _, m := range h.servers {
+		lives[m.name] = m.snapshot()
+	}
+	servers, proxies := h.memberNames(h.servers), h.memberNames(h.proxies)
+	// killed reports whether a process of names was killed (or crashed)
+	// between killSlack before from and to.
+	killed := func(from, to time.Time, names ...string) bool {
+		from = from.Add(-killSlack)
+		for _, n := range names {
+			for _, t := range kills[n] {
+				if !t.Before(from) && !t.After(to) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	// onPath returns the proxies a kind goes through in this mode.
+	onPath := func(kind string) []string {
+		switch {
+		case cfg.Mode == ModeRouter && kind != kindNotify:
+			return proxies
+		case cfg.Mode == ModePubSub && (kind == kindFanout || kind == kindNotify):
+			return proxies
+		}
+		return nil
+	}
+	// settled reports whether server s was ready from settle before from
+	// until to: a fanout then must reach it.
+	settled := func(s string, from, to time.Time) bool {
+		for _, inc := range lives[s] {
+			if !inc.readyAt.IsZero() && !inc.readyAt.After(from.Add(-settle)) &&
+				(inc.ended.IsZero() || !inc.ended.Before(to) || inc.end == endStopped) {
+				return true
+			}
+		}
+		return false
+	}
+
+	sent := map[string]bool{}
+	calls := map[string]*CallRow{}
+	casts := map[string]*CastRow{}
+	for _, k := range kindSpecs {
+		if isCall(k.name) {
+			calls[k.name] = &CallRow{Kind: k.name, Label: k.label, Typed: map[string]int{}}
+		} else {
+			casts[k.name] = &CastRow{Kind: k.name, Label: k.label, Refused: map[string]int{}}
+		}
+	}
+	for i := range ops {
+		o := &ops[i]
+		sent[o.Key] = true
+		if isCall(o.Kind) {
+			calls[o.Kind].add(o, runs[o.Key], cfg)
+			continue
+		}
+		row := casts[o.Kind]
+		row.Sent++
+		if !o.accepted() {
+			row.Refused[o.Err]++
+			if applied, _, _ := handled(runs[o.Key]); applied && o.Kind != kindFanout {
+				row.RefusedApplied++
+			}
+			continue
+		}
+		row.Accepted++
+		from, to := o.Start.Add(o.Took), o.Start.Add(cfg.CastTimeout)
+		if o.Kind == kindFanout {
+			for _, s := range servers {
+				if !settled(s, from, to) {
+					continue
+				}
+				applied, twice, atCrash := handled(runs[runKey(o.Key, s)])
+				atKill := killed(from, to, append([]string{s}, onPath(o.Kind)...)...)
+				row.count(applied, twice, atCrash, atKill)
+				if !applied && (!atKill || o.Kind == kindACast) {
+					row.sample(fmt.Sprintf("%s at %.2fs to %s", o.Key, from.Sub(h.begin).Seconds(), s))
+				}
+			}
+			continue
+		}
+		receivers := servers
+		if o.Server != "" {
+			receivers = []string{o.Server}
+		}
+		applied, twice, atCrash := handled(runs[o.Key])
+		atKill := killed(from, to, append(receivers, onPath(o.Kind)...)...)
+		row.count(applied, twice, atCrash, atKill)
+		if !applied && (!atKill || o.Kind == kindACast) {
+			row.sample(fmt.Sprintf("%s at %.2fs%s", o.Key, from.Sub(h.begin).Seconds(), strings.TrimSuffix(" to "+o.Server, " to ")))
+		}
+	}
+	for rk := range runs {
+		key, _, _ := strings.Cut(rk, "@")
+		if !sent[key] {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("a journal holds key %s, which the load never sent", key))
+			break
+		}
+	}
+	for _, k := range kindSpecs {
+		if k.name == kindFanout && cfg.Mode == ModeRouter {
+			continue
+		}
+		if c, ok := calls[k.name]; ok {
+			rep.Calls = append(rep.Calls, *c)
+			continue
+		}
+		c := casts[k.name]
+		c.Counted = after[k.client].DroppedCasts - before[k.client].DroppedCasts
+		excused := c.LostAtKill // without acks, what a kill takes is gone
+		if k.name == kindACast {
+			excused = 0 // with acks, nothing may be lost uncounted
+		}
+		c.Silent = max(0, c.Lost-excused-int(c.Counted))
+		rep.Casts = append(rep.Casts, *c)
+	}
+	return rep
+}
+
+// add counts one call.
+func (r *CallRow) add(o *op, runs []run, cfg *Config) {
+	r.Issued++
+	applied, twice, atCrash := handled(runs)
+	if twice {
+		r.Twice++
+		if atCrash {
+			r.TwiceAtCrash++
+		}
+	}
+	if o.Unresolved {
+		r.Unresolved++
+		return
+	}
+	if over := o.Took - cfg.CallTimeout; over > r.WorstOverrun {
+		r.WorstOverrun = over
+	}
+	if o.Took-cfg.CallTimeout > cfg.LateAfter {
+		r.Late++
+	}
+	switch o.Err {
+	case "":
+		r.OK++
+		if o.Reply != o.Key {
+			r.Wrong++
+		}
+		if !applied {
+			r.OKNotApplied++
+		}
+	case untyped:
+		r.Untyped++
+		if r.UntypedSample == "" {
+			r.UntypedSample = o.Msg
+		}
+	default:
+		r.Typed[o.Err]++
+	}
+}
+
+// count counts one delivery expected of an accepted one-way message.
+func (r *CastRow) count(applied, twice, atCrash, killed bool) {
+	r.Expected++
+	switch {
+	case applied:
+		r.Applied++
+	case killed:
+		r.Lost++
+		r.LostAtKill++
+	default:
+		r.Lost++
+	}
+	if twice {
+		r.Twice++
+		if atCrash {
+			r.TwiceAtCrash++
+		}
+	}
+}
+
+// sample keeps the first few lost messages that no kill explains.
+func (r *CastRow) sample(s string) {
+	if len(r.LostSample) < 5 {
+		r.LostSample = append(r.LostSample, s)
+	}
+}
+
+// addProcesses fills in the processes' table and the crashes.
+func (rep *Report) addProcesses(h *harness, start, end map[string]usageOf) {
+	row := func(name, role string) ProcessRow {
+		r := ProcessRow{Name: name, Role: role, Goroutines: [2]int{-1, -1}}
+		if u, ok := start[name]; ok {
+			r.Start, r.Goroutines[0], r.Measured[0] = u.Usage, u.Goroutines, true
+		}
+		if u, ok := end[name]; ok {
+			r.End, r.Goroutines[1], r.Measured[1] = u.Usage, u.Goroutines, true
+		}
+		return r
+	}
+	for _, m := range append(append([]*member{}, h.servers...), h.proxies...) {
+		r := row(m.name, m.role)
+		for _, inc := range m.snapshot() {
+			r.Starts++
+			switch inc.end {
+			case endKilled:
+				r.Kills++
+			case endNotReady:
+				r.FailedStarts++
+			case endCrashed, endUnclean:
+				r.Crashes++
+				rep.Crashes = append(rep.Crashes, Crash{Name: m.name, Incarnation: inc.n, How: inc.end,
+					Exit: inc.exit, Log: inc.log, Tail: inc.tail})
+			}
+		}
+		rep.Processes = append(rep.Processes, r)
+	}
+	r := row("redis", roleRedis)
+	h.mu.Lock()
+	r.Starts, r.Kills = h.redisStarts, len(h.redisKills)
+	h.mu.Unlock()
+	rep.Processes = append(rep.Processes, r)
+	r = row(harnessName, roleHarness)
+	r.Starts = 1
+	rep.Processes = append(rep.Processes, r)
+}
+
+// addCounters fills in the counters: the client nodes' over the run, the
+// surviving servers' since their last start.
+func (rep *Report) addCounters(before, after, survivors map[string]relay.Stats) {
+	for _, name := range loadClients {
+		rep.Counters = append(rep.Counters, CounterRow{Node: "client " + name, Counters: counters(after[name], before[name])})
+	}
+	for _, name := range slices.Sorted(maps.Keys(survivors)) {
+		rep.Counters = append(rep.Counters, CounterRow{Node: name, Counters: counters(survivors[name], relay.Stats{})})
+	}
+}
+
+// counters returns the counters of s less those of base that are not zero.
+func counters(s, base relay.Stats) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, c := range []struct {
+		name    string
+		s, base uint64
+	}{
+		{"DroppedCasts", s.DroppedCasts, base.DroppedCasts}, {"DroppedReplies", s.DroppedReplies, base.DroppedReplies},
+		{"Resends", s.Resends, base.Resends}, {"Duplicates", s.Duplicates, base.Duplicates},
+		{"LateReplies", s.LateReplies, base.LateReplies}, {"ExpiredRequests", s.ExpiredRequests, base.ExpiredRequests},
+		{"FailedCasts", s.FailedCasts, base.FailedCasts}, {"Malformed", s.Malformed, base.Malformed},
+		{"UnknownVersion", s.UnknownVersion, base.UnknownVersion}, {"UnexpectedKind", s.UnexpectedKind, base.UnexpectedKind},
+		{"HandlerPanics", s.HandlerPanics, base.HandlerPanics}, {"LoopFailures", s.LoopFailures, base.LoopFailures},
+		{"Cancelled", s.Cancelled, base.Cancelled}, {"AcksSent", s.AcksSent, base.AcksSent},
+		{"AcksReceived", s.AcksReceived, base.AcksReceived},
+	} {
+		if d := c.s - c.base; d != 0 {
+			out[c.name] = d
+		}
+	}
+	restarts := 0
+	for name, n := range s.Restarts {
+		restarts += n - base.Restarts[name]
+	}
+	if restarts != 0 {
+		out["ActorRestarts"] = uint64(restarts)
+	}
+	return out
+}
