@@ -93,22 +93,19 @@ func (m *member) launch(ctx context.Context, nodeBin, dir string, port int) erro
 			return err
 		}
 		err = testutil.Poll(startTimeout, func() error {
-			if logHas(inc.log, m.ready) {
+			if inc.p.Exited() || logHas(inc.log, m.ready) {
 				return nil
-			}
-			if inc.p.Exited() {
-				return errExited
 			}
 			return fmt.Errorf("%s not ready after %v", m.name, startTimeout)
 		})
-		if err == nil {
+		if err != nil {
+			return fmt.Errorf("chaos: %w (log %s:\n%s)", err, inc.log, proc.Tail(inc.log, 15))
+		}
+		if !inc.p.Exited() {
 			m.mu.Lock()
 			inc.readyAt = time.Now()
 			m.mu.Unlock()
 			return nil
-		}
-		if err != errExited {
-			return fmt.Errorf("chaos: %w (log %s:\n%s)", err, inc.log, proc.Tail(inc.log, 15))
 		}
 		// A failed start (Redis down, no proxy registered yet) or a
 		// crash: try again after a pause, unless the run is over.
@@ -120,8 +117,6 @@ func (m *member) launch(ctx context.Context, nodeBin, dir string, port int) erro
 		}
 	}
 }
-
-var errExited = fmt.Errorf("exited before it was ready")
 
 // startOnce starts one incarnation.
 func (m *member) startOnce(nodeBin, dir string, port int) (*incarnation, error) {
