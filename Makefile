@@ -8,7 +8,7 @@ endif
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test cover demo bench fuzz
+.PHONY: help deps build test cover demo bench chaos fuzz
 
 help: ## list the targets
 	@echo "relay make targets:"
@@ -50,6 +50,10 @@ demo: deps ## run the demo cluster (go run ./cmd/node demo)
 bench: deps ## measure issue 8's rows against raw libzmq and the other baselines, with verdicts (BENCHFLAGS="--grpc-p50 55us")
 	@echo "==> bench: go run ./cmd/node bench $(BENCHFLAGS) (node bench -h lists the rows and targets)"
 	$(GO) run ./cmd/node bench $(BENCHFLAGS)
+
+chaos: deps ## kill a cluster's parts at random under load for 60 s; what was lost (CHAOS="--mode router --seed 42")
+	@echo "==> chaos: go run ./cmd/node chaos --check $(CHAOS)"
+	$(GO) run ./cmd/node chaos --check $(CHAOS)
 
 FUZZTIME ?= 15s
 
