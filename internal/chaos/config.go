@@ -87,8 +87,10 @@ func (c *Config) validate() error {
 		return bad("workers", "want at least 1, got %d", c.Workers)
 	case c.Work < 0:
 		return bad("work", "must not be negative, got %v", c.Work)
-	case c.CallTimeout <= 0 || c.CastTimeout <= 0:
-		return bad("call-timeout", "and --cast-timeout must be positive, got %v and %v", c.CallTimeout, c.CastTimeout)
+	case c.CallTimeout <= 0:
+		return bad("call-timeout", "must be positive, got %v", c.CallTimeout)
+	case c.CastTimeout <= 0:
+		return bad("cast-timeout", "must be positive, got %v", c.CastTimeout)
 	case c.LateAfter < 0:
 		return bad("late-after", "must not be negative, got %v", c.LateAfter)
 	case c.TTL < time.Second:

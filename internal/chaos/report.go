@@ -15,16 +15,17 @@ import (
 // Report is what a run did. docs/RELIABILITY.md explains each column of
 // its table (Write).
 type Report struct {
-	Mode             string        `json:"mode"`
-	Seed             int64         `json:"seed"`
-	Duration         time.Duration `json:"duration"`
-	Rate             int           `json:"rate"`
-	Servers, Proxies int
-	CallTimeout      time.Duration `json:"call_timeout"`
-	LateAfter        time.Duration `json:"late_after"`
-	Dir              string        `json:"dir"`          // the journals and logs
-	LoadAverage      [2]string     `json:"load_average"` // at the start and at the end of the load
-	Skipped          int           `json:"skipped"`      // messages the pacer could not send: every worker was busy
+	Mode        string        `json:"mode"`
+	Seed        int64         `json:"seed"`
+	Duration    time.Duration `json:"duration"`
+	Rate        int           `json:"rate"`
+	Servers     int           `json:"servers"`
+	Proxies     int           `json:"proxies"`
+	CallTimeout time.Duration `json:"call_timeout"`
+	LateAfter   time.Duration `json:"late_after"`
+	Dir         string        `json:"dir"`          // the journals and logs
+	LoadAverage [2]string     `json:"load_average"` // at the start and at the end of the load
+	Skipped     int           `json:"skipped"`      // messages the pacer could not send: every worker was busy
 
 	Faults    []Fault      `json:"faults"`
 	Calls     []CallRow    `json:"calls"`
@@ -37,11 +38,12 @@ type Report struct {
 
 // CallRow counts the calls of one kind.
 type CallRow struct {
-	Kind, Label string
-	Issued      int            `json:"issued"`
-	OK          int            `json:"ok"`
-	Typed       map[string]int `json:"typed"`   // errors relay names, by name
-	Untyped     int            `json:"untyped"` // errors relay does not classify
+	Kind    string         `json:"kind"`
+	Label   string         `json:"label"`
+	Issued  int            `json:"issued"`
+	OK      int            `json:"ok"`
+	Typed   map[string]int `json:"typed"`   // errors relay names, by name
+	Untyped int            `json:"untyped"` // errors relay does not classify
 	// UntypedSample is the text of one untyped error.
 	UntypedSample string `json:"untyped_sample,omitempty"`
 	// Unresolved: calls that had not returned by their deadline plus the
@@ -59,10 +61,11 @@ type CallRow struct {
 // CastRow counts the one-way messages of one kind: casts, fanouts (counted
 // per server that should get them) and notifications.
 type CastRow struct {
-	Kind, Label string
-	Sent        int            `json:"sent"`
-	Accepted    int            `json:"accepted"` // Cast or Notify returned nil
-	Refused     map[string]int `json:"refused"`  // errors, by name
+	Kind     string         `json:"kind"`
+	Label    string         `json:"label"`
+	Sent     int            `json:"sent"`
+	Accepted int            `json:"accepted"` // Cast or Notify returned nil
+	Refused  map[string]int `json:"refused"`  // errors, by name
 	// RefusedApplied: refused, yet applied.
 	RefusedApplied int `json:"refused_applied"`
 	// Expected deliveries: one per accepted message (a fanout: one per
@@ -88,12 +91,14 @@ type CastRow struct {
 // ProcessRow is one process: its starts and kills, and what it held at the
 // start and at the end of the load.
 type ProcessRow struct {
-	Name, Role   string
+	Name         string     `json:"name"`
+	Role         string     `json:"role"`
 	Starts       int        `json:"starts"`
 	Kills        int        `json:"kills"`
 	Crashes      int        `json:"crashes"`
 	FailedStarts int        `json:"failed_starts"`
-	Start, End   proc.Usage // Measured says which were read
+	Start        proc.Usage `json:"start"` // Measured says which were read
+	End          proc.Usage `json:"end"`
 	Measured     [2]bool    `json:"measured"`
 	Goroutines   [2]int     `json:"goroutines"` // -1: not known
 }
