@@ -3,11 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"strings"
 	"time"
 
+	"github.com/relay-dev/relay/internal/proc"
 	"github.com/relay-dev/relay/sockets"
 )
 
@@ -57,19 +56,6 @@ type Machine struct {
 	Go         string `json:"go"`
 	LoadStart  string `json:"load_start"`
 	LoadEnd    string `json:"load_end"`
-}
-
-// loadAverage returns the three load averages of /proc/loadavg.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unavailable"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unavailable"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // Round holds every measurement of one round. A field a round did not
@@ -274,7 +260,7 @@ func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
 	}
 	start := time.Now()
 	r := Report{Config: cfg, Machine: Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), LoadStart: loadAverage()}}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), LoadStart: proc.LoadAverage()}}
 	do := func(what string, run func() error) error {
 		step(what)
 		t := time.Now()
@@ -303,7 +289,7 @@ func Run(ctx context.Context, cfg Config, step func(string)) (Report, error) {
 			return r, err
 		}
 	}
-	r.Machine.LoadEnd = loadAverage()
+	r.Machine.LoadEnd = proc.LoadAverage()
 	r.Rows = Rows(cfg, r.Rounds)
 	r.Elapsed = time.Since(start)
 	return r, nil

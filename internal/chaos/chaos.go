@@ -353,7 +353,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	}
 	startUsage := h.usage()
 	startStats := h.clientStats()
-	loadAvg := [2]string{loadAverage()}
+	loadAvg := [2]string{proc.LoadAverage()}
 
 	l := newLoad(cfg, h.clients, h.memberNames(h.servers))
 	h.begin = time.Now()
@@ -377,7 +377,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	survivors := h.survivorStats()
 	endStats := h.clientStats()
 	endUsage := h.usage()
-	loadAvg[1] = loadAverage()
+	loadAvg[1] = proc.LoadAverage()
 	for _, n := range h.clients {
 		n.Close()
 	}
@@ -493,19 +493,6 @@ func waitDone(wait func(), d time.Duration) {
 	case <-done:
 	case <-time.After(d):
 	}
-}
-
-// loadAverage returns the 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // freePorts returns n distinct ports of addr that were free a moment ago.

@@ -94,3 +94,17 @@ func Tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// LoadAverage returns the machine's 1, 5 and 15 minute load averages, as
+// /proc/loadavg has them ("0.52 0.58 0.59"), or "unavailable".
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unavailable"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unavailable"
+	}
+	return strings.Join(f[:3], " ")
+}
