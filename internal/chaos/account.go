@@ -155,7 +155,11 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 		row := casts[o.Kind]
 		row.Sent++
 		if !o.accepted() {
-			row.Refused[o.Err]++
+			label := o.Err
+			if o.Unresolved {
+				label = "never returned"
+			}
+			row.Refused[label]++
 			if applied, _, _ := handled(runs[o.Key]); applied && o.Kind != kindFanout {
 				row.RefusedApplied++
 			}

@@ -30,6 +30,7 @@ type Fault struct {
 	Back   string        `json:"back,omitempty"`   // filled in by the run: when the victim was back
 }
 
+// String renders the fault as a line of the schedule: when, what, whom.
 func (f Fault) String() string {
 	s := fmt.Sprintf("%7.2fs  %-13s %-13s", f.At.Seconds(), f.Kind, f.Victim)
 	switch {
