@@ -13,6 +13,7 @@ import (
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
+	"github.com/relay-dev/relay/store"
 )
 
 // Call sends args to method on one server of t and waits for its reply,
@@ -257,6 +258,13 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 		return err
 	}
 	n.resender.Resent(c, r.resendAddrs(), true)
+	if n.store != nil {
+		// A durable cast: on disk before Cast returns, sent again by the
+		// next process if this one ends before it is acknowledged.
+		if err := n.store.SaveCast(store.Cast{ID: c.ID, Deadline: deadline, Addrs: r.resendAddrs(), Rec: c.Rec}); err != nil {
+			return fmt.Errorf("relay: cast %s on %s: %w", method, t, err)
+		}
+	}
 	// Keep the server's connection while the ACK is awaited: the ACK may
 	// come (OnFinish) before pushAwaited has returned.
 	var (
@@ -265,6 +273,9 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 		finished bool
 	)
 	c.OnFinish(func(actors.Result) {
+		if n.store != nil {
+			n.store.DeleteCastLater(c.ID)
+		}
 		mu.Lock()
 		finished = true
 		done := answered

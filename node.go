@@ -20,6 +20,7 @@ import (
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
+	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -48,7 +49,8 @@ type Node struct {
 	pool          *actors.Pool     // runs handlers
 	intake        *actors.Intake   // turns received batches into work
 	answers       *actors.Answers  // sends answers the way requests came
-	seen          *actors.Seen     // msg_ids of requests with acks, handled once
+	ledger        actors.Ledger    // requests with acks handled, by msg_id: handled once
+	store         *store.Store     // WithDataDir's, or nil
 	subState      *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
 	loops         loops            // the socket loops running now
 	counters      actors.Counters
@@ -114,7 +116,7 @@ type Node struct {
 //	WithSupervisor(strategy)   supervision of the actors (default supervisor.Default)
 //	WithPubSub(on)             fanouts and notifications through publisher proxies (default off)
 //	WithAcks(on)               acknowledged calls and casts, resent until acked, handled once (default off)
-//	WithRetry(base, mult, n)   resend schedule with acks (default 100ms, 2, 6)
+//	WithRetry(base, mult, n)   resend schedule with acks (default 100ms, 2, until the deadline)
 //	WithDedupTTL(d)            how long servers remember msg_ids (default 5m)
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
@@ -153,7 +155,19 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		mm.Close()
 		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
+	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
+	var st *store.Store
+	if o.dataDir != "" {
+		if st, err = store.Open(o.dataDir, o.dedupTTL, o.dedupBytes); err != nil {
+			zctx.Close(time.Second)
+			mm.Close()
+			return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
+		}
+		ledger = st
+	}
 	n := &Node{
+		ledger:    ledger,
+		store:     st,
 		opts:      o,
 		log:       log,
 		sec:       sec,
@@ -163,7 +177,6 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		peers:     sockets.NewPeers(o.queueSize, o.maxConnections),
 		pending:   actors.NewPending(),
 		replies:   sockets.NewOutbox(o.queueSize),
-		seen:      actors.NewSeen(o.dedupTTL),
 		down:      make(chan struct{}),
 		servers:   make(map[string][]*Server),
 		handled:   make(chan struct{}),
@@ -230,6 +243,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
 		}
+	}
+	if err := n.resendStored(); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
 	}
 	if err := n.group.Go(n.renewLoop); err != nil {
 		n.Close()
@@ -446,6 +463,9 @@ func (n *Node) close() error {
 	if err := n.zctx.Close(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	if err := n.ledger.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := n.mm.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -529,4 +549,34 @@ func (n *Node) registered() ([]*Server, []*Listener) {
 		}
 	}
 	return servers, listeners
+}
+
+// resendStored sends again the durable casts an earlier process of this
+// data directory left unacknowledged, each to where it went, until it is
+// acknowledged or its deadline passes.
+func (n *Node) resendStored() error {
+	if n.store == nil {
+		return nil
+	}
+	casts, err := n.store.Casts(time.Now())
+	if err != nil {
+		return err
+	}
+	for _, sc := range casts {
+		c := n.pending.GetFor(sc.ID, sc.Deadline)
+		if len(sc.Rec) > 3 && sc.Rec[3] == 0 {
+			sc.Rec[3] = 1 // the attempt byte: this is a resend
+		}
+		c.Rec = sc.Rec
+		n.resender.Resent(c, sc.Addrs, true)
+		id := sc.ID
+		c.OnFinish(func(actors.Result) { n.store.DeleteCastLater(id) })
+		n.pending.Add(c)
+		_ = n.push(n.base, sc.Addrs[0], sc.Rec, sc.Deadline) // a full queue: the resender tries again
+		n.resender.Schedule(c)
+	}
+	if len(casts) > 0 {
+		n.log.Info("sending again the casts a previous process left unacknowledged", "count", len(casts))
+	}
+	return nil
 }

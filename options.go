@@ -42,7 +42,10 @@ type options struct {
 	inproc           bool
 	publishWindow    int
 	idleTimeout      time.Duration
+	dataDir          string
+	dedupBytes       int
 	maxConnections   int
+	undelivered      func(Undelivered)
 	log              *slog.Logger
 
 	clientInterceptors []ClientInterceptor
@@ -70,12 +73,13 @@ func defaultOptions() options {
 		hwm:             1000,
 		maxMessageSize:  16 << 20,
 		strategy:        supervisor.Default,
-		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Attempts: 6},
+		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Max: time.Second},
 		dedupTTL:        5 * time.Minute,
 		maxHandlers:     256,
 		handlerQueue:    4096,
 		publishWindow:   1024,
 		idleTimeout:     30 * time.Second,
+		dedupBytes:      64 << 20,
 		maxConnections:  4096,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -124,6 +128,9 @@ func (o *options) validate() error {
 	}
 	if o.maxHandlers < 1 {
 		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
+	}
+	if o.dedupBytes < 0 {
+		return bad("WithDedupBytes", "must not be negative, got %d", o.dedupBytes)
 	}
 	if o.idleTimeout < 0 {
 		return bad("WithIdleTimeout", "must not be negative, got %v", o.idleTimeout)
@@ -254,19 +261,24 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // Default false (direct).
 func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 
-// WithAcks asks servers to acknowledge each call and cast on receipt; what
-// is not acknowledged (or, for a call, not answered) is sent again to the
-// same server on the WithRetry schedule until its deadline, and servers
-// handle each msg_id once (WithDedupTTL). A cast that
-// was never acknowledged by its deadline is counted in Stats().DroppedCasts
-// and logged. Default false.
+// WithAcks asks servers to confirm each call and cast once its handler has
+// run (a cast's ACK; a call's reply); what is not confirmed is sent again to
+// the same server on the WithRetry schedule until its deadline, and servers
+// handle each msg_id once (WithDedupTTL; across their restarts with
+// WithDataDir): at least once, and once unless a server stops while the
+// handler runs (Request.Redelivered). A cast that
+// was never acknowledged by its deadline is reported undelivered
+// (WithUndelivered). Default false.
 func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
 
 // WithRetry sets the resend schedule with WithAcks: after base, then
-// base×multiplier, …, at most attempts resends. Default 100ms, 2, 6.
+// base×multiplier, …, each wait at most a second (or base, when longer), at
+// most attempts resends (0: until the deadline). Default 100ms, 2, 0: a
+// message is resent every second until its deadline, so that a server
+// that restarts within it gets it.
 func WithRetry(base time.Duration, multiplier float64, attempts int) Option {
 	return func(o *options) {
-		o.retry = actors.Retry{Base: base, Multiplier: multiplier, Attempts: attempts}
+		o.retry = actors.Retry{Base: base, Multiplier: multiplier, Attempts: attempts, Max: max(base, time.Second)}
 	}
 }
 
@@ -328,3 +340,19 @@ func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleT
 // DEALER each). A call or cast to one more fails with ErrTooManyConnections
 // until an idle one is closed (WithIdleTimeout). Default 4096.
 func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnections = n } }
+
+// WithDataDir keeps what the node must not forget when its process ends in
+// directory dir (made if missing; one node per directory), with bbolt, an
+// embedded store: the requests with acks its servers handled, so that a
+// request resent to its next process is answered again instead of run
+// again; and its casts with acks not yet acknowledged, which its next
+// process sends again until they are (durable casts: Cast returns once the
+// cast is written). Without it both live in memory only. Default none.
+func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
+
+// WithDedupBytes bounds the bytes of answers a server keeps to answer
+// resent calls again (WithAcks; WithDedupTTL bounds how long). Beyond it the
+// oldest answers go: a resend of such a call gets the error code
+// "ReplyUnavailable" (the handler ran, the answer is gone), never a second
+// run. 0: no bound. Default 64 MiB.
+func WithDedupBytes(n int) Option { return func(o *options) { o.dedupBytes = n } }

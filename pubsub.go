@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -139,8 +138,8 @@ func (n *Node) publishers(ctx context.Context) ([]publisher, error) {
 // messages per proxy (WithPublishWindow): publish returns once the message
 // is sent and waits only while the window is full; the resender sends it
 // again through the next proxy until a proxy acknowledges it, and one no
-// proxy acknowledges by its deadline is counted in Stats().DroppedCasts
-// and logged.
+// proxy acknowledges by its deadline is reported undelivered
+// (WithUndelivered).
 func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
 	pubs, err := n.publishers(ctx)
 	if err != nil {
@@ -196,9 +195,6 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 		<-window
 		if res.Err == nil && n.resender.Attempts(c) > 0 {
 			n.suspects.Store(p.front, time.Now().Add(suspectFor))
-		}
-		if errors.Is(res.Err, actors.ErrNoAck) {
-			n.dropped.Warn("published message dropped: no proxy acknowledged it before its deadline", "kind", hdr.Kind, "topic", hdr.Target.Topic)
 		}
 	})
 	n.pending.Add(c)

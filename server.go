@@ -185,6 +185,15 @@ type Request struct {
 	Kind Kind
 	// Header holds the headers the caller sent (nil when none).
 	Header Header
+	// Attempt counts the resends of the request (WithAcks): 0 when first
+	// sent, n for the n-th resend. Redelivered is Attempt > 0: with acks a
+	// request is handled at least once, and twice only when its server
+	// stopped (a crash, a kill) after its handler began and before it was
+	// recorded as handled (with WithDataDir; without, a server that
+	// restarts forgets what it handled). A handler that must not run twice
+	// for one ID checks it.
+	Attempt     int
+	Redelivered bool
 	// Caller is who sent the request, as CURVE authenticated it: its
 	// public key and its name on this node's allow-list (zero without
 	// CURVE; through a router proxy, the client the proxy admitted). A
@@ -257,33 +266,50 @@ func (n *Node) serve(in *actors.Inbound) {
 		ctx = rc
 	}
 	out := n.run(ctx, in, kind)
+	acked := v.AckWanted() && (kind == envelope.KindCall || kind == envelope.KindCast)
 	if kind == envelope.KindCall && rc.cancelled() {
 		// The caller has gone: nobody waits for an answer.
 		n.counters.Cancelled.Add(1)
-		if v.AckWanted() {
-			n.seen.Done(v.ID(), nil)
+		if acked {
+			n.recordHandled(v.ID(), nil)
 		}
 		return
 	}
 	if kind != envelope.KindCall {
-		if v.AckWanted() {
-			n.seen.Done(v.ID(), nil)
+		// A cast with acks is acknowledged now that its handler ran, and
+		// once that is on record: a crash before makes its sender resend.
+		if acked && n.recordHandled(v.ID(), nil) {
+			n.intake.Ack(in)
 		}
 		return
 	}
 	if dl := v.Deadline(); dl != 0 && dl < time.Now().UnixNano() {
 		// The caller has timed out already; a reply would only be late.
 		n.counters.ExpiredRequests.Add(1)
+		if acked {
+			n.recordHandled(v.ID(), nil)
+		}
 		return
 	}
 	rec := n.answer(in, out)
-	if v.AckWanted() {
-		n.seen.Done(v.ID(), rec)
+	if acked && !n.recordHandled(v.ID(), rec) {
+		return // not on record: the caller resends, and the handler runs again
 	}
 	if err := n.answers.Send(in, rec); err != nil {
 		n.counters.DroppedReplies.Add(1)
 		n.dropped.Warn("reply dropped: send queue full", "id", v.ID(), "err", err)
 	}
+}
+
+// recordHandled records in the ledger that the handler of the request with id
+// ran, with its answer; it reports whether that is on record (a durable
+// ledger can fail to write).
+func (n *Node) recordHandled(id envelope.MsgID, reply []byte) bool {
+	if err := n.ledger.Done(id, reply); err != nil {
+		n.failed.Warn("request handled but not recorded; its resend will run it again", "id", id, "err", err)
+		return false
+	}
+	return true
 }
 
 // answer encodes the REPLY (the result encoded in place) or ERROR record
@@ -330,7 +356,8 @@ func (n *Node) run(ctx context.Context, in *actors.Inbound, kind envelope.Kind) 
 	req := &Request{
 		Method: m.name, Target: s.requestTarget(v), ID: v.ID().String(),
 		Deadline: deadlineTime(v.Deadline()), Cast: oneWay, Kind: requestKind(kind, v), body: v.Body(),
-		Caller: Peer{Key: in.Caller, Name: in.CallerName},
+		Caller:  Peer{Key: in.Caller, Name: in.CallerName},
+		Attempt: int(v.Attempt()), Redelivered: v.Attempt() > 0,
 	}
 	if meta := v.Meta(); len(meta) > 0 {
 		if req.Header, err = decodeMeta(meta); err != nil {

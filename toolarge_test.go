@@ -59,4 +59,3 @@ func TestMessageTooLarge(t *testing.T) {
 		t.Errorf("add 1 after the oversized messages = %d, want 1", got)
 	}
 }
-

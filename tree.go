@@ -46,9 +46,9 @@ func (n *Node) wire() {
 	n.resender = actors.NewResender(n.pending, n.opts.retry, func(addr string, rec []byte, deadline int64) error {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
-	}, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
 	n.intake = &actors.Intake{
-		Pool: n.pool, Pending: n.pending, Answers: n.answers, Seen: n.seen,
+		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
 		ViaProxies: n.opts.routerProxy,
 	}
@@ -98,9 +98,9 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 	rc := sockets.RouterConfig{
 		Bind:    bind,
 		Options: sopts, BacklogMax: n.opts.queueSize,
-		OnRecv:      n.intake.FromRouter,
-		OnRefused:   n.clientRefused,
-		OnDropped:   n.countDropped,
+		OnRecv:    n.intake.FromRouter,
+		OnRefused: n.clientRefused,
+		OnDropped: n.countDropped,
 		OnDrop: func(m *sockets.Message, err error) {
 			n.counters.DroppedReplies.Add(1)
 			n.dropped.Warn("reply dropped", "err", err)
@@ -176,10 +176,10 @@ func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
 		Name: ActorSubscriber, Counters: &n.counters, CloseLinger: &n.linger,
 		Start: func(onFail func(error)) (actors.Loop, error) {
 			loop, err := sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
-				Options:     sopts,
-				OnRecv:      n.intake.FromSubscriber,
-				OnDropped:   n.countDropped,
-				OnDrop:      func(err error) { n.dropped.Warn("subscriber", "err", err) },
+				Options:   sopts,
+				OnRecv:    n.intake.FromSubscriber,
+				OnDropped: n.countDropped,
+				OnDrop:    func(err error) { n.dropped.Warn("subscriber", "err", err) },
 				OnRefused: func(err error) {
 					n.counters.Refused.Add(1)
 					n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
@@ -217,16 +217,22 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 		return
 	}
 	if n.resender.Resends(id) && !errors.Is(err, sockets.ErrUnauthorized) {
-		return // sent again, or expired, by the resender
+		return // sent again, or reported at its deadline, by the resender
 	}
+	acked := envelope.RecordAckWanted(m.Rec)
 	if n.pending.Fail(id, err) {
+		if kind != envelope.KindCall && acked {
+			n.undelivered(addr, m.Rec, 0, err) // a cast or publish with acks: nobody waits for it
+		}
 		return
 	}
-	if kind == envelope.KindCall {
-		return // its caller has given up already
+	if kind == envelope.KindCall || acked {
+		// A call whose caller has given up; or a copy of a message with
+		// acks settled already (acknowledged, or reported by the
+		// resender at its deadline).
+		return
 	}
-	n.counters.DroppedCasts.Add(1)
-	n.dropped.Warn("cast dropped", "peer", addr, "kind", kind, "err", err)
+	n.undelivered(addr, m.Rec, 0, err)
 }
 
 // countDropped counts the messages a socket loop dropped before reading

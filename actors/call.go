@@ -66,17 +66,26 @@ func (c *Call) OnFinish(f func(Result)) { c.onFinish = f }
 func (c *Call) Resent() bool { return c.resend != nil }
 
 // Retry says when an unacknowledged message is sent again: after Base,
-// then Base×Multiplier, … at most Attempts times, never past its deadline.
+// then Base×Multiplier, …, each wait at most Max (when set), at most
+// Attempts times (0: no limit), never past its deadline.
 type Retry struct {
 	Base       time.Duration
 	Multiplier float64
 	Attempts   int
+	Max        time.Duration
 }
 
 // After returns the wait before resend number attempt+1.
 func (r Retry) After(attempt int) time.Duration {
-	return time.Duration(float64(r.Base) * math.Pow(r.Multiplier, float64(attempt)))
+	d := time.Duration(float64(r.Base) * math.Pow(r.Multiplier, float64(attempt)))
+	if r.Max > 0 && (d > r.Max || d <= 0) {
+		return r.Max
+	}
+	return d
 }
+
+// exhausted reports whether attempt resends are all there are.
+func (r Retry) exhausted(attempt int) bool { return r.Attempts > 0 && attempt >= r.Attempts }
 
 // Resend is what the resender needs to send a message again.
 type Resend struct {

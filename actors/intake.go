@@ -52,9 +52,9 @@ type Intake struct {
 	Pool    *Pool
 	Pending *Pending
 	Answers *Answers
-	// Seen dedups requests sent with AckWanted; Dedup published messages.
-	Seen  *Seen
-	Dedup *Dedup
+	// Ledger dedups requests sent with AckWanted; Dedup published messages.
+	Ledger Ledger
+	Dedup  *Dedup
 	// AckFilter, when set, decides whether to acknowledge a message (a
 	// test hook that loses ACKs on purpose).
 	AckFilter func(id envelope.MsgID) bool
@@ -345,36 +345,62 @@ func keyText(k curve.Key) string {
 	return k.String()
 }
 
-// ackAndDedup acknowledges a request that asks for it and reports whether
-// its handler should run (false for a duplicate; a finished call's
-// duplicate gets its remembered reply again).
+// CodeReplyUnavailable is the ERROR code of a call with acks answered
+// again after its handler ran, when its answer was not kept (the ledger's
+// byte bound): the handler ran once, but the answer is gone.
+const CodeReplyUnavailable = "ReplyUnavailable"
+
+// ackAndDedup looks a request that asks for acks up in the ledger and
+// reports whether its handler should run. A resend of one that runs now
+// gets nothing yet; a resend of one that ran gets its ACK (a cast) or its
+// answer (a call) again. The first arrival is acknowledged, or answered,
+// only once its handler has run (serve).
 func (i *Intake) ackAndDedup(in *Inbound) bool {
-	id := in.Rec.ID()
-	if len(in.Rec.ReplyTo()) > 0 && (i.AckFilter == nil || i.AckFilter(id)) {
-		h := i.Answers.Header(in, envelope.KindAck)
-		if err := i.Answers.Send(in, h.AppendRecord(nil, nil)); err != nil {
-			i.Counters.DroppedReplies.Add(1)
-		} else {
-			i.Counters.AcksSent.Add(1)
-		}
-	}
-	first, reply := i.Seen.Begin(id)
-	if first {
+	state, reply, evicted := i.Ledger.Begin(in.Rec.ID())
+	if state == New {
 		return true
 	}
 	i.Counters.Duplicates.Add(1)
-	if reply != nil {
-		// Answer the resend the way it came (the first way may be gone:
-		// a router proxy that died is why it was resent), with the
-		// resend's reply_to: through another proxy, its own stamp.
-		if in.Via != "" {
-			if v, _, err := envelope.Next(reply); err == nil {
-				reply = v.AppendWithReplyTo(nil, in.Rec.ReplyTo())
-			}
-		}
-		if err := i.Answers.Send(in, reply); err != nil {
-			i.Counters.DroppedReplies.Add(1)
+	if state == Running {
+		return false
+	}
+	if in.Rec.Kind() != envelope.KindCall {
+		i.Ack(in)
+		return false
+	}
+	if reply == nil && evicted {
+		h := i.Answers.Header(in, envelope.KindError)
+		reply = h.AppendRecord(nil, envelope.EncodeError(CodeReplyUnavailable,
+			"the handler ran; its answer was not kept (the server's dedup byte bound)"))
+	}
+	if reply == nil {
+		return false // the caller gave up before it was answered
+	}
+	// Answer the resend the way it came (the first way may be gone: a
+	// router proxy that died is why it was resent), with the resend's
+	// reply_to: through another proxy, its own stamp.
+	if in.Via != "" {
+		if v, _, err := envelope.Next(reply); err == nil {
+			reply = v.AppendWithReplyTo(nil, in.Rec.ReplyTo())
 		}
 	}
+	if err := i.Answers.Send(in, reply); err != nil {
+		i.Counters.DroppedReplies.Add(1)
+	}
 	return false
+}
+
+// Ack acknowledges in, a cast with acks whose handler has run (or ran
+// before). AckFilter may hold it back.
+func (i *Intake) Ack(in *Inbound) {
+	id := in.Rec.ID()
+	if len(in.Rec.ReplyTo()) == 0 || (i.AckFilter != nil && !i.AckFilter(id)) {
+		return
+	}
+	h := i.Answers.Header(in, envelope.KindAck)
+	if err := i.Answers.Send(in, h.AppendRecord(nil, nil)); err != nil {
+		i.Counters.DroppedReplies.Add(1)
+		return
+	}
+	i.Counters.AcksSent.Add(1)
 }

@@ -13,8 +13,8 @@ import (
 
 // Resender sends messages with acks again until they are acknowledged (a
 // cast, a publish) or answered (a call), on the Retry schedule, and ends an
-// acknowledged cast that is still unacknowledged at its deadline (counted
-// as dropped: nobody waits for it). It keeps the messages in a heap by next
+// acknowledged cast that is still unacknowledged at its deadline (handed to
+// lost: nobody waits for it). It keeps the messages in a heap by next
 // due time, with one timer for the earliest: O(log n) per message, no scan
 // of the pending calls. The node creates it, so it outlives actor
 // restarts; its actor (ResenderProps) does the work. Safe for concurrent
@@ -23,6 +23,7 @@ type Resender struct {
 	pending  *Pending
 	retry    Retry
 	send     func(addr string, rec []byte, deadline int64) error
+	lost     func(addr string, rec []byte, attempts int, err error)
 	counters *Counters
 	log      *slog.Logger
 
@@ -34,9 +35,11 @@ type Resender struct {
 	kick  func()    // tells the actor to run; set while it runs
 }
 
-// NewResender makes a resender; send queues a record for an address.
-func NewResender(p *Pending, r Retry, send func(addr string, rec []byte, deadline int64) error, c *Counters, log *slog.Logger) *Resender {
-	return &Resender{pending: p, retry: r, send: send, counters: c, log: log}
+// NewResender makes a resender; send queues a record for an address, and
+// lost takes a cast (or publish) that no ACK came for by its deadline.
+func NewResender(p *Pending, r Retry, send func(addr string, rec []byte, deadline int64) error,
+	lost func(addr string, rec []byte, attempts int, err error), c *Counters, log *slog.Logger) *Resender {
+	return &Resender{pending: p, retry: r, send: send, lost: lost, counters: c, log: log}
 }
 
 // Resent marks c, before it is added to the Pending table, as a message
@@ -59,7 +62,7 @@ func (r *Resender) Schedule(c *Call) {
 
 // due is when c needs attention next: its next resend, or its deadline.
 func due(c *Call, retry Retry) time.Time {
-	if c.resend.attempt >= retry.Attempts || c.resend.next.After(c.Deadline) {
+	if retry.exhausted(c.resend.attempt) || c.resend.next.After(c.Deadline) {
 		return c.Deadline
 	}
 	return c.resend.next
@@ -91,9 +94,9 @@ func (r *Resender) run(now time.Time) {
 		addr     string
 		rec      []byte
 		deadline int64
+		attempts int
 	}
-	var out []resend
-	var lost int
+	var out, lost []resend
 	r.mu.Lock()
 	r.at = time.Time{}
 	for len(r.h) > 0 && !r.h[0].resend.due.After(now) {
@@ -105,7 +108,10 @@ func (r *Resender) run(now time.Time) {
 		if !c.Deadline.After(now) {
 			heap.Pop(&r.h)
 			if c.resend.Cast && r.pending.Fail(c.ID, ErrNoAck) {
-				lost++
+				// A call with OnFinish, as every cast with acks has, is
+				// never reused: its record stays valid.
+				rs := c.resend
+				lost = append(lost, resend{addr: rs.Addrs[rs.attempt%len(rs.Addrs)], rec: c.Rec, attempts: rs.attempt})
 			}
 			continue
 		}
@@ -125,9 +131,8 @@ func (r *Resender) run(now time.Time) {
 			r.counters.Resends.Add(1)
 		}
 	}
-	if lost > 0 {
-		r.counters.DroppedCasts.Add(uint64(lost))
-		r.log.Warn("casts dropped: no acknowledgement before their deadline", "count", lost)
+	for _, m := range lost {
+		r.lost(m.addr, m.rec, m.attempts, ErrNoAck)
 	}
 }
 

@@ -128,6 +128,10 @@ func (v *View) Fanout() bool { return v.rec[2]&flagFanout != 0 }
 // AckWanted reports the ack-wanted flag.
 func (v *View) AckWanted() bool { return v.rec[2]&flagAck != 0 }
 
+// RecordAckWanted reports the ack-wanted flag of rec, a record that begins
+// with a header (false when too short to have one).
+func RecordAckWanted(rec []byte) bool { return len(rec) >= fixedLen && rec[2]&flagAck != 0 }
+
 // Attempt returns the resend count.
 func (v *View) Attempt() uint8 { return v.rec[3] }
 

@@ -235,9 +235,9 @@ type SubscriberConfig struct {
 	// OnRecv gets each batch of messages [prefix, payload] in packed form;
 	// the batch is the callee's to keep. Runs in the loop's goroutine and
 	// must not block. Not called when republishing.
-	OnRecv      func(batch Batch)
-	OnDropped   func(malformed, oversized int)
-	OnDrop      func(reason error)
+	OnRecv    func(batch Batch)
+	OnDropped func(malformed, oversized int)
+	OnDrop    func(reason error)
 	// OnRefused gets each connection refused at its handshake, with why
 	// (err wraps ErrUnauthorized): a publisher the SUB connects to that
 	// refused it, or a subscriber refused by the republishing XPUB. A

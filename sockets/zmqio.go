@@ -280,13 +280,13 @@ func (r *batchSocket) close0() {
 
 // recvResult is what one recv call produced.
 type recvResult struct {
-	n       int   // messages in buf[:used]
-	used    int   // bytes
-	more    bool  // stopped before the socket was empty (buffer or max reached)
-	need    int   // when n == 0 and more: the size the next message needs
-	dropped   int // messages dropped for too many frames
-	oversized int // messages dropped for their size
-	err     error // a receive error other than EAGAIN
+	n         int   // messages in buf[:used]
+	used      int   // bytes
+	more      bool  // stopped before the socket was empty (buffer or max reached)
+	need      int   // when n == 0 and more: the size the next message needs
+	dropped   int   // messages dropped for too many frames
+	oversized int   // messages dropped for their size
+	err       error // a receive error other than EAGAIN
 }
 
 // recv receives whole messages into buf in packed form, at most max.

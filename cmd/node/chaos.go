@@ -34,8 +34,8 @@ pauses it. Each server appends what its handlers start and apply to a
 journal file (fsync'd), so the count survives kill -9.
 
 It then prints: the faults; calls issued / ok / typed errors / untyped /
-unresolved / late; one-way messages sent / accepted / applied / lost (at a
-kill, counted by the sender, or silent) / handled twice; file descriptors,
+unresolved / late; one-way messages sent / accepted / applied / lost
+(reported undelivered to the sender, at a kill, or silent) / handled twice; file descriptors,
 goroutines and RSS of every process at the start and the end; the nodes'
 counters. docs/RELIABILITY.md explains each column. The same --seed (and
 flags) gives the same faults at the same times; the load's timing varies.

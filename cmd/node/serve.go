@@ -56,6 +56,7 @@ func (t *targetFlags) target() relay.Target {
 // nodeFlags are the flags of a node that others reach: serve and listen.
 type nodeFlags struct {
 	matchmaker, host, bind, advertise, ports string
+	dataDir                                  string
 	ttl                                      time.Duration
 	pubsub                                   bool
 	curve                                    curveFlags
@@ -70,6 +71,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
+	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
 // options checks the flags and returns the options of the node.
@@ -89,6 +91,9 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 		relay.WithPortRange(min, max), relay.WithRegistrationTTL(n.ttl), relay.WithPubSub(n.pubsub)}
 	if n.host != "" {
 		opts = append(opts, relay.WithHost(n.host))
+	}
+	if n.dataDir != "" {
+		opts = append(opts, relay.WithDataDir(n.dataDir))
 	}
 	return append(opts, n.curve.options()...), nil
 }
@@ -118,7 +123,8 @@ sleep, get, echo) on the topic, logs what it serves and its endpoint to
 stderr, and runs until SIGINT or SIGTERM, then closes the node.
 
 Servers always acknowledge a call or cast that asks for it (a client's
---acks) and then handle its msg_id once; serve needs no flag for that.
+--acks), once its handler has returned, and handle its msg_id once; with
+--data-dir that holds across a crash and restart of the server too.
 
 ` + matchmakerNote + "\n" + curveNote,
 		examples: `  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // killSlack: a message accepted this soon after a process on its path was
@@ -86,6 +87,30 @@ func (h *harness) readRuns() map[string][]run {
 	return runs
 }
 
+// reportUndelivered is the client nodes' WithUndelivered hook: it notes
+// the key of the message.
+func (h *harness) reportUndelivered(u relay.Undelivered) {
+	var o Op
+	if u.Kind == relay.KindNotify {
+		var body struct {
+			Payload Op `msgpack:"payload"`
+		}
+		_ = msgpack.Unmarshal(u.Body, &body)
+		o = body.Payload
+	} else {
+		_ = msgpack.Unmarshal(u.Body, &o)
+	}
+	if o.Key == "" {
+		return // a probe's, or not the load's
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.undelivered == nil {
+		h.undelivered = map[string]bool{}
+	}
+	h.undelivered[o.Key] = true
+}
+
 // account turns the messages sent, the journals, the processes' lives and
 // the client nodes' counters into the report's rows.
 func (h *harness) account(ops []op, faults []Fault, before, after map[string]relay.Stats) *Report {
@@ -135,6 +160,9 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 		return false
 	}
 
+	h.mu.Lock()
+	reported := maps.Clone(h.undelivered)
+	h.mu.Unlock()
 	sent := map[string]bool{}
 	calls := map[string]*CallRow{}
 	casts := map[string]*CastRow{}
@@ -174,8 +202,7 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 				}
 				applied, twice, atCrash := handled(runs[runKey(o.Key, s)])
 				atKill := killed(from, to, append([]string{s}, onPath(o.Kind)...)...)
-				row.count(applied, twice, atCrash, atKill)
-				if !applied && (!atKill || o.Kind == kindACast) {
+				if row.count(false, applied, twice, atCrash, atKill, reported[o.Key]) {
 					row.sample(fmt.Sprintf("%s at %.2fs to %s", o.Key, from.Sub(h.begin).Seconds(), s))
 				}
 			}
@@ -187,8 +214,7 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 		}
 		applied, twice, atCrash := handled(runs[o.Key])
 		atKill := killed(from, to, append(receivers, onPath(o.Kind)...)...)
-		row.count(applied, twice, atCrash, atKill)
-		if !applied && (!atKill || o.Kind == kindACast) {
+		if row.count(o.Kind == kindACast, applied, twice, atCrash, atKill, reported[o.Key]) {
 			row.sample(fmt.Sprintf("%s at %.2fs%s", o.Key, from.Sub(h.begin).Seconds(), strings.TrimSuffix(" to "+o.Server, " to ")))
 		}
 	}
@@ -208,12 +234,7 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 			continue
 		}
 		c := casts[k.name]
-		c.Counted = after[k.client].DroppedCasts - before[k.client].DroppedCasts
-		excused := c.LostAtKill // without acks, what a kill takes is gone
-		if k.name == kindACast {
-			excused = 0 // with acks, nothing may be lost uncounted
-		}
-		c.Silent = max(0, c.Lost-excused-int(c.Counted))
+		c.Dropped = after[k.client].DroppedCasts - before[k.client].DroppedCasts
 		rep.Casts = append(rep.Casts, *c)
 	}
 	return rep
@@ -259,16 +280,24 @@ func (r *CallRow) add(o *op, runs []run, cfg *Config) {
 }
 
 // count counts one delivery expected of an accepted one-way message.
-func (r *CastRow) count(applied, twice, atCrash, killed bool) {
+func (r *CastRow) count(acked, applied, twice, atCrash, killed, reported bool) (silent bool) {
 	r.Expected++
 	switch {
 	case applied:
 		r.Applied++
-	case killed:
+		if reported {
+			r.ReportedApplied++
+		}
+	case reported:
+		r.Lost++
+		r.Counted++
+	case killed && !acked:
 		r.Lost++
 		r.LostAtKill++
 	default:
 		r.Lost++
+		r.Silent++
+		silent = true
 	}
 	if twice {
 		r.Twice++
@@ -276,6 +305,7 @@ func (r *CastRow) count(applied, twice, atCrash, killed bool) {
 			r.TwiceAtCrash++
 		}
 	}
+	return silent
 }
 
 // sample keeps the first few lost messages that no kill explains.

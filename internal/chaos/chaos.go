@@ -58,6 +58,7 @@ type harness struct {
 	redisStarts int
 	redisKills  []time.Time
 	notes       []string
+	undelivered map[string]bool // keys of the messages the senders reported undelivered
 }
 
 // Run runs the cluster, the load and the faults of cfg, and returns what
@@ -240,7 +241,7 @@ func (h *harness) startClients(ctx context.Context) error {
 	for _, name := range append(append([]string{}, loadClients...), clientControl) {
 		opts := []relay.Option{relay.WithMatchmaker(h.rs.URL()), relay.WithHost("chaos-" + name),
 			relay.WithBindAddress(clientAddr), relay.WithRegistrationTTL(h.cfg.TTL),
-			relay.WithLogger(log.With("client", name))}
+			relay.WithLogger(log.With("client", name)), relay.WithUndelivered(h.reportUndelivered)}
 		switch h.cfg.Mode {
 		case ModeRouter:
 			opts = append(opts, relay.WithRouterProxy(true))

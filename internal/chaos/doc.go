@@ -22,8 +22,8 @@
 // without an A in a life that ended in a kill) and what ran twice. The
 // client side records each message's outcome. Nothing is counted from a
 // process's memory but the nodes' counters (Stats), which the report
-// prints beside: the sender's DroppedCasts is what makes a loss
-// "counted". The server side is Serve; MethodKill is how kill-actor
+// prints beside, and the messages the senders' WithUndelivered hooks
+// reported, which make a loss "reported". The server side is Serve; MethodKill is how kill-actor
 // reaches an actor inside a server.
 //
 // The faults and their times come from the seed alone (schedule); the

@@ -70,21 +70,27 @@ type CastRow struct {
 	RefusedApplied int `json:"refused_applied"`
 	// Expected deliveries: one per accepted message (a fanout: one per
 	// server that was up and settled from before it until its deadline).
-	Expected   int `json:"expected"`
-	Applied    int `json:"applied"`
-	Lost       int `json:"lost"`         // expected, never applied
-	LostAtKill int `json:"lost_at_kill"` // of those, a process on its path was killed before its deadline
-	// Counted: the sender's Stats().DroppedCasts over the run.
-	Counted uint64 `json:"counted"`
-	// Silent: lost and not counted by the sender (Lost − Counted, at
-	// least 0) and, for messages without acks, not at a kill either (Lost −
-	// LostAtKill − Counted): with acks a kill excuses nothing.
-	Silent       int `json:"silent"`
-	Twice        int `json:"twice"`
-	TwiceAtCrash int `json:"twice_at_crash"`
-	// LostSample names the first few messages counted in Silent (or
-	// that may be: Counted says how many, not which): key, when accepted
-	// (since the load began), to which server.
+	Expected int `json:"expected"`
+	Applied  int `json:"applied"`
+	Lost     int `json:"lost"` // expected, never applied
+	// Counted: lost, and reported to the sender as undelivered by its
+	// WithUndelivered hook, message by message.
+	Counted int `json:"counted"`
+	// LostAtKill: lost, not reported, and a process on its path was
+	// killed before its deadline: without acks, what a kill takes is gone.
+	LostAtKill int `json:"lost_at_kill"`
+	// Silent: lost, not reported, and (with acks: whatever happened) no
+	// kill explains it. Counted + LostAtKill + Silent = Lost.
+	Silent int `json:"silent"`
+	// ReportedApplied: reported undelivered, yet applied (the handler ran;
+	// its ACK did not come back in time).
+	ReportedApplied int `json:"reported_applied"`
+	// Dropped: the sender's Stats().DroppedCasts over the run.
+	Dropped      uint64 `json:"dropped"`
+	Twice        int    `json:"twice"`
+	TwiceAtCrash int    `json:"twice_at_crash"`
+	// LostSample names the first few messages counted in Silent: key,
+	// when accepted (since the load began), to which server.
 	LostSample []string `json:"lost_sample,omitempty"`
 }
 
@@ -188,14 +194,14 @@ func (r *Report) Write(w io.Writer) {
 
 	fmt.Fprintf(w, "\none-way messages (a fanout counts once per server that was up throughout)\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tsent\taccepted\trefused\texpected\tapplied\tlost\tat a kill\tcounted\tsilent\thandled twice (at a crash)\t")
+	fmt.Fprintln(tw, "\tsent\taccepted\trefused\texpected\tapplied\tlost\treported\tat a kill\tsilent\treported, yet applied\thandled twice (at a crash)\t")
 	for _, c := range r.Casts {
 		refused := 0
 		for _, n := range c.Refused {
 			refused += n
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t\n", c.Label, c.Sent, c.Accepted, refused,
-			c.Expected, c.Applied, c.Lost, c.LostAtKill, c.Counted, c.Silent, c.Twice, c.TwiceAtCrash)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t\n", c.Label, c.Sent, c.Accepted, refused,
+			c.Expected, c.Applied, c.Lost, c.Counted, c.LostAtKill, c.Silent, c.ReportedApplied, c.Twice, c.TwiceAtCrash)
 	}
 	tw.Flush()
 	for _, c := range r.Casts {

@@ -1,0 +1,267 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/envelope"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/sockets"
+)
+
+// gatedServer serves compute on n with a method "gated" that reports each
+// run's Request on runs and returns only once release is closed.
+func gatedServer(t *testing.T, n *relay.Node) (runs chan *relay.Request, release chan struct{}) {
+	t.Helper()
+	srv, err := n.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, release = make(chan *relay.Request, 16), make(chan struct{})
+	srv.Handle("gated", func(ctx context.Context, req *relay.Request) (any, error) {
+		runs <- req
+		<-release
+		return "done", nil
+	})
+	return runs, release
+}
+
+// ackedRecord is a request record with acks of method, with msg_id id,
+// sent for the attempt-th time, as a client would send it.
+func ackedRecord(t testing.TB, kind envelope.Kind, id envelope.MsgID, method string, attempt uint8) []byte {
+	h, body := rawRequest(t, kind, method, nil)
+	h.ID, h.AckWanted, h.Attempt = id, true, attempt
+	return h.AppendRecord(nil, body)
+}
+
+// A cast with acks is acknowledged when its handler has returned, not
+// when it arrives: a server that dies while the handler runs sends no
+// ACK, so its sender resends. A resend that comes while the handler runs
+// gets nothing; one that comes after gets the ACK again, and the handler
+// does not run again.
+func TestCastAckedAfterItsHandler(t *testing.T) {
+	mm := newMatchmaker(t)
+	server := newNode(t, mm, "s0")
+	runs, release := gatedServer(t, server)
+	d, err := sockets.DialRaw(server.Endpoint(), sockets.RawDealerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	id := envelope.NewMsgID()
+	if err := d.Send(ackedRecord(t, envelope.KindCast, id, "gated", 0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-runs:
+		if req.Attempt != 0 || req.Redelivered {
+			t.Errorf("first delivery: Attempt %d, Redelivered %v; want 0, false", req.Attempt, req.Redelivered)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not run")
+	}
+	if m, err := d.Recv(300 * time.Millisecond); err == nil {
+		h, _ := rawReply(t, m)
+		t.Fatalf("got %v for the cast while its handler runs; want nothing before it returns", h.Kind)
+	}
+	// A resend while the handler runs: no second run, no ACK yet.
+	if err := d.Send(ackedRecord(t, envelope.KindCast, id, "gated", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := d.Recv(300 * time.Millisecond); err == nil {
+		h, _ := rawReply(t, m)
+		t.Fatalf("got %v for a resend while the handler runs; want nothing", h.Kind)
+	}
+	close(release)
+	m, err := d.Recv(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no ACK once the handler returned: %v", err)
+	}
+	if h, _ := rawReply(t, m); h.Kind != envelope.KindAck || h.ID != id {
+		t.Fatalf("got %v %s, want the ACK of %s", h.Kind, h.ID, id)
+	}
+	// A resend after: the ACK again, and no run.
+	if err := d.Send(ackedRecord(t, envelope.KindCast, id, "gated", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = d.Recv(5 * time.Second); err != nil {
+		t.Fatalf("no ACK for a resend of a handled cast: %v", err)
+	}
+	if h, _ := rawReply(t, m); h.Kind != envelope.KindAck || h.ID != id {
+		t.Fatalf("got %v %s, want the ACK of %s again", h.Kind, h.ID, id)
+	}
+	select {
+	case <-runs:
+		t.Fatal("the handler ran again for a resend")
+	default:
+	}
+	if got := server.Stats().Duplicates; got != 2 {
+		t.Errorf("Duplicates = %d, want 2", got)
+	}
+}
+
+// A resent request carries its attempt: the handler of a message seen for
+// the first time with attempt 3 (its server restarted, and forgot) is told
+// it may be a redelivery.
+func TestRequestRedelivered(t *testing.T) {
+	mm := newMatchmaker(t)
+	server := newNode(t, mm, "s0")
+	runs, release := gatedServer(t, server)
+	close(release)
+	d, err := sockets.DialRaw(server.Endpoint(), sockets.RawDealerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Send(ackedRecord(t, envelope.KindCall, envelope.NewMsgID(), "gated", 3)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-runs:
+		if req.Attempt != 3 || !req.Redelivered {
+			t.Errorf("Attempt %d, Redelivered %v; want 3, true", req.Attempt, req.Redelivered)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not run")
+	}
+}
+
+// A resent call whose handler ran is answered again with the same reply
+// while the server keeps it; once the answer is evicted (WithDedupBytes),
+// with ERROR ReplyUnavailable: never a second run.
+func TestResentCallAfterItsAnswerWasEvicted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes int
+		want  envelope.Kind
+	}{{"kept", 1 << 20, envelope.KindReply}, {"evicted", 1, envelope.KindError}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mm := newMatchmaker(t)
+			server := newNode(t, mm, "s0", relay.WithDedupBytes(tc.bytes))
+			runs, release := gatedServer(t, server)
+			close(release)
+			d, err := sockets.DialRaw(server.Endpoint(), sockets.RawDealerConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			id := envelope.NewMsgID()
+			for attempt := range uint8(2) {
+				if err := d.Send(ackedRecord(t, envelope.KindCall, id, "gated", attempt)); err != nil {
+					t.Fatal(err)
+				}
+				m, err := d.Recv(5 * time.Second)
+				if err != nil {
+					t.Fatalf("attempt %d: no answer: %v", attempt, err)
+				}
+				h, body := rawReply(t, m)
+				want := envelope.KindReply
+				if attempt == 1 {
+					want = tc.want
+				}
+				if h.Kind != want || h.ID != id {
+					t.Fatalf("attempt %d: got %v for %s, want %v", attempt, h.Kind, h.ID, want)
+				}
+				if h.Kind == envelope.KindError {
+					code, _, err := envelope.DecodeError(body)
+					if err != nil || code != "ReplyUnavailable" {
+						t.Fatalf("attempt %d: error code %q (%v), want ReplyUnavailable", attempt, code, err)
+					}
+				}
+			}
+			if n := len(runs); n != 1 {
+				t.Fatalf("the handler ran %d times, want once", n)
+			}
+		})
+	}
+}
+
+// undeliveredLog collects what a WithUndelivered hook reports.
+type undeliveredLog struct {
+	mu  sync.Mutex
+	got []relay.Undelivered
+}
+
+func (l *undeliveredLog) add(u relay.Undelivered) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, u)
+}
+
+func (l *undeliveredLog) wait(t *testing.T, n int) []relay.Undelivered {
+	t.Helper()
+	var got []relay.Undelivered
+	waitFor(t, 10*time.Second, func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		got = append(got[:0], l.got...)
+		if len(got) < n {
+			return errors.New("not reported yet")
+		}
+		return nil
+	})
+	return got
+}
+
+// A cast that Cast accepted and that was then not delivered reaches the
+// sender's WithUndelivered hook, message by message, with what was sent:
+// with acks, when no ACK came by its deadline; without, when its server
+// could not be reached by then.
+func TestUndeliveredCastsAreReported(t *testing.T) {
+	t.Run("acks", func(t *testing.T) {
+		mm := newMatchmaker(t)
+		server := newNode(t, mm, "s0", relay.WithAckFilter(func(string) bool { return false }))
+		runs, release := gatedServer(t, server)
+		close(release)
+		var log undeliveredLog
+		client := newNode(t, mm, "client", relay.WithAcks(true), relay.WithRetry(20*time.Millisecond, 2, 0), relay.WithUndelivered(log.add))
+		ctx, cancel := context.WithTimeout(relay.WithHeader(context.Background(), "order", "o-17"), 500*time.Millisecond)
+		defer cancel()
+		if err := client.Cast(ctx, compute, "gated", "payload"); err != nil {
+			t.Fatal(err)
+		}
+		u := log.wait(t, 1)[0]
+		if u.Kind != relay.KindCast || u.Method != "gated" || u.Target.Topic != "compute" || u.Header.Get("order") != "o-17" {
+			t.Errorf("reported %+v; want the cast gated on compute with header order=o-17", u)
+		}
+		var body string
+		if err := envelope.DecodeBody(u.Body, &body); err != nil || body != "payload" {
+			t.Errorf("reported body %q (%v), want the cast's arguments", body, err)
+		}
+		if !errors.Is(u.Err, relay.ErrUndelivered) || u.Attempts < 3 || u.ID == "" || u.Peer != server.Endpoint() {
+			t.Errorf("reported Err %v, Attempts %d, ID %q, Peer %q; want ErrUndelivered after several resends to %s", u.Err, u.Attempts, u.ID, u.Peer, server.Endpoint())
+		}
+		if n := len(runs); n != 1 {
+			t.Errorf("the handler ran %d times, want once (the resends are duplicates)", n)
+		}
+		if got := client.Stats().DroppedCasts; got != 1 {
+			t.Errorf("DroppedCasts = %d, want 1", got)
+		}
+	})
+	t.Run("no acks", func(t *testing.T) {
+		mm := newMatchmaker(t)
+		// A registration with nothing behind it: the port is closed.
+		m, err := matchmaker.Open(mm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		dead := "tcp://127.0.0.1:9"
+		if err := m.Register(context.Background(), matchmaker.Key{Topic: "compute"}, dead, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var log undeliveredLog
+		client := newNode(t, mm, "client", relay.WithUndelivered(log.add))
+		if err := client.Cast(ctxTimeout(t, 300*time.Millisecond), compute, "add", 1); err != nil {
+			t.Fatal(err)
+		}
+		u := log.wait(t, 1)[0]
+		if u.Kind != relay.KindCast || u.Method != "add" || u.Peer != dead || !errors.Is(u.Err, relay.ErrUndelivered) {
+			t.Errorf("reported %+v (err %v); want the cast add to %s, ErrUndelivered", u, u.Err, dead)
+		}
+	})
+}
