@@ -57,6 +57,7 @@ func (t *targetFlags) target() relay.Target {
 type nodeFlags struct {
 	matchmaker, host, bind, advertise, ports string
 	dataDir                                  string
+	dedupMiB                                 int
 	ttl                                      time.Duration
 	pubsub                                   bool
 	curve                                    curveFlags
@@ -71,6 +72,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
+	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound")
 	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
@@ -95,6 +97,10 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 	if n.dataDir != "" {
 		opts = append(opts, relay.WithDataDir(n.dataDir))
 	}
+	if n.dedupMiB < 0 {
+		return nil, fmt.Errorf("--dedup-mib: must be 0 (no bound) or more, got %d", n.dedupMiB)
+	}
+	opts = append(opts, relay.WithDedupBytes(n.dedupMiB<<20))
 	return append(opts, n.curve.options()...), nil
 }
 
