@@ -130,6 +130,8 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
 		OnRefused:   n.peerRefused,
+		Track:       trackRecord,
+		Answers:     answers,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
@@ -229,6 +231,45 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 		return
 	}
 	n.undelivered(addr, m.Rec, 0, err)
+}
+
+// trackRecord says how the sender's loop follows rec: a one-way message without
+// acks is Unconfirmed (nothing but its connection says whether it
+// arrived); a call or a message with acks is Answered.
+func trackRecord(rec []byte) (sockets.Tracking, [16]byte) {
+	var id envelope.MsgID
+	copy(id[:], rec[4:20])
+	switch envelope.Kind(rec[1]) {
+	case envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
+		if !envelope.RecordAckWanted(rec) {
+			return sockets.Unconfirmed, id
+		}
+		return sockets.Answered, id
+	case envelope.KindCall:
+		return sockets.Answered, id
+	}
+	return sockets.Untracked, id
+}
+
+// answers calls f with the msg_id of each reply, error and ack in b.
+func answers(b sockets.Batch, f func(id [16]byte)) {
+	var (
+		frames [][]byte
+		r      envelope.Reader
+	)
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames[:0]); !ok {
+			return
+		}
+		r.Reset(frames[len(frames)-1])
+		for r.Next() {
+			switch v := r.View(); v.Kind() {
+			case envelope.KindReply, envelope.KindError, envelope.KindAck:
+				f(v.ID())
+			}
+		}
+	}
 }
 
 // countDropped counts the messages a socket loop dropped before reading

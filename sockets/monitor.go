@@ -22,12 +22,20 @@ var monitorSeq atomic.Uint64
 // signals an edge only after a read found it empty.
 type monitor struct {
 	pair *zmq.Socket
+	// disconnected is set by drain when the socket's connection dropped
+	// (watched only when newMonitor was asked to); its reader resets it.
+	disconnected bool
 }
 
-// newMonitor starts monitoring s. Runs in the loop's goroutine.
-func newMonitor(zctx *Context, s *zmq.Socket) (*monitor, error) {
+// newMonitor starts monitoring s's handshakes, and its disconnections
+// when disconnects is true. Runs in the loop's goroutine.
+func newMonitor(zctx *Context, s *zmq.Socket, disconnects bool) (*monitor, error) {
 	addr := fmt.Sprintf("inproc://relay-monitor-%d", monitorSeq.Add(1))
-	if err := s.Monitor(addr, monitorEvents); err != nil {
+	events := monitorEvents
+	if disconnects {
+		events |= zmq.EVENT_DISCONNECTED
+	}
+	if err := s.Monitor(addr, events); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	pair, err := zctx.z.NewSocket(zmq.PAIR)
@@ -63,6 +71,8 @@ func (m *monitor) drain(server bool, f func(failed bool, reason, endpoint string
 			f(false, "", ep)
 		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
 			f(true, handshakeReason(ev, value, server), ep)
+		case zmq.EVENT_DISCONNECTED:
+			m.disconnected = true
 		}
 	}
 }
@@ -105,7 +115,7 @@ func watch(zctx *Context, h *handle, firstTag int, socks ...*batchSocket) (*moni
 			ms.close()
 			return nil, err
 		}
-		m, err := newMonitor(zctx, s.z)
+		m, err := newMonitor(zctx, s.z, false)
 		if err != nil {
 			ms.close()
 			return nil, err

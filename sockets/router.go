@@ -99,7 +99,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.cfg.Options.Curve != nil {
 		s.withUserID()
 	}
-	mon, err := newMonitor(zctx, s.z)
+	mon, err := newMonitor(zctx, s.z, false)
 	if err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
@@ -178,7 +178,34 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 			fired = h.sleep(h.p, &r.out.waker, hasWork, backlogTimeout(out.held.len() > 0), fired)
 		}
 	}
+	r.drain(s, &rc)
 	return nil
+}
+
+// drainMax bounds the batches a stopping Router still reads.
+const drainMax = 256
+
+// drain hands OnRecv what libzmq had taken in for the socket before it
+// closes (a restart, or the node's close): a message read here is handled
+// like any other, one left in the socket would be lost unseen. It reads
+// until the socket is empty (or drainMax batches), whether or not OnRecv
+// asks to pause: what it holds is bounded by the socket's high-water mark.
+func (r *Router) drain(s *batchSocket, rc *receiver) {
+	for range drainMax {
+		batch, res := rc.recv(s)
+		if res.err != nil {
+			return
+		}
+		if res.dropped+res.oversized > 0 && r.cfg.OnDropped != nil {
+			r.cfg.OnDropped(res.dropped, res.oversized)
+		}
+		if batch != nil {
+			r.cfg.OnRecv(Batch{buf: batch, n: res.n})
+		}
+		if batch == nil {
+			return
+		}
+	}
 }
 
 // refused reports a failed handshake. Runs in the loop's goroutine.
