@@ -65,7 +65,7 @@ type nodeFlags struct {
 func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
 	fs.StringVar(&n.host, "host", "", "host name to advertise (default: this machine's hostname)")
-	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+	fs.StringVar(&n.bind, "bind", "127.0.0.1", "IPv4 address or interface name (eth0, lo) to bind, and to advertise unless --advertise is given (an interface: its address); 0.0.0.0 needs --advertise")
 	fs.StringVar(&n.advertise, "advertise", "", "address others reach this node at, registered with its port (default: --bind)")
 	fs.StringVar(&n.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
 	n.curve.register(fs)
