@@ -21,7 +21,9 @@ import (
 // exactly one of: nil (reply filled), a *RemoteError (the handler's error or
 // panic), an error matching ErrNoSuchMethod, ErrTimeout (also
 // context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
-// ErrUnauthorized (CURVE: refused by the server, or no trusted server),
+// ErrModeMismatch (the servers run in router-proxy mode and this node
+// not, or the reverse), ErrUnauthorized (CURVE: refused by the server, or
+// no trusted server),
 // ErrBackPressure, ErrBadTarget, ErrBadHeader, ErrClosed, or ctx.Err()
 // when ctx was cancelled. The deadline is ctx's, or WithCallTimeout from
 // now. When ctx is cancelled before the answer, Call returns
@@ -533,7 +535,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}
 		if len(addrs) > 0 {
-			return addrs, nil
+			return n.inMode(t, addrs)
 		}
 		if timer == nil {
 			wait := n.opts.discoveryWait

@@ -38,6 +38,10 @@ var (
 	// ErrBadHeader: headers that cannot be sent (too long once encoded) or
 	// that arrived malformed.
 	ErrBadHeader = errors.New("relay: bad header")
+	// ErrModeMismatch: the servers of the target run in the other topology
+	// (router-proxy mode, or direct) than this node; the message says
+	// which and the option to change (WithRouterProxy).
+	ErrModeMismatch = errors.New("relay: servers and this node run in different modes")
 )
 
 // Error codes of ERROR messages that relay itself produces (see
