@@ -543,7 +543,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 				wait = d
 			}
 			if wait <= 0 {
-				return nil, fmt.Errorf("%w: %s", ErrNoServers, t)
+				return nil, fmt.Errorf("%w: %s%s", ErrNoServers, t, n.fileHint(t))
 			}
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
@@ -552,12 +552,12 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 		case <-changed:
 			now = time.Now()
 		case <-timer.C:
-			return nil, fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
+			return nil, fmt.Errorf("%w: %s (waited %v for one to register%s)", ErrNoServers, t, n.opts.discoveryWait, n.fileHint(t))
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// The deadline cut the discovery wait short: what the
 				// caller needs to know is that nobody serves the target.
-				return nil, &noServersError{target: t, ctx: ctx.Err()}
+				return nil, &noServersError{target: t, ctx: ctx.Err(), hint: n.fileHint(t)}
 			}
 			return nil, ctx.Err()
 		case <-n.down:
@@ -584,10 +584,11 @@ func (n *Node) nextIndex(key matchmaker.Key, size int) int {
 type noServersError struct {
 	target Target
 	ctx    error
+	hint   string
 }
 
 func (e *noServersError) Error() string {
-	return fmt.Sprintf("%v: %s (none registered before the deadline)", ErrNoServers, e.target)
+	return fmt.Sprintf("%v: %s (none registered before the deadline%s)", ErrNoServers, e.target, e.hint)
 }
 
 func (e *noServersError) Is(target error) bool { return target == ErrNoServers || target == e.ctx }

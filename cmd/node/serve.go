@@ -29,8 +29,12 @@ redis+sentinel://h1:26379,h2:26379/mastername, or a static hosts file,
 file:///path/hosts.json or file:relative/path.json (format:
 testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited).
 With a hosts file a server binds the port its entry names (--ports
-7001-7001), and its --host must be the entry's host: a directed call
-(--server) names that host, e.g. --server 127.0.0.2. Notifications need
+7001-7001), and its --host must be the entry's host: a directed call or
+cast (--server) names the host field of an entry, e.g. --server 127.0.0.2
+for 127.0.0.2:7001. A --server that no entry names fails at the caller
+("no servers for target", with the hosts the entries name); a server whose
+--host is not its entry's host refuses directed calls and drops directed
+casts unseen by their sender (it warns at start). Notifications need
 Redis: a hosts file lists no listeners.
 `
 

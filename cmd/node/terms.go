@@ -28,6 +28,7 @@ var optionFlags = []struct{ option, flag string }{
 	{"WithRouterProxy", "router-proxy"},
 	{"WithPubSub", "pubsub"},
 	{"WithAcks", "acks"},
+	{"Target.Server", "server"},
 }
 
 // inFlagTerms renders err with each relay option it names replaced by the
