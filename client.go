@@ -510,7 +510,7 @@ func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (str
 	if err != nil {
 		return "", err
 	}
-	addrs = n.refused.filter(addrs) // a server that refused this node lately goes last
+	addrs = n.suspects.filter(addrs) // a server that failed lately goes last
 	return addrs[n.nextIndex(t.key(), len(addrs))], nil
 }
 

@@ -69,7 +69,7 @@ type Node struct {
 	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
 	routes        *routes  // cached lookups
 	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
-	suspects      sync.Map // publisher proxy front -> time until which it is tried last
+	suspects      suspects // servers and proxies that failed lately, tried last
 	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
@@ -78,7 +78,6 @@ type Node struct {
 	pubs     []publisher
 	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
 	sec      *security            // CURVE keys and allow-list; nil: plaintext
-	refused  refusedPeers         // peers that refused a connection lately, tried last
 	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
 	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
 
@@ -326,7 +325,7 @@ func (n *Node) admitted(members []string) ([]string, error) {
 func (n *Node) peerRefused(addr string, err error) {
 	n.counters.Refused.Add(1)
 	n.refusals.Warn(addr, "connection refused", "peer", addr, "err", err)
-	n.refused.add(addr, time.Now().Add(refusedFor))
+	n.suspects.add(addr, time.Now().Add(suspectFor))
 }
 
 // clientRefused is the router's OnRefused: a client's handshake failed.
