@@ -79,7 +79,10 @@ func (n *Node) call(ctx context.Context, t Target, method string, args, reply an
 		n.pending.Put(c)
 		return err
 	}
-	if h.AckWanted {
+	switch {
+	case h.AckWanted && len(r.servers) > 1:
+		n.resender.ResentFailover(c, r.servers)
+	case h.AckWanted:
 		n.resender.Resent(c, r.resendAddrs(), false)
 	}
 	n.pending.Add(c)
@@ -344,6 +347,9 @@ type route struct {
 	via    string   // where to send to reach addr, when not addr itself (inproc)
 	server string   // router-proxy mode: the server the header names
 	fronts []string // router-proxy mode: every proxy's front, for resends
+	// servers: a bare call with acks, direct: where to send it (first)
+	// and its topic's other servers, where it fails over (failovers).
+	servers []string
 }
 
 // send is the endpoint to send the request to.
@@ -360,6 +366,9 @@ func (r route) send() string {
 func (r route) resendAddrs() []string {
 	if len(r.fronts) > 0 {
 		return r.fronts
+	}
+	if len(r.servers) > 0 {
+		return r.servers
 	}
 	return []string{r.send()}
 }
@@ -393,11 +402,15 @@ func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method s
 		}
 		return route{addr: fronts[0], server: name, fronts: fronts}, nil
 	}
-	addr, err := n.pick(ctx, t, now, deadline)
+	addr, addrs, err := n.pick(ctx, t, now, deadline)
 	if err != nil {
 		return route{}, err
 	}
-	return route{addr: addr, via: n.viaInproc(addr)}, nil
+	r := route{addr: addr, via: n.viaInproc(addr)}
+	if kind == envelope.KindCall && n.opts.acks && t.Server == "" {
+		r.servers = n.failovers(r.send(), addrs)
+	}
+	return r, nil
 }
 
 // header is the header of a request of kind to t.
@@ -505,13 +518,14 @@ func (n *Node) pushMessage(ctx context.Context, addr string, m sockets.Message) 
 // pick returns the address of the server to send to: the next one
 // round-robin among those registered for t. When none is registered it waits
 // for one up to the discovery wait (or the deadline, if sooner).
-func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, error) {
+// It returns the addresses it picked from too.
+func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, []string, error) {
 	addrs, err := n.all(ctx, t, now, deadline)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	addrs = n.suspects.filter(addrs) // a server that failed lately goes last
-	return addrs[n.nextIndex(t.key(), len(addrs))], nil
+	return addrs[n.nextIndex(t.key(), len(addrs))], addrs, nil
 }
 
 // all returns every address registered for t. When none is registered it

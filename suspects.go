@@ -88,3 +88,27 @@ func (s *suspects) filter(addrs []string) []string {
 	}
 	return out
 }
+
+// peerLost is the dealers' OnLost: the connection to a server was lost or
+// could not be made, so it is suspect (until its connection comes up).
+func (n *Node) peerLost(addr string) {
+	n.suspects.add(addr, time.Now().Add(suspectFor))
+}
+
+// failovers returns where a bare call with acks goes: first to send, then,
+// should that server go down before any server acknowledged the call, to
+// the other servers of addrs (its topic's, in turn; see
+// actors.Resender.ResentFailover). nil when there is no other server.
+func (n *Node) failovers(send string, addrs []string) []string {
+	if len(addrs) < 2 {
+		return nil
+	}
+	out := make([]string, 1, len(addrs))
+	out[0] = send
+	for _, a := range addrs {
+		if via := n.viaInproc(a); via != send {
+			out = append(out, via)
+		}
+	}
+	return out
+}

@@ -47,6 +47,7 @@ func (n *Node) wire() {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
 	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	n.resender.Down = n.suspects.down
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
@@ -140,6 +141,8 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
 		OnRefused:   n.peerRefused,
+		OnLost:      n.peerLost,
+		OnUp:        n.suspects.clear,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,

@@ -32,6 +32,11 @@ type DealersConfig struct {
 	// drops new messages for it with err before it connects again. It
 	// runs in the loop's goroutine and must not block.
 	OnRefused func(addr string, err error)
+	// OnLost gets the endpoint of a server whose connection was lost or
+	// could not be made (libzmq keeps retrying it), and OnUp one whose
+	// connection (its handshake) succeeded. They run in the loop's
+	// goroutine and must not block.
+	OnLost, OnUp func(addr string)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 	// Release, when set, gets back the Ref of each Pooled message once the
@@ -138,7 +143,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		if err != nil {
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		mon, err := newMonitor(zctx, s.z)
+		mon, err := newMonitor(zctx, s.z, lostEvents)
 		if err == nil {
 			if err = s.z.SetImmediate(true); err == nil {
 				err = connect(s.z, d.cfg.Options.Curve, peer.addr)
@@ -267,15 +272,22 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		for _, tag := range fired {
 			if dl := all[tag/2]; tag%2 == 1 && dl != nil {
 				var why string
-				if err := dl.mon.drain(false, func(failed bool, reason, _ string) {
+				var up, lost bool // the last event said: connected / gone
+				if err := dl.mon.drainLost(false, func(failed bool, reason, _ string) {
 					if failed && why == "" {
 						why = reason
 					}
-				}); err != nil {
+					up, lost = !failed, false
+				}, func(string) { up, lost = false, true }); err != nil {
 					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
 				}
-				if why != "" {
+				switch {
+				case why != "":
 					refuse(dl, why)
+				case lost && d.cfg.OnLost != nil:
+					d.cfg.OnLost(dl.peer.addr)
+				case up && d.cfg.OnUp != nil:
+					d.cfg.OnUp(dl.peer.addr)
 				}
 			}
 		}

@@ -99,7 +99,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.cfg.Options.Curve != nil {
 		s.withUserID()
 	}
-	mon, err := newMonitor(zctx, s.z)
+	mon, err := newMonitor(zctx, s.z, 0)
 	if err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
