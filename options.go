@@ -275,7 +275,12 @@ func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 // WithDataDir): at least once, and once unless a server stops while the
 // handler runs (Request.Redelivered). A cast that
 // was never acknowledged by its deadline is reported undelivered
-// (WithUndelivered). Default false.
+// (WithUndelivered). A call to a bare target (no Target.Server) whose
+// server's connection is lost or cannot be made (a crash, kill -9, a dead
+// hosts-file entry) is resent to another server of its topic instead
+// (Stats.Failovers): its handler may then run on both if the first ran it
+// before it went. A directed call, and every cast, stay with their server.
+// Default false.
 func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
 
 // WithRetry sets the resend schedule with WithAcks: after base, then
