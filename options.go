@@ -113,7 +113,7 @@ func (o *options) validate() error {
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
 	case isWildcard(o.bindAddress) && o.advertise == "":
-		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address", o.bindAddress)
+		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress)
 	case isWildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
@@ -167,11 +167,14 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 // per-member liveness (see matchmaker.Redis).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
-// WithBindAddress sets the address the node's ROUTER binds, and
-// advertises unless WithAdvertise says otherwise. A wildcard ("0.0.0.0",
-// "*", "::") needs WithAdvertise. "ipc://DIR" binds a Unix-domain (ipc)
-// endpoint in directory DIR instead of TCP: only nodes of the same host
-// can reach it, without TCP's costs. Default "127.0.0.1".
+// WithBindAddress sets where the node's ROUTER binds: an IPv4 address
+// of this host, which it also advertises unless WithAdvertise says
+// otherwise; an interface name ("eth0", "lo"), which binds and advertises
+// that interface's first IPv4 address; or a wildcard ("0.0.0.0", "*"),
+// which needs WithAdvertise (a node never registers 0.0.0.0).
+// "ipc://DIR" binds a Unix-domain (ipc) endpoint in directory DIR instead
+// of TCP: only nodes of the same host can reach it, without TCP's costs.
+// An address Start cannot bind is a *BindError. Default "127.0.0.1".
 func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
 
 // WithAdvertise sets the address the node registers (the host part of its
@@ -272,7 +275,12 @@ func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 // WithDataDir): at least once, and once unless a server stops while the
 // handler runs (Request.Redelivered). A cast that
 // was never acknowledged by its deadline is reported undelivered
-// (WithUndelivered). Default false.
+// (WithUndelivered). A call to a bare target (no Target.Server) whose
+// server's connection is lost or cannot be made (a crash, kill -9, a dead
+// hosts-file entry) is resent to another server of its topic instead
+// (Stats.Failovers): its handler may then run on both if the first ran it
+// before it went. A directed call, and every cast, stay with their server.
+// Default false.
 func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
 
 // WithRetry sets the resend schedule with WithAcks: after base, then
