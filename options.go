@@ -47,7 +47,7 @@ type options struct {
 	dedupBytes       int
 	maxConnections   int
 	heartbeat        time.Duration
-	heartbeatTimeout time.Duration
+	peerTimeout      time.Duration // a connection silent this long is dead (ZMTP heartbeat timeout)
 	undelivered      func(Undelivered)
 	log              *slog.Logger
 
@@ -63,30 +63,30 @@ func defaultOptions() options {
 		host = "localhost"
 	}
 	return options{
-		host:             host,
-		matchmaker:       "memory://default",
-		bindAddress:      "127.0.0.1",
-		portMin:          20000,
-		portMax:          29999,
-		callTimeout:      30 * time.Second,
-		discoveryWait:    time.Second,
-		registrationTTL:  30 * time.Second,
-		drainTimeout:     5 * time.Second,
-		queueSize:        65536,
-		hwm:              1000,
-		maxMessageSize:   16 << 20,
-		strategy:         supervisor.Default,
-		retry:            actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Max: time.Second},
-		dedupTTL:         5 * time.Minute,
-		maxHandlers:      256,
-		handlerQueue:     4096,
-		publishWindow:    1024,
-		idleTimeout:      30 * time.Second,
-		dedupBytes:       64 << 20,
-		maxConnections:   4096,
-		heartbeat:        sockets.DefaultOptions().HeartbeatIvl,
-		heartbeatTimeout: sockets.DefaultOptions().HeartbeatTimeout,
-		log:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		host:            host,
+		matchmaker:      "memory://default",
+		bindAddress:     "127.0.0.1",
+		portMin:         20000,
+		portMax:         29999,
+		callTimeout:     30 * time.Second,
+		discoveryWait:   time.Second,
+		registrationTTL: 30 * time.Second,
+		drainTimeout:    5 * time.Second,
+		queueSize:       8192,
+		hwm:             32,
+		maxMessageSize:  16 << 20,
+		strategy:        supervisor.Default,
+		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Max: time.Second},
+		dedupTTL:        5 * time.Minute,
+		maxHandlers:     256,
+		handlerQueue:    4096,
+		publishWindow:   1024,
+		idleTimeout:     30 * time.Second,
+		dedupBytes:      64 << 20,
+		maxConnections:  4096,
+		heartbeat:       sockets.DefaultOptions().HeartbeatIvl,
+		peerTimeout:     sockets.DefaultOptions().HeartbeatTimeout,
+		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
@@ -143,8 +143,8 @@ func (o *options) validate() error {
 	if o.maxConnections < 1 {
 		return bad("WithMaxConnections", "must be at least 1, got %d", o.maxConnections)
 	}
-	if o.heartbeat <= 0 || o.heartbeatTimeout < o.heartbeat {
-		return bad("WithHeartbeat", "want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.heartbeatTimeout)
+	if o.heartbeat <= 0 || o.peerTimeout < o.heartbeat {
+		return bad("WithHeartbeat", "want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.peerTimeout)
 	}
 	if o.publishWindow < 1 {
 		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
@@ -243,13 +243,17 @@ func WithRegistrationTTL(d time.Duration) Option {
 func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
 
 // WithQueueSize bounds each send queue (requests, replies), in messages.
-// A full queue is ErrBackPressure to the caller. Default 65536.
+// A full queue is ErrBackPressure to the caller (or a wait, with
+// WithWaitOnFull). With WithHighWaterMark it bounds what a caller can
+// have in flight to one server before it sees back-pressure: the queue,
+// plus the ZeroMQ pipes and kernel buffers on both sides. Default 8192.
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
 // WithHighWaterMark sets the ZeroMQ send and receive high-water marks of
 // every socket, in ZeroMQ messages. relay packs the records queued for one
 // peer into messages of up to 64 KiB, so a pipe holds at most about
-// n × 64 KiB. Default 1000.
+// n × 64 KiB: this bounds the memory a peer can make a node hold in
+// ZeroMQ's buffers per connection. Default 32 (2 MiB).
 func WithHighWaterMark(n int) Option { return func(o *options) { o.hwm = n } }
 
 // WithMaxMessageSize sets the largest inbound message accepted, in bytes;
@@ -357,7 +361,7 @@ func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnectio
 // of a process with some 6,000 of them on a busy 2-core machine, and
 // (10s, 30s) holding (docs/SCALE.md). Default 1s, 5s.
 func WithHeartbeat(interval, timeout time.Duration) Option {
-	return func(o *options) { o.heartbeat, o.heartbeatTimeout = interval, timeout }
+	return func(o *options) { o.heartbeat, o.peerTimeout = interval, timeout }
 }
 
 // WithDataDir keeps what the node must not forget when its process ends in
