@@ -38,7 +38,10 @@ Then, for --duration, the load: computes call the conductors (--call-rate a
 second, all together), the api calls random computes (--api-rate), the
 schedulers cast to random computes (--cast-rate), and every --fanout-every a
 scheduler fans out to every compute and the api sends a notification that
-every compute listens to (each in a listener pool of its own). It prints
+every compute listens to (each in a listener pool of its own); every
+--churn-every a new conductor joins and the previous one leaves (the run
+measures how long until the first call reaches a joiner, and until calls
+stop reaching a leaver, which refuses them). It prints
 the calls' p50/p99 and failures, the deliveries (lost, time of the last
 receiver), Redis commands per second, memory and clients, and for every
 process its fds, threads, RSS and established TCP sockets (from /proc),
@@ -73,6 +76,7 @@ stdout. Exit code 0 when the run completed, 1 when it could not run.
 			fs.IntVar(&cfg.APIRate, "api-rate", def.APIRate, "api → compute directed calls per second")
 			fs.IntVar(&cfg.CastRate, "cast-rate", def.CastRate, "scheduler → compute directed casts per second")
 			fs.DurationVar(&cfg.FanoutEvery, "fanout-every", def.FanoutEvery, "period of the fanout and the notification to every compute")
+			fs.DurationVar(&cfg.ChurnEvery, "churn-every", def.ChurnEvery, "during the load a conductor joins, and the previous one leaves, this often (0: no churn)")
 			fs.DurationVar(&cfg.StartTimeout, "start-timeout", def.StartTimeout, "bound of the registration storm (launch until every compute answers)")
 			fs.DurationVar(&cfg.TTL, "ttl", def.TTL, "registration TTL of every node and proxy")
 			fs.DurationVar(&cfg.CallTimeout, "call-timeout", def.CallTimeout, "deadline of each call, cast, fanout and notification")

@@ -44,6 +44,9 @@ type Config struct {
 	// FanoutEvery is how often a scheduler sends a fanout to every
 	// compute, and the api a notification that every compute listens to.
 	FanoutEvery time.Duration
+	// ChurnEvery is how often, during the load, a conductor joins and the
+	// one that joined before leaves (0: no churn).
+	ChurnEvery time.Duration
 	// StartTimeout bounds the registration storm: from the launch of the
 	// host processes until every compute answers a directed call.
 	StartTimeout time.Duration
@@ -75,6 +78,7 @@ func DefaultConfig() Config {
 		APIRate:      100,
 		CastRate:     100,
 		FanoutEvery:  2 * time.Second,
+		ChurnEvery:   3 * time.Second,
 		StartTimeout: 3 * time.Minute,
 		TTL:          30 * time.Second,
 		CallTimeout:  5 * time.Second,
@@ -120,6 +124,8 @@ func (c *Config) validate() error {
 		return bad("cast-rate", "must not be negative, got %d", c.CastRate)
 	case c.FanoutEvery < 100*time.Millisecond:
 		return bad("fanout-every", "want at least 100ms, got %v", c.FanoutEvery)
+	case c.ChurnEvery != 0 && c.ChurnEvery < 100*time.Millisecond:
+		return bad("churn-every", "want 0 (no churn) or at least 100ms, got %v", c.ChurnEvery)
 	case c.StartTimeout < time.Second:
 		return bad("start-timeout", "want at least 1s, got %v", c.StartTimeout)
 	case c.TTL < time.Second:

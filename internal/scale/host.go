@@ -81,16 +81,7 @@ func StartHost(ctx context.Context, spec HostSpec, log *slog.Logger) (*Host, err
 // startNode starts node j of the spec and sets it up for its role.
 func (h *Host) startNode(ctx context.Context, j int) (*relay.Node, string, error) {
 	s := &h.spec
-	opts := []relay.Option{relay.WithMatchmaker(s.Matchmaker), relay.WithHost(s.Name),
-		relay.WithBindAddress(s.addr(j)), relay.WithRegistrationTTL(s.TTL), relay.WithCallTimeout(s.Timeout),
-		relay.WithLogger(h.log.With("node", j))}
-	if s.Heartbeat > 0 {
-		opts = append(opts, relay.WithHeartbeat(s.Heartbeat, s.HeartbeatTimeout))
-	}
-	if s.Proxied {
-		opts = append(opts, relay.WithRouterProxy(true), relay.WithPubSub(true))
-	}
-	n, err := relay.Start(ctx, opts...)
+	n, err := relay.Start(ctx, h.nodeOptions(s.addr(j), j)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("node %d (%s): %w", j, s.addr(j), err)
 	}
@@ -100,6 +91,21 @@ func (h *Host) startNode(ctx context.Context, j int) (*relay.Node, string, error
 		return nil, "", fmt.Errorf("node %d (%s): %w", j, s.addr(j), err)
 	}
 	return n, name, nil
+}
+
+// nodeOptions are the options of node j of the process, bound to addr.
+func (h *Host) nodeOptions(addr string, j int) []relay.Option {
+	s := &h.spec
+	opts := []relay.Option{relay.WithMatchmaker(s.Matchmaker), relay.WithHost(s.Name),
+		relay.WithBindAddress(addr), relay.WithRegistrationTTL(s.TTL), relay.WithCallTimeout(s.Timeout),
+		relay.WithLogger(h.log.With("node", j))}
+	if s.Heartbeat > 0 {
+		opts = append(opts, relay.WithHeartbeat(s.Heartbeat, s.HeartbeatTimeout))
+	}
+	if s.Proxied {
+		opts = append(opts, relay.WithRouterProxy(true), relay.WithPubSub(true))
+	}
+	return opts
 }
 
 // setUp gives node j what its role serves and listens to, and returns its
@@ -177,6 +183,9 @@ func (h *Host) BeginLoad() {
 		h.pace(s.APIRate, h.callCompute)
 		h.pace(s.CastRate, h.castBuild)
 		h.wg.Go(h.fanouts)
+		if s.ChurnEvery > 0 {
+			h.wg.Go(h.churn)
+		}
 	})
 }
 

@@ -89,7 +89,8 @@ type HostSpec struct {
 	APIRate     float64       `json:"api_rate"`
 	CastRate    float64       `json:"cast_rate"`
 	FanoutEvery time.Duration `json:"fanout_every"`
-	Report      string        `json:"report"` // where the process writes its HostReport
+	ChurnEvery  time.Duration `json:"churn_every"` // control role: a conductor joins and one leaves this often (0: never)
+	Report      string        `json:"report"`      // where the process writes its HostReport
 }
 
 // addr returns the loopback address of the j-th node of the spec.

@@ -176,11 +176,20 @@ type RedisStats struct {
 	Calls map[string]int64 `json:"calls"`
 }
 
+// redisTries is how often readRedis asks Redis before it fails.
+const redisTries = 5
+
 // readRedis reads rs's INFO.
 func readRedis(rs *testredis.Server) (RedisStats, error) {
 	text, err := rs.Do("INFO", "everything")
+	// A Redis that a thousand nodes keep busy may accept a new connection
+	// late: try again before giving up on the run.
+	for try := 1; err != nil && try < redisTries; try++ {
+		time.Sleep(time.Second)
+		text, err = rs.Do("INFO", "everything")
+	}
 	if err != nil {
-		return RedisStats{}, fmt.Errorf("scale: redis INFO: %w", err)
+		return RedisStats{}, fmt.Errorf("scale: redis INFO (%d tries): %w", redisTries, err)
 	}
 	s, _ := text.(string)
 	fields := map[string]string{}

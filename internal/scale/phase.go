@@ -49,11 +49,19 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	rep.Took = took
 	rep.Redis = RedisLoad{Before: before, After: after,
 		OpsPerSec: float64(after.Commands-before.Commands) / took.Seconds()}
-	cfg.logf("load: done after %v; waiting up to %v for the last fanouts", took.Round(time.Millisecond), drainWait)
+	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drainWait)
 	sent := h.control.Report()
 	_ = poll(ctx, drainWait, func() error {
-		if lost := undelivered(sent, h.hostReports(), cfg.Nodes); lost > 0 {
+		reps := h.hostReports()
+		if lost := undelivered(sent, reps, cfg.Nodes); lost > 0 {
 			return fmt.Errorf("%d deliveries missing", lost)
+		}
+		got := int64(0)
+		for _, r := range reps {
+			got += r.CastsReceived
+		}
+		if got < sent.CastsSent {
+			return fmt.Errorf("%d of %d casts received", got, sent.CastsSent)
 		}
 		return nil
 	})

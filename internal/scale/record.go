@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,7 +36,13 @@ type HostReport struct {
 	Fanouts map[string]Delivery `json:"fanouts"`
 	Notes   map[string]Delivery `json:"notes"`
 	Skipped int64               `json:"skipped"` // sends skipped: every worker busy
-	Dropped uint64              `json:"dropped"` // what the nodes' Stats count as dropped or failed
+	// Churn is the conductors that joined and left during the load
+	// (control); Stale when calls to the conductors were refused because
+	// the conductor they reached had left (compute; unix ns, the first
+	// maxStale).
+	Churn   []Churn `json:"churn"`
+	Stale   []int64 `json:"stale"`
+	Dropped uint64  `json:"dropped"` // what the nodes' Stats count as dropped or failed
 }
 
 // CallCounts counts calls by outcome, with their latencies.
@@ -69,6 +76,14 @@ func newRecorder(name, role string) *recorder {
 func (r *recorder) call(took time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if errors.Is(err, relay.ErrNoSuchMethod) {
+		// The server it reached has just left (churn): counted apart,
+		// by when it was sent (when the caller chose the route).
+		if len(r.rep.Stale) < maxStale {
+			r.rep.Stale = append(r.rep.Stale, time.Now().Add(-took).UnixNano())
+		}
+		return
+	}
 	if err != nil {
 		r.rep.Calls.Errors[errorClass(err)]++
 		return
@@ -174,6 +189,7 @@ func (r *recorder) snapshot() HostReport {
 	rep.Calls.Samples = append([]time.Duration(nil), r.rep.Calls.Samples...)
 	rep.Calls.Errors = copyMap(r.rep.Calls.Errors)
 	rep.Fanouts, rep.Notes = copyMap(r.rep.Fanouts), copyMap(r.rep.Notes)
+	rep.Churn, rep.Stale = slices.Clone(r.rep.Churn), slices.Clone(r.rep.Stale)
 	return rep
 }
 

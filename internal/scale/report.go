@@ -45,6 +45,7 @@ type Report struct {
 	Fanouts      BroadcastSummary `json:"fanouts"`
 	Notes        BroadcastSummary `json:"notifications"`
 	Skipped      int64            `json:"skipped"` // sends skipped: every load worker busy
+	Churn        ChurnReport      `json:"churn"`
 	// ListenOverflows is the machine's TcpExt ListenOverflows over the load.
 	ListenOverflows int64    `json:"listen_overflows"`
 	Dropped         uint64   `json:"dropped"` // the nodes' Stats: dropped or failed
@@ -100,7 +101,7 @@ type BroadcastSummary struct {
 
 func newReport(cfg *Config) *Report {
 	r := &Report{Mode: cfg.Mode, Nodes: cfg.Nodes, Procs: cfg.Procs, Control: cfg.Conductors + cfg.Schedulers + 1,
-		Duration: cfg.Duration, Dir: cfg.Dir, Heartbeat: cfg.Heartbeat, HBTimeout: cfg.HeartbeatTimeout}
+		Duration: cfg.Duration, Dir: cfg.Dir, Churn: ChurnReport{Every: cfg.ChurnEvery}, Heartbeat: cfg.Heartbeat, HBTimeout: cfg.HeartbeatTimeout}
 	if cfg.Mode == ModeProxied {
 		r.Routers, r.Publishers, r.LocalPubs = cfg.Routers, cfg.Publishers, cfg.Procs
 	}
@@ -127,6 +128,7 @@ func (r *Report) add(control HostReport, hosts []HostReport) {
 	r.ComputeCalls = summarize(compute)
 	r.Fanouts = broadcasts(control.Fanouts, hosts, r.Nodes, func(h HostReport) map[string]Delivery { return h.Fanouts })
 	r.Notes = broadcasts(control.Notes, hosts, r.Nodes, func(h HostReport) map[string]Delivery { return h.Notes })
+	r.Churn = churnReport(r.Churn.Every, control.Churn, hosts)
 }
 
 func summarize(c CallCounts) CallSummary {
@@ -227,6 +229,7 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "  scheduler → compute casts: %d sent, %d failed, %d received\n", r.CastsSent, r.CastsFailed, r.CastsGot)
 	writeBroadcasts(w, "fanouts to every compute", r.Fanouts)
 	writeBroadcasts(w, "notifications to every compute", r.Notes)
+	r.Churn.write(w)
 	fmt.Fprintf(w, "  sends skipped (every worker busy): %d; dropped or failed in the nodes' Stats: %d\n", r.Skipped, r.Dropped)
 	a := r.Redis.After
 	fmt.Fprintf(w, "  Redis: %.0f commands/s, %.1f MiB used, %d clients, %d keys, %.1f s CPU over the load; %d listen overflows\n",

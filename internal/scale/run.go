@@ -108,7 +108,8 @@ func (h *harness) setUp() error {
 		Conductors: cfg.Conductors, Schedulers: cfg.Schedulers, Matchmaker: rs.URL(), Proxied: cfg.Mode == ModeProxied,
 		TTL: cfg.TTL, Timeout: cfg.CallTimeout, Parallel: cfg.Parallel,
 		Heartbeat: cfg.Heartbeat, HeartbeatTimeout: cfg.HeartbeatTimeout,
-		APIRate: float64(cfg.APIRate), CastRate: float64(cfg.CastRate), FanoutEvery: cfg.FanoutEvery}
+		APIRate: float64(cfg.APIRate), CastRate: float64(cfg.CastRate), FanoutEvery: cfg.FanoutEvery,
+		ChurnEvery: cfg.ChurnEvery}
 	log := slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

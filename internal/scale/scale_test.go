@@ -55,6 +55,22 @@ func TestShortRun(t *testing.T) {
 	rep := run(t, cfg)
 	checkDelivered(t, rep)
 	checkMeasured(t, rep, 2)
+	checkChurn(t, rep)
+}
+
+// checkChurn: conductors joined and left during the load; calls reached
+// every joiner but perhaps the last (it may join just before the end),
+// and stopped reaching a leaver before the next churn closed it (or they
+// would have timed out: checkDelivered).
+func checkChurn(t *testing.T, rep *Report) {
+	t.Helper()
+	c := rep.Churn
+	if c.Joins < 2 || c.Leaves < 1 || c.JoinNever > 1 || c.JoinP50 <= 0 {
+		t.Errorf("churn every %v over %v: %+v; want 2 or more joins, each but the last reached, and a leave", c.Every, rep.Took, c)
+	}
+	if c.LeaveMax >= c.Every {
+		t.Errorf("calls reached a leaver %v after it left, want within the churn period %v", c.LeaveMax, c.Every)
+	}
 }
 
 // The same through the proxies, smaller: 60 nodes in 2 processes, 2
