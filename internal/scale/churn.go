@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,16 +14,38 @@ import (
 	"github.com/relay-dev/relay/internal/latency"
 )
 
-// maxStale bounds the times of refused calls a process keeps.
+// maxStale bounds the refused calls a process keeps.
 const maxStale = 10_000
+
+// Stale is a call refused because the server it reached had left: when
+// it was sent (unix ns) and the host that refused it.
+type Stale struct {
+	Sent int64  `json:"sent"`
+	Host string `json:"host"`
+}
+
+// refusedBy returns the host named by a refusal (ErrNoSuchMethod:
+// `method "m": host H serves no topic …` or `… not served on topic T by
+// host H (serving …)`), or "".
+func refusedBy(err error) string {
+	_, rest, ok := strings.Cut(err.Error(), ": host ")
+	if !ok {
+		if _, rest, ok = strings.Cut(err.Error(), " by host "); !ok {
+			return ""
+		}
+	}
+	host, _, _ := strings.Cut(rest, " ")
+	return host
+}
 
 // Churn is one conductor that joined (and perhaps left) during the load,
 // in unix ns: when its registration was written, when the first call
 // reached it (0: none), when it left (0: it did not).
 type Churn struct {
-	Joined int64 `json:"joined"`
-	First  int64 `json:"first"`
-	Left   int64 `json:"left"`
+	Host   string `json:"host"` // its relay host, which its refusals name
+	Joined int64  `json:"joined"`
+	First  int64  `json:"first"`
+	Left   int64  `json:"left"`
 }
 
 // ChurnReport is the registration churn of the load: conductors joining
@@ -97,11 +120,12 @@ func (h *Host) join(k int) (*churner, error) {
 	addr := controlAddr(s.Conductors + s.Schedulers + 1 + k)
 	ctx, cancel := context.WithTimeout(h.ctx, s.Timeout)
 	defer cancel()
-	n, err := relay.Start(ctx, h.nodeOptions(addr, k)...)
+	host := fmt.Sprintf("scale-churn-%d", k)
+	n, err := relay.Start(ctx, append(h.nodeOptions(addr, k), relay.WithHost(host))...)
 	if err != nil {
 		return nil, fmt.Errorf("churn conductor %d (%s): %w", k, addr, err)
 	}
-	c := &churner{node: n}
+	c := &churner{node: n, rec: Churn{Host: host}}
 	c.srv, err = n.Serve(relay.Target{Topic: TopicConductor, Server: fmt.Sprintf("conductor-churn-%d", k)})
 	if err != nil {
 		n.Close()
@@ -128,14 +152,14 @@ func (h *Host) retire(c *churner, wg *sync.WaitGroup) {
 func churnReport(every time.Duration, cs []Churn, hosts []HostReport) ChurnReport {
 	rep := ChurnReport{Every: every}
 	var joins, leaves []time.Duration
-	var stale []int64
+	stale := map[string][]int64{} // by the host that refused
 	for _, h := range hosts {
-		stale = append(stale, h.Stale...)
+		for _, s := range h.Stale {
+			stale[s.Host] = append(stale[s.Host], s.Sent)
+			rep.Stale++
+		}
 	}
-	slices.Sort(stale)
-	rep.Stale = len(stale)
-	slices.SortFunc(cs, func(a, b Churn) int { return int(a.Joined - b.Joined) })
-	for i, c := range cs {
+	for _, c := range cs {
 		rep.Joins++
 		if c.First == 0 {
 			rep.JoinNever++
@@ -146,16 +170,9 @@ func churnReport(every time.Duration, cs []Churn, hosts []HostReport) ChurnRepor
 			continue
 		}
 		rep.Leaves++
-		// The refusals until the next leave are this leaver's.
-		until := int64(1<<63 - 1)
-		if i+1 < len(cs) && cs[i+1].Left != 0 {
-			until = cs[i+1].Left
-		}
 		var last time.Duration
-		for _, s := range stale {
-			if s >= c.Left && s < until {
-				last = time.Duration(s - c.Left)
-			}
+		for _, s := range stale[c.Host] {
+			last = max(last, time.Duration(s-c.Left))
 		}
 		leaves = append(leaves, last)
 	}

@@ -37,11 +37,11 @@ type HostReport struct {
 	Notes   map[string]Delivery `json:"notes"`
 	Skipped int64               `json:"skipped"` // sends skipped: every worker busy
 	// Churn is the conductors that joined and left during the load
-	// (control); Stale when calls to the conductors were refused because
-	// the conductor they reached had left (compute; unix ns, the first
+	// (control); Stale the calls to the conductors that were refused
+	// because the conductor they reached had left (compute; the first
 	// maxStale).
 	Churn   []Churn `json:"churn"`
-	Stale   []int64 `json:"stale"`
+	Stale   []Stale `json:"stale"`
 	Dropped uint64  `json:"dropped"` // what the nodes' Stats count as dropped or failed
 }
 
@@ -80,7 +80,7 @@ func (r *recorder) call(took time.Duration, err error) {
 		// The server it reached has just left (churn): counted apart,
 		// by when it was sent (when the caller chose the route).
 		if len(r.rep.Stale) < maxStale {
-			r.rep.Stale = append(r.rep.Stale, time.Now().Add(-took).UnixNano())
+			r.rep.Stale = append(r.rep.Stale, Stale{Sent: time.Now().Add(-took).UnixNano(), Host: refusedBy(err)})
 		}
 		return
 	}

@@ -2,9 +2,13 @@ package scale
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay"
 )
 
 // stormBound is how soon after the host processes are launched every
@@ -163,5 +167,33 @@ func checkMeasured(t *testing.T, rep *Report, children int) {
 	}
 	if rep.Redis.OpsPerSec <= 0 || rep.Redis.After.Clients <= 0 {
 		t.Errorf("Redis over the load: %+v", rep.Redis)
+	}
+}
+
+// The churn's figures from the control plane's joins and leaves and the
+// refusals the computes saw, each matched to its leaver by host.
+func TestChurnReport(t *testing.T) {
+	sec := int64(time.Second)
+	cs := []Churn{
+		{Host: "scale-churn-0", Joined: 0, First: sec / 10, Left: 3 * sec},
+		{Host: "scale-churn-1", Joined: 3 * sec, First: 3*sec + sec/5, Left: 6 * sec},
+		{Host: "scale-churn-2", Joined: 6 * sec},
+	}
+	refused := func(host string) string {
+		err := fmt.Errorf("%w: method %q: host %s serves no topic conductor for server %q", relay.ErrNoSuchMethod, MethodReport, host, "")
+		return refusedBy(err)
+	}
+	hosts := []HostReport{
+		{Stale: []Stale{{Sent: 3*sec + sec/2, Host: refused("scale-churn-0")}, {Sent: 6*sec - 1, Host: refused("scale-churn-1")}}},
+		{Stale: []Stale{{Sent: 6*sec + sec/10, Host: refused("scale-churn-1")}}},
+	}
+	got := churnReport(3*time.Second, cs, hosts)
+	want := ChurnReport{Every: 3 * time.Second, Joins: 3, JoinNever: 1, JoinP50: 100 * time.Millisecond, JoinMax: 200 * time.Millisecond,
+		Leaves: 2, Stale: 3, LeaveP50: 100 * time.Millisecond, LeaveMax: 500 * time.Millisecond}
+	if got != want {
+		t.Errorf("churn report\n got %+v\nwant %+v", got, want)
+	}
+	if h := refusedBy(errors.New(`relay: no such method: method "x" (ns="" v="1.0") not served on topic t by host h1 (serving ns="a" v="1.0")`)); h != "h1" {
+		t.Errorf("refused by %q, want h1", h)
 	}
 }
