@@ -61,8 +61,10 @@ type ChurnReport struct {
 	// still reached the leaver (refused by its node: ErrNoSuchMethod);
 	// LeaveP50 and LeaveMax the time from a leave until the last of them
 	// was sent (how long the callers' routes still had the leaver).
-	Leaves, Stale      int
-	LeaveP50, LeaveMax time.Duration
+	// InFlight counts the refused calls sent before their leaver left
+	// (they were on the way when it did).
+	Leaves, Stale, InFlight int
+	LeaveP50, LeaveMax      time.Duration
 }
 
 // churner is a conductor of the churn: its node, its server and what it
@@ -156,7 +158,6 @@ func churnReport(every time.Duration, cs []Churn, hosts []HostReport) ChurnRepor
 	for _, h := range hosts {
 		for _, s := range h.Stale {
 			stale[s.Host] = append(stale[s.Host], s.Sent)
-			rep.Stale++
 		}
 	}
 	for _, c := range cs {
@@ -172,6 +173,11 @@ func churnReport(every time.Duration, cs []Churn, hosts []HostReport) ChurnRepor
 		rep.Leaves++
 		var last time.Duration
 		for _, s := range stale[c.Host] {
+			if s < c.Left {
+				rep.InFlight++
+				continue
+			}
+			rep.Stale++
 			last = max(last, time.Duration(s-c.Left))
 		}
 		leaves = append(leaves, last)
@@ -195,6 +201,6 @@ func (c ChurnReport) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  churn (a conductor joins and the previous one leaves every %v): %d joined, the first call reached a joiner after p50 %v, max %v (%d reached by none);\n",
 		c.Every, c.Joins, ms(c.JoinP50), ms(c.JoinMax), c.JoinNever)
-	fmt.Fprintf(w, "      %d left: %d calls sent after a leave still reached the leaver (refused, ErrNoSuchMethod), the last sent p50 %v, max %v after it left\n",
-		c.Leaves, c.Stale, ms(c.LeaveP50), ms(c.LeaveMax))
+	fmt.Fprintf(w, "      %d left: %d calls sent after a leave still reached the leaver (refused, ErrNoSuchMethod; %d more were on the way as it left), the last sent p50 %v, max %v after it left\n",
+		c.Leaves, c.Stale, c.InFlight, ms(c.LeaveP50), ms(c.LeaveMax))
 }

@@ -189,7 +189,7 @@ func TestChurnReport(t *testing.T) {
 	}
 	got := churnReport(3*time.Second, cs, hosts)
 	want := ChurnReport{Every: 3 * time.Second, Joins: 3, JoinNever: 1, JoinP50: 100 * time.Millisecond, JoinMax: 200 * time.Millisecond,
-		Leaves: 2, Stale: 3, LeaveP50: 100 * time.Millisecond, LeaveMax: 500 * time.Millisecond}
+		Leaves: 2, Stale: 2, InFlight: 1, LeaveP50: 100 * time.Millisecond, LeaveMax: 500 * time.Millisecond}
 	if got != want {
 		t.Errorf("churn report\n got %+v\nwant %+v", got, want)
 	}
