@@ -121,6 +121,7 @@ type Node struct {
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithMaxHandlers(n)         handlers running at once (default 256)
+//	WithHeartbeat(ivl, t)      ZMTP heartbeat interval and dead-peer timeout (default 1s, 5s)
 //	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
 //	WithClientInterceptor(f…)  interceptors around every call, cast, fanout and notification sent
 //	WithServerInterceptor(f…)  interceptors around every handler

@@ -70,6 +70,7 @@ func (n *Node) socketOptions() sockets.Options {
 	o := sockets.DefaultOptions()
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
+	o.HeartbeatIvl, o.HeartbeatTimeout = n.opts.heartbeat, n.opts.peerTimeout
 	o.Curve = n.sec.socket()
 	return o
 }

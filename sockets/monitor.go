@@ -22,6 +22,10 @@ var monitorSeq atomic.Uint64
 // signals an edge only after a read found it empty.
 type monitor struct {
 	pair *zmq.Socket
+	// plain: the socket has no security mechanism (NULL), so a handshake
+	// that ends without detail (the connection reset or timed out, errno
+	// EAGAIN, EPIPE, ECONNRESET) refused nothing: libzmq reconnects.
+	plain bool
 }
 
 // lostEvents are the events of a connecting socket whose peer is gone:
@@ -47,7 +51,12 @@ func newMonitor(zctx *Context, s *zmq.Socket, extra zmq.Event) (*monitor, error)
 		pair.Close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	return &monitor{pair: pair}, nil
+	mech, err := s.GetMechanism()
+	if err != nil {
+		pair.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	return &monitor{pair: pair, plain: mech == zmq.NULL}, nil
 }
 
 // drain hands every queued event to f: a failed handshake with its reason,
@@ -72,7 +81,15 @@ func (m *monitor) drainLost(server bool, f func(failed bool, reason, endpoint st
 		switch ev {
 		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
 			f(false, "", ep)
-		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+			// With CURVE, a server that cannot prove its key drops the
+			// connection: a refusal. Without, a dropped handshake is
+			// the network's (node scale saw resets and timeouts under a
+			// thousand nodes' connections), and libzmq connects again.
+			if !m.plain {
+				f(true, handshakeReason(ev, value, server), ep)
+			}
+		case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
 			f(true, handshakeReason(ev, value, server), ep)
 		case zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED:
 			if lost != nil {
