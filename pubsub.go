@@ -194,7 +194,7 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 	c.OnFinish(func(res actors.Result) {
 		<-window
 		if res.Err == nil && n.resender.Attempts(c) > 0 {
-			n.suspects.add(p.front, time.Now().Add(suspectFor))
+			n.suspects.Store(p.front, time.Now().Add(suspectFor))
 		}
 		n.settled(c, res, false)
 	})
@@ -220,9 +220,20 @@ func (n *Node) window(front string) chan struct{} {
 	return w.(chan struct{})
 }
 
-// suspect reports whether the proxy at front failed lately (see suspects).
+// suspectFor is how long a proxy that missed an ACK is tried last.
+const suspectFor = 10 * time.Second
+
+// suspect reports whether the proxy at front missed an ACK lately.
 func (n *Node) suspect(front string, now time.Time) bool {
-	return n.suspects.has(front, now)
+	v, ok := n.suspects.Load(front)
+	if !ok {
+		return false
+	}
+	if now.After(v.(time.Time)) {
+		n.suspects.Delete(front)
+		return false
+	}
+	return true
 }
 
 // watchPublishers keeps the subscriber connected to the right proxies.
