@@ -21,6 +21,7 @@ type Stats struct {
 	FailedCasts     uint64         // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
 	Duplicates      uint64         // messages received again (resent) and handled once
 	Resends         uint64         // messages sent again for want of an ACK or a reply
+	Failovers       uint64         // calls with acks (bare targets) resent to another server of the topic, theirs gone
 	LoopFailures    uint64         // socket loops that failed (their actor restarted)
 	Cancelled       uint64         // calls cancelled by their caller while their handler ran (no answer sent)
 	AcksSent        uint64         // ACKs this node's servers sent
@@ -45,7 +46,7 @@ func (n *Node) Stats() Stats {
 	st := Stats{
 		Malformed: s.Malformed, UnknownVersion: s.UnknownVersion, Oversized: s.Oversized, UnexpectedKind: s.UnexpectedKind, ExpiredRequests: s.ExpiredRequests,
 		DroppedReplies: s.DroppedReplies, DroppedCasts: s.DroppedCasts, LateReplies: s.LateReplies,
-		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived,
+		HandlerPanics: s.HandlerPanics, FailedCasts: s.FailedCasts, Duplicates: s.Duplicates, Resends: s.Resends, Failovers: s.Failovers, LoopFailures: s.LoopFailures, Cancelled: s.Cancelled, AcksSent: s.AcksSent, AcksReceived: s.AcksReceived,
 		Refused: s.Refused, Untrusted: s.Untrusted, StrayReplies: s.StrayReplies, Restarts: map[string]int{},
 	}
 	for name := range n.pids {

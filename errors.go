@@ -46,6 +46,11 @@ var (
 	// not in the node's cache fails with it; targets it knows keep their
 	// cached routes. The same value as matchmaker.ErrMatchmaker.
 	ErrMatchmaker = matchmaker.ErrMatchmaker
+
+	// ErrModeMismatch: the servers of the target run in the other topology
+	// (router-proxy mode, or direct) than this node; the message says
+	// which and the option to change (WithRouterProxy).
+	ErrModeMismatch = errors.New("relay: servers and this node run in different modes")
 )
 
 // Error codes of ERROR messages that relay itself produces (see

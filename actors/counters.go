@@ -23,6 +23,7 @@ type Counters struct {
 	FailedCasts     atomic.Uint64 // casts with no such method, or whose handler failed (no caller to tell)
 	Duplicates      atomic.Uint64 // messages received again (resent) and handled once
 	Resends         atomic.Uint64 // messages sent again for want of an ACK or a reply
+	Failovers       atomic.Uint64 // calls with acks resent to another server of their topic, theirs gone
 	LoopFailures    atomic.Uint64 // socket loops that failed and were restarted
 	Cancelled       atomic.Uint64 // calls whose caller cancelled them while their handler ran (no answer sent)
 	AcksSent        atomic.Uint64 // ACKs sent for requests that asked for one
@@ -35,7 +36,7 @@ type Counters struct {
 // Stats is a point-in-time copy of Counters.
 type Stats struct {
 	Malformed, UnknownVersion, Oversized, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived,
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, Failovers, LoopFailures, Cancelled, AcksSent, AcksReceived,
 	Refused, Untrusted, StrayReplies uint64
 }
 
@@ -54,6 +55,7 @@ func (c *Counters) Snapshot() Stats {
 		FailedCasts:     c.FailedCasts.Load(),
 		Duplicates:      c.Duplicates.Load(),
 		Resends:         c.Resends.Load(),
+		Failovers:       c.Failovers.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
 		Cancelled:       c.Cancelled.Load(),
 		AcksSent:        c.AcksSent.Load(),

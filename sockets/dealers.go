@@ -42,6 +42,11 @@ type DealersConfig struct {
 	// Answers calls f with the msg_id of each answer (reply, error, ack)
 	// in b, without consuming b. Needed with Track.
 	Answers func(b Batch, f func(id [16]byte))
+	// OnLost gets the endpoint of a server whose connection was lost or
+	// could not be made (libzmq keeps retrying it), and OnUp one whose
+	// connection (its handshake) succeeded. They run in the loop's
+	// goroutine and must not block.
+	OnLost, OnUp func(addr string)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 	// Release, when set, gets back the Ref of each Pooled message once the
@@ -152,7 +157,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		if err != nil {
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		mon, err := newMonitor(zctx, s.z, d.cfg.Track != nil)
+		mon, err := newMonitor(zctx, s.z, lostEvents)
 		if err == nil {
 			if err = s.z.SetImmediate(true); err == nil {
 				err = connect(s.z, d.cfg.Options.Curve, peer.addr)
@@ -296,17 +301,28 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		for _, tag := range fired {
 			if dl := all[tag/2]; tag%2 == 1 && dl != nil {
 				var why string
-				if err := dl.mon.drain(false, func(failed bool, reason, _ string) {
+				var up, lost bool // the last event said: connected / gone
+				dropped := false  // a connection dropped (not a connect that failed)
+				if err := dl.mon.drainLost(false, func(failed bool, reason, _ string) {
 					if failed && why == "" {
 						why = reason
 					}
+					up, lost = !failed, false
+				}, func(_ string, disconnected bool) {
+					up, lost = false, true
+					dropped = dropped || disconnected
 				}); err != nil {
 					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
 				}
-				if why != "" {
+				switch {
+				case why != "":
 					refuse(dl, why)
-				} else if dl.mon.disconnected {
-					dl.mon.disconnected = false
+				case lost && d.cfg.OnLost != nil:
+					d.cfg.OnLost(dl.peer.addr)
+				case up && d.cfg.OnUp != nil:
+					d.cfg.OnUp(dl.peer.addr)
+				}
+				if dropped && why == "" {
 					d.connectionLost(dl)
 				}
 			}

@@ -99,7 +99,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.cfg.Options.Curve != nil {
 		s.withUserID()
 	}
-	mon, err := newMonitor(zctx, s.z, false)
+	mon, err := newMonitor(zctx, s.z, 0)
 	if err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
@@ -330,7 +330,7 @@ func (b Bind) bind(s *zmq.Socket) (string, int, error) {
 	}
 	for _, also := range b.Also {
 		if err := s.Bind(also); err != nil {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", also, err)
+			return "", 0, bindError(also, err)
 		}
 	}
 	return ep, port, nil
@@ -350,14 +350,14 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 				return b.advertised(b.Port), b.Port, nil
 			}
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+				return "", 0, bindError(ep, err)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	lo, hi := b.PortMin, b.PortMax
 	if lo <= 0 || hi < lo {
-		return "", 0, fmt.Errorf("sockets: bind %s: bad port range %d-%d", host, lo, hi)
+		return "", 0, &BindError{Endpoint: host, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
 	}
 	span := hi - lo + 1
 	first := rand.IntN(span)
@@ -371,11 +371,16 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 			return b.advertised(port), port, nil
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+			return "", 0, bindError(ep, err)
 		}
 		lastErr = err
 	}
-	return "", 0, fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
+	be := bindError("tcp://"+joinHostPort(host, lo), lastErr)
+	if hi > lo {
+		be.Endpoint = fmt.Sprintf("tcp://%s ports %d-%d", host, lo, hi)
+	}
+	be.Tries = tries
+	return "", 0, be
 }
 
 // bindIPC binds an ipc endpoint in dir, named after the process and a port
@@ -390,13 +395,13 @@ func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
 	if b.Port != 0 {
 		ep, err := try(b.Port)
 		if err != nil {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+			return "", 0, bindError(ep, err)
 		}
 		return ep, b.Port, nil
 	}
 	lo, hi := b.PortMin, b.PortMax
 	if lo <= 0 || hi < lo {
-		return "", 0, fmt.Errorf("sockets: bind ipc in %s: bad port range %d-%d", dir, lo, hi)
+		return "", 0, &BindError{Endpoint: "ipc://" + dir, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
 	}
 	var lastErr error
 	for i := 0; i < min(hi-lo+1, 200); i++ {
@@ -405,7 +410,7 @@ func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
 		if err == nil {
 			return ep, port, nil
 		}
-		lastErr = fmt.Errorf("sockets: bind %s: %w", ep, err)
+		lastErr = bindError(ep, err)
 	}
 	return "", 0, lastErr
 }
