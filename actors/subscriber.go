@@ -2,9 +2,7 @@ package actors
 
 import (
 	"sync"
-	"time"
 
-	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/sockets"
 )
 
@@ -69,51 +67,6 @@ func (s *SubState) snapshot() (eps, prefixes map[string]bool) {
 
 // Sync asks the fanout-subscriber to apply its SubState.
 type Sync struct{}
-
-// Dedup remembers recent msg_ids, so that a message resent through another
-// proxy is handled once. Safe for concurrent use.
-type Dedup struct {
-	// mu guards the fields below.
-	mu   sync.Mutex
-	seen map[dedupKey]time.Time
-	ring []dedupKey // grows to size, then is overwritten from next
-	next int
-	ttl  time.Duration
-	size int
-}
-
-// dedupKey is a msg_id and the copy it is: the copies of one notification
-// sent to different pools share the msg_id.
-type dedupKey struct {
-	id   envelope.MsgID
-	copy string
-}
-
-// NewDedup remembers up to size ids, each for at most ttl. It grows as ids
-// come, up to size.
-func NewDedup(size int, ttl time.Duration) *Dedup {
-	return &Dedup{seen: make(map[dedupKey]time.Time), ttl: ttl, size: size}
-}
-
-// First reports whether the copy of message id is new (and remembers it).
-func (d *Dedup) First(id envelope.MsgID, copy string) bool {
-	k := dedupKey{id: id, copy: copy}
-	now := time.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t, ok := d.seen[k]; ok && now.Sub(t) < d.ttl {
-		return false
-	}
-	if len(d.ring) < d.size {
-		d.ring = append(d.ring, k)
-	} else {
-		delete(d.seen, d.ring[d.next])
-		d.ring[d.next] = k
-		d.next = (d.next + 1) % len(d.ring)
-	}
-	d.seen[k] = now
-	return true
-}
 
 // Subscription keeps a fanout-subscriber's loop in line with its SubState:
 // Sync applies what changed since the loop last saw it, and Reset forgets
