@@ -293,7 +293,7 @@ func (l *Listener) prefixes() []string {
 }
 
 // member is the matchmaker member of the listener's pool on this node.
-func (l *Listener) member() string { return l.node.sec.member(l.pool + "|" + l.node.endpoint) }
+func (l *Listener) member() string { return l.node.sec.Member(l.pool + "|" + l.node.endpoint) }
 
 func (l *Listener) register(ctx context.Context) error {
 	if l.stopped.Load() {

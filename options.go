@@ -11,6 +11,7 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -50,7 +51,7 @@ type options struct {
 
 	clientInterceptors []ClientInterceptor
 	serverInterceptors []ServerInterceptor
-	curve              curveSetup
+	curve              security.Setup
 	advertise          string
 }
 
@@ -117,7 +118,7 @@ func (o *options) validate() error {
 	case isWildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
-	if err := o.curve.check(); err != nil {
+	if err := o.curve.Check(); err != nil {
 		return bad("WithCurve", "%v", err)
 	}
 	if _, err := url.Parse(o.matchmaker); err != nil {
@@ -201,13 +202,13 @@ func isWildcard(addr string) bool {
 // changes (every AllowListPoll) and on ReloadAllowList. Default: off
 // (plaintext). See docs/SECURITY.md.
 func WithCurve(keyFile, allowPath string) Option {
-	return func(o *options) { o.curve = curveSetup{keyFile: keyFile, allowPath: allowPath} }
+	return func(o *options) { o.curve = security.Setup{KeyFile: keyFile, AllowPath: allowPath} }
 }
 
 // WithCurveKeys is WithCurve with the key pair and the allow-list in
 // memory; SetAllowList replaces the list.
 func WithCurveKeys(keys curve.KeyPair, allow *curve.AllowList) Option {
-	return func(o *options) { o.curve = curveSetup{keys: &keys, allow: allow} }
+	return func(o *options) { o.curve = security.Setup{Keys: &keys, Allow: allow} }
 }
 
 // WithPortRange sets the ports the node may bind; a busy port is skipped.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/renewal"
+	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/matchmaker"
 	"github.com/relay-dev/relay/sockets"
 )
@@ -23,7 +25,7 @@ type proxyBase struct {
 	log  *slog.Logger
 	mm   matchmaker.Matchmaker
 	zctx *sockets.Context
-	sec  *security // nil: plaintext
+	sec  *security.Security // nil: plaintext
 	// counters count refused connections and untrusted registrations.
 	counters actors.Counters
 	untrust  *actors.ThrottledLog
@@ -65,7 +67,7 @@ func openProxy(o ProxyOptions, component string) (*proxyBase, error) {
 		return nil, fmt.Errorf("relay: %s: advertise address %q is not an address others can reach: give one address of this host", component, o.Advertise)
 	}
 	log := o.Logger.With("component", component)
-	sec, err := newSecurity(curveSetup{keyFile: o.CurveKey, allowPath: o.CurveAllow, keys: o.CurveKeys, allow: o.CurveAllowList}, log)
+	sec, err := security.New(security.Setup{KeyFile: o.CurveKey, AllowPath: o.CurveAllow, Keys: o.CurveKeys, Allow: o.CurveAllowList}, log)
 	if err != nil {
 		return nil, fmt.Errorf("relay: %s: curve: %w", component, err)
 	}
@@ -78,7 +80,7 @@ func openProxy(o ProxyOptions, component string) (*proxyBase, error) {
 		mm.Close()
 		return nil, fmt.Errorf("relay: %s: %w", component, err)
 	}
-	if err := sec.start(zctx); err != nil {
+	if err := sec.Start(zctx); err != nil {
 		zctx.Close(time.Second)
 		mm.Close()
 		return nil, fmt.Errorf("relay: %s: curve: %w", component, err)
@@ -88,7 +90,7 @@ func openProxy(o ProxyOptions, component string) (*proxyBase, error) {
 		failed: make(chan error, 1), stopped: make(chan struct{})}
 	if sec != nil {
 		b.wg.Add(1)
-		go func() { defer b.wg.Done(); sec.watch(b.stopped) }() // tracked by b.wg; ends at close
+		go func() { defer b.wg.Done(); sec.Watch(b.stopped) }() // tracked by b.wg; ends at close
 	}
 	return b, nil
 }
@@ -101,7 +103,7 @@ func (b *proxyBase) bind() sockets.Bind {
 // options are the proxy's socket options.
 func (b *proxyBase) options() sockets.Options {
 	o := sockets.DefaultOptions()
-	o.Curve = b.sec.socket()
+	o.Curve = b.sec.Socket()
 	return o
 }
 
@@ -115,7 +117,7 @@ func (b *proxyBase) refused(reason string) {
 // admitted returns the registrations the proxy may use (see
 // security.admit).
 func (b *proxyBase) admitted(members []string) []string {
-	out, _ := b.sec.admitted(members, &b.counters, b.untrust)
+	out, _ := b.sec.Admitted(members, &b.counters, b.untrust)
 	return out
 }
 
@@ -126,12 +128,12 @@ func (b *proxyBase) Refused() (connections, registrations uint64) {
 }
 
 // PublicKey returns the proxy's CURVE public key (zero without CURVE).
-func (b *proxyBase) PublicKey() curve.Key { return b.sec.publicKey() }
+func (b *proxyBase) PublicKey() curve.Key { return b.sec.PublicKey() }
 
 // ReloadAllowList reads the proxy's allow-list file again now, as it does
 // by itself every AllowListPoll (for a SIGHUP handler); see
 // Node.ReloadAllowList.
-func (b *proxyBase) ReloadAllowList() error { return b.sec.reload() }
+func (b *proxyBase) ReloadAllowList() error { return b.sec.Reload() }
 
 // fail is the socket loop's OnFail: the proxy unregisters at once (see
 // maintain) and Failed tells its owner, so that the process can exit and be
@@ -157,19 +159,19 @@ func (b *proxyBase) Endpoints() string { return b.member }
 // announce registers member under key and starts maintain; follow, when not
 // nil, runs at every matchmaker change and tick.
 func (b *proxyBase) announce(ctx context.Context, key matchmaker.Key, member string, follow func(context.Context)) error {
-	b.key, b.member = key, b.sec.member(member)
+	b.key, b.member = key, b.sec.Member(member)
 	member = b.member
 	if err := b.mm.Register(ctx, key, member, b.opts.RegistrationTTL); err != nil {
 		return fmt.Errorf("register %s: %w", key, err)
 	}
 	var bctx context.Context
 	bctx, b.cancel = context.WithCancel(context.Background())
-	reg := registrar{mm: b.mm, ttl: b.opts.RegistrationTTL, log: b.log,
-		entries: func() []matchmaker.Entry { return []matchmaker.Entry{{Key: b.key, Addr: b.member}} }}
+	reg := renewal.Loop{MM: b.mm, TTL: b.opts.RegistrationTTL, Log: b.log,
+		Entries: func() []matchmaker.Entry { return []matchmaker.Entry{{Key: b.key, Addr: b.member}} }}
 	b.wg.Add(2)
 	go func() { // tracked by b.wg
 		defer b.wg.Done()
-		reg.run(bctx, b.stopped, nil)
+		reg.Run(bctx, b.stopped, nil)
 	}()
 	go b.maintain(bctx, follow) // tracked by b.wg
 	b.log.Info("proxy started", "registered", key.String(), "as", member)
@@ -177,7 +179,7 @@ func (b *proxyBase) announce(ctx context.Context, key matchmaker.Key, member str
 }
 
 // maintain runs follow at every matchmaker change and tick, and
-// unregisters at once when the socket loop fails (the registrar keeps the
+// unregisters at once when the socket loop fails (the renewal loop keeps the
 // registration alive meanwhile). Runs in its own goroutine.
 func (b *proxyBase) maintain(ctx context.Context, follow func(context.Context)) {
 	defer b.wg.Done()
@@ -216,7 +218,7 @@ func (b *proxyBase) close(stop func()) error {
 			}
 		}
 		stop()
-		b.sec.stop(b.zctx)
+		b.sec.Stop(b.zctx)
 		if err := b.zctx.Close(5 * time.Second); err != nil {
 			errs = append(errs, err)
 		}

@@ -129,7 +129,7 @@ func (s *Server) member() string {
 	if s.node.opts.routerProxy {
 		return "@" + s.target.Server
 	}
-	return s.node.sec.member(s.node.endpoint)
+	return s.node.sec.Member(s.node.endpoint)
 }
 
 // Stop unregisters the server first, so that callers move to other servers,

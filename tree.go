@@ -56,7 +56,7 @@ func (n *Node) wire() {
 		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)
 	}
 	if n.sec != nil {
-		n.intake.Authorize, n.intake.UserID = n.sec.authorize, true
+		n.intake.Authorize, n.intake.UserID = n.sec.Authorize, true
 	}
 	if f := n.opts.ackFilter; f != nil {
 		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
@@ -69,7 +69,7 @@ func (n *Node) socketOptions() sockets.Options {
 	o := sockets.DefaultOptions()
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
-	o.Curve = n.sec.socket()
+	o.Curve = n.sec.Socket()
 	return o
 }
 
