@@ -21,6 +21,7 @@ import (
 	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
@@ -76,7 +77,7 @@ type Node struct {
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
 	pubMu    sync.Mutex
 	pubFrom  []string
-	pubs     []publisher
+	pubs     []proxy.PublisherMember
 	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
 	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
 	refused  refusedPeers         // peers that refused a connection lately, tried last
@@ -147,15 +148,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
 	}
 	mm := &countedMatchmaker{Matchmaker: opened}
-	zctx, err := sockets.NewContext()
+	zctx, err := sec.NewContext()
 	if err != nil {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
-	}
-	if err := sec.Start(zctx); err != nil {
-		zctx.Close(time.Second)
-		mm.Close()
-		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
 	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
 	var st *store.Store
@@ -273,7 +269,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 	}
 	if o.pubsub {
-		members, err := n.mm.Lookup(startCtx, publishersKey)
+		members, err := n.mm.Lookup(startCtx, proxy.PublishersKey)
 		if err == nil && len(members) == 0 {
 			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Priorities are the notification priorities, lowest first. A listener's
@@ -287,7 +288,7 @@ func (n *Node) addListener(l *Listener) error {
 func (l *Listener) prefixes() []string {
 	ps := make([]string, len(l.topics))
 	for i, t := range l.topics {
-		ps[i] = notifyPrefix(t, l.member())
+		ps[i] = proxy.NotifyPrefix(t, l.member())
 	}
 	return ps
 }

@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/internal/security"
+	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -113,9 +113,9 @@ func (o *options) validate() error {
 		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
-	case isWildcard(o.bindAddress) && o.advertise == "":
+	case sockets.Wildcard(o.bindAddress) && o.advertise == "":
 		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address", o.bindAddress)
-	case isWildcard(o.advertise):
+	case sockets.Wildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
 	if err := o.curve.Check(); err != nil {
@@ -179,15 +179,6 @@ func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddre
 // endpoint), where others reach it, when it differs from the bind address:
 // a wildcard bind, or an address behind NAT. Default: the bind address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
-
-// isWildcard reports whether addr means every address of the host.
-func isWildcard(addr string) bool {
-	switch strings.Trim(addr, "[]") {
-	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
-		return true
-	}
-	return false
-}
 
 // WithCurve turns on ZMTP CURVE for every socket of the node: keyFile is
 // its secret key file (`node keygen` writes one; a file that others may

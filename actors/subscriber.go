@@ -68,10 +68,36 @@ func (s *SubState) snapshot() (eps, prefixes map[string]bool) {
 // Sync asks the fanout-subscriber to apply its SubState.
 type Sync struct{}
 
+// SubscriberConfig is the socket actor of a Subscriber loop that follows
+// state: each new loop start makes is connected and subscribed to all of
+// it, and a Sync message applies what changed since. The node's
+// fanout-subscriber and a local publisher proxy are such actors. The
+// caller sets Counters and CloseLinger.
+func SubscriberConfig(name string, state *SubState, start func(onFail func(error)) (*sockets.Subscriber, error)) *SocketConfig {
+	sub := &Subscription{State: state}
+	return &SocketConfig{
+		Name: name,
+		Start: func(onFail func(error)) (Loop, error) {
+			loop, err := start(onFail)
+			if err != nil {
+				return nil, err
+			}
+			sub.Reset()
+			sub.Sync(loop)
+			return loop, nil
+		},
+		Receive: func(loop Loop, msg any) {
+			if _, ok := msg.(Sync); ok && loop != nil {
+				sub.Sync(loop.(*sockets.Subscriber))
+			}
+		},
+	}
+}
+
 // Subscription keeps a fanout-subscriber's loop in line with its SubState:
 // Sync applies what changed since the loop last saw it, and Reset forgets
 // what the loop had (a new loop starts with nothing). Used by the
-// subscriber's socket actor only.
+// subscriber's socket actor only (SubscriberConfig).
 type Subscription struct {
 	State    *SubState
 	eps      map[string]bool // applied to the current loop

@@ -147,7 +147,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	)
 	// forward sends the grouped records; a peer that is gone or full
 	// loses them (senders with acks resend), counted.
-	forward := func(s *batchSocket, g *grouper) error {
+	forward := func(s *batchSocket, g *grouper, side string) error {
 		g.pack(&pk)
 		buf := pk.bytes()
 		for off := 0; off < len(buf); {
@@ -161,7 +161,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			}
 			i := pk.indexAt(off)
 			from, to := pk.messagesOf(i)
-			drop(fmt.Errorf("%w: forward %d records: %v", ErrDropped, to-from, err))
+			drop(fmt.Errorf("%w: forward %d records to a %s: %v", ErrDropped, to-from, side, err))
 			off = pk.ends[i]
 		}
 		return nil
@@ -235,13 +235,13 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			busy = busy || got
 		}
 		if len(toBack.order) > 0 {
-			if err := forward(back, &toBack); err != nil {
+			if err := forward(back, &toBack, "server"); err != nil {
 				return fmt.Errorf("sockets: router proxy: to server: %w", err)
 			}
 			moreB = true // a send may eat the ZMQ_FD edge of what arrived meanwhile
 		}
 		if len(toFrnt.order) > 0 {
-			if err := forward(front, &toFrnt); err != nil {
+			if err := forward(front, &toFrnt, "client"); err != nil {
 				return fmt.Errorf("sockets: router proxy: to client: %w", err)
 			}
 			moreF = true

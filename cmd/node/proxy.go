@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/metrics"
+	"github.com/relay-dev/relay/proxy"
 )
 
 func proxyCommand() command {
@@ -85,14 +85,20 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if err := cf.check(); err != nil {
 					return c.usageError("%v", err)
 				}
-				log := c.logger()
+				// While the proxy starts, its log is held back: one that
+				// cannot start prints only the error that sums up why.
+				log, held := newHeldLogger(c.handler)
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				opts := relay.ProxyOptions{
-					Matchmaker: url, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
-					Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
-					Frontend: *frontend, Backend: *backend, Advertise: *advertise,
-					CurveKey: cf.key, CurveAllow: cf.allow,
+				opts := []proxy.Option{
+					proxy.WithMatchmaker(url), proxy.WithBindAddress(*bind), proxy.WithPortRange(portMin, portMax),
+					proxy.WithRegistrationTTL(*ttl), proxy.WithLogger(log), proxy.WithAdvertise(*advertise),
+				}
+				if *host != "" {
+					opts = append(opts, proxy.WithHost(*host))
+				}
+				if cf.key != "" || cf.allow != "" {
+					opts = append(opts, proxy.WithCurve(cf.key, cf.allow))
 				}
 				var p interface {
 					Endpoints() string
@@ -101,10 +107,11 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 					Close() error
 				}
 				if *router {
-					p, err = relay.StartRouterProxy(ctx, opts)
+					p, err = proxy.StartRouter(ctx, append(opts, proxy.WithFrontend(*frontend), proxy.WithBackend(*backend))...)
 				} else {
-					p, err = relay.StartPublisherProxy(ctx, opts)
+					p, err = proxy.StartPublisher(ctx, append(opts, proxy.WithAck(*ack), proxy.WithLocal(*local))...)
 				}
+				held.release(err == nil)
 				if err != nil && strings.Contains(err.Error(), "bind") {
 					where := fmt.Sprintf("--bind (%s must be an address of this host) and --ports (%s)", *bind, *ports)
 					if *frontend != "" || *backend != "" {
@@ -118,7 +125,7 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				var failed atomic.Bool
 				if *httpAddr != "" {
 					m := metrics.New()
-					if rp, ok := p.(*relay.RouterProxy); ok {
+					if rp, ok := p.(*proxy.Router); ok {
 						m.AddRouterProxy(rp.Endpoints(), rp)
 					}
 					ready := func() error {

@@ -15,8 +15,8 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// optionFlags maps relay's option names, which its errors name, to the
-// flags of node that set them.
+// optionFlags maps the option names of relay and of package proxy, which
+// their errors name, to the flags of node that set them.
 var optionFlags = []struct{ option, flag string }{
 	{"WithBindAddress", "bind"},
 	{"WithAdvertise", "advertise"},
@@ -28,6 +28,10 @@ var optionFlags = []struct{ option, flag string }{
 	{"WithRouterProxy", "router-proxy"},
 	{"WithPubSub", "pubsub"},
 	{"WithAcks", "acks"},
+	{"WithAck", "ack"}, // after WithAcks, which it prefixes
+	{"WithLocal", "local"},
+	{"WithFrontend", "frontend"},
+	{"WithBackend", "backend"},
 }
 
 // inFlagTerms renders err with each relay option it names replaced by the

@@ -128,6 +128,21 @@ func (s *Security) Start(zctx *sockets.Context) error {
 	})
 }
 
+// NewContext returns a reference to the process's ZeroMQ context
+// (sockets.NewContext) with the ZAP domain of s installed (Start); on an
+// error nothing is left open. Release it with Stop, then its Close.
+func (s *Security) NewContext() (*sockets.Context, error) {
+	zctx, err := sockets.NewContext()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(zctx); err != nil {
+		zctx.Close(time.Second)
+		return nil, fmt.Errorf("curve: %w", err)
+	}
+	return zctx, nil
+}
+
 // Stop removes the ZAP domain.
 func (s *Security) Stop(zctx *sockets.Context) {
 	if s != nil {
