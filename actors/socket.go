@@ -51,6 +51,13 @@ type socketActor struct {
 	started *loopStart
 }
 
+// Fault asks a socket actor to make its loop fail with Err through the
+// loop's own error path (the sockets' InjectFault: its sockets' next
+// receive returns Err), so that the loop reports it, the actor fails and
+// its supervisor restarts it, as after a real socket error. Without a loop
+// at the time, it does nothing. For tests and chaos tools.
+type Fault struct{ Err error }
+
 // loopStart is one start of a loop, made before the loop runs, so that
 // the loop's failure report can name it without reading anything the
 // actor writes. Not of size zero: pointers to those may be equal.
@@ -62,6 +69,10 @@ func (a *socketActor) Receive(c actor.Context) {
 		if m.start == a.started && a.loop != nil {
 			a.cfg.Counters.LoopFailures.Add(1)
 			panic(&LoopError{Actor: a.cfg.Name, Err: m.err})
+		}
+	case Fault:
+		if f, ok := a.loop.(interface{ InjectFault(error) }); ok {
+			f.InjectFault(m.Err)
 		}
 	case *actor.Started:
 		a.start(c)

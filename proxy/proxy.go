@@ -58,9 +58,8 @@ type base struct {
 	actor         string
 	tree          *actor.PID
 	monitor       *supervisor.Monitor
-	linger        actors.Linger               // how long the sockets flush at Close
-	loop          atomic.Pointer[actors.Loop] // the loop running now
-	starts        atomic.Int64                // loops started
+	linger        actors.Linger // how long the sockets flush at Close
+	starts        atomic.Int64  // loops started
 	stopTree      sync.Once
 
 	key    matchmaker.Key
@@ -121,7 +120,6 @@ func (b *base) supervise(ctx context.Context, cfg *actors.SocketConfig) error {
 	cfg.Start = func(onFail func(error)) (actors.Loop, error) {
 		l, err := start(onFail)
 		if err == nil {
-			b.loop.Store(&l)
 			b.starts.Add(1)
 		}
 		select {
@@ -259,16 +257,10 @@ func (b *base) ReloadAllowList() error { return b.sec.Reload() }
 func (b *base) Endpoints() string { return b.member }
 
 // InjectFault makes the proxy's socket loop fail with err as a socket
-// error would (see sockets' InjectFault): its supervisor restarts it, or,
-// beyond the restart intensity, the proxy fails. For tests and chaos
-// tools.
-func (b *base) InjectFault(err error) {
-	if l := b.loop.Load(); l != nil {
-		if f, ok := (*l).(interface{ InjectFault(error) }); ok {
-			f.InjectFault(err)
-		}
-	}
-}
+// error would (actors.Fault): its supervisor restarts it, or, beyond the
+// restart intensity, the proxy fails. For tests and chaos tools. It
+// returns before the restart; see Restarts.
+func (b *base) InjectFault(err error) { b.system.Root.Send(b.pid(), actors.Fault{Err: err}) }
 
 // Crash stops the proxy as kill -9 would: its sockets close at once
 // (linger 0) and its registration stops being renewed, but it is not
