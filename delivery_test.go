@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -309,6 +310,14 @@ func TestDurableCastSurvivesSenderRestart(t *testing.T) {
 	acking.Store(true)
 	second := startWith(t, mm, "sender", opts...)
 	waitAtLeast(t, second, "AcksReceived", func(s relay.Stats) uint64 { return s.AcksReceived }, 1)
+	// The ACK is counted as it arrives; the cast is settled (and its
+	// deletion queued) just after.
+	waitFor(t, 10*time.Second, func() error {
+		if n := second.Stats().Pending; n != 0 {
+			return fmt.Errorf("%d messages still pending after the ACK", n)
+		}
+		return nil
+	})
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +69,10 @@ type Node struct {
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
+	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
 	routes        *routes  // cached lookups
 	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
-	suspects      sync.Map // publisher proxy front -> time until which it is tried last
+	suspects      suspects // servers and proxies that failed lately, tried last
 	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
@@ -81,7 +81,6 @@ type Node struct {
 	pubs     []proxy.PublisherMember
 	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
 	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
-	refused  refusedPeers         // peers that refused a connection lately, tried last
 	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
 	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
 
@@ -105,7 +104,7 @@ type Node struct {
 //
 //	WithHost(name)             advertised host name (default os.Hostname)
 //	WithMatchmaker(url)        "memory://NAME" (default), "file:///path/hosts.json", "redis://host:port"
-//	WithBindAddress(addr)      address to bind and advertise (default 127.0.0.1)
+//	WithBindAddress(addr)      address or interface to bind and advertise (default 127.0.0.1)
 //	WithAdvertise(addr)        address to register when it is not the bind address (needed with 0.0.0.0)
 //	WithCurve(key, allow)      CURVE on every socket: secret key file, allow-list file or directory
 //	WithCurveKeys(kp, allow)   the same with the keys in memory
@@ -125,12 +124,14 @@ type Node struct {
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithMaxHandlers(n)         handlers running at once (default 256)
+//	WithHeartbeat(ivl, t)      ZMTP heartbeat interval and dead-peer timeout (default 1s, 5s)
 //	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
 //	WithClientInterceptor(f…)  interceptors around every call, cast, fanout and notification sent
 //	WithServerInterceptor(f…)  interceptors around every handler
 //	WithLogger(l)              logger (default: discard)
 //
-// A bad option is an error naming it. ctx bounds the start only.
+// A bad option is an error naming it; an address or port it cannot bind
+// is a *BindError, at once. ctx bounds the start only.
 func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -138,6 +139,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
+	}
+	bindAt, err := bindHost(o.bindAddress)
+	if err != nil {
+		return nil, newBindError(&o, err)
 	}
 	log := o.log.With("component", "relay", "host", o.host)
 	sec, err := security.New(o.curve, log)
@@ -168,6 +173,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		ledger:    ledger,
 		store:     st,
 		opts:      o,
+		bindAt:    bindAt,
 		log:       log,
 		sec:       sec,
 		id:        newNodeID(),
@@ -200,7 +206,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
 	n.monitor = supervisor.NewMonitor(n.system, n.root, n.log)
 
-	bound := make(chan string, 1)
+	type boundAt struct {
+		endpoint string
+		err      error
+	}
+	bound := make(chan boundAt, 1)
 	failed := make(chan error, 1)
 	spawned := make(chan string, 8)
 	n.spawnTree(func(name string, _ *actor.PID) {
@@ -208,9 +218,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		case spawned <- name:
 		default: // only the first spawn of each actor matters
 		}
-	}, func(ep string) {
+	}, func(ep string, err error) {
 		select {
-		case bound <- ep:
+		case bound <- boundAt{ep, err}:
 		default:
 		}
 	}, func(name string, err error) {
@@ -227,18 +237,18 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	// the node is whole when Start returns (KillActor finds every actor).
 	for waiting := len(n.pids) + 1; waiting > 0; waiting-- {
 		select {
-		case n.endpoint = <-bound:
+		case b := <-bound:
+			if b.err != nil {
+				n.Close()
+				return nil, newBindError(&o, b.err)
+			}
+			n.endpoint = b.endpoint
 			continue
 		case <-spawned:
 			continue
 		case err := <-failed:
 			n.Close()
-			hint := ""
-			if last := n.lastFailure(); strings.Contains(last, "bind") {
-				hint = fmt.Sprintf("; check WithBindAddress (%s must be an address of this host) and WithPortRange (%d-%d)",
-					o.bindAddress, o.portMin, o.portMax)
-			}
-			return nil, fmt.Errorf("relay: start: %w (last failure: %s)%s", err, n.lastFailure(), hint)
+			return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
 		case <-startCtx.Done():
 			n.Close()
 			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
@@ -314,7 +324,7 @@ func (n *Node) admitted(members []string) ([]string, error) {
 func (n *Node) peerRefused(addr string, err error) {
 	n.counters.Refused.Add(1)
 	n.refusals.Warn(addr, "connection refused", "peer", addr, "err", err)
-	n.refused.add(addr, time.Now().Add(refusedFor))
+	n.suspects.add(addr, time.Now().Add(suspectFor))
 }
 
 // clientRefused is the router's OnRefused: a client's handshake failed.

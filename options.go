@@ -46,6 +46,8 @@ type options struct {
 	dataDir          string
 	dedupBytes       int
 	maxConnections   int
+	heartbeat        time.Duration
+	peerTimeout      time.Duration // a connection silent this long is dead (ZMTP heartbeat timeout)
 	undelivered      func(Undelivered)
 	log              *slog.Logger
 
@@ -82,6 +84,8 @@ func defaultOptions() options {
 		idleTimeout:     30 * time.Second,
 		dedupBytes:      64 << 20,
 		maxConnections:  4096,
+		heartbeat:       sockets.DefaultOptions().HeartbeatIvl,
+		peerTimeout:     sockets.DefaultOptions().HeartbeatTimeout,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -114,7 +118,7 @@ func (o *options) validate() error {
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
 	case sockets.Wildcard(o.bindAddress) && o.advertise == "":
-		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address", o.bindAddress)
+		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress)
 	case sockets.Wildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
@@ -138,6 +142,9 @@ func (o *options) validate() error {
 	}
 	if o.maxConnections < 1 {
 		return bad("WithMaxConnections", "must be at least 1, got %d", o.maxConnections)
+	}
+	if o.heartbeat <= 0 || o.peerTimeout < o.heartbeat {
+		return bad("WithHeartbeat", "want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.peerTimeout)
 	}
 	if o.publishWindow < 1 {
 		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
@@ -168,11 +175,14 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 // per-member liveness (see matchmaker.Redis).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
-// WithBindAddress sets the address the node's ROUTER binds, and
-// advertises unless WithAdvertise says otherwise. A wildcard ("0.0.0.0",
-// "*", "::") needs WithAdvertise. "ipc://DIR" binds a Unix-domain (ipc)
-// endpoint in directory DIR instead of TCP: only nodes of the same host
-// can reach it, without TCP's costs. Default "127.0.0.1".
+// WithBindAddress sets where the node's ROUTER binds: an IPv4 address
+// of this host, which it also advertises unless WithAdvertise says
+// otherwise; an interface name ("eth0", "lo"), which binds and advertises
+// that interface's first IPv4 address; or a wildcard ("0.0.0.0", "*"),
+// which needs WithAdvertise (a node never registers 0.0.0.0).
+// "ipc://DIR" binds a Unix-domain (ipc) endpoint in directory DIR instead
+// of TCP: only nodes of the same host can reach it, without TCP's costs.
+// An address Start cannot bind is a *BindError. Default "127.0.0.1".
 func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
 
 // WithAdvertise sets the address the node registers (the host part of its
@@ -264,7 +274,12 @@ func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 // WithDataDir): at least once, and once unless a server stops while the
 // handler runs (Request.Redelivered). A cast that
 // was never acknowledged by its deadline is reported undelivered
-// (WithUndelivered). Default false.
+// (WithUndelivered). A call to a bare target (no Target.Server) whose
+// server's connection is lost or cannot be made (a crash, kill -9, a dead
+// hosts-file entry) is resent to another server of its topic instead
+// (Stats.Failovers): its handler may then run on both if the first ran it
+// before it went. A directed call, and every cast, stay with their server.
+// Default false.
 func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
 
 // WithRetry sets the resend schedule with WithAcks: after base, then
@@ -336,6 +351,17 @@ func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleT
 // DEALER each). A call or cast to one more fails with ErrTooManyConnections
 // until an idle one is closed (WithIdleTimeout). Default 4096.
 func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnections = n } }
+
+// WithHeartbeat sets the ZMTP heartbeats of the node's connections: a
+// PING every interval, and a connection that hears nothing for timeout is
+// closed (a dead peer found). Each connection costs a PING and a PONG per
+// interval in each direction, handled by the process's one ZeroMQ I/O
+// thread: node scale measured the default (1s, 5s) dropping connections
+// of a process with some 6,000 of them on a busy 2-core machine, and
+// (10s, 30s) holding (docs/SCALE.md). Default 1s, 5s.
+func WithHeartbeat(interval, timeout time.Duration) Option {
+	return func(o *options) { o.heartbeat, o.peerTimeout = interval, timeout }
+}
 
 // WithDataDir keeps what the node must not forget when its process ends in
 // directory dir (made if missing; one node per directory), with bbolt, an

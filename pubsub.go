@@ -118,7 +118,7 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 	c.OnFinish(func(res actors.Result) {
 		<-window
 		if res.Err == nil && n.resender.Attempts(c) > 0 {
-			n.suspects.Store(p.Front, time.Now().Add(suspectFor))
+			n.suspects.add(p.Front, time.Now().Add(suspectFor))
 		}
 		n.settled(c, res, false)
 	})
@@ -144,20 +144,9 @@ func (n *Node) window(front string) chan struct{} {
 	return w.(chan struct{})
 }
 
-// suspectFor is how long a proxy that missed an ACK is tried last.
-const suspectFor = 10 * time.Second
-
-// suspect reports whether the proxy at front missed an ACK lately.
+// suspect reports whether the proxy at front failed lately (see suspects).
 func (n *Node) suspect(front string, now time.Time) bool {
-	v, ok := n.suspects.Load(front)
-	if !ok {
-		return false
-	}
-	if now.After(v.(time.Time)) {
-		n.suspects.Delete(front)
-		return false
-	}
-	return true
+	return n.suspects.has(front, now)
 }
 
 // watchPublishers keeps the subscriber connected to the right proxies.

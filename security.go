@@ -1,10 +1,6 @@
 package relay
 
 import (
-	"sync"
-	"sync/atomic"
-	"time"
-
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/internal/security"
@@ -46,46 +42,4 @@ func (p Peer) String() string {
 		return p.Key.String()
 	}
 	return "anonymous"
-}
-
-// refusedFor is how long a peer that refused a connection is tried last.
-const refusedFor = 10 * time.Second
-
-// refusedPeers are the peers (endpoints) that refused a connection lately:
-// a bare target's calls go to its other servers meanwhile. Safe for
-// concurrent use; costs one atomic load per lookup while none is refused.
-type refusedPeers struct {
-	n atomic.Int64 // entries in m
-	m sync.Map     // addr -> time.Time, until when it is tried last
-}
-
-// add marks addr refused until the given time.
-func (r *refusedPeers) add(addr string, until time.Time) {
-	if _, loaded := r.m.Swap(addr, until); !loaded {
-		r.n.Add(1)
-	}
-}
-
-// filter returns addrs without the refused ones, unless all are refused.
-func (r *refusedPeers) filter(addrs []string) []string {
-	if r.n.Load() == 0 {
-		return addrs
-	}
-	now := time.Now()
-	var out []string
-	for _, a := range addrs {
-		if v, ok := r.m.Load(a); ok {
-			if now.Before(v.(time.Time)) {
-				continue
-			}
-			if r.m.CompareAndDelete(a, v) {
-				r.n.Add(-1)
-			}
-		}
-		out = append(out, a)
-	}
-	if len(out) == 0 {
-		return addrs
-	}
-	return out
 }

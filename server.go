@@ -74,6 +74,7 @@ func (n *Node) Serve(t Target) (*Server, error) {
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
 	}
 	n.log.Info("serving", "target", t.String(), "endpoint", n.endpoint)
+	n.checkListed(s)
 	return s, nil
 }
 

@@ -47,6 +47,7 @@ func (n *Node) wire() {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
 	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	n.resender.Down = n.suspects.down
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
@@ -69,6 +70,7 @@ func (n *Node) socketOptions() sockets.Options {
 	o := sockets.DefaultOptions()
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
+	o.HeartbeatIvl, o.HeartbeatTimeout = n.opts.heartbeat, n.opts.peerTimeout
 	o.Curve = n.sec.Socket()
 	return o
 }
@@ -80,7 +82,12 @@ func (n *Node) socketOptions() sockets.Options {
 //
 // Every socket is owned by one socket actor (actors.SocketProps), which
 // starts its loop and is restarted by its supervisor when the loop fails.
-func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
+//
+// bound gets the ROUTER's endpoint once it is bound, or the error of its
+// first bind: a bind that failed before the node ever bound is not retried
+// by restarts (another address or port is the fix), so the poller then
+// holds no loop and Start fails with it.
+func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string, err error), giveUp supervisor.GiveUp) {
 	root := n.root
 	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
 	n.pids = map[string]*actor.PID{
@@ -90,7 +97,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		ActorSender:      pid("client/" + ActorSender),
 	}
 	sopts := n.socketOptions()
-	bind := sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
+	bind := sockets.Bind{Host: n.bindAt, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
 		Retry: 2 * time.Second, Advertise: n.opts.advertise}
 	if n.opts.inproc {
 		bind.Also = []string{inprocEndpoint(n.id)}
@@ -112,13 +119,18 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 			cfg := rc
 			cfg.OnFail = onFail
 			r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
+			var be *sockets.BindError
+			if errors.As(err, &be) && rc.Bind.Port == 0 {
+				bound("", err) // never bound: Start fails with it
+				return noLoop{}, nil
+			}
 			if err != nil {
 				return nil, err
 			}
 			// A restart rebinds the same port, so clients reconnect to it.
 			rc.Bind.Port = r.Port()
 			n.loops.router.Store(r)
-			bound(r.Endpoint())
+			bound(r.Endpoint(), nil)
 			return r, nil
 		},
 	})
@@ -130,6 +142,10 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
 		OnRefused:   n.peerRefused,
+		Track:       trackRecord,
+		Answers:     answers,
+		OnLost:      n.peerLost,
+		OnUp:        n.suspects.clear,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
@@ -218,6 +234,45 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 	n.undelivered(addr, m.Rec, 0, err)
 }
 
+// trackRecord says how the sender's loop follows rec: a one-way message without
+// acks is Unconfirmed (nothing but its connection says whether it
+// arrived); a call or a message with acks is Answered.
+func trackRecord(rec []byte) (sockets.Tracking, [16]byte) {
+	var id envelope.MsgID
+	copy(id[:], rec[4:20])
+	switch envelope.Kind(rec[1]) {
+	case envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
+		if !envelope.RecordAckWanted(rec) {
+			return sockets.Unconfirmed, id
+		}
+		return sockets.Answered, id
+	case envelope.KindCall:
+		return sockets.Answered, id
+	}
+	return sockets.Untracked, id
+}
+
+// answers calls f with the msg_id of each reply, error and ack in b.
+func answers(b sockets.Batch, f func(id [16]byte)) {
+	var (
+		frames [][]byte
+		r      envelope.Reader
+	)
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames[:0]); !ok {
+			return
+		}
+		r.Reset(frames[len(frames)-1])
+		for r.Next() {
+			switch v := r.View(); v.Kind() {
+			case envelope.KindReply, envelope.KindError, envelope.KindAck:
+				f(v.ID())
+			}
+		}
+	}
+}
+
 // countDropped counts the messages a socket loop dropped before reading
 // them: malformed (too many frames) or oversized (WithMaxMessageSize).
 func (n *Node) countDropped(malformed, oversized int) {
@@ -227,3 +282,9 @@ func (n *Node) countDropped(malformed, oversized int) {
 		n.dropped.Warn("message larger than WithMaxMessageSize dropped", "limit", n.opts.maxMessageSize, "count", oversized)
 	}
 }
+
+// noLoop is the poller's loop when its first bind failed: nothing to stop.
+type noLoop struct{}
+
+func (noLoop) Stop()                    {}
+func (noLoop) StopLinger(time.Duration) {}

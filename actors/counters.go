@@ -1,11 +1,11 @@
 package actors
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relay-dev/relay/internal/throttle"
 )
 
 // Counters count what a node (or a proxy) dropped or refused, so that
@@ -14,7 +14,7 @@ import (
 // with Snapshot.
 type Counters struct {
 	Malformed, UnknownVersion, Oversized, UnexpectedKind, ExpiredRequests, DroppedReplies, DroppedCasts,
-	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, LoopFailures, Cancelled, AcksSent, AcksReceived,
+	LateReplies, HandlerPanics, FailedCasts, Duplicates, Resends, Failovers, LoopFailures, Cancelled, AcksSent, AcksReceived,
 	Refused, Untrusted, StrayReplies atomic.Uint64
 }
 
@@ -33,6 +33,7 @@ type Stats struct {
 	FailedCasts     uint64 // casts, fanouts and notifications whose handler failed or found no method or listener (logged)
 	Duplicates      uint64 // messages received again (resent) and handled once
 	Resends         uint64 // messages sent again for want of an ACK or a reply
+	Failovers       uint64 // calls with acks (bare targets) resent to another server of the topic, theirs gone
 	LoopFailures    uint64 // socket loops that failed (their actor restarted)
 	Cancelled       uint64 // calls cancelled by their caller while their handler ran (no answer sent)
 	AcksSent        uint64 // ACKs sent for requests that asked for one
@@ -57,6 +58,7 @@ func (c *Counters) Snapshot() Stats {
 		FailedCasts:     c.FailedCasts.Load(),
 		Duplicates:      c.Duplicates.Load(),
 		Resends:         c.Resends.Load(),
+		Failovers:       c.Failovers.Load(),
 		LoopFailures:    c.LoopFailures.Load(),
 		Cancelled:       c.Cancelled.Load(),
 		AcksSent:        c.AcksSent.Load(),
@@ -68,73 +70,18 @@ func (c *Counters) Snapshot() Stats {
 }
 
 // ThrottledLog logs an event at most once per interval and says how many
-// were suppressed in between. Safe for concurrent use.
-type ThrottledLog = throttledLog
+// were suppressed in between (package throttle). Safe for concurrent use.
+type ThrottledLog = throttle.Log
 
 // NewThrottledLog logs through log at most once per interval.
 func NewThrottledLog(log *slog.Logger, interval time.Duration) *ThrottledLog {
-	return &throttledLog{log: log, interval: interval}
+	return throttle.New(log, interval)
 }
 
-// throttledLog is ThrottledLog.
-type throttledLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	last     atomic.Int64
-	skipped  atomic.Uint64
-}
-
-// Warn logs msg with args at warning level, unless one was logged within
-// the interval (then it is counted, and the count is added to the next).
-func (t *throttledLog) Warn(msg string, args ...any) { t.emit(slog.LevelWarn, msg, args) }
-
-// Error is Warn at error level.
-func (t *throttledLog) Error(msg string, args ...any) { t.emit(slog.LevelError, msg, args) }
-
-func (t *throttledLog) emit(level slog.Level, msg string, args []any) {
-	now := time.Now().UnixNano()
-	last := t.last.Load()
-	if now-last < int64(t.interval) || !t.last.CompareAndSwap(last, now) {
-		t.skipped.Add(1)
-		return
-	}
-	if n := t.skipped.Swap(0); n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	t.log.Log(context.Background(), level, msg, args...)
-}
-
-// maxLogKeys bounds the distinct keys of a KeyedLog.
-const maxLogKeys = 32
-
-// KeyedLog is a ThrottledLog per key (a reason, a peer), so that one
-// frequent event does not hide another; beyond maxLogKeys keys, the others
-// share one. Safe for concurrent use.
-type KeyedLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	byKey    map[string]*throttledLog
-	rest     *throttledLog
-}
+// KeyedLog is a ThrottledLog per key (package throttle).
+type KeyedLog = throttle.Keyed
 
 // NewKeyedLog logs through log at most once per interval per key.
 func NewKeyedLog(log *slog.Logger, interval time.Duration) *KeyedLog {
-	return &KeyedLog{log: log, interval: interval, byKey: map[string]*throttledLog{},
-		rest: &throttledLog{log: log, interval: interval}}
-}
-
-// Warn logs msg with args unless the key's was logged within the interval.
-func (k *KeyedLog) Warn(key, msg string, args ...any) {
-	k.mu.Lock()
-	t, ok := k.byKey[key]
-	if !ok {
-		t = k.rest
-		if len(k.byKey) < maxLogKeys {
-			t = &throttledLog{log: k.log, interval: k.interval}
-			k.byKey[key] = t
-		}
-	}
-	k.mu.Unlock()
-	t.Warn(msg, args...)
+	return throttle.NewKeyed(log, interval)
 }

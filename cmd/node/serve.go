@@ -30,8 +30,12 @@ redis+sentinel://h1:26379,h2:26379/mastername, or a static hosts file,
 file:///path/hosts.json or file:relative/path.json (format:
 testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited).
 With a hosts file a server binds the port its entry names (--ports
-7001-7001), and its --host must be the entry's host: a directed call
-(--server) names that host, e.g. --server 127.0.0.2. Notifications need
+7001-7001), and its --host must be the entry's host: a directed call or
+cast (--server) names the host field of an entry, e.g. --server 127.0.0.2
+for 127.0.0.2:7001. A --server that no entry names fails at the caller
+("no servers for target", with the hosts the entries name); a server whose
+--host is not its entry's host refuses directed calls and drops directed
+casts unseen by their sender (it warns at start). Notifications need
 Redis: a hosts file lists no listeners.
 `
 
@@ -67,7 +71,7 @@ type nodeFlags struct {
 func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
 	fs.StringVar(&n.host, "host", "", "host name to advertise (default: this machine's hostname)")
-	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+	fs.StringVar(&n.bind, "bind", "127.0.0.1", "IPv4 address or interface name (eth0, lo) to bind, and to advertise unless --advertise is given (an interface: its address); 0.0.0.0 needs --advertise")
 	fs.StringVar(&n.advertise, "advertise", "", "address others reach this node at, registered with its port (default: --bind)")
 	fs.StringVar(&n.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
 	n.curve.register(fs)
