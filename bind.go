@@ -92,7 +92,7 @@ var (
 // also advertises (unless WithAdvertise says otherwise). A name that is
 // neither, or an IPv6 address, is an error.
 func bindHost(addr string) (string, error) {
-	if strings.HasPrefix(addr, "ipc://") || isWildcard(addr) && !strings.Contains(addr, ":") {
+	if strings.HasPrefix(addr, "ipc://") || sockets.Wildcard(addr) && !strings.Contains(addr, ":") {
 		return addr, nil
 	}
 	if ip := net.ParseIP(strings.Trim(addr, "[]")); ip != nil {

@@ -16,8 +16,11 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/renewal"
+	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
@@ -75,9 +78,9 @@ type Node struct {
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
 	pubMu    sync.Mutex
 	pubFrom  []string
-	pubs     []publisher
+	pubs     []proxy.PublisherMember
 	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
-	sec      *security            // CURVE keys and allow-list; nil: plaintext
+	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
 	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
 	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
 
@@ -142,7 +145,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, newBindError(&o, err)
 	}
 	log := o.log.With("component", "relay", "host", o.host)
-	sec, err := newSecurity(o.curve, log)
+	sec, err := security.New(o.curve, log)
 	if err != nil {
 		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
@@ -151,15 +154,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
 	}
 	mm := &countedMatchmaker{Matchmaker: opened}
-	zctx, err := sockets.NewContext()
+	zctx, err := sec.NewContext()
 	if err != nil {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
-	}
-	if err := sec.start(zctx); err != nil {
-		zctx.Close(time.Second)
-		mm.Close()
-		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
 	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
 	var st *store.Store
@@ -264,7 +262,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
-	if err := n.group.Go(func() { n.sec.watch(n.down) }); err != nil {
+	if err := n.group.Go(func() { n.sec.Watch(n.down) }); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
@@ -283,7 +281,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 	}
 	if o.pubsub {
-		members, err := n.mm.Lookup(startCtx, publishersKey)
+		members, err := n.mm.Lookup(startCtx, proxy.PublishersKey)
 		if err == nil && len(members) == 0 {
 			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
 		}
@@ -317,7 +315,7 @@ func newNodeID() []byte {
 // admitted returns the registrations this node may use (see
 // security.admit), counting and logging the others.
 func (n *Node) admitted(members []string) ([]string, error) {
-	return n.sec.admitted(members, &n.counters, n.untrust)
+	return n.sec.Admitted(members, &n.counters, n.untrust)
 }
 
 // peerRefused is the dealers' OnRefused: a server refused this node's
@@ -394,14 +392,14 @@ func (n *Node) Host() string { return n.opts.host }
 func (n *Node) Endpoint() string { return n.endpoint }
 
 // PublicKey returns the node's CURVE public key (zero without CURVE).
-func (n *Node) PublicKey() curve.Key { return n.sec.publicKey() }
+func (n *Node) PublicKey() curve.Key { return n.sec.PublicKey() }
 
 // ReloadAllowList reads the node's allow-list file (WithCurve) again now,
 // as it does by itself every AllowListPoll, for a SIGHUP handler. A newly
 // listed key is admitted at once; a removed key's new connections are
 // refused and so are the requests that reach the node on its existing
 // ones. On an error the list in use stays.
-func (n *Node) ReloadAllowList() error { return n.sec.reload() }
+func (n *Node) ReloadAllowList() error { return n.sec.Reload() }
 
 // SetAllowList replaces the node's allow-list (WithCurveKeys), with the
 // effects of ReloadAllowList. A list read from a file (WithCurve) is
@@ -410,7 +408,7 @@ func (n *Node) SetAllowList(a *curve.AllowList) error {
 	if n.sec == nil {
 		return errors.New("relay: set allow-list: the node has no CURVE keys (WithCurveKeys)")
 	}
-	n.sec.allow.Set(a)
+	n.sec.SetAllowList(a)
 	return nil
 }
 
@@ -471,7 +469,7 @@ func (n *Node) close() error {
 	}
 	n.monitor.Close()
 	n.releaseSystem()
-	n.sec.stop(n.zctx)
+	n.sec.Stop(n.zctx)
 	if err := n.zctx.Close(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}
@@ -485,12 +483,12 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-// renewLoop keeps the node's registrations alive (see registrar). Runs in
+// renewLoop keeps the node's registrations alive (see renewal.Loop). Runs in
 // its own goroutine.
 func (n *Node) renewLoop() {
-	r := registrar{mm: n.mm, ttl: n.opts.registrationTTL, log: n.log, entries: n.entries,
-		result: func(err error) { n.renewErr.Store(&err) }}
-	r.run(n.base, n.down, n.renewKick)
+	r := renewal.Loop{MM: n.mm, TTL: n.opts.registrationTTL, Log: n.log, Entries: n.entries,
+		Result: func(err error) { n.renewErr.Store(&err) }}
+	r.Run(n.base, n.down, n.renewKick)
 }
 
 // deferRegistration takes the outcome of a new registration (Serve,

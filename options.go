@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/supervisor"
 )
@@ -54,7 +54,7 @@ type options struct {
 
 	clientInterceptors []ClientInterceptor
 	serverInterceptors []ServerInterceptor
-	curve              curveSetup
+	curve              security.Setup
 	advertise          string
 }
 
@@ -119,12 +119,12 @@ func (o *options) validate() error {
 		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
-	case isWildcard(o.bindAddress) && o.advertise == "":
+	case sockets.Wildcard(o.bindAddress) && o.advertise == "":
 		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress)
-	case isWildcard(o.advertise):
+	case sockets.Wildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
-	if err := o.curve.check(); err != nil {
+	if err := o.curve.Check(); err != nil {
 		return bad("WithCurve", "%v", err)
 	}
 	if _, err := url.Parse(o.matchmaker); err != nil {
@@ -195,15 +195,6 @@ func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddre
 // a wildcard bind, or an address behind NAT. Default: the bind address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
 
-// isWildcard reports whether addr means every address of the host.
-func isWildcard(addr string) bool {
-	switch strings.Trim(addr, "[]") {
-	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
-		return true
-	}
-	return false
-}
-
 // WithCurve turns on ZMTP CURVE for every socket of the node: keyFile is
 // its secret key file (`node keygen` writes one; a file that others may
 // read is refused with the chmod that fixes it), allowPath a file or
@@ -217,13 +208,13 @@ func isWildcard(addr string) bool {
 // changes (every AllowListPoll) and on ReloadAllowList. Default: off
 // (plaintext). See docs/SECURITY.md.
 func WithCurve(keyFile, allowPath string) Option {
-	return func(o *options) { o.curve = curveSetup{keyFile: keyFile, allowPath: allowPath} }
+	return func(o *options) { o.curve = security.Setup{KeyFile: keyFile, AllowPath: allowPath} }
 }
 
 // WithCurveKeys is WithCurve with the key pair and the allow-list in
 // memory; SetAllowList replaces the list.
 func WithCurveKeys(keys curve.KeyPair, allow *curve.AllowList) Option {
-	return func(o *options) { o.curve = curveSetup{keys: &keys, allow: allow} }
+	return func(o *options) { o.curve = security.Setup{Keys: &keys, Allow: allow} }
 }
 
 // WithPortRange sets the ports the node may bind; a busy port is skipped.

@@ -12,6 +12,7 @@ import (
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Handler serves one method. Its result is encoded with msgpack and sent
@@ -67,7 +68,7 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
-	n.subscribe(fanoutPrefix(t.Exchange, t.Topic))
+	n.subscribe(proxy.FanoutPrefix(t.Exchange, t.Topic))
 	if err := n.deferRegistration(s.register(n.base)); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
@@ -130,7 +131,7 @@ func (s *Server) member() string {
 	if s.node.opts.routerProxy {
 		return "@" + s.target.Server
 	}
-	return s.node.sec.member(s.node.endpoint)
+	return s.node.sec.Member(s.node.endpoint)
 }
 
 // Stop unregisters the server first, so that callers move to other servers,
@@ -144,7 +145,7 @@ func (s *Server) Stop() error {
 	s.stopped = true
 	s.mu.Unlock()
 	n := s.node
-	n.unsubscribe(fanoutPrefix(s.target.Exchange, s.target.Topic))
+	n.unsubscribe(proxy.FanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
 	for _, k := range s.keys() {
 		if err := n.mm.Unregister(context.Background(), k, s.member()); err != nil {

@@ -58,7 +58,7 @@ func (n *Node) wire() {
 		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)
 	}
 	if n.sec != nil {
-		n.intake.Authorize, n.intake.UserID = n.sec.authorize, true
+		n.intake.Authorize, n.intake.UserID = n.sec.Authorize, true
 	}
 	if f := n.opts.ackFilter; f != nil {
 		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
@@ -72,7 +72,7 @@ func (n *Node) socketOptions() sockets.Options {
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
 	o.HeartbeatIvl, o.HeartbeatTimeout = n.opts.heartbeat, n.opts.peerTimeout
-	o.Curve = n.sec.socket()
+	o.Curve = n.sec.Socket()
 	return o
 }
 
@@ -188,34 +188,21 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 // node's SUB, connected to the publisher proxies (pub/sub mode). It applies
 // the node's subscriptions to each new loop, and again at every Sync.
 func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
-	sub := &actors.Subscription{State: n.subState}
-	return actors.SocketProps(&actors.SocketConfig{
-		Name: ActorSubscriber, Counters: &n.counters, CloseLinger: &n.linger,
-		Start: func(onFail func(error)) (actors.Loop, error) {
-			loop, err := sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
-				Options:   sopts,
-				OnRecv:    n.intake.FromSubscriber,
-				OnDropped: n.countDropped,
-				OnDrop:    func(err error) { n.dropped.Warn("subscriber", "err", err) },
-				OnRefused: func(err error) {
-					n.counters.Refused.Add(1)
-					n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
-				},
-				OnFail: onFail,
-			})
-			if err != nil {
-				return nil, err
-			}
-			sub.Reset()
-			sub.Sync(loop)
-			return loop, nil
-		},
-		Receive: func(loop actors.Loop, msg any) {
-			if _, ok := msg.(actors.Sync); ok && loop != nil {
-				sub.Sync(loop.(*sockets.Subscriber))
-			}
-		},
+	cfg := actors.SubscriberConfig(ActorSubscriber, n.subState, func(onFail func(error)) (*sockets.Subscriber, error) {
+		return sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
+			Options:   sopts,
+			OnRecv:    n.intake.FromSubscriber,
+			OnDropped: n.countDropped,
+			OnDrop:    func(err error) { n.dropped.Warn("subscriber", "err", err) },
+			OnRefused: func(err error) {
+				n.counters.Refused.Add(1)
+				n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
+			},
+			OnFail: onFail,
+		})
 	})
+	cfg.Counters, cfg.CloseLinger = &n.counters, &n.linger
+	return actors.SocketProps(cfg)
 }
 
 // dropMessage is the sender's OnDrop: a message it gave up on (its server

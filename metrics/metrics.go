@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Metrics is relay's collectors: register it on a prometheus.Registerer.
@@ -42,7 +43,7 @@ type Metrics struct {
 
 type namedRouter struct {
 	name string
-	p    *relay.RouterProxy
+	p    *proxy.Router
 }
 
 type methodKey struct {
@@ -139,7 +140,7 @@ func (m *Metrics) AddNode(n *relay.Node) {
 }
 
 // AddRouterProxy adds a router proxy's forwarding counts, labelled name.
-func (m *Metrics) AddRouterProxy(name string, p *relay.RouterProxy) {
+func (m *Metrics) AddRouterProxy(name string, p *proxy.Router) {
 	m.mu.Lock()
 	m.routers = append(m.routers, namedRouter{name, p})
 	m.mu.Unlock()

@@ -312,6 +312,16 @@ type Bind struct {
 	Advertise        string
 }
 
+// Wildcard reports whether addr means every address of the host
+// ("0.0.0.0", "*", "::"): bound, it is no address that others can reach.
+func Wildcard(addr string) bool {
+	switch strings.Trim(addr, "[]") {
+	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
+		return true
+	}
+	return false
+}
+
 // advertised is the endpoint others reach port at.
 func (b Bind) advertised(port int) string {
 	host := b.Host

@@ -15,8 +15,8 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// optionFlags maps relay's option names, which its errors name, to the
-// flags of node that set them.
+// optionFlags maps the option names of relay and of package proxy, which
+// their errors name, to the flags of node that set them.
 var optionFlags = []struct{ option, flag string }{
 	{"WithBindAddress", "bind"},
 	{"WithAdvertise", "advertise"},
@@ -29,6 +29,10 @@ var optionFlags = []struct{ option, flag string }{
 	{"WithPubSub", "pubsub"},
 	{"WithAcks", "acks"},
 	{"Target.Server", "server"},
+	{"WithAck", "ack"}, // after WithAcks, which it prefixes
+	{"WithLocal", "local"},
+	{"WithFrontend", "frontend"},
+	{"WithBackend", "backend"},
 }
 
 // inFlagTerms renders err with each relay option it names replaced by the
