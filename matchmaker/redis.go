@@ -67,6 +67,10 @@ type Redis struct {
 	changed chan struct{}
 	lost    chan struct{}
 	closed  bool
+	// checks counts the loss checks started; checked is the number of the
+	// last one finished, and checkDone closes (and is replaced) at each.
+	checks, checked int64
+	checkDone       chan struct{}
 }
 
 var _ Matchmaker = (*Redis)(nil)
@@ -91,6 +95,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		kick:       make(chan struct{}, 1),
 		changed:    make(chan struct{}),
 		lost:       make(chan struct{}),
+		checkDone:  make(chan struct{}),
 	}
 	if r.checkEvery <= 0 {
 		r.checkEvery = DefaultCheckInterval
@@ -298,7 +303,12 @@ func (r *Redis) Lookup(ctx context.Context, key Key) ([]string, error) {
 	if len(reply) == 0 {
 		return nil, r.fail(ctx, "lookup "+key.String(), errors.New("empty reply from lookup script"))
 	}
-	r.succeeded()
+	if r.reconnected() {
+		// Redis answers again: before trusting what it says, learn whether
+		// it lost its registrations (an empty restart), so that Lost is
+		// closed when a caller compares this answer with what it knew.
+		r.awaitCheck(ctx, lossCheckWait)
+	}
 	if reply[0] != "0" {
 		r.notify()
 	}
@@ -378,9 +388,44 @@ func (r *Redis) notify() {
 
 // succeeded records a command that worked: after failures, Redis may have
 // restarted meanwhile, so the loss check runs now.
-func (r *Redis) succeeded() {
+func (r *Redis) succeeded() { r.reconnected() }
+
+// reconnected is succeeded, reporting whether this success followed a
+// failure (it then kicked a loss check).
+func (r *Redis) reconnected() bool {
 	if r.failing.Load() && r.failing.CompareAndSwap(true, false) {
 		r.kickCheck()
+		return true
+	}
+	return false
+}
+
+// lossCheckWait bounds how long a lookup after a reconnect waits for the
+// loss check it kicked.
+const lossCheckWait = 500 * time.Millisecond
+
+// awaitCheck waits, up to wait or ctx, until a loss check that started
+// after this call has finished.
+func (r *Redis) awaitCheck(ctx context.Context, wait time.Duration) {
+	r.mu.Lock()
+	after := r.checks
+	r.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		done, ch := r.checked > after, r.checkDone
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -39,6 +39,10 @@ func (r *Redis) watchLoss(ctx context.Context) {
 	t := time.NewTicker(r.checkEvery)
 	defer t.Stop()
 	for {
+		r.mu.Lock()
+		r.checks++
+		n := r.checks
+		r.mu.Unlock()
 		cctx, cancel := context.WithTimeout(ctx, r.checkEvery)
 		reason, err := r.checkMarkers(cctx, seen, tags)
 		cancel()
@@ -55,6 +59,11 @@ func (r *Redis) watchLoss(ctx context.Context) {
 			r.mu.Unlock()
 			r.notify()
 		}
+		r.mu.Lock()
+		r.checked = n
+		close(r.checkDone)
+		r.checkDone = make(chan struct{})
+		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return

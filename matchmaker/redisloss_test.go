@@ -141,3 +141,40 @@ func TestRedisErrMatchmaker(t *testing.T) {
 		t.Errorf("lookup after Close = %v; want ErrClosed only", err)
 	}
 }
+
+// The first lookup that succeeds after Redis came back empty returns only
+// once Lost is closed: a caller that compares its answer (some servers
+// registered again already) with what it knew learns that the difference
+// is Redis's loss, not servers gone.
+func TestRedisLookupAfterReconnectSeesLoss(t *testing.T) {
+	verifyNoLeaks(t)
+	srv := testredis.Start(t)
+	m := openRedis(t, srv.URL(), time.Hour)
+	other := openRedis(t, srv.URL(), time.Hour)
+	ctx := ctxTimeout(t, 30*time.Second)
+	k := matchmaker.Key{Exchange: "x", Topic: "t"}
+	waitMarker(t, srv)
+	waitSubscribers(t, srv, 2)
+	for _, a := range []string{"tcp://a", "tcp://b"} {
+		if err := m.Register(ctx, k, a, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := m.Lost()
+	srv.Stop()
+	if _, err := m.Lookup(ctxTimeout(t, 2*time.Second), k); err == nil {
+		t.Fatal("lookup while Redis is down succeeded")
+	}
+	srv.Restart() // empty
+	// One server is quicker to register again than the lookup.
+	waitFor(t, 10*time.Second, func() error { return other.Register(ctx, k, "tcp://a", time.Minute) })
+	got, err := m.Lookup(ctx, k)
+	if err != nil || !slices.Equal(got, []string{"tcp://a"}) {
+		t.Fatalf("lookup after the restart = %v, %v; want [tcp://a] (the test is void otherwise)", got, err)
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("the first lookup after Redis came back empty returned before Lost closed")
+	}
+}
