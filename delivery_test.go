@@ -433,3 +433,41 @@ func TestRequestBeforeServeWaits(t *testing.T) {
 		t.Fatal("the call did not end")
 	}
 }
+
+// A notification that reaches a node before it listens (a listener
+// restarted on its old port) waits for Listen, within startGrace of the
+// node's start, instead of being dropped at the node.
+func TestNotificationBeforeListenWaits(t *testing.T) {
+	mm := newMatchmaker(t)
+	listener := newNode(t, mm, "l0")
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The publisher finds the pool's member before the node listens.
+	key := matchmaker.Key{Exchange: "$notify", Topic: "billing.info"}
+	if err := m.Register(ctxTimeout(t, 5*time.Second), key, "workers|"+listener.Endpoint(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	publisher := newNode(t, mm, "publisher")
+	if err := publisher.Notify(ctxTimeout(t, 5*time.Second), relay.Notification{Topic: "billing", EventType: "invoice.paid", Payload: 7}); err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, listener, "Handlers", func(s relay.Stats) uint64 { return uint64(s.Handlers) }, 1) // it waits in a worker
+	got := make(chan string, 1)
+	if _, err := listener.Listen([]string{"billing"}, "workers", func(_ context.Context, d *relay.Delivery) error {
+		got <- d.EventType
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev != "invoice.paid" {
+			t.Errorf("delivered %q, want invoice.paid", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the notification was not delivered once the node listened; listener %+v", listener.Stats())
+	}
+}

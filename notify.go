@@ -275,6 +275,8 @@ func (n *Node) addListener(l *Listener) error {
 	for _, t := range l.topics {
 		n.listeners[t] = append(n.listeners[t], l)
 	}
+	close(n.handled) // wakes deliveries waiting for a listener (startGrace)
+	n.handled = make(chan struct{})
 	n.mu.Unlock()
 	n.subscribe(l.prefixes()...)
 	if err := n.deferRegistration(l.register(n.base)); err != nil {
@@ -348,6 +350,19 @@ func (l *Listener) Stop() error {
 	return errors.Join(errs...)
 }
 
+// localPool returns the local listeners of topic in pool.
+func (n *Node) localPool(topic, poolName string) []*Listener {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var pool []*Listener
+	for _, l := range n.listeners[topic] {
+		if l.pool == poolName {
+			pool = append(pool, l)
+		}
+	}
+	return pool
+}
+
 // deliver hands a NOTIFY message to one local listener of its pool. It runs
 // in a handler worker.
 func (n *Node) deliver(in *actors.Inbound) {
@@ -359,14 +374,17 @@ func (n *Node) deliver(in *actors.Inbound) {
 		return
 	}
 	poolName, _, _ := strings.Cut(h.Target.Server, "|") // pub/sub mode: "pool|endpoint"
-	n.mu.RLock()
-	var pool []*Listener
-	for _, l := range n.listeners[h.Target.Topic] {
-		if l.pool == poolName {
-			pool = append(pool, l)
-		}
+	pool := n.localPool(h.Target.Topic, poolName)
+	// A node that has just started may not listen yet (a listener restarted
+	// on its old port is reached at once): wait for Listen, within
+	// startGrace of the start and the notification's deadline.
+	until := n.started.Add(startGrace)
+	if dl := deadlineTime(h.Deadline); !dl.IsZero() && dl.Before(until) {
+		until = dl
 	}
-	n.mu.RUnlock()
+	for len(pool) == 0 && n.awaitHandlers(until) {
+		pool = n.localPool(h.Target.Topic, poolName)
+	}
 	if len(pool) == 0 {
 		n.counters.FailedCasts.Add(1)
 		n.dropped.Warn("notification dropped: no local listener of its pool", "topic", h.Target.Topic, "pool", h.Target.Server)

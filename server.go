@@ -485,6 +485,28 @@ func (n *Node) resolveLate(ctx context.Context, v *envelope.View, err error) (me
 	}
 }
 
+// awaitHandlers waits until a handler or listener is added (Handle,
+// Listen) or until passes; it reports false, at once, when until has
+// passed.
+func (n *Node) awaitHandlers(until time.Time) bool {
+	wait := time.Until(until)
+	if wait <= 0 {
+		return false
+	}
+	n.mu.RLock()
+	handled := n.handled
+	n.mu.RUnlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-handled:
+	case <-t.C:
+	case <-n.down:
+		return false
+	}
+	return true
+}
+
 // later returns the later of a and b.
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
