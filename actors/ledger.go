@@ -47,6 +47,8 @@ type Ledger interface {
 type MemoryLedger struct {
 	ttl      time.Duration
 	maxBytes int
+	maxIDs   int              // memoryLedgerMax but in tests
+	now      func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -76,15 +78,16 @@ type ledgerOrder struct {
 // NewMemoryLedger remembers msg_ids for ttl and answers up to maxBytes in
 // all (0: no bound).
 func NewMemoryLedger(ttl time.Duration, maxBytes int) *MemoryLedger {
-	return &MemoryLedger{ttl: ttl, maxBytes: maxBytes, byID: make(map[envelope.MsgID]*ledgerEntry)}
+	return &MemoryLedger{ttl: ttl, maxBytes: maxBytes, maxIDs: memoryLedgerMax, now: time.Now,
+		byID: make(map[envelope.MsgID]*ledgerEntry)}
 }
 
 // Begin implements Ledger.
 func (l *MemoryLedger) Begin(id envelope.MsgID) (State, []byte, bool) {
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.head < len(l.order) && (now.Sub(l.order[l.head].at) > l.ttl || len(l.order)-l.head >= memoryLedgerMax) {
+	for l.head < len(l.order) && (now.Sub(l.order[l.head].at) > l.ttl || len(l.order)-l.head >= l.maxIDs) {
 		old := l.order[l.head].id
 		if e := l.byID[old]; e != nil && e.reply != nil {
 			l.bytes -= len(e.reply)

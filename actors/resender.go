@@ -26,6 +26,7 @@ type Resender struct {
 	lost     func(addr string, rec []byte, attempts int, err error)
 	counters *Counters
 	log      *slog.Logger
+	now      func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -39,7 +40,7 @@ type Resender struct {
 // lost takes a cast (or publish) that no ACK came for by its deadline.
 func NewResender(p *Pending, r Retry, send func(addr string, rec []byte, deadline int64) error,
 	lost func(addr string, rec []byte, attempts int, err error), c *Counters, log *slog.Logger) *Resender {
-	return &Resender{pending: p, retry: r, send: send, lost: lost, counters: c, log: log}
+	return &Resender{pending: p, retry: r, send: send, lost: lost, counters: c, log: log, now: time.Now}
 }
 
 // Resent marks c, before it is added to the Pending table, as a message
@@ -53,7 +54,7 @@ func (r *Resender) Resent(c *Call, addrs []string, cast bool) {
 // Pending table and sent once.
 func (r *Resender) Schedule(c *Call) {
 	r.mu.Lock()
-	c.resend.next = time.Now().Add(r.retry.Base)
+	c.resend.next = r.now().Add(r.retry.Base)
 	c.resend.due = due(c, r.retry)
 	heap.Push(&r.h, c)
 	r.armLocked()
@@ -214,7 +215,7 @@ func (a *resenderActor) Receive(c actor.Context) {
 	r := a.cfg.Resender
 	switch c.Message().(type) {
 	case resendTick:
-		r.run(time.Now())
+		r.run(r.now())
 	case *actor.Started:
 		self, root := c.Self(), c.ActorSystem().Root
 		r.mu.Lock()

@@ -80,6 +80,7 @@ type Dedup struct {
 	next int
 	ttl  time.Duration
 	size int
+	now  func() time.Time // the clock; time.Now but in tests
 }
 
 // dedupKey is a msg_id and the copy it is: the copies of one notification
@@ -92,13 +93,13 @@ type dedupKey struct {
 // NewDedup remembers up to size ids, each for at most ttl. It grows as ids
 // come, up to size.
 func NewDedup(size int, ttl time.Duration) *Dedup {
-	return &Dedup{seen: make(map[dedupKey]time.Time), ttl: ttl, size: size}
+	return &Dedup{seen: make(map[dedupKey]time.Time), ttl: ttl, size: size, now: time.Now}
 }
 
 // First reports whether the copy of message id is new (and remembers it).
 func (d *Dedup) First(id envelope.MsgID, copy string) bool {
 	k := dedupKey{id: id, copy: copy}
-	now := time.Now()
+	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t, ok := d.seen[k]; ok && now.Sub(t) < d.ttl {
