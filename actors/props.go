@@ -17,7 +17,7 @@ func props(p actor.Producer) *actor.Props {
 
 // loopFailed reports that a socket loop ended with an error.
 type loopFailed struct {
-	loop any
+	loop *loopGen
 	err  error
 }
 

@@ -46,12 +46,18 @@ func SocketProps(cfg *SocketConfig) *actor.Props {
 type socketActor struct {
 	cfg  *SocketConfig
 	loop Loop
+	gen  *loopGen // names the current loop in its failure reports
 }
+
+// loopGen names one loop a socket actor started: made before the loop
+// starts, it is what the loop's failure report carries, so that a
+// failure reported before Start returned is still the current loop's.
+type loopGen struct{ _ byte } // not zero-sized: each new one is distinct
 
 func (a *socketActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *loopFailed:
-		if m.loop == a.loop && a.loop != nil {
+		if m.loop == a.gen && a.loop != nil {
 			a.cfg.Counters.LoopFailures.Add(1)
 			panic(&LoopError{Actor: a.cfg.Name, Err: m.err})
 		}
@@ -71,13 +77,13 @@ func (a *socketActor) Receive(c actor.Context) {
 
 func (a *socketActor) start(c actor.Context) {
 	self, root := c.Self(), c.ActorSystem().Root
-	var loop Loop
-	failed := func(err error) { root.Send(self, &loopFailed{loop: loop, err: err}) }
+	gen := new(loopGen)
+	failed := func(err error) { root.Send(self, &loopFailed{loop: gen, err: err}) }
 	loop, err := a.cfg.Start(failed)
 	if err != nil {
 		panic(&LoopError{Actor: a.cfg.Name, Err: err})
 	}
-	a.loop = loop
+	a.loop, a.gen = loop, gen
 }
 
 func (a *socketActor) stop(linger time.Duration) {
@@ -89,7 +95,7 @@ func (a *socketActor) stop(linger time.Duration) {
 	} else {
 		a.loop.Stop()
 	}
-	a.loop = nil
+	a.loop, a.gen = nil, nil
 	if a.cfg.Stopped != nil {
 		a.cfg.Stopped()
 	}
