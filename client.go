@@ -272,10 +272,8 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 		answered func()
 		finished bool
 	)
-	c.OnFinish(func(actors.Result) {
-		if n.store != nil {
-			n.store.DeleteCastLater(c.ID)
-		}
+	c.OnFinish(func(res actors.Result) {
+		n.settled(c, res, n.store != nil)
 		mu.Lock()
 		finished = true
 		done := answered

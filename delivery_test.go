@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,4 +265,94 @@ func TestUndeliveredCastsAreReported(t *testing.T) {
 			t.Errorf("reported %+v (err %v); want the cast add to %s, ErrUndelivered", u, u.Err, dead)
 		}
 	})
+}
+
+// startWith starts a node on mm advertising host, for a test that closes
+// it itself (and at its end, in case it fails first).
+func startWith(t *testing.T, mm, host string, opts ...relay.Option) *relay.Node {
+	t.Helper()
+	n, err := relay.Start(ctxTimeout(t, 15*time.Second), append([]relay.Option{relay.WithMatchmaker(mm), relay.WithHost(host)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start %s: %v", host, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// A cast with acks sent by a node with a data directory is on disk when
+// Cast returns: when the sender's process ends before the ACK, the next
+// process of that directory sends it again, and the server, which ran it
+// already, acknowledges it without running it again. Nothing is reported
+// undelivered: the cast was kept, not lost.
+func TestDurableCastSurvivesSenderRestart(t *testing.T) {
+	mm := newMatchmaker(t)
+	var acking atomic.Bool
+	server := newNode(t, mm, "s0", relay.WithAckFilter(func(string) bool { return acking.Load() }))
+	runs, release := gatedServer(t, server)
+	close(release)
+	dir := t.TempDir()
+	var log undeliveredLog
+	opts := []relay.Option{relay.WithDataDir(dir), relay.WithAcks(true), relay.WithRetry(20*time.Millisecond, 2, 0), relay.WithUndelivered(log.add)}
+	first := startWith(t, mm, "sender", opts...)
+	if err := first.Cast(ctxTimeout(t, time.Minute), compute, "gated", "durable"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-runs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cast's handler did not run")
+	}
+	waitAtLeast(t, server, "Duplicates", func(s relay.Stats) uint64 { return s.Duplicates }, 1) // resent: no ACK came
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	acking.Store(true)
+	second := startWith(t, mm, "sender", opts...)
+	waitAtLeast(t, second, "AcksReceived", func(s relay.Stats) uint64 { return s.AcksReceived }, 1)
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(runs); n != 0 {
+		t.Errorf("the cast's handler ran %d more times after the restart, want none", n)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.got) != 0 {
+		t.Errorf("reported undelivered: %+v; a durable cast is kept, not lost", log.got)
+	}
+	// The outbox is empty: a third process sends nothing.
+	third := startWith(t, mm, "sender", opts...)
+	defer third.Close()
+	before := server.Stats().Duplicates
+	// A call on the same connection: what the third process sent again
+	// at its start arrived before it.
+	if err := third.Call(ctxTimeout(t, 10*time.Second), compute, "gated", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := server.Stats().Duplicates; after != before {
+		t.Errorf("a third process sent %d casts again; the acknowledged cast was not deleted", after-before)
+	}
+}
+
+// A cast with acks pending when its node closes, without a data
+// directory, is reported undelivered (the node is closed) — not dropped
+// with a counter only.
+func TestCastPendingAtCloseIsReported(t *testing.T) {
+	mm := newMatchmaker(t)
+	server := newNode(t, mm, "s0", relay.WithAckFilter(func(string) bool { return false }))
+	_, release := gatedServer(t, server)
+	close(release)
+	var log undeliveredLog
+	client := startWith(t, mm, "client", relay.WithAcks(true), relay.WithUndelivered(log.add))
+	if err := client.Cast(ctxTimeout(t, time.Minute), compute, "gated", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, server, "Duplicates", func(s relay.Stats) uint64 { return s.Duplicates }, 1)
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	u := log.wait(t, 1)[0]
+	if !errors.Is(u.Err, relay.ErrUndelivered) || !errors.Is(u.Err, relay.ErrClosed) || u.Method != "gated" {
+		t.Errorf("reported %+v (err %v); want the cast gated, ErrUndelivered and ErrClosed", u, u.Err)
+	}
 }

@@ -142,6 +142,17 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// waitAtLeast waits until the counter get of n reaches want.
+func waitAtLeast(t testing.TB, n *relay.Node, name string, get func(relay.Stats) uint64, want uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() error {
+		if got := get(n.Stats()); got < want {
+			return fmt.Errorf("%s of %s = %d, want at least %d", name, n.Host(), got, want)
+		}
+		return nil
+	})
+}
+
 // waitStat waits until the counter of n that get reads equals want.
 func waitStat(t testing.TB, n *relay.Node, name string, get func(relay.Stats) uint64, want uint64) {
 	t.Helper()

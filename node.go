@@ -61,6 +61,7 @@ type Node struct {
 	started       time.Time
 	extras        infoExtras            // AddInfo's
 	renewErr      atomic.Pointer[error] // the last renewal's failure, or nil
+	renewKick     chan struct{}         // renews at once: a registration the name service refused for now
 	linger        actors.Linger         // how long sockets flush at close
 	group         track.Group           // handler workers, batch listeners and the node's loops
 	base          context.Context
@@ -110,8 +111,8 @@ type Node struct {
 //	WithDiscoveryWait(d)       wait for a target's first server (default 1s)
 //	WithRegistrationTTL(d)     registration lifetime, renewed every third (default 30s)
 //	WithDrainTimeout(d)        Close's wait for handlers in flight (default 5s)
-//	WithQueueSize(n)           bound of each send queue (default 65536)
-//	WithHighWaterMark(n)       ZeroMQ high-water marks (default 100000)
+//	WithQueueSize(n)           bound of each send queue (default 8192)
+//	WithHighWaterMark(n)       ZeroMQ high-water marks, in batches of up to 64 KiB (default 32)
 //	WithMaxMessageSize(n)      largest inbound message (default 16 MiB)
 //	WithSupervisor(strategy)   supervision of the actors (default supervisor.Default)
 //	WithPubSub(on)             fanouts and notifications through publisher proxies (default off)
@@ -178,6 +179,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		pending:   actors.NewPending(),
 		replies:   sockets.NewOutbox(o.queueSize),
 		down:      make(chan struct{}),
+		renewKick: make(chan struct{}, 1),
 		servers:   make(map[string][]*Server),
 		handled:   make(chan struct{}),
 		listeners: make(map[string][]*Listener),
@@ -478,7 +480,26 @@ func (n *Node) close() error {
 func (n *Node) renewLoop() {
 	r := registrar{mm: n.mm, ttl: n.opts.registrationTTL, log: n.log, entries: n.entries,
 		result: func(err error) { n.renewErr.Store(&err) }}
-	r.run(n.base, n.down, nil)
+	r.run(n.base, n.down, n.renewKick)
+}
+
+// deferRegistration takes the outcome of a new registration (Serve,
+// Listen): when the name service is unavailable (matchmaker.ErrMatchmaker:
+// Redis down or restarting), the server or listener serves anyway and the
+// renewal loop registers it as soon as it can, retrying with back-off; a
+// process that starts during a Redis outage comes up instead of failing.
+// Other errors are returned.
+func (n *Node) deferRegistration(err error) error {
+	if err == nil || !errors.Is(err, matchmaker.ErrMatchmaker) {
+		return err
+	}
+	n.log.Warn("serving, not registered yet: the matchmaker is unavailable; the renewal loop retries", "err", err)
+	n.renewErr.Store(&err)
+	select {
+	case n.renewKick <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // entries are the node's registrations: each server's bare and directed
@@ -567,10 +588,9 @@ func (n *Node) resendStored() error {
 		if len(sc.Rec) > 3 && sc.Rec[3] == 0 {
 			sc.Rec[3] = 1 // the attempt byte: this is a resend
 		}
-		c.Rec = sc.Rec
+		c.Rec, c.Addr = sc.Rec, sc.Addrs[0]
 		n.resender.Resent(c, sc.Addrs, true)
-		id := sc.ID
-		c.OnFinish(func(actors.Result) { n.store.DeleteCastLater(id) })
+		c.OnFinish(func(res actors.Result) { n.settled(c, res, true) })
 		n.pending.Add(c)
 		_ = n.push(n.base, sc.Addrs[0], sc.Rec, sc.Deadline) // a full queue: the resender tries again
 		n.resender.Schedule(c)

@@ -276,7 +276,7 @@ func (n *Node) addListener(l *Listener) error {
 	}
 	n.mu.Unlock()
 	n.subscribe(l.prefixes()...)
-	if err := l.register(n.base); err != nil {
+	if err := n.deferRegistration(l.register(n.base)); err != nil {
 		l.Stop()
 		return fmt.Errorf("relay: listen %v: %w", l.topics, err)
 	}

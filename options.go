@@ -69,8 +69,8 @@ func defaultOptions() options {
 		discoveryWait:   time.Second,
 		registrationTTL: 30 * time.Second,
 		drainTimeout:    5 * time.Second,
-		queueSize:       65536,
-		hwm:             1000,
+		queueSize:       8192,
+		hwm:             32,
 		maxMessageSize:  16 << 20,
 		strategy:        supervisor.Default,
 		retry:           actors.Retry{Base: 100 * time.Millisecond, Multiplier: 2, Max: time.Second},
@@ -235,13 +235,17 @@ func WithRegistrationTTL(d time.Duration) Option {
 func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
 
 // WithQueueSize bounds each send queue (requests, replies), in messages.
-// A full queue is ErrBackPressure to the caller. Default 65536.
+// A full queue is ErrBackPressure to the caller (or a wait, with
+// WithWaitOnFull). With WithHighWaterMark it bounds what a caller can
+// have in flight to one server before it sees back-pressure: the queue,
+// plus the ZeroMQ pipes and kernel buffers on both sides. Default 8192.
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
 // WithHighWaterMark sets the ZeroMQ send and receive high-water marks of
 // every socket, in ZeroMQ messages. relay packs the records queued for one
 // peer into messages of up to 64 KiB, so a pipe holds at most about
-// n × 64 KiB. Default 1000.
+// n × 64 KiB: this bounds the memory a peer can make a node hold in
+// ZeroMQ's buffers per connection. Default 32 (2 MiB).
 func WithHighWaterMark(n int) Option { return func(o *options) { o.hwm = n } }
 
 // WithMaxMessageSize sets the largest inbound message accepted, in bytes;

@@ -189,13 +189,14 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 		}
 	}
 	c := n.pending.GetFor(hdr.ID, deadline)
-	c.Rec = rec
+	c.Rec, c.Addr = rec, p.front
 	n.resender.Resent(c, fronts, true)
 	c.OnFinish(func(res actors.Result) {
 		<-window
 		if res.Err == nil && n.resender.Attempts(c) > 0 {
 			n.suspects.Store(p.front, time.Now().Add(suspectFor))
 		}
+		n.settled(c, res, false)
 	})
 	n.pending.Add(c)
 	if err := n.push(ctx, p.front, rec, deadline); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/internal/testredis"
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 // Nodes that share a real redis-server find each other; a stopped server
@@ -207,4 +208,38 @@ func TestRedisEmptyRestartRecovery(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("servers were undiscoverable for %v after Redis restarted empty, want at most 1s", took)
 	}
+}
+
+// A server that starts while Redis is down serves anyway, reports itself
+// not ready, and is registered once Redis is back, within a second, by its
+// renewal loop: a process started during an outage comes up instead of
+// failing.
+func TestServeDuringRedisOutage(t *testing.T) {
+	rs := testredis.Start(t)
+	mm := rs.URL()
+	target := relay.Target{Exchange: t.Name(), Topic: "compute"}
+	n := newNode(t, mm, "r0")
+	rs.Stop()
+	s, err := n.Serve(target)
+	if err != nil {
+		t.Fatalf("Serve during a Redis outage: %v; want it to serve and register later", err)
+	}
+	(&demo.Endpoint{Host: "r0"}).Register(s)
+	if err := n.Ready(); !errors.Is(err, matchmaker.ErrMatchmaker) {
+		t.Errorf("Ready during the outage = %v, want an error matching matchmaker.ErrMatchmaker", err)
+	}
+	rs.Restart()
+	back := time.Now()
+	client := newNode(t, mm, "client", relay.WithDiscoveryWait(100*time.Millisecond))
+	waitFor(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return client.Call(ctx, target, "add", 1, nil)
+	})
+	took := time.Since(back)
+	t.Logf("registered %v after Redis came back", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("the server was registered %v after Redis came back, want within 2s", took)
+	}
+	waitFor(t, 5*time.Second, n.Ready)
 }

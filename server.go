@@ -68,7 +68,7 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
 	n.subscribe(fanoutPrefix(t.Exchange, t.Topic))
-	if err := s.register(n.base); err != nil {
+	if err := n.deferRegistration(s.register(n.base)); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
 	}

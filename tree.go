@@ -219,14 +219,10 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 	if n.resender.Resends(id) && !errors.Is(err, sockets.ErrUnauthorized) {
 		return // sent again, or reported at its deadline, by the resender
 	}
-	acked := envelope.RecordAckWanted(m.Rec)
 	if n.pending.Fail(id, err) {
-		if kind != envelope.KindCall && acked {
-			n.undelivered(addr, m.Rec, 0, err) // a cast or publish with acks: nobody waits for it
-		}
-		return
+		return // its owner reports it: its caller, or settled
 	}
-	if kind == envelope.KindCall || acked {
+	if kind == envelope.KindCall || envelope.RecordAckWanted(m.Rec) {
 		// A call whose caller has given up; or a copy of a message with
 		// acks settled already (acknowledged, or reported by the
 		// resender at its deadline).

@@ -76,3 +76,18 @@ func (n *Node) undelivered(peer string, rec []byte, attempts int, cause error) {
 	}
 	n.opts.undelivered(u)
 }
+
+// settled ends c, a one-way message with acks (a cast, a publish, a
+// durable cast sent again), with res: acknowledged; or reported by the
+// resender at its deadline (ErrNoAck); or failed otherwise (refused by
+// CURVE, the node closing), which is reported here. A durable cast cut
+// short by the node's close stays stored: the next process sends it.
+func (n *Node) settled(c *actors.Call, res actors.Result, durable bool) {
+	keep := durable && errors.Is(res.Err, ErrClosed)
+	if durable && !keep {
+		n.store.DeleteCastLater(c.ID)
+	}
+	if res.Err != nil && !errors.Is(res.Err, actors.ErrNoAck) && !keep {
+		n.undelivered(c.Addr, c.Rec, 0, res.Err)
+	}
+}

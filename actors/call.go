@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relay-dev/relay/envelope"
@@ -89,8 +90,12 @@ func (r Retry) exhausted(attempt int) bool { return r.Attempts > 0 && attempt >=
 
 // Resend is what the resender needs to send a message again.
 type Resend struct {
-	Addrs   []string // where to send it, in turn
-	Cast    bool     // done at its ACK (a call is done at its reply)
+	Addrs []string // where to send it, in turn
+	Cast  bool     // done at its ACK (a call is done at its reply)
+	// taken: an ACK came for the call since its last resend — its server
+	// has it and is running its handler — so the next resend waits the
+	// longest wait of the schedule (Retry.Max).
+	taken   atomic.Bool
 	attempt int
 	next    time.Time // the next resend
 	due     time.Time // the next resend, or the deadline when none is left
@@ -259,6 +264,9 @@ func (p *Pending) Answer(v *envelope.View, from string, counters *Counters) {
 	switch kind {
 	case envelope.KindAck:
 		keep = c.resend != nil && !c.resend.Cast // a call is answered by its reply
+		if keep {
+			c.resend.taken.Store(true)
+		}
 	case envelope.KindError:
 		if c.resend != nil {
 			code, _, err := envelope.DecodeError(v.Body())

@@ -352,8 +352,8 @@ const CodeReplyUnavailable = "ReplyUnavailable"
 
 // ackAndDedup looks a request that asks for acks up in the ledger and
 // reports whether its handler should run. A resend of one that runs now
-// gets nothing yet; a resend of one that ran gets its ACK (a cast) or its
-// answer (a call) again. The first arrival is acknowledged, or answered,
+// gets nothing yet (a call: an ACK, "taken, running"); a resend of one
+// that ran gets its ACK (a cast) or its answer (a call) again. The first arrival is acknowledged, or answered,
 // only once its handler has run (serve).
 func (i *Intake) ackAndDedup(in *Inbound) bool {
 	state, reply, evicted := i.Ledger.Begin(in.Rec.ID())
@@ -362,6 +362,9 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 	}
 	i.Counters.Duplicates.Add(1)
 	if state == Running {
+		if in.Rec.Kind() == envelope.KindCall {
+			i.Ack(in) // taken, running: the caller may slow its resends
+		}
 		return false
 	}
 	if in.Rec.Kind() != envelope.KindCall {
@@ -390,8 +393,9 @@ func (i *Intake) ackAndDedup(in *Inbound) bool {
 	return false
 }
 
-// Ack acknowledges in, a cast with acks whose handler has run (or ran
-// before). AckFilter may hold it back.
+// Ack acknowledges in: a cast with acks whose handler has run (or ran
+// before), or a resent call whose handler runs. AckFilter may hold it
+// back.
 func (i *Intake) Ack(in *Inbound) {
 	id := in.Rec.ID()
 	if len(in.Rec.ReplyTo()) == 0 || (i.AckFilter != nil && !i.AckFilter(id)) {

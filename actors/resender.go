@@ -117,6 +117,13 @@ func (r *Resender) run(now time.Time) {
 			continue
 		}
 		rs := c.resend
+		if rs.taken.Swap(false) {
+			// Its server runs it (an ACK to a resend): no resend now.
+			rs.next = now.Add(max(r.retry.Max, r.retry.After(rs.attempt)))
+			rs.due = due(c, r.retry)
+			heap.Fix(&r.h, 0)
+			continue
+		}
 		rs.attempt++
 		rs.next = now.Add(r.retry.After(rs.attempt))
 		rs.due = due(c, r.retry)

@@ -111,15 +111,15 @@ func newClient(t testing.TB, redisURL string) *relay.Node {
 	return n
 }
 
-// startNode starts a client node "tester" on redisURL; closeNode closes it,
-// printing its log if the test has failed.
-func startNode(t testing.TB, redisURL string) (n *relay.Node, closeNode func()) {
+// startNode starts a client node "tester" on redisURL, with opts; closeNode
+// closes it, printing its log if the test has failed.
+func startNode(t testing.TB, redisURL string, opts ...relay.Option) (n *relay.Node, closeNode func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	logs := &testutil.SyncBuffer{}
-	n, err := relay.Start(ctx, relay.WithMatchmaker(redisURL), relay.WithHost("tester"),
-		relay.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	n, err := relay.Start(ctx, append([]relay.Option{relay.WithMatchmaker(redisURL), relay.WithHost("tester"),
+		relay.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}, opts...)...)
 	if err != nil {
 		t.Fatalf("start client node on %s: %v", redisURL, err)
 	}

@@ -92,7 +92,13 @@ type Options struct {
 	HeartbeatIvl     time.Duration // ZMTP heartbeat interval (dead-peer detection)
 	HeartbeatTimeout time.Duration // no traffic for this long closes the connection
 	ReconnectIvl     time.Duration // first reconnect delay of a DEALER
-	ReconnectIvlMax  time.Duration // reconnect back-off ceiling
+	ReconnectIvlMax  time.Duration // reconnect back-off ceiling: a server back from a restart is reached within it
+	// KernelBuffer sets each TCP connection's kernel send and receive
+	// buffers (SO_SNDBUF, SO_RCVBUF), in bytes; 0 leaves the kernel's
+	// autotuning, which lets several MiB of small records sit in the
+	// kernel of both ends before a sender that outpaces its receiver
+	// sees back-pressure.
+	KernelBuffer int
 	// Curve, when not nil, turns ZMTP CURVE on for every socket of the
 	// loop (see Curve); nil is plaintext.
 	Curve *Curve
@@ -101,21 +107,23 @@ type Options struct {
 // DefaultOptions are the options used when none are given.
 func DefaultOptions() Options {
 	return Options{
-		HWM:              1000,
+		HWM:              32,
 		MaxMsgSize:       16 << 20,
 		HeartbeatIvl:     time.Second,
 		HeartbeatTimeout: 5 * time.Second,
 		ReconnectIvl:     50 * time.Millisecond,
-		ReconnectIvlMax:  2 * time.Second,
+		ReconnectIvlMax:  500 * time.Millisecond,
+		KernelBuffer:     256 << 10,
 	}
 }
 
 // apply sets o and linger 0 on s.
 func (o Options) apply(s *zmq.Socket) error {
-	steps := []struct {
+	type step struct {
 		name string
 		f    func() error
-	}{
+	}
+	steps := []step{
 		{"linger", func() error { return s.SetLinger(0) }},
 		{"sndhwm", func() error { return s.SetSndhwm(o.HWM) }},
 		{"rcvhwm", func() error { return s.SetRcvhwm(o.HWM) }},
@@ -129,6 +137,10 @@ func (o Options) apply(s *zmq.Socket) error {
 		{"reconnect_ivl", func() error { return s.SetReconnectIvl(o.ReconnectIvl) }},
 		{"reconnect_ivl_max", func() error { return s.SetReconnectIvlMax(o.ReconnectIvlMax) }},
 		{"tcp_keepalive", func() error { return s.SetTcpKeepalive(1) }},
+	}
+	if o.KernelBuffer > 0 {
+		steps = append(steps, step{"sndbuf", func() error { return s.SetSndbuf(o.KernelBuffer) }},
+			step{"rcvbuf", func() error { return s.SetRcvbuf(o.KernelBuffer) }})
 	}
 	for _, st := range steps {
 		if err := st.f(); err != nil {

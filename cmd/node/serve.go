@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,7 @@ func (t *targetFlags) target() relay.Target {
 type nodeFlags struct {
 	matchmaker, host, bind, advertise, ports string
 	dataDir                                  string
+	dedupMiB                                 int
 	ttl                                      time.Duration
 	pubsub                                   bool
 	curve                                    curveFlags
@@ -71,6 +73,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
+	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 20 MiB, unless GOMEMLIMIT is set")
 	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
@@ -95,7 +98,27 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 	if n.dataDir != "" {
 		opts = append(opts, relay.WithDataDir(n.dataDir))
 	}
+	if n.dedupMiB < 0 {
+		return nil, fmt.Errorf("--dedup-mib: must be 0 (no bound) or more, got %d", n.dedupMiB)
+	}
+	opts = append(opts, relay.WithDedupBytes(n.dedupMiB<<20))
 	return append(opts, n.curve.options()...), nil
+}
+
+// memoryHeadroom is what a serving node needs beside the answers it keeps
+// for resends: its own buffers and the requests in flight.
+const memoryHeadroom = 20 << 20
+
+// limitMemory sets Go's soft memory limit to the answers the node keeps
+// (--dedup-mib) plus memoryHeadroom, unless GOMEMLIMIT is set (GOMEMLIMIT=off
+// turns it off) or the answers are not bounded: the garbage collector then
+// works harder near the bound instead of letting the heap double (GOGC)
+// past it, so that RSS stays near the bound plus a constant.
+func (n *nodeFlags) limitMemory() {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set || n.dedupMiB == 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(n.dedupMiB)<<20 + memoryHeadroom)
 }
 
 // startNode starts a node that logs to stderr and runs until SIGINT or
@@ -159,6 +182,7 @@ Servers always acknowledge a call or cast that asks for it (a client's
 				if tf.topic == "" {
 					return c.usageError("--topic is required")
 				}
+				nf.limitMemory()
 				m := metrics.New()
 				opts = append(opts, m.Options()...)
 				ctx, stop, node, log, err := c.startNode(append(opts, relay.WithRouterProxy(router), relay.WithAcks(acks))...)

@@ -16,18 +16,39 @@ import (
 // yet: without acks, what it sent into the dead connection is gone).
 const killSlack = 100 * time.Millisecond
 
+// recordGap is how long after a handler's effect (its A line) a server may
+// take to record the request as handled (its ledger's fsync, after the
+// journal's): a kill within it loses the record, and the resend runs the
+// handler again. Such a run counts as cut short by the crash.
+const recordGap = 100 * time.Millisecond
+
 // run is one run of a handler on a key, from a server's journals.
 type run struct {
-	server  string
-	inc     int
-	killed  bool // its process was killed (or crashed) later
-	applied bool // the handler applied it (an A record)
+	server    string
+	inc       int
+	killed    bool      // its process was killed (or crashed) later
+	applied   bool      // the handler applied it (an A record)
+	appliedAt time.Time // when (zero when unknown)
+	endedAt   time.Time // when its process was killed or crashed (killed)
+}
+
+// cutShort reports whether the run was ended by its process's death before
+// the server could record it as handled: during the handler, or within
+// recordGap after its effect.
+func (r run) cutShort() bool {
+	if !r.killed {
+		return false
+	}
+	if !r.applied {
+		return true
+	}
+	return !r.appliedAt.IsZero() && !r.endedAt.IsZero() && r.endedAt.Sub(r.appliedAt) <= recordGap
 }
 
 // handled sums up the runs of one key: whether it was applied, whether a
 // handler ran more than once and, if so, whether each run but the last
-// was cut short by its process's death (a crash during the handler: what
-// at-least-once delivery allows).
+// was cut short by its process's death (a crash during the handler, or
+// before its server recorded it: what at-least-once delivery allows).
 func handled(rs []run) (applied, twice, atCrash bool) {
 	for _, r := range rs {
 		applied = applied || r.applied
@@ -37,7 +58,7 @@ func handled(rs []run) (applied, twice, atCrash bool) {
 	}
 	atCrash = true
 	for _, r := range rs[:len(rs)-1] {
-		if r.applied || !r.killed {
+		if !r.cutShort() {
 			atCrash = false
 		}
 	}
@@ -69,17 +90,17 @@ func (h *harness) readRuns() map[string][]run {
 				}
 				rk := runKey(r.key, m.name)
 				if r.kind == recStarted {
-					runs[rk] = append(runs[rk], run{server: m.name, inc: inc.n, killed: killed})
+					runs[rk] = append(runs[rk], run{server: m.name, inc: inc.n, killed: killed, endedAt: inc.ended})
 					continue
 				}
 				rs, found := runs[rk], false
 				for i := len(rs) - 1; i >= 0 && !found; i-- {
 					if rs[i].server == m.name && rs[i].inc == inc.n && !rs[i].applied {
-						rs[i].applied, found = true, true
+						rs[i].applied, rs[i].appliedAt, found = true, r.at, true
 					}
 				}
 				if !found {
-					runs[rk] = append(rs, run{server: m.name, inc: inc.n, killed: killed, applied: true})
+					runs[rk] = append(rs, run{server: m.name, inc: inc.n, killed: killed, applied: true, appliedAt: r.at, endedAt: inc.ended})
 				}
 			}
 		}

@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // A journal is the record a server keeps of what its handlers did, one
 // line per event, appended to a file of its own per process start:
 //
-//	S KEY MSGID    a handler started on the request with key KEY
-//	A KEY MSGID    that handler applied it (its effect is this line)
+//	S KEY MSGID AT    a handler started on the request with key KEY
+//	A KEY MSGID AT    that handler applied it (its effect is this line)
+//
+// AT is when, in Unix nanoseconds (journals of earlier versions lack it).
 //
 // Each line is one write(2), so a kill -9 leaves whole lines (the kernel
 // keeps what was written), and is fsync'd before the handler goes on, so
@@ -55,11 +59,13 @@ func (j *Journal) Append(kind byte, key, msgID string) error {
 	if strings.ContainsAny(key, " \n") || key == "" {
 		return fmt.Errorf("chaos: journal: bad key %q", key)
 	}
-	line := make([]byte, 0, len(key)+len(msgID)+4)
+	line := make([]byte, 0, len(key)+len(msgID)+24)
 	line = append(line, kind, ' ')
 	line = append(line, key...)
 	line = append(line, ' ')
 	line = append(line, msgID...)
+	line = append(line, ' ')
+	line = strconv.AppendInt(line, time.Now().UnixNano(), 10)
 	line = append(line, '\n')
 	j.mu.Lock()
 	_, err := j.f.Write(line)
@@ -97,6 +103,7 @@ func (j *Journal) Close() error { return j.f.Close() }
 type record struct {
 	kind       byte
 	key, msgID string
+	at         time.Time // zero when the line has none
 }
 
 // readJournal returns the records of the journal at path, in order. A
@@ -115,10 +122,18 @@ func readJournal(path string) ([]record, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) != 3 || len(fields[0]) != 1 || (fields[0][0] != recStarted && fields[0][0] != recApplied) {
+		if len(fields) < 3 || len(fields) > 4 || len(fields[0]) != 1 || (fields[0][0] != recStarted && fields[0][0] != recApplied) {
 			break
 		}
-		recs = append(recs, record{kind: fields[0][0], key: fields[1], msgID: fields[2]})
+		r := record{kind: fields[0][0], key: fields[1], msgID: fields[2]}
+		if len(fields) == 4 {
+			ns, err := strconv.ParseInt(fields[3], 10, 64)
+			if err != nil {
+				break
+			}
+			r.at = time.Unix(0, ns)
+		}
+		recs = append(recs, r)
 	}
 	return recs, sc.Err()
 }

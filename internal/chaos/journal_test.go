@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Concurrent appenders share fsyncs; every record is read back whole, each
@@ -63,7 +64,8 @@ func TestJournal(t *testing.T) {
 }
 
 // A key run twice was handled twice; at a crash only if every earlier run
-// was cut short by its process's death.
+// was cut short by its process's death: during the handler, or within
+// recordGap after it.
 func TestHandled(t *testing.T) {
 	for _, c := range []struct {
 		name                    string
@@ -75,6 +77,8 @@ func TestHandled(t *testing.T) {
 		{"started, killed", []run{{killed: true}}, false, false, false},
 		{"cut short, then again", []run{{inc: 1, killed: true}, {inc: 2, applied: true}}, true, true, true},
 		{"applied, then again", []run{{inc: 1, killed: true, applied: true}, {inc: 2, applied: true}}, true, true, false},
+		{"applied, killed before it was recorded, then again", []run{{inc: 1, killed: true, applied: true, appliedAt: time.Unix(10, 0), endedAt: time.Unix(10, 0).Add(recordGap)}, {inc: 2, applied: true}}, true, true, true},
+		{"applied, killed well after, then again", []run{{inc: 1, killed: true, applied: true, appliedAt: time.Unix(10, 0), endedAt: time.Unix(11, 0)}, {inc: 2, applied: true}}, true, true, false},
 		{"twice in one life", []run{{applied: true}, {applied: true}}, true, true, false},
 	} {
 		applied, twice, atCrash := handled(c.runs)

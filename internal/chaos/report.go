@@ -128,8 +128,9 @@ type CounterRow struct {
 
 // Violations lists the invariants that must hold and did not: no call
 // unresolved, every call ended by its deadline (plus LateAfter) with its
-// own outcome, no reply without its handler's effect, no process crashed
-// (but those killed).
+// own outcome, no reply without its handler's effect, no cast with acks
+// lost without a report to its sender, no process crashed (but those
+// killed).
 func (r *Report) Violations() []string {
 	var v []string
 	for _, c := range r.Calls {
@@ -144,6 +145,11 @@ func (r *Report) Violations() []string {
 		}
 		if c.OKNotApplied > 0 {
 			v = append(v, fmt.Sprintf("%s: %d calls succeeded whose handler never applied them", c.Label, c.OKNotApplied))
+		}
+	}
+	for _, c := range r.Casts {
+		if c.Kind == kindACast && c.Silent > 0 {
+			v = append(v, fmt.Sprintf("%s: %d lost with no report to their sender (%s)", c.Label, c.Silent, strings.Join(c.LostSample, "; ")))
 		}
 	}
 	for _, c := range r.Crashes {
