@@ -36,13 +36,18 @@ func TestTenThousandPendingDeadlines(t *testing.T) {
 	}
 
 	const n = 10_000
+	// Each call has a control: a goroutine that waits on a plain timer
+	// for the same deadline, at the same time. What the machine's load
+	// and the scheduler add to the wake-up hits both; what relay adds is
+	// the difference.
 	overruns := make([]time.Duration, n)
+	control := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var bad []string
 	start := time.Now()
 	for i := range n {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			ctx := context.Background()
@@ -66,23 +71,38 @@ func TestTenThousandPendingDeadlines(t *testing.T) {
 				mu.Unlock()
 			}
 		}()
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(timeout)
+			if i%2 == 0 {
+				deadline = start.Add(200*time.Millisecond + time.Duration(i)*100*time.Microsecond)
+			}
+			tm := time.NewTimer(time.Until(deadline))
+			defer tm.Stop()
+			<-tm.C
+			control[i] = time.Since(deadline)
+		}()
 	}
 	wg.Wait()
 	for _, b := range bad[:min(len(bad), 10)] {
 		t.Error(b)
 	}
 	slices.Sort(overruns)
+	slices.Sort(control)
 	if overruns[0] < 0 {
 		t.Errorf("a call ended %v before its deadline", -overruns[0])
 	}
 	p50, p99, worst := overruns[n/2], overruns[n*99/100], overruns[n-1]
-	t.Logf("10,000 pending calls: overrun after the deadline p50 %v, p99 %v, max %v", p50, p99, worst)
-	// Quiet and without -race this is p50 < 1 ms, p99 about 12 ms (the
-	// tail is 5,000 goroutines woken by the same deadline); the bounds are
-	// for -race on a loaded 2-core machine, and still fail a deadline that
-	// is missed or found by a periodic scan.
-	if p50 > 100*time.Millisecond || worst > 2*time.Second {
-		t.Errorf("calls ended too long after their deadlines: p50 %v, max %v", p50, worst)
+	c50, c99, cworst := control[n/2], control[n*99/100], control[n-1]
+	t.Logf("10,000 pending calls: overrun after the deadline p50 %v, p99 %v, max %v; plain timers at the same deadlines: p50 %v, p99 %v, max %v",
+		p50, p99, worst, c50, c99, cworst)
+	// Quiet and without -race the calls' overrun is p50 < 1 ms, p99 about
+	// 12 ms (the tail is 5,000 goroutines woken by the same deadline).
+	// The bounds leave room for -race and a loaded 2-core machine, above
+	// what the same load does to plain timers, and still fail a deadline
+	// that is missed, or found by a periodic scan of 100 ms or more.
+	if p50 > c50+50*time.Millisecond || worst > cworst+time.Second {
+		t.Errorf("calls ended too long after their deadlines: p50 %v, max %v (plain timers: p50 %v, max %v)", p50, worst, c50, cworst)
 	}
 	if st := client.Stats(); st.Pending != 0 {
 		t.Errorf("%d calls still pending after every call ended", st.Pending)
