@@ -57,8 +57,8 @@ chaos: deps ## kill a cluster's parts at random under load for 60 s; what was lo
 
 FUZZTIME ?= 15s
 
-fuzz: ## fuzz each decoder of network bytes (headers, routing header, bodies, errors, notifications), 15 s each
-	@for t in envelope:FuzzDecode envelope:FuzzParseRouted envelope:FuzzDecodeBody envelope:FuzzDecodeError .:FuzzNotifyBody; do \
+fuzz: ## fuzz each decoder of network bytes (headers, batches of records, routing header, bodies, errors, notifications), 15 s each
+	@for t in envelope:FuzzDecode envelope:FuzzRecords envelope:FuzzParseRouted envelope:FuzzDecodeBody envelope:FuzzDecodeError .:FuzzNotifyBody; do \
 		pkg=./$${t%%:*}; fn=$${t#*:}; \
 		echo "==> fuzz: go test -run=^\$$ -fuzz=^$$fn\$$ -fuzztime=$(FUZZTIME) $$pkg"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
