@@ -29,7 +29,8 @@ func newTestIntake(ledger Ledger) (*Intake, *sockets.Outbox, *sockets.Peers) {
 }
 
 // A request with acks is looked up in the ledger: a new one runs; a resend
-// of one running gets nothing yet; a resend of one that ran gets its ACK
+// of a running cast gets nothing yet, of a running call an ACK ("taken,
+// running": its caller slows its resends); a resend of one that ran gets its ACK
 // (a cast) or its answer again (a call), the way the resend came: down its
 // connection, or back through the router proxy it came through with its
 // own reply_to. An answer the ledger could not keep is ReplyUnavailable.
@@ -47,7 +48,7 @@ func TestIntakeAckAndDedup(t *testing.T) {
 	}{
 		{name: "new call", kind: envelope.KindCall, state: "new", run: true},
 		{name: "new cast", kind: envelope.KindCast, state: "new", run: true},
-		{name: "running call", kind: envelope.KindCall, state: "running"},
+		{name: "running call", kind: envelope.KindCall, state: "running", answer: envelope.KindAck},
 		{name: "running cast", kind: envelope.KindCast, state: "running"},
 		{name: "done cast", kind: envelope.KindCast, state: "done", answer: envelope.KindAck},
 		{name: "done cast, ACK held back", kind: envelope.KindCast, state: "done", noAck: true},
