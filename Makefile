@@ -8,7 +8,7 @@ endif
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test cover demo bench chaos fuzz
+.PHONY: help deps build test cover demo bench chaos scale fuzz
 
 help: ## list the targets
 	@echo "relay make targets:"
@@ -54,6 +54,10 @@ bench: deps ## measure issue 8's rows against raw libzmq and the other baselines
 chaos: deps ## kill a cluster's parts at random under load for 60 s; what was lost (CHAOS="--mode router --seed 42")
 	@echo "==> chaos: go run ./cmd/node chaos --check $(CHAOS)"
 	$(GO) run ./cmd/node chaos --check $(CHAOS)
+
+scale: deps ## 1,000 nodes over 4 processes with Redis, 30 s of mixed load; the cost table (SCALE="--mode proxied --nodes 500")
+	@echo "==> scale: go run ./cmd/node scale $(SCALE) (node scale -h lists the flags; docs/SCALE.md the figures)"
+	$(GO) run ./cmd/node scale $(SCALE)
 
 FUZZTIME ?= 15s
 

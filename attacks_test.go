@@ -24,6 +24,7 @@ import (
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/internal/testredis"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 )
 
@@ -201,13 +202,13 @@ func TestRouterProxyAttacks(t *testing.T) {
 		return curve.NewAllowList(m)
 	}
 	pk := keys.pairs["proxy"]
-	proxy, err := relay.StartRouterProxy(context.Background(), relay.ProxyOptions{Matchmaker: mm, RegistrationTTL: time.Minute,
-		CurveKeys: &pk, CurveAllowList: allowAt("r1", "client", "eve")})
+	router, err := proxy.StartRouter(context.Background(), proxy.WithMatchmaker(mm), proxy.WithRegistrationTTL(time.Minute),
+		proxy.WithCurveKeys(pk, allowAt("r1", "client", "eve")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
-	front, back := proxyEndpoints(t, proxy.Endpoints())
+	defer router.Close()
+	front, back := proxyEndpoints(t, router.Endpoints())
 
 	r1 := newNode(t, mm, "r1", relay.WithRouterProxy(true), keys.with(t, "r1", "proxy", "client", "eve"))
 	ids := slowServer(t, r1, "r1", 300*time.Millisecond)
@@ -239,7 +240,7 @@ func TestRouterProxyAttacks(t *testing.T) {
 			ReplyTo: []byte("mallory-node-id!"), Deadline: time.Now().Add(time.Second).UnixNano()}
 		return h.AppendRecord(nil, names)
 	}
-	before, _ := proxy.Refused()
+	before, _ := router.Refused()
 	for i := range 20 {
 		for _, f := range forgers {
 			_ = f.Send(hello()) // queued; the handshake never completes
@@ -255,7 +256,7 @@ func TestRouterProxyAttacks(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, func() error {
-		if n, _ := proxy.Refused(); n < before+2 {
+		if n, _ := router.Refused(); n < before+2 {
 			return fmt.Errorf("the proxy counted %d refused connections, want 2 more than %d", n, before)
 		}
 		return nil

@@ -21,7 +21,9 @@ import (
 // exactly one of: nil (reply filled), a *RemoteError (the handler's error or
 // panic), an error matching ErrNoSuchMethod, ErrTimeout (also
 // context.DeadlineExceeded when ctx's deadline fired), ErrNoServers,
-// ErrUnauthorized (CURVE: refused by the server, or no trusted server),
+// ErrModeMismatch (the servers run in router-proxy mode and this node
+// not, or the reverse), ErrUnauthorized (CURVE: refused by the server, or
+// no trusted server),
 // ErrBackPressure, ErrBadTarget, ErrBadHeader, ErrClosed, or ctx.Err()
 // when ctx was cancelled. The deadline is ctx's, or WithCallTimeout from
 // now. When ctx is cancelled before the answer, Call returns
@@ -77,7 +79,10 @@ func (n *Node) call(ctx context.Context, t Target, method string, args, reply an
 		n.pending.Put(c)
 		return err
 	}
-	if h.AckWanted {
+	switch {
+	case h.AckWanted && len(r.servers) > 1:
+		n.resender.ResentFailover(c, r.servers)
+	case h.AckWanted:
 		n.resender.Resent(c, r.resendAddrs(), false)
 	}
 	n.pending.Add(c)
@@ -342,6 +347,9 @@ type route struct {
 	via    string   // where to send to reach addr, when not addr itself (inproc)
 	server string   // router-proxy mode: the server the header names
 	fronts []string // router-proxy mode: every proxy's front, for resends
+	// servers: a bare call with acks, direct: where to send it (first)
+	// and its topic's other servers, where it fails over (failovers).
+	servers []string
 }
 
 // send is the endpoint to send the request to.
@@ -358,6 +366,9 @@ func (r route) send() string {
 func (r route) resendAddrs() []string {
 	if len(r.fronts) > 0 {
 		return r.fronts
+	}
+	if len(r.servers) > 0 {
+		return r.servers
 	}
 	return []string{r.send()}
 }
@@ -391,11 +402,15 @@ func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method s
 		}
 		return route{addr: fronts[0], server: name, fronts: fronts}, nil
 	}
-	addr, err := n.pick(ctx, t, now, deadline)
+	addr, addrs, err := n.pick(ctx, t, now, deadline)
 	if err != nil {
 		return route{}, err
 	}
-	return route{addr: addr, via: n.viaInproc(addr)}, nil
+	r := route{addr: addr, via: n.viaInproc(addr)}
+	if kind == envelope.KindCall && n.opts.acks && t.Server == "" {
+		r.servers = n.failovers(r.send(), addrs)
+	}
+	return r, nil
 }
 
 // header is the header of a request of kind to t.
@@ -503,13 +518,14 @@ func (n *Node) pushMessage(ctx context.Context, addr string, m sockets.Message) 
 // pick returns the address of the server to send to: the next one
 // round-robin among those registered for t. When none is registered it waits
 // for one up to the discovery wait (or the deadline, if sooner).
-func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, error) {
+// It returns the addresses it picked from too.
+func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, []string, error) {
 	addrs, err := n.all(ctx, t, now, deadline)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	addrs = n.refused.filter(addrs) // a server that refused this node lately goes last
-	return addrs[n.nextIndex(t.key(), len(addrs))], nil
+	addrs = n.suspects.filter(addrs) // a server that failed lately goes last
+	return addrs[n.nextIndex(t.key(), len(addrs))], addrs, nil
 }
 
 // all returns every address registered for t. When none is registered it
@@ -531,7 +547,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}
 		if len(addrs) > 0 {
-			return addrs, nil
+			return n.inMode(t, addrs)
 		}
 		if timer == nil {
 			wait := n.opts.discoveryWait
@@ -539,7 +555,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 				wait = d
 			}
 			if wait <= 0 {
-				return nil, fmt.Errorf("%w: %s", ErrNoServers, t)
+				return nil, fmt.Errorf("%w: %s%s", ErrNoServers, t, n.fileHint(t))
 			}
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
@@ -548,12 +564,12 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 		case <-changed:
 			now = time.Now()
 		case <-timer.C:
-			return nil, fmt.Errorf("%w: %s (waited %v for one to register)", ErrNoServers, t, n.opts.discoveryWait)
+			return nil, fmt.Errorf("%w: %s (waited %v for one to register%s)", ErrNoServers, t, n.opts.discoveryWait, n.fileHint(t))
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// The deadline cut the discovery wait short: what the
 				// caller needs to know is that nobody serves the target.
-				return nil, &noServersError{target: t, ctx: ctx.Err()}
+				return nil, &noServersError{target: t, ctx: ctx.Err(), hint: n.fileHint(t)}
 			}
 			return nil, ctx.Err()
 		case <-n.down:
@@ -580,10 +596,11 @@ func (n *Node) nextIndex(key matchmaker.Key, size int) int {
 type noServersError struct {
 	target Target
 	ctx    error
+	hint   string
 }
 
 func (e *noServersError) Error() string {
-	return fmt.Sprintf("%v: %s (none registered before the deadline)", ErrNoServers, e.target)
+	return fmt.Sprintf("%v: %s (none registered before the deadline%s)", ErrNoServers, e.target, e.hint)
 }
 
 func (e *noServersError) Is(target error) bool { return target == ErrNoServers || target == e.ctx }

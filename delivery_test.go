@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -309,6 +310,14 @@ func TestDurableCastSurvivesSenderRestart(t *testing.T) {
 	acking.Store(true)
 	second := startWith(t, mm, "sender", opts...)
 	waitAtLeast(t, second, "AcksReceived", func(s relay.Stats) uint64 { return s.AcksReceived }, 1)
+	// The ACK is counted as it arrives; the cast is settled (and its
+	// deletion queued) just after.
+	waitFor(t, 10*time.Second, func() error {
+		if n := second.Stats().Pending; n != 0 {
+			return fmt.Errorf("%d messages still pending after the ACK", n)
+		}
+		return nil
+	})
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -354,5 +363,73 @@ func TestCastPendingAtCloseIsReported(t *testing.T) {
 	u := log.wait(t, 1)[0]
 	if !errors.Is(u.Err, relay.ErrUndelivered) || !errors.Is(u.Err, relay.ErrClosed) || u.Method != "gated" {
 		t.Errorf("reported %+v (err %v); want the cast gated, ErrUndelivered and ErrClosed", u, u.Err)
+	}
+}
+
+// A cast with acks for a method its server does not handle is not
+// acknowledged: its sender resends it until its deadline and then reports
+// it undelivered, instead of taking the server's drop for a delivery.
+func TestCastWithAcksToUnknownMethodIsReported(t *testing.T) {
+	mm := newMatchmaker(t)
+	server := newNode(t, mm, "s0")
+	serveDemo(t, server, "s0")
+	var log undeliveredLog
+	client := startWith(t, mm, "client", relay.WithAcks(true), relay.WithRetry(20*time.Millisecond, 2, 0), relay.WithUndelivered(log.add))
+	if err := client.Cast(ctxTimeout(t, 500*time.Millisecond), compute, "nosuch", 1); err != nil {
+		t.Fatalf("cast = %v, want it accepted", err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		if len(log.got) != 1 {
+			return fmt.Errorf("%d casts reported undelivered, want 1", len(log.got))
+		}
+		if u := log.got[0]; u.Method != "nosuch" || !errors.Is(u.Err, relay.ErrUndelivered) {
+			return fmt.Errorf("reported %s: %v, want nosuch with ErrUndelivered", u.Method, u.Err)
+		}
+		return nil
+	})
+	if st := server.Stats(); st.AcksSent != 0 || st.FailedCasts == 0 {
+		t.Errorf("server AcksSent %d, FailedCasts %d: want no ACK and the drop counted", st.AcksSent, st.FailedCasts)
+	}
+}
+
+// A server that restarts on its old port is reached by its clients as
+// soon as it binds, before it serves its targets: a request that arrives
+// then waits for Serve and Handle (within startGrace of Start) instead of
+// failing with no such method.
+func TestRequestBeforeServeWaits(t *testing.T) {
+	mm := newMatchmaker(t)
+	server := newNode(t, mm, "s0")
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The client finds the node under the target before it serves it, as
+	// a cached route to a restarted server would.
+	key := matchmaker.Key{Topic: compute.Topic}
+	if err := m.Register(ctxTimeout(t, 5*time.Second), key, server.Endpoint(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	client := newNode(t, mm, "client")
+	done := make(chan error, 1)
+	go func() {
+		var got int
+		err := client.Call(ctxTimeout(t, 10*time.Second), compute, "add", 2, &got)
+		if err == nil && got != 2 {
+			err = fmt.Errorf("add 2 = %d", got)
+		}
+		done <- err
+	}()
+	waitAtLeast(t, server, "Handlers", func(s relay.Stats) uint64 { return uint64(s.Handlers) }, 1) // the request waits in a handler
+	serveDemo(t, server, "s0")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a call that reached the node before Serve: %v, want it served once Serve and Handle came", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not end")
 	}
 }

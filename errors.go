@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 // Errors a call or cast can return. Match them with errors.Is; the returned
@@ -38,6 +40,17 @@ var (
 	// ErrBadHeader: headers that cannot be sent (too long once encoded) or
 	// that arrived malformed.
 	ErrBadHeader = errors.New("relay: bad header")
+
+	// ErrMatchmaker: the name service could not be asked (Redis down,
+	// unreachable, refusing the password). A call or cast whose target is
+	// not in the node's cache fails with it; targets it knows keep their
+	// cached routes. The same value as matchmaker.ErrMatchmaker.
+	ErrMatchmaker = matchmaker.ErrMatchmaker
+
+	// ErrModeMismatch: the servers of the target run in the other topology
+	// (router-proxy mode, or direct) than this node; the message says
+	// which and the option to change (WithRouterProxy).
+	ErrModeMismatch = errors.New("relay: servers and this node run in different modes")
 )
 
 // Error codes of ERROR messages that relay itself produces (see

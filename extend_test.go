@@ -46,7 +46,7 @@ func TestHeaders(t *testing.T) {
 				startRouterProxy(t, mm)
 				opts = append(opts, relay.WithRouterProxy(true))
 			case "pubsub":
-				startProxy(t, mm, relay.ProxyOptions{})
+				startProxy(t, mm)
 				opts = append(opts, relay.WithPubSub(true))
 			}
 			server := newNode(t, mm, "s0", opts...)

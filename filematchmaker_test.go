@@ -2,10 +2,13 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,4 +77,38 @@ func TestFileMatchmaker(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// With a hosts file a directed target names the host field of an entry: a
+// name that no entry has is ErrNoServers at the caller, listing the hosts
+// the topic's entries name; a server whose own entry names another host
+// than it serves as warns at Serve (a directed cast to that host would be
+// dropped there, unseen by its caller).
+func TestFileMatchmakerDirected(t *testing.T) {
+	port := freePort(t)
+	path := filepath.Join(t.TempDir(), "hosts.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"compute": ["127.0.0.1:%d"]}`, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mm := "file://" + path
+	logs := &logBuffer{}
+	server := newNode(t, mm, "gamma", relay.WithPortRange(port, port),
+		relay.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if _, err := server.Serve(compute); err != nil {
+		t.Fatal(err)
+	}
+	if w := fmt.Sprintf("entry=127.0.0.1:%d entry_host=127.0.0.1 serves_as=gamma", port); !strings.Contains(logs.String(), w) {
+		t.Errorf("Serve under another name than the entry's host logged %q, want %q", logs, w)
+	}
+
+	client := newNode(t, mm, "client", relay.WithDiscoveryWait(100*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	directed := relay.Target{Topic: compute.Topic, Server: "gamma"}
+	for _, err := range []error{client.Cast(ctx, directed, "add", 1), client.Call(ctx, directed, "add", 1, nil)} {
+		if !errors.Is(err, relay.ErrNoServers) || !strings.Contains(err.Error(),
+			"a directed target (Target.Server) names the host field of an entry, and the entries of compute name 127.0.0.1") {
+			t.Errorf("directed to gamma = %v; want ErrNoServers naming the entries' hosts", err)
+		}
+	}
 }

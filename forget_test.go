@@ -53,6 +53,7 @@ func TestClientForgetsServersThatWentAway(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("30 server restarts on new ports: %d fds in the process at the start, %d at the end", base, openFDs(t))
 	if err := client.Call(ctxTimeout(t, 5*time.Second), compute, "add", 1, nil); err != nil {
 		t.Fatalf("call after the idle connections closed: %v", err)
 	}

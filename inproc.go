@@ -41,7 +41,7 @@ func (n *Node) local(addr string) *Node {
 		return nil
 	}
 	srv := v.(*Node)
-	if keyed != (srv.sec != nil) || (keyed && srv.sec.keys.Public != k) {
+	if keyed != (srv.sec != nil) || (keyed && srv.sec.PublicKey() != k) {
 		return nil
 	}
 	return srv
@@ -66,7 +66,7 @@ func (n *Node) callerKey() []byte {
 	if n.sec == nil {
 		return nil
 	}
-	return n.sec.userID
+	return n.sec.UserID()
 }
 
 // handOver gives the server node srv a copy of a request record, whose

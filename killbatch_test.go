@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Each socket actor of each side is killed while many callers keep batches
@@ -29,6 +30,7 @@ func TestKillSocketActorsWithBatchesInFlight(t *testing.T) {
 
 func testKillWithBatches(t *testing.T, acks bool, side, actor string) {
 	mm := newMatchmaker(t)
+	var reported sync.Map // key -> error: casts reported undelivered
 	opts := []relay.Option{relay.WithAcks(acks), relay.WithRetry(20*time.Millisecond, 2, 8)}
 	server := newNode(t, mm, "s0", opts...)
 	s, err := server.Serve(compute)
@@ -46,7 +48,14 @@ func testKillWithBatches(t *testing.T, acks bool, side, actor string) {
 		return key, nil
 	}
 	s.Handle("apply", apply)
-	client := newNode(t, mm, "client", opts...)
+	client := newNode(t, mm, "client", append(opts, relay.WithUndelivered(func(u relay.Undelivered) {
+		var key int64
+		if err := msgpack.Unmarshal(u.Body, &key); err != nil {
+			t.Errorf("undelivered %s: body %x: %v", u.ID, u.Body, err)
+			return
+		}
+		reported.Store(key, u.Err)
+	}))...)
 	victim := map[string]*relay.Node{"client": client, "server": server}[side]
 
 	const callers = 16
@@ -150,6 +159,22 @@ func testKillWithBatches(t *testing.T, acks bool, side, actor string) {
 			t.Errorf("call %d succeeded but was applied %d times", key, n)
 		}
 	}
+	if !acks {
+		// Without acks a cast may be lost, but never silently: each
+		// accepted one is applied, or reported to WithUndelivered.
+		waitFor(t, 10*time.Second, func() error {
+			lost := 0
+			for _, key := range casts {
+				if _, rep := reported.Load(key); count(key) == 0 && !rep {
+					lost++
+				}
+			}
+			if lost > 0 {
+				return fmt.Errorf("%d of %d accepted casts neither applied nor reported", lost, len(casts))
+			}
+			return nil
+		})
+	}
 	if acks {
 		// Accepted casts are resent until acknowledged: wait for all.
 		waitFor(t, 10*time.Second, func() error {
@@ -166,8 +191,16 @@ func testKillWithBatches(t *testing.T, acks bool, side, actor string) {
 			}
 		}
 	}
-	t.Logf("%d calls ok, %d casts accepted, %d failed; client %+v; server %+v",
-		len(calls), len(casts), len(failed), client.Stats(), server.Stats())
+	var nReported, reportedApplied int
+	reported.Range(func(key, _ any) bool {
+		nReported++
+		if count(key.(int64)) > 0 {
+			reportedApplied++
+		}
+		return true
+	})
+	t.Logf("%d calls ok, %d casts accepted (%d reported undelivered, %d of them applied), %d failed; client %+v; server %+v",
+		len(calls), len(casts), nReported, reportedApplied, len(failed), client.Stats(), server.Stats())
 }
 
 func slicesMax(ds []time.Duration) time.Duration {

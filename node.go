@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +16,11 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/renewal"
+	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
@@ -67,18 +69,18 @@ type Node struct {
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
+	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
 	routes        *routes  // cached lookups
 	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
-	suspects      sync.Map // publisher proxy front -> time until which it is tried last
+	suspects      suspects // servers and proxies that failed lately, tried last
 	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 
 	// pubMu guards the parsed publisher proxies and what they were parsed from.
 	pubMu    sync.Mutex
 	pubFrom  []string
-	pubs     []publisher
+	pubs     []proxy.PublisherMember
 	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
-	sec      *security            // CURVE keys and allow-list; nil: plaintext
-	refused  refusedPeers         // peers that refused a connection lately, tried last
+	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
 	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
 	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
 
@@ -102,7 +104,7 @@ type Node struct {
 //
 //	WithHost(name)             advertised host name (default os.Hostname)
 //	WithMatchmaker(url)        "memory://NAME" (default), "file:///path/hosts.json", "redis://host:port"
-//	WithBindAddress(addr)      address to bind and advertise (default 127.0.0.1)
+//	WithBindAddress(addr)      address or interface to bind and advertise (default 127.0.0.1)
 //	WithAdvertise(addr)        address to register when it is not the bind address (needed with 0.0.0.0)
 //	WithCurve(key, allow)      CURVE on every socket: secret key file, allow-list file or directory
 //	WithCurveKeys(kp, allow)   the same with the keys in memory
@@ -122,12 +124,14 @@ type Node struct {
 //	WithWaitOnFull(on)         wait for room in a full send queue instead of ErrBackPressure
 //	WithRouterProxy(on)        calls and casts through router proxies (default off)
 //	WithMaxHandlers(n)         handlers running at once (default 256)
+//	WithHeartbeat(ivl, t)      ZMTP heartbeat interval and dead-peer timeout (default 1s, 5s)
 //	WithHandlerQueue(n)        requests queued for a handler before reading pauses (default 4096)
 //	WithClientInterceptor(f…)  interceptors around every call, cast, fanout and notification sent
 //	WithServerInterceptor(f…)  interceptors around every handler
 //	WithLogger(l)              logger (default: discard)
 //
-// A bad option is an error naming it. ctx bounds the start only.
+// A bad option is an error naming it; an address or port it cannot bind
+// is a *BindError, at once. ctx bounds the start only.
 func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -136,8 +140,12 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	bindAt, err := bindHost(o.bindAddress)
+	if err != nil {
+		return nil, newBindError(&o, err)
+	}
 	log := o.log.With("component", "relay", "host", o.host)
-	sec, err := newSecurity(o.curve, log)
+	sec, err := security.New(o.curve, log)
 	if err != nil {
 		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
@@ -146,15 +154,10 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("relay: option WithMatchmaker: %w", err)
 	}
 	mm := &countedMatchmaker{Matchmaker: opened}
-	zctx, err := sockets.NewContext()
+	zctx, err := sec.NewContext()
 	if err != nil {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
-	}
-	if err := sec.start(zctx); err != nil {
-		zctx.Close(time.Second)
-		mm.Close()
-		return nil, fmt.Errorf("relay: option WithCurve: %w", err)
 	}
 	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
 	var st *store.Store
@@ -170,6 +173,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		ledger:    ledger,
 		store:     st,
 		opts:      o,
+		bindAt:    bindAt,
 		log:       log,
 		sec:       sec,
 		id:        newNodeID(),
@@ -202,7 +206,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
 	n.monitor = supervisor.NewMonitor(n.system, n.root, n.log)
 
-	bound := make(chan string, 1)
+	type boundAt struct {
+		endpoint string
+		err      error
+	}
+	bound := make(chan boundAt, 1)
 	failed := make(chan error, 1)
 	spawned := make(chan string, 8)
 	n.spawnTree(func(name string, _ *actor.PID) {
@@ -210,9 +218,9 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		case spawned <- name:
 		default: // only the first spawn of each actor matters
 		}
-	}, func(ep string) {
+	}, func(ep string, err error) {
 		select {
-		case bound <- ep:
+		case bound <- boundAt{ep, err}:
 		default:
 		}
 	}, func(name string, err error) {
@@ -229,18 +237,18 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	// the node is whole when Start returns (KillActor finds every actor).
 	for waiting := len(n.pids) + 1; waiting > 0; waiting-- {
 		select {
-		case n.endpoint = <-bound:
+		case b := <-bound:
+			if b.err != nil {
+				n.Close()
+				return nil, newBindError(&o, b.err)
+			}
+			n.endpoint = b.endpoint
 			continue
 		case <-spawned:
 			continue
 		case err := <-failed:
 			n.Close()
-			hint := ""
-			if last := n.lastFailure(); strings.Contains(last, "bind") {
-				hint = fmt.Sprintf("; check WithBindAddress (%s must be an address of this host) and WithPortRange (%d-%d)",
-					o.bindAddress, o.portMin, o.portMax)
-			}
-			return nil, fmt.Errorf("relay: start: %w (last failure: %s)%s", err, n.lastFailure(), hint)
+			return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
 		case <-startCtx.Done():
 			n.Close()
 			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
@@ -254,7 +262,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
-	if err := n.group.Go(func() { n.sec.watch(n.down) }); err != nil {
+	if err := n.group.Go(func() { n.sec.Watch(n.down) }); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
@@ -273,7 +281,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 	}
 	if o.pubsub {
-		members, err := n.mm.Lookup(startCtx, publishersKey)
+		members, err := n.mm.Lookup(startCtx, proxy.PublishersKey)
 		if err == nil && len(members) == 0 {
 			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
 		}
@@ -307,7 +315,7 @@ func newNodeID() []byte {
 // admitted returns the registrations this node may use (see
 // security.admit), counting and logging the others.
 func (n *Node) admitted(members []string) ([]string, error) {
-	return n.sec.admitted(members, &n.counters, n.untrust)
+	return n.sec.Admitted(members, &n.counters, n.untrust)
 }
 
 // peerRefused is the dealers' OnRefused: a server refused this node's
@@ -316,7 +324,7 @@ func (n *Node) admitted(members []string) ([]string, error) {
 func (n *Node) peerRefused(addr string, err error) {
 	n.counters.Refused.Add(1)
 	n.refusals.Warn(addr, "connection refused", "peer", addr, "err", err)
-	n.refused.add(addr, time.Now().Add(refusedFor))
+	n.suspects.add(addr, time.Now().Add(suspectFor))
 }
 
 // clientRefused is the router's OnRefused: a client's handshake failed.
@@ -384,14 +392,14 @@ func (n *Node) Host() string { return n.opts.host }
 func (n *Node) Endpoint() string { return n.endpoint }
 
 // PublicKey returns the node's CURVE public key (zero without CURVE).
-func (n *Node) PublicKey() curve.Key { return n.sec.publicKey() }
+func (n *Node) PublicKey() curve.Key { return n.sec.PublicKey() }
 
 // ReloadAllowList reads the node's allow-list file (WithCurve) again now,
 // as it does by itself every AllowListPoll, for a SIGHUP handler. A newly
 // listed key is admitted at once; a removed key's new connections are
 // refused and so are the requests that reach the node on its existing
 // ones. On an error the list in use stays.
-func (n *Node) ReloadAllowList() error { return n.sec.reload() }
+func (n *Node) ReloadAllowList() error { return n.sec.Reload() }
 
 // SetAllowList replaces the node's allow-list (WithCurveKeys), with the
 // effects of ReloadAllowList. A list read from a file (WithCurve) is
@@ -400,7 +408,7 @@ func (n *Node) SetAllowList(a *curve.AllowList) error {
 	if n.sec == nil {
 		return errors.New("relay: set allow-list: the node has no CURVE keys (WithCurveKeys)")
 	}
-	n.sec.allow.Set(a)
+	n.sec.SetAllowList(a)
 	return nil
 }
 
@@ -461,7 +469,7 @@ func (n *Node) close() error {
 	}
 	n.monitor.Close()
 	n.releaseSystem()
-	n.sec.stop(n.zctx)
+	n.sec.Stop(n.zctx)
 	if err := n.zctx.Close(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}
@@ -475,12 +483,12 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-// renewLoop keeps the node's registrations alive (see registrar). Runs in
+// renewLoop keeps the node's registrations alive (see renewal.Loop). Runs in
 // its own goroutine.
 func (n *Node) renewLoop() {
-	r := registrar{mm: n.mm, ttl: n.opts.registrationTTL, log: n.log, entries: n.entries,
-		result: func(err error) { n.renewErr.Store(&err) }}
-	r.run(n.base, n.down, n.renewKick)
+	r := renewal.Loop{MM: n.mm, TTL: n.opts.registrationTTL, Log: n.log, Entries: n.entries,
+		Result: func(err error) { n.renewErr.Store(&err) }}
+	r.Run(n.base, n.down, n.renewKick)
 }
 
 // deferRegistration takes the outcome of a new registration (Serve,

@@ -18,6 +18,7 @@ import (
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Priorities are the notification priorities, lowest first. A listener's
@@ -287,13 +288,13 @@ func (n *Node) addListener(l *Listener) error {
 func (l *Listener) prefixes() []string {
 	ps := make([]string, len(l.topics))
 	for i, t := range l.topics {
-		ps[i] = notifyPrefix(t, l.member())
+		ps[i] = proxy.NotifyPrefix(t, l.member())
 	}
 	return ps
 }
 
 // member is the matchmaker member of the listener's pool on this node.
-func (l *Listener) member() string { return l.node.sec.member(l.pool + "|" + l.node.endpoint) }
+func (l *Listener) member() string { return l.node.sec.Member(l.pool + "|" + l.node.endpoint) }
 
 func (l *Listener) register(ctx context.Context) error {
 	if l.stopped.Load() {

@@ -6,11 +6,12 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
+	"github.com/relay-dev/relay/internal/security"
+	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/supervisor"
 )
 
@@ -39,18 +40,21 @@ type options struct {
 	routerProxy      bool
 	maxHandlers      int
 	handlerQueue     int
+	handlerBytes     int
 	inproc           bool
 	publishWindow    int
 	idleTimeout      time.Duration
 	dataDir          string
 	dedupBytes       int
 	maxConnections   int
+	heartbeat        time.Duration
+	peerTimeout      time.Duration // a connection silent this long is dead (ZMTP heartbeat timeout)
 	undelivered      func(Undelivered)
 	log              *slog.Logger
 
 	clientInterceptors []ClientInterceptor
 	serverInterceptors []ServerInterceptor
-	curve              curveSetup
+	curve              security.Setup
 	advertise          string
 }
 
@@ -77,10 +81,13 @@ func defaultOptions() options {
 		dedupTTL:        5 * time.Minute,
 		maxHandlers:     256,
 		handlerQueue:    4096,
+		handlerBytes:    16 << 20,
 		publishWindow:   1024,
 		idleTimeout:     30 * time.Second,
 		dedupBytes:      64 << 20,
 		maxConnections:  4096,
+		heartbeat:       sockets.DefaultOptions().HeartbeatIvl,
+		peerTimeout:     sockets.DefaultOptions().HeartbeatTimeout,
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -112,12 +119,12 @@ func (o *options) validate() error {
 		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
 	case o.log == nil:
 		return bad("WithLogger", "nil logger")
-	case isWildcard(o.bindAddress) && o.advertise == "":
-		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address", o.bindAddress)
-	case isWildcard(o.advertise):
+	case sockets.Wildcard(o.bindAddress) && o.advertise == "":
+		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress)
+	case sockets.Wildcard(o.advertise):
 		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
 	}
-	if err := o.curve.check(); err != nil {
+	if err := o.curve.Check(); err != nil {
 		return bad("WithCurve", "%v", err)
 	}
 	if _, err := url.Parse(o.matchmaker); err != nil {
@@ -138,8 +145,14 @@ func (o *options) validate() error {
 	if o.maxConnections < 1 {
 		return bad("WithMaxConnections", "must be at least 1, got %d", o.maxConnections)
 	}
+	if o.heartbeat <= 0 || o.peerTimeout < o.heartbeat {
+		return bad("WithHeartbeat", "want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.peerTimeout)
+	}
 	if o.publishWindow < 1 {
 		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
+	}
+	if o.handlerBytes < 0 {
+		return bad("WithHandlerQueueBytes", "must be 0 (no bound) or more, got %d", o.handlerBytes)
 	}
 	if o.handlerQueue < 1 {
 		return bad("WithHandlerQueue", "must be at least 1, got %d", o.handlerQueue)
@@ -167,26 +180,20 @@ func WithHost(name string) Option { return func(o *options) { o.host = name } }
 // per-member liveness (see matchmaker.Redis).
 func WithMatchmaker(url string) Option { return func(o *options) { o.matchmaker = url } }
 
-// WithBindAddress sets the address the node's ROUTER binds, and
-// advertises unless WithAdvertise says otherwise. A wildcard ("0.0.0.0",
-// "*", "::") needs WithAdvertise. "ipc://DIR" binds a Unix-domain (ipc)
-// endpoint in directory DIR instead of TCP: only nodes of the same host
-// can reach it, without TCP's costs. Default "127.0.0.1".
+// WithBindAddress sets where the node's ROUTER binds: an IPv4 address
+// of this host, which it also advertises unless WithAdvertise says
+// otherwise; an interface name ("eth0", "lo"), which binds and advertises
+// that interface's first IPv4 address; or a wildcard ("0.0.0.0", "*"),
+// which needs WithAdvertise (a node never registers 0.0.0.0).
+// "ipc://DIR" binds a Unix-domain (ipc) endpoint in directory DIR instead
+// of TCP: only nodes of the same host can reach it, without TCP's costs.
+// An address Start cannot bind is a *BindError. Default "127.0.0.1".
 func WithBindAddress(addr string) Option { return func(o *options) { o.bindAddress = addr } }
 
 // WithAdvertise sets the address the node registers (the host part of its
 // endpoint), where others reach it, when it differs from the bind address:
 // a wildcard bind, or an address behind NAT. Default: the bind address.
 func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
-
-// isWildcard reports whether addr means every address of the host.
-func isWildcard(addr string) bool {
-	switch strings.Trim(addr, "[]") {
-	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
-		return true
-	}
-	return false
-}
 
 // WithCurve turns on ZMTP CURVE for every socket of the node: keyFile is
 // its secret key file (`node keygen` writes one; a file that others may
@@ -201,13 +208,13 @@ func isWildcard(addr string) bool {
 // changes (every AllowListPoll) and on ReloadAllowList. Default: off
 // (plaintext). See docs/SECURITY.md.
 func WithCurve(keyFile, allowPath string) Option {
-	return func(o *options) { o.curve = curveSetup{keyFile: keyFile, allowPath: allowPath} }
+	return func(o *options) { o.curve = security.Setup{KeyFile: keyFile, AllowPath: allowPath} }
 }
 
 // WithCurveKeys is WithCurve with the key pair and the allow-list in
 // memory; SetAllowList replaces the list.
 func WithCurveKeys(keys curve.KeyPair, allow *curve.AllowList) Option {
-	return func(o *options) { o.curve = curveSetup{keys: &keys, allow: allow} }
+	return func(o *options) { o.curve = security.Setup{Keys: &keys, Allow: allow} }
 }
 
 // WithPortRange sets the ports the node may bind; a busy port is skipped.
@@ -272,7 +279,12 @@ func WithPubSub(on bool) Option { return func(o *options) { o.pubsub = on } }
 // WithDataDir): at least once, and once unless a server stops while the
 // handler runs (Request.Redelivered). A cast that
 // was never acknowledged by its deadline is reported undelivered
-// (WithUndelivered). Default false.
+// (WithUndelivered). A call to a bare target (no Target.Server) whose
+// server's connection is lost or cannot be made (a crash, kill -9, a dead
+// hosts-file entry) is resent to another server of its topic instead
+// (Stats.Failovers): its handler may then run on both if the first ran it
+// before it went. A directed call, and every cast, stay with their server.
+// Default false.
 func WithAcks(on bool) Option { return func(o *options) { o.acks = on } }
 
 // WithRetry sets the resend schedule with WithAcks: after base, then
@@ -318,6 +330,13 @@ func WithMaxHandlers(n int) Option { return func(o *options) { o.maxHandlers = n
 // rather than requests being dropped. Default 4096.
 func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue = n } }
 
+// WithHandlerQueueBytes bounds the requests waiting for a free handler in
+// bytes too (their records, as received): the node stops reading requests
+// once they hold n bytes, as with WithHandlerQueue, so that large requests
+// queued behind slow handlers cannot fill memory. 0: count bound only.
+// Default 16 MiB.
+func WithHandlerQueueBytes(n int) Option { return func(o *options) { o.handlerBytes = n } }
+
 // WithInproc makes the node reachable by the nodes of its own process over
 // ZeroMQ's inproc transport, and makes it reach them that way: no TCP, no
 // I/O thread between them. Nodes of other processes reach it as before.
@@ -344,6 +363,17 @@ func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleT
 // DEALER each). A call or cast to one more fails with ErrTooManyConnections
 // until an idle one is closed (WithIdleTimeout). Default 4096.
 func WithMaxConnections(n int) Option { return func(o *options) { o.maxConnections = n } }
+
+// WithHeartbeat sets the ZMTP heartbeats of the node's connections: a
+// PING every interval, and a connection that hears nothing for timeout is
+// closed (a dead peer found). Each connection costs a PING and a PONG per
+// interval in each direction, handled by the process's one ZeroMQ I/O
+// thread: node scale measured the default (1s, 5s) dropping connections
+// of a process with some 6,000 of them on a busy 2-core machine, and
+// (10s, 30s) holding (docs/SCALE.md). Default 1s, 5s.
+func WithHeartbeat(interval, timeout time.Duration) Option {
+	return func(o *options) { o.heartbeat, o.peerTimeout = interval, timeout }
+}
 
 // WithDataDir keeps what the node must not forget when its process ends in
 // directory dir (made if missing; one node per directory), with bbolt, an

@@ -4,24 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/internal/testutil"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // startProxy starts an in-process publisher proxy and stops it at cleanup.
-func startProxy(t *testing.T, mm string, o relay.ProxyOptions) *relay.PublisherProxy {
+func startProxy(t *testing.T, mm string, opts ...proxy.Option) *proxy.Publisher {
 	t.Helper()
-	o.Matchmaker = mm
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := relay.StartPublisherProxy(ctx, o)
+	p, err := proxy.StartPublisher(ctx, append(opts, proxy.WithMatchmaker(mm))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +59,7 @@ func waitEvents(t *testing.T, subs []*testutil.FanoutCounter, n int) {
 // topic "foo" never receives "foobar".
 func TestPubSubFanout(t *testing.T) {
 	mm := newMatchmaker(t)
-	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	startProxy(t, mm, proxy.WithAck(true))
 	ps := relay.WithPubSub(true)
 	var foo []*testutil.FanoutCounter
 	for i := 0; i < 3; i++ {
@@ -82,7 +81,7 @@ func TestPubSubFanout(t *testing.T) {
 // Notifications through a publisher proxy keep pool semantics.
 func TestPubSubNotifyPools(t *testing.T) {
 	mm := newMatchmaker(t)
-	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	startProxy(t, mm, proxy.WithAck(true))
 	ps := relay.WithPubSub(true)
 	pub := newNode(t, mm, "pub", ps)
 	var mu sync.Mutex
@@ -140,12 +139,12 @@ func TestPubSubNotifyPools(t *testing.T) {
 // receiving, so they did go through it.
 func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 	mm := newMatchmaker(t)
-	central := startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	central := startProxy(t, mm, proxy.WithAck(true))
 	hosts := []string{"h1", "h2"}
 	addrs := map[string]string{"h1": "127.0.0.2", "h2": "127.0.0.3"}
-	locals := map[string]*relay.PublisherProxy{}
+	locals := map[string]*proxy.Publisher{}
 	for _, h := range hosts {
-		locals[h] = startProxy(t, mm, relay.ProxyOptions{Local: true, Host: h, BindAddress: addrs[h]})
+		locals[h] = startProxy(t, mm, proxy.WithLocal(true), proxy.WithHost(h), proxy.WithBindAddress(addrs[h]))
 	}
 	ps := relay.WithPubSub(true)
 	subs := map[string][]*testutil.FanoutCounter{}
@@ -159,17 +158,17 @@ func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 		}
 	}
 	// A second central proxy; the local ones follow it.
-	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	startProxy(t, mm, proxy.WithAck(true))
 	pub := newNode(t, mm, "pub", ps)
 	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, all...)
 	ctx := ctxTimeout(t, 30*time.Second)
 	const msgs = 200
 	publishEvents(t, pub, ctx, "events", 0, msgs/2)
-	relay.CrashProxy(central)
+	central.Crash()
 	publishEvents(t, pub, ctx, "events", msgs/2, msgs)
 	waitEvents(t, all, msgs)
 
-	relay.CrashProxy(locals["h1"])
+	locals["h1"].Crash()
 	const more = 50
 	publishEvents(t, pub, ctx, "events", msgs, msgs+more)
 	// h2's subscribers get them through their local proxy; a subscriber of
@@ -187,10 +186,10 @@ func TestPubSubTwoLevelAndProxyLoss(t *testing.T) {
 // deadline is dropped and counted.
 func TestPubSubNoSubscribers(t *testing.T) {
 	mm := newMatchmaker(t)
-	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	startProxy(t, mm, proxy.WithAck(true))
 	// A proxy no subscriber reaches: registered with a backend nobody
 	// can connect to.
-	lonely := startProxy(t, newMatchmaker(t), relay.ProxyOptions{Ack: true})
+	lonely := startProxy(t, newMatchmaker(t), proxy.WithAck(true))
 	parts := strings.Split(lonely.Endpoints(), "|")
 	if len(parts) != 3 || parts[2] != "ack" {
 		t.Fatalf("publisher proxy endpoints %q, want FRONT|BACK|ack", lonely.Endpoints())
@@ -222,7 +221,7 @@ func TestPubSubNoSubscribers(t *testing.T) {
 // that subscribes again: fanouts after the restart arrive once each.
 func TestPubSubSubscriberRestart(t *testing.T) {
 	mm := newMatchmaker(t)
-	startProxy(t, mm, relay.ProxyOptions{Ack: true})
+	startProxy(t, mm, proxy.WithAck(true))
 	ps := relay.WithPubSub(true)
 	sub := newNode(t, mm, "s0", ps)
 	c := testutil.ServeCounter(t, sub, "events")
@@ -257,74 +256,5 @@ func TestPubSubNeedsProxy(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "WithPubSub") || !strings.Contains(err.Error(), "node proxy --publisher") {
 		t.Errorf("error %q does not name the option and the fix", err)
-	}
-}
-
-// A proxy whose socket loop fails unregisters at once and reports the
-// failure on Failed, so that its process can exit and be restarted.
-func TestProxyFailed(t *testing.T) {
-	mm := newMatchmaker(t)
-	m, err := matchmaker.Open(mm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx := ctxTimeout(t, 20*time.Second)
-	pub, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{Matchmaker: mm, Ack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pub.Close() })
-	router, err := relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { router.Close() })
-	for _, p := range []struct {
-		name   string
-		key    matchmaker.Key
-		member string
-		proxy  interface {
-			Failed() <-chan error
-			Close() error
-		}
-		brk func()
-	}{
-		{"publisher", matchmaker.Key{Exchange: "$relay", Topic: "publishers"}, pub.Endpoints(), pub, func() { relay.BreakProxy(pub) }},
-		{"router", matchmaker.Key{Exchange: "$relay", Topic: "routers"}, router.Endpoints(), router, func() { relay.BreakProxy(router) }},
-	} {
-		registered := func() bool {
-			members, err := m.Lookup(ctx, p.key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return slices.Contains(members, p.member)
-		}
-		if !registered() {
-			t.Fatalf("%s proxy: %q is not registered under %s", p.name, p.member, p.key)
-		}
-		select {
-		case err := <-p.proxy.Failed():
-			t.Fatalf("%s proxy reported a failure before any: %v", p.name, err)
-		default:
-		}
-		p.brk()
-		select {
-		case err := <-p.proxy.Failed():
-			if err == nil {
-				t.Errorf("%s proxy: Failed gave a nil error", p.name)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s proxy: no failure reported 10s after its socket loop failed", p.name)
-		}
-		waitFor(t, 10*time.Second, func() error {
-			if registered() {
-				return fmt.Errorf("%s proxy still registered after its loop failed", p.name)
-			}
-			return nil
-		})
-		if err := p.proxy.Close(); err != nil {
-			t.Errorf("close %s proxy after its failure: %v", p.name, err)
-		}
 	}
 }

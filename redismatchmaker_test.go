@@ -228,6 +228,11 @@ func TestServeDuringRedisOutage(t *testing.T) {
 	if err := n.Ready(); !errors.Is(err, matchmaker.ErrMatchmaker) {
 		t.Errorf("Ready during the outage = %v, want an error matching matchmaker.ErrMatchmaker", err)
 	}
+	// A client with nothing cached learns why it cannot find the server.
+	early := newNode(t, mm, "early", relay.WithDiscoveryWait(100*time.Millisecond))
+	if err := early.Call(ctxTimeout(t, 2*time.Second), target, "add", 1, nil); !errors.Is(err, relay.ErrMatchmaker) {
+		t.Errorf("a call during the outage, nothing cached = %v, want an error matching relay.ErrMatchmaker", err)
+	}
 	rs.Restart()
 	back := time.Now()
 	client := newNode(t, mm, "client", relay.WithDiscoveryWait(100*time.Millisecond))

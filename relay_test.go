@@ -708,6 +708,8 @@ func TestOptionsAndClose(t *testing.T) {
 		{relay.WithRetry(time.Millisecond, 0.5, 1), "WithRetry"},
 		{relay.WithMaxHandlers(0), "WithMaxHandlers"},
 		{relay.WithDedupTTL(0), "WithDedupTTL"},
+		{relay.WithHeartbeat(0, time.Second), "WithHeartbeat"},
+		{relay.WithHeartbeat(time.Second, time.Millisecond), "WithHeartbeat"},
 		{relay.WithSupervisor(supervisor.OneForOne(0, time.Second)), "WithSupervisor"},
 		{relay.WithSupervisor(supervisor.OneForOne(1, 1000)), "WithSupervisor"},
 	} {

@@ -13,13 +13,14 @@ import (
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
-func startRouterProxy(t *testing.T, mm string) *relay.RouterProxy {
+func startRouterProxy(t *testing.T, mm string) *proxy.Router {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm})
+	p, err := proxy.StartRouter(ctx, proxy.WithMatchmaker(mm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestRouterProxy(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "WithRouterProxy") || !strings.Contains(err.Error(), "node proxy --router") {
 		t.Errorf("Start with no router proxy: %v; want it to name the option and the fix", err)
 	}
-	var proxies []*relay.RouterProxy
+	var proxies []*proxy.Router
 	for i := 0; i < 3; i++ {
 		proxies = append(proxies, startRouterProxy(t, mm))
 	}
@@ -129,7 +130,7 @@ func TestRouterProxy(t *testing.T) {
 					wrong.Add(1)
 				}
 				if ci == 0 && i == perClient/2 {
-					relay.CrashProxy(proxies[0])
+					proxies[0].Crash()
 				}
 			}
 		}(ci, c)
@@ -160,7 +161,7 @@ func TestRouterProxy(t *testing.T) {
 // hiddenProxy starts a router proxy registered in mm with a backend no
 // server can reach (it lives in a registry of its own): it has no route to
 // any server, as a proxy whose servers' connections are gone.
-func hiddenProxy(t *testing.T, mm string) *relay.RouterProxy {
+func hiddenProxy(t *testing.T, mm string) *proxy.Router {
 	t.Helper()
 	p := startRouterProxy(t, newMatchmaker(t))
 	front, _, _ := strings.Cut(p.Endpoints(), "|")
@@ -268,7 +269,7 @@ func TestRouterProxyNoRoute(t *testing.T) {
 // into the void.
 func TestRouterProxyHelloExpiry(t *testing.T) {
 	mm := newMatchmaker(t)
-	proxy := startRouterProxy(t, mm)
+	router := startRouterProxy(t, mm)
 	rp := relay.WithRouterProxy(true)
 	server := newNode(t, mm, "s0", rp)
 	srv, err := server.Serve(compute)
@@ -294,7 +295,7 @@ func TestRouterProxyHelloExpiry(t *testing.T) {
 		}
 		return fmt.Errorf("call to a server gone %v ago = %v, want ErrNoServers (NoRoute)", time.Since(closed), err)
 	})
-	routed, refused, _ := proxy.Counts()
+	routed, refused, _ := router.Counts()
 	if routed == 0 || refused == 0 {
 		t.Errorf("proxy counts: routed %d, refused %d; want both > 0", routed, refused)
 	}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,10 +104,14 @@ func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time
 		}
 		return nil, changed, err
 	}
-	if len(addrs) == 0 && ok && len(e.addrs) > 0 && r.recentlyLost(now) {
+	if ok && len(e.addrs) > 0 && r.recentlyLost(now) {
 		// Redis restarted empty: the servers are still there and are
-		// registering again; until they have, use what we knew.
-		return e.addrs, changed, nil
+		// registering again; until they all have, use what we knew too
+		// (a fanout meanwhile still reaches every server).
+		if len(addrs) == 0 {
+			return e.addrs, changed, nil
+		}
+		addrs = union(addrs, e.addrs)
 	}
 	var refused error
 	if r.admit != nil && len(addrs) > 0 {
@@ -118,4 +123,18 @@ func (r *routes) lookupAt(ctx context.Context, key matchmaker.Key, now time.Time
 	}
 	r.mu.Unlock()
 	return addrs, changed, refused
+}
+
+// union returns a followed by the members of b not in a.
+func union(a, b []string) []string {
+	out := a
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			if len(out) == len(a) {
+				out = slices.Clip(out)
+			}
+			out = append(out, x)
+		}
+	}
+	return out
 }

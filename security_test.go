@@ -20,6 +20,7 @@ import (
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/internal/testutil"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // keyring is a directory of key pairs, NAME.key and NAME.pub, as `node
@@ -294,7 +295,7 @@ func TestAdvertise(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WithBindAddress") || !strings.Contains(err.Error(), "WithAdvertise") {
 		t.Fatalf("wildcard bind without advertise: %v", err)
 	}
-	_, err = relay.StartRouterProxy(context.Background(), relay.ProxyOptions{Matchmaker: mm, BindAddress: "0.0.0.0"})
+	_, err = proxy.StartRouter(context.Background(), proxy.WithMatchmaker(mm), proxy.WithBindAddress("0.0.0.0"))
 	if err == nil || !strings.Contains(err.Error(), "Advertise") {
 		t.Fatalf("proxy: wildcard bind without advertise: %v", err)
 	}
@@ -456,11 +457,11 @@ func TestCurvePublisherProxies(t *testing.T) {
 	keys := newKeyring(t, "central", "local", "pub", "s0", "s1", "stranger")
 	all := []string{"central", "local", "pub", "s0", "s1"}
 	mm := newMatchmaker(t)
-	central := startProxy(t, mm, relay.ProxyOptions{Ack: true, CurveKey: keys.secret("central"), CurveAllow: keys.allowDir(t, all...)})
+	central := startProxy(t, mm, proxy.WithAck(true), proxy.WithCurve(keys.secret("central"), keys.allowDir(t, all...)))
 	if !strings.Contains(central.Endpoints(), curve.MemberKeySep+keys.public("central").String()) {
 		t.Fatalf("central proxy registered %q, without its key", central.Endpoints())
 	}
-	startProxy(t, mm, relay.ProxyOptions{Local: true, Host: "h1", CurveKey: keys.secret("local"), CurveAllow: keys.allowDir(t, all...)})
+	startProxy(t, mm, proxy.WithLocal(true), proxy.WithHost("h1"), proxy.WithCurve(keys.secret("local"), keys.allowDir(t, all...)))
 	ps := relay.WithPubSub(true)
 	s0 := newNode(t, mm, "s0", ps, keys.with(t, "s0", all...))                       // through the central proxy
 	s1 := newNode(t, mm, "s1", ps, relay.WithHost("h1"), keys.with(t, "s1", all...)) // through h1's local proxy

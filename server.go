@@ -12,6 +12,7 @@ import (
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Handler serves one method. Its result is encoded with msgpack and sent
@@ -67,12 +68,13 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
-	n.subscribe(fanoutPrefix(t.Exchange, t.Topic))
+	n.subscribe(proxy.FanoutPrefix(t.Exchange, t.Topic))
 	if err := n.deferRegistration(s.register(n.base)); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
 	}
 	n.log.Info("serving", "target", t.String(), "endpoint", n.endpoint)
+	n.checkListed(s)
 	return s, nil
 }
 
@@ -129,7 +131,7 @@ func (s *Server) member() string {
 	if s.node.opts.routerProxy {
 		return "@" + s.target.Server
 	}
-	return s.node.sec.member(s.node.endpoint)
+	return s.node.sec.Member(s.node.endpoint)
 }
 
 // Stop unregisters the server first, so that callers move to other servers,
@@ -143,7 +145,7 @@ func (s *Server) Stop() error {
 	s.stopped = true
 	s.mu.Unlock()
 	n := s.node
-	n.unsubscribe(fanoutPrefix(s.target.Exchange, s.target.Topic))
+	n.unsubscribe(proxy.FanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
 	for _, k := range s.keys() {
 		if err := n.mm.Unregister(context.Background(), k, s.member()); err != nil {
@@ -276,9 +278,16 @@ func (n *Node) serve(in *actors.Inbound) {
 		return
 	}
 	if kind != envelope.KindCall {
-		// A cast with acks is acknowledged now that its handler ran, and
-		// once that is on record: a crash before makes its sender resend.
-		if acked && n.recordHandled(v.ID(), nil) {
+		switch {
+		case acked && out.code == CodeNoSuchMethod:
+			// Not taken: no ACK, so that its sender resends (to a server
+			// that serves it by then) or reports it undelivered at its
+			// deadline, rather than learning nothing of the drop.
+			n.ledger.Forget(v.ID())
+		case acked && n.recordHandled(v.ID(), nil):
+			// A cast with acks is acknowledged now that its handler ran,
+			// and once that is on record: a crash before makes its
+			// sender resend.
 			n.intake.Ack(in)
 		}
 		return
@@ -436,21 +445,26 @@ func deadlineTime(ns int64) time.Time {
 // may call in between.
 const handleGrace = 500 * time.Millisecond
 
-// resolveLate waits, within handleGrace of the newest matching Serve, for
-// the method to be handled; it returns err when it is not.
+// startGrace is how long after its Start a node's requests for targets or
+// methods it does not serve yet wait for Serve and Handle: a server that
+// restarts on its old port is reached by its clients (their resends, their
+// cached routes) as soon as it binds, before it has served its targets.
+const startGrace = 2 * time.Second
+
+// resolveLate waits, within handleGrace of the newest matching Serve or
+// startGrace of the node's start, for the method to be handled; it returns
+// err when it is not.
 func (n *Node) resolveLate(ctx context.Context, v *envelope.View, err error) (method, *Server, error) {
 	key := topicKey(string(v.Exchange()), string(v.Topic()))
 	for {
 		n.mu.RLock()
-		var newest time.Time
+		until := n.started.Add(startGrace)
 		for _, s := range n.servers[key] {
-			if s.started.After(newest) {
-				newest = s.started
-			}
+			until = later(until, s.started.Add(handleGrace))
 		}
 		handled := n.handled
 		n.mu.RUnlock()
-		wait := time.Until(newest.Add(handleGrace))
+		wait := time.Until(until)
 		if wait <= 0 {
 			return method{}, nil, err
 		}
@@ -469,6 +483,14 @@ func (n *Node) resolveLate(ctx context.Context, v *envelope.View, err error) (me
 		}
 		err = rerr
 	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // errorMessage is the Message a handler error travels with: a

@@ -43,10 +43,12 @@ func (l *loops) resume() {
 func (n *Node) wire() {
 	n.answers = &actors.Answers{Replies: n.replies, Peers: n.peers}
 	n.pool = actors.NewPool(n.serve, &n.group, n.opts.maxHandlers, n.opts.handlerQueue, n.loops.resume)
+	n.pool.LimitBytes(n.opts.handlerBytes)
 	n.resender = actors.NewResender(n.pending, n.opts.retry, func(addr string, rec []byte, deadline int64) error {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
 	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	n.resender.Down = n.suspects.down
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,
@@ -56,7 +58,7 @@ func (n *Node) wire() {
 		n.intake.Dedup = actors.NewDedup(dedupSize, dedupTTL)
 	}
 	if n.sec != nil {
-		n.intake.Authorize, n.intake.UserID = n.sec.authorize, true
+		n.intake.Authorize, n.intake.UserID = n.sec.Authorize, true
 	}
 	if f := n.opts.ackFilter; f != nil {
 		n.intake.AckFilter = func(id envelope.MsgID) bool { return f(id.String()) }
@@ -69,7 +71,8 @@ func (n *Node) socketOptions() sockets.Options {
 	o := sockets.DefaultOptions()
 	o.HWM = n.opts.hwm
 	o.MaxMsgSize = n.opts.maxMessageSize
-	o.Curve = n.sec.socket()
+	o.HeartbeatIvl, o.HeartbeatTimeout = n.opts.heartbeat, n.opts.peerTimeout
+	o.Curve = n.sec.Socket()
 	return o
 }
 
@@ -80,7 +83,12 @@ func (n *Node) socketOptions() sockets.Options {
 //
 // Every socket is owned by one socket actor (actors.SocketProps), which
 // starts its loop and is restarted by its supervisor when the loop fails.
-func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp supervisor.GiveUp) {
+//
+// bound gets the ROUTER's endpoint once it is bound, or the error of its
+// first bind: a bind that failed before the node ever bound is not retried
+// by restarts (another address or port is the fix), so the poller then
+// holds no loop and Start fails with it.
+func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string, err error), giveUp supervisor.GiveUp) {
 	root := n.root
 	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
 	n.pids = map[string]*actor.PID{
@@ -90,7 +98,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		ActorSender:      pid("client/" + ActorSender),
 	}
 	sopts := n.socketOptions()
-	bind := sockets.Bind{Host: n.opts.bindAddress, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
+	bind := sockets.Bind{Host: n.bindAt, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
 		Retry: 2 * time.Second, Advertise: n.opts.advertise}
 	if n.opts.inproc {
 		bind.Also = []string{inprocEndpoint(n.id)}
@@ -112,13 +120,18 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 			cfg := rc
 			cfg.OnFail = onFail
 			r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
+			var be *sockets.BindError
+			if errors.As(err, &be) && rc.Bind.Port == 0 {
+				bound("", err) // never bound: Start fails with it
+				return noLoop{}, nil
+			}
 			if err != nil {
 				return nil, err
 			}
 			// A restart rebinds the same port, so clients reconnect to it.
 			rc.Bind.Port = r.Port()
 			n.loops.router.Store(r)
-			bound(r.Endpoint())
+			bound(r.Endpoint(), nil)
 			return r, nil
 		},
 	})
@@ -130,6 +143,10 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
 		OnRefused:   n.peerRefused,
+		Track:       trackRecord,
+		Answers:     answers,
+		OnLost:      n.peerLost,
+		OnUp:        n.suspects.clear,
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
@@ -171,34 +188,21 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(string), giveUp 
 // node's SUB, connected to the publisher proxies (pub/sub mode). It applies
 // the node's subscriptions to each new loop, and again at every Sync.
 func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
-	sub := &actors.Subscription{State: n.subState}
-	return actors.SocketProps(&actors.SocketConfig{
-		Name: ActorSubscriber, Counters: &n.counters, CloseLinger: &n.linger,
-		Start: func(onFail func(error)) (actors.Loop, error) {
-			loop, err := sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
-				Options:   sopts,
-				OnRecv:    n.intake.FromSubscriber,
-				OnDropped: n.countDropped,
-				OnDrop:    func(err error) { n.dropped.Warn("subscriber", "err", err) },
-				OnRefused: func(err error) {
-					n.counters.Refused.Add(1)
-					n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
-				},
-				OnFail: onFail,
-			})
-			if err != nil {
-				return nil, err
-			}
-			sub.Reset()
-			sub.Sync(loop)
-			return loop, nil
-		},
-		Receive: func(loop actors.Loop, msg any) {
-			if _, ok := msg.(actors.Sync); ok && loop != nil {
-				sub.Sync(loop.(*sockets.Subscriber))
-			}
-		},
+	cfg := actors.SubscriberConfig(ActorSubscriber, n.subState, func(onFail func(error)) (*sockets.Subscriber, error) {
+		return sockets.StartSubscriber(n.zctx, sockets.SubscriberConfig{
+			Options:   sopts,
+			OnRecv:    n.intake.FromSubscriber,
+			OnDropped: n.countDropped,
+			OnDrop:    func(err error) { n.dropped.Warn("subscriber", "err", err) },
+			OnRefused: func(err error) {
+				n.counters.Refused.Add(1)
+				n.refusals.Warn("publisher", "connection to a publisher proxy refused", "err", err)
+			},
+			OnFail: onFail,
+		})
 	})
+	cfg.Counters, cfg.CloseLinger = &n.counters, &n.linger
+	return actors.SocketProps(cfg)
 }
 
 // dropMessage is the sender's OnDrop: a message it gave up on (its server
@@ -231,6 +235,45 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 	n.undelivered(addr, m.Rec, 0, err)
 }
 
+// trackRecord says how the sender's loop follows rec: a one-way message without
+// acks is Unconfirmed (nothing but its connection says whether it
+// arrived); a call or a message with acks is Answered.
+func trackRecord(rec []byte) (sockets.Tracking, [16]byte) {
+	var id envelope.MsgID
+	copy(id[:], rec[4:20])
+	switch envelope.Kind(rec[1]) {
+	case envelope.KindCast, envelope.KindFanout, envelope.KindNotify:
+		if !envelope.RecordAckWanted(rec) {
+			return sockets.Unconfirmed, id
+		}
+		return sockets.Answered, id
+	case envelope.KindCall:
+		return sockets.Answered, id
+	}
+	return sockets.Untracked, id
+}
+
+// answers calls f with the msg_id of each reply, error and ack in b.
+func answers(b sockets.Batch, f func(id [16]byte)) {
+	var (
+		frames [][]byte
+		r      envelope.Reader
+	)
+	for {
+		var ok bool
+		if frames, ok = b.Next(frames[:0]); !ok {
+			return
+		}
+		r.Reset(frames[len(frames)-1])
+		for r.Next() {
+			switch v := r.View(); v.Kind() {
+			case envelope.KindReply, envelope.KindError, envelope.KindAck:
+				f(v.ID())
+			}
+		}
+	}
+}
+
 // countDropped counts the messages a socket loop dropped before reading
 // them: malformed (too many frames) or oversized (WithMaxMessageSize).
 func (n *Node) countDropped(malformed, oversized int) {
@@ -240,3 +283,9 @@ func (n *Node) countDropped(malformed, oversized int) {
 		n.dropped.Warn("message larger than WithMaxMessageSize dropped", "limit", n.opts.maxMessageSize, "count", oversized)
 	}
 }
+
+// noLoop is the poller's loop when its first bind failed: nothing to stop.
+type noLoop struct{}
+
+func (noLoop) Stop()                    {}
+func (noLoop) StopLinger(time.Duration) {}

@@ -15,10 +15,18 @@ import (
 // WithUndelivered hook, never a caller: Cast had returned already.
 var ErrUndelivered = errors.New("relay: message not delivered")
 
+// ErrConnectionLost: the connection a one-way message without acks was
+// sent on dropped (its server or proxy restarted a socket, or its process
+// died) while the message may still have been unread. It may have been
+// delivered: the sender decides whether to send it again (with acks, the
+// node resends and the server's dedup decides for it).
+var ErrConnectionLost = errors.New("relay: connection lost with the message possibly unread")
+
 // Undelivered is a one-way message the node accepted (Cast, Notify or a
 // fanout returned nil) and then could not deliver: with acks, no ACK came
 // by its deadline; without, its connection failed or was not made by the
-// deadline, or the node closed with it unsent. Everything but Err is read
+// deadline, or dropped with it possibly unread (ErrConnectionLost: it may
+// have arrived), or the node closed with it unsent. Everything but Err is read
 // back from the message as it was sent.
 type Undelivered struct {
 	ID       string    // its msg_id
@@ -30,7 +38,7 @@ type Undelivered struct {
 	Peer     string    // where it was going: a server, a router or publisher proxy
 	Deadline time.Time // its deadline
 	Attempts int       // resends made (with acks)
-	Err      error     // why; matches ErrUndelivered, and ErrUnauthorized or ErrClosed when that is why
+	Err      error     // why; matches ErrUndelivered, and ErrConnectionLost, ErrUnauthorized or ErrClosed when that is why
 }
 
 // WithUndelivered calls f for every one-way message the node accepted and
@@ -67,6 +75,8 @@ func (n *Node) undelivered(peer string, rec []byte, attempts int, cause error) {
 	switch {
 	case errors.Is(cause, actors.ErrNoAck):
 		u.Err = fmt.Errorf("%w: no acknowledgement from %s before its deadline (%d resends)", ErrUndelivered, peer, attempts)
+	case errors.Is(cause, sockets.ErrConnectionLost):
+		u.Err = fmt.Errorf("%w: %w: to %s", ErrUndelivered, ErrConnectionLost, peer)
 	case errors.Is(cause, sockets.ErrUnauthorized):
 		u.Err = fmt.Errorf("%w: %w: %v", ErrUndelivered, ErrUnauthorized, cause)
 	case errors.Is(cause, ErrClosed) || errors.Is(cause, sockets.ErrStopped):

@@ -92,6 +92,11 @@ func (r Retry) exhausted(attempt int) bool { return r.Attempts > 0 && attempt >=
 type Resend struct {
 	Addrs []string // where to send it, in turn
 	Cast  bool     // done at its ACK (a call is done at its reply)
+	// Failover: resends go to Addrs[at] (the server it was sent to first)
+	// until that server is down (Resender.Down), then to the next of
+	// Addrs that is not. Else to Addrs in turn.
+	Failover bool
+	at       int // Failover: the server it goes to
 	// taken: an ACK came for the call since its last resend — its server
 	// has it and is running its handler — so the next resend waits the
 	// longest wait of the schedule (Retry.Max).

@@ -78,7 +78,7 @@ type Intake struct {
 	Counters   *Counters
 	Log        *slog.Logger
 
-	malformed, unexpected, version, refused *throttledLog
+	malformed, unexpected, version, refused *ThrottledLog
 
 	// Scratch space of each loop (one goroutine each; Pool.Submit copies).
 	fromRouter, fromDealer, fromSub []Inbound
@@ -86,10 +86,10 @@ type Intake struct {
 
 // Init sets up the intake's rate-limited logs; call it once before use.
 func (i *Intake) Init() {
-	i.malformed = &throttledLog{log: i.Log, interval: time.Second}
-	i.unexpected = &throttledLog{log: i.Log, interval: time.Second}
-	i.version = &throttledLog{log: i.Log, interval: time.Second}
-	i.refused = &throttledLog{log: i.Log, interval: time.Second}
+	i.malformed = NewThrottledLog(i.Log, time.Second)
+	i.unexpected = NewThrottledLog(i.Log, time.Second)
+	i.version = NewThrottledLog(i.Log, time.Second)
+	i.refused = NewThrottledLog(i.Log, time.Second)
 }
 
 // FromRouter takes a batch of the node's ROUTER: [routing-id, payload]

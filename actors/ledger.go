@@ -45,16 +45,11 @@ type Ledger interface {
 // (the oldest answers go first, their ids stay). A process that ends loses
 // it: a request resent to the next process runs again.
 type MemoryLedger struct {
-	ttl      time.Duration
 	maxBytes int
-	maxIDs   int              // memoryLedgerMax but in tests
-	now      func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
 	mu    sync.Mutex
-	byID  map[envelope.MsgID]*ledgerEntry
-	order []ledgerOrder // by arrival, for expiry; order[head:] are live
-	head  int
+	ids   recent[envelope.MsgID, *ledgerEntry]
 	bytes int              // answers kept
 	kept  []envelope.MsgID // ids whose answers are kept, oldest first
 	khead int
@@ -70,43 +65,25 @@ type ledgerEntry struct {
 	reply   []byte
 }
 
-type ledgerOrder struct {
-	id envelope.MsgID
-	at time.Time
-}
-
 // NewMemoryLedger remembers msg_ids for ttl and answers up to maxBytes in
 // all (0: no bound).
 func NewMemoryLedger(ttl time.Duration, maxBytes int) *MemoryLedger {
-	return &MemoryLedger{ttl: ttl, maxBytes: maxBytes, maxIDs: memoryLedgerMax, now: time.Now,
-		byID: make(map[envelope.MsgID]*ledgerEntry)}
+	return &MemoryLedger{maxBytes: maxBytes, ids: newRecent[envelope.MsgID, *ledgerEntry](ttl, memoryLedgerMax)}
 }
 
 // Begin implements Ledger.
 func (l *MemoryLedger) Begin(id envelope.MsgID) (State, []byte, bool) {
-	now := l.now()
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.head < len(l.order) && (now.Sub(l.order[l.head].at) > l.ttl || len(l.order)-l.head >= l.maxIDs) {
-		old := l.order[l.head].id
-		if e := l.byID[old]; e != nil && e.reply != nil {
-			l.bytes -= len(e.reply)
-		}
-		delete(l.byID, old)
-		l.head++
-	}
-	if l.head > len(l.order)/2 { // compact now and then, not per message
-		l.order = append(l.order[:0], l.order[l.head:]...)
-		l.head = 0
-	}
-	if e, ok := l.byID[id]; ok {
+	l.ids.expire(now, func(e *ledgerEntry) { l.bytes -= len(e.reply) })
+	if e, ok := l.ids.get(id); ok {
 		if e.done {
 			return Done, e.reply, e.evicted
 		}
 		return Running, nil, false
 	}
-	l.byID[id] = &ledgerEntry{}
-	l.order = append(l.order, ledgerOrder{id: id, at: now})
+	l.ids.add(id, &ledgerEntry{}, now)
 	return New, nil, false
 }
 
@@ -114,7 +91,7 @@ func (l *MemoryLedger) Begin(id envelope.MsgID) (State, []byte, bool) {
 func (l *MemoryLedger) Done(id envelope.MsgID, reply []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e, ok := l.byID[id]
+	e, ok := l.ids.get(id)
 	if !ok {
 		return nil // expired meanwhile
 	}
@@ -131,7 +108,7 @@ func (l *MemoryLedger) Done(id envelope.MsgID, reply []byte) error {
 	l.kept = append(l.kept, id)
 	// Over the bound: the oldest answers go (their ids stay).
 	for l.maxBytes > 0 && l.bytes > l.maxBytes && l.khead < len(l.kept) {
-		old := l.byID[l.kept[l.khead]]
+		old, _ := l.ids.get(l.kept[l.khead])
 		l.khead++
 		if old != nil && old.reply != nil {
 			l.bytes -= len(old.reply)
@@ -149,8 +126,8 @@ func (l *MemoryLedger) Done(id envelope.MsgID, reply []byte) error {
 func (l *MemoryLedger) Forget(id envelope.MsgID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.byID[id]; ok && !e.done {
-		delete(l.byID, id)
+	if e, ok := l.ids.get(id); ok && !e.done {
+		l.ids.remove(id)
 	}
 }
 

@@ -46,6 +46,7 @@ type Pool struct {
 	group  *track.Group
 	max    int    // workers
 	limit  int    // queued requests beyond which Submit asks to pause
+	bytes  int    // queued bytes beyond which Submit asks to pause (0: none)
 	resume func() // restarts the paused loops
 
 	// mu guards the fields below.
@@ -53,6 +54,7 @@ type Pool struct {
 	cond    sync.Cond
 	q       []Inbound
 	head    int
+	queued  int // bytes of the records in q[head:]
 	idle    int
 	workers int
 	paused  bool // a loop was asked to pause
@@ -68,6 +70,16 @@ func NewPool(serve func(*Inbound), group *track.Group, workers, limit int, resum
 	return p
 }
 
+// LimitBytes makes Submit ask to pause also when the queued records hold n
+// bytes or more (0: no bound), so that large requests do not fill memory
+// before the count bound is reached. Call it before use.
+func (p *Pool) LimitBytes(n int) { p.bytes = n }
+
+// full reports whether the queue is at a bound. p.mu held.
+func (p *Pool) full() bool {
+	return len(p.q)-p.head >= p.limit || (p.bytes > 0 && p.queued >= p.bytes)
+}
+
 // Submit queues a batch of requests; it reports whether the caller (a
 // socket loop) should pause reading until resumed. The requests are
 // copied; ins may be reused.
@@ -81,13 +93,16 @@ func (p *Pool) Submit(ins []Inbound) (pause bool) {
 		return false
 	}
 	p.q = append(p.q, ins...)
+	for i := range ins {
+		p.queued += len(ins[i].Rec.Record())
+	}
 	wake := min(len(ins), p.idle)
 	spawn := 0
 	if want := len(p.q) - p.head - p.idle; want > 0 && p.workers < p.max {
 		spawn = min(want, p.max-p.workers)
 		p.workers += spawn
 	}
-	if len(p.q)-p.head >= p.limit {
+	if p.full() {
 		p.paused, pause = true, true
 	}
 	p.mu.Unlock()
@@ -115,7 +130,7 @@ func (p *Pool) Queued() int {
 func (p *Pool) Full() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.q)-p.head >= p.limit
+	return p.full()
 }
 
 // Running returns the number of workers running a handler now.
@@ -153,6 +168,7 @@ func (p *Pool) work() {
 		*in = p.q[p.head]
 		p.q[p.head] = Inbound{}
 		p.head++
+		p.queued -= len(in.Rec.Record())
 		switch {
 		case p.head == len(p.q):
 			p.head = 0
@@ -167,7 +183,7 @@ func (p *Pool) work() {
 			clear(p.q[n:])
 			p.q, p.head = p.q[:n], 0
 		}
-		resume := p.paused && len(p.q)-p.head < p.limit/2
+		resume := p.paused && len(p.q)-p.head < p.limit/2 && (p.bytes == 0 || p.queued < p.bytes/2)
 		if resume {
 			p.paused = false
 		}

@@ -15,10 +15,11 @@ func props(p actor.Producer) *actor.Props {
 	return actor.PropsFromProducer(p, actor.WithReceiverMiddleware(supervisor.CrashMiddleware))
 }
 
-// loopFailed reports that a socket loop ended with an error.
+// loopFailed reports that a socket loop ended with an error; start names
+// the loop's start.
 type loopFailed struct {
-	loop *loopGen
-	err  error
+	start *loopStart
+	err   error
 }
 
 // LoopError is the failure reason of a socket actor whose loop failed.

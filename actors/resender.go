@@ -26,7 +26,11 @@ type Resender struct {
 	lost     func(addr string, rec []byte, attempts int, err error)
 	counters *Counters
 	log      *slog.Logger
-	now      func() time.Time // the clock; time.Now but in tests
+	// Down, when set (before the first Schedule), reports whether the
+	// server at addr is down (its connection lost or refused): a call
+	// marked with ResentFailover moves off it.
+	Down func(addr string) bool
+	now  func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -48,6 +52,15 @@ func NewResender(p *Pending, r Retry, send func(addr string, rec []byte, deadlin
 // it is acknowledged (cast) or answered. Schedule it once it is sent.
 func (r *Resender) Resent(c *Call, addrs []string, cast bool) {
 	c.resend = &Resend{Addrs: addrs, Cast: cast}
+}
+
+// ResentFailover is Resent for a call to a bare target with acks: its
+// resends go to addrs[0], the server it is sent to, until that server is
+// Down (its connection lost or refused); then they go to the next server
+// of addrs that is not Down, which runs the handler: it cannot know
+// whether the first one ran it, in part or whole.
+func (r *Resender) ResentFailover(c *Call, addrs []string) {
+	c.resend = &Resend{Addrs: addrs, Failover: len(addrs) > 1}
 }
 
 // Schedule starts the resends of c, marked with Resent, added to the
@@ -130,7 +143,7 @@ func (r *Resender) run(now time.Time) {
 		heap.Fix(&r.h, 0)
 		rec := append([]byte(nil), c.Rec...)
 		rec[3] = byte(min(rs.attempt, 255)) // the attempt byte of the header
-		out = append(out, resend{addr: rs.Addrs[rs.attempt%len(rs.Addrs)], rec: rec, deadline: c.Deadline.UnixNano()})
+		out = append(out, resend{addr: r.next(rs), rec: rec, deadline: c.Deadline.UnixNano()})
 	}
 	r.armLocked()
 	r.mu.Unlock()
@@ -142,6 +155,26 @@ func (r *Resender) run(now time.Time) {
 	for _, m := range lost {
 		r.lost(m.addr, m.rec, m.attempts, ErrNoAck)
 	}
+}
+
+// next is where the next resend of rs goes: the next address in turn, or
+// with Failover its server, or the next one up when its server is down.
+// r.mu must be held.
+func (r *Resender) next(rs *Resend) string {
+	if !rs.Failover {
+		return rs.Addrs[rs.attempt%len(rs.Addrs)]
+	}
+	if r.Down == nil || !r.Down(rs.Addrs[rs.at]) {
+		return rs.Addrs[rs.at]
+	}
+	for i := 1; i < len(rs.Addrs); i++ {
+		if at := (rs.at + i) % len(rs.Addrs); !r.Down(rs.Addrs[at]) {
+			rs.at = at
+			r.counters.Failovers.Add(1)
+			break
+		}
+	}
+	return rs.Addrs[rs.at]
 }
 
 // ErrNoAck ends a cast or publish with acks that no ACK came for by its
@@ -222,7 +255,7 @@ func (a *resenderActor) Receive(c actor.Context) {
 	r := a.cfg.Resender
 	switch c.Message().(type) {
 	case resendTick:
-		r.run(r.now())
+		r.run(time.Now())
 	case *actor.Started:
 		self, root := c.Self(), c.ActorSystem().Root
 		r.mu.Lock()

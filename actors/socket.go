@@ -46,20 +46,33 @@ func SocketProps(cfg *SocketConfig) *actor.Props {
 type socketActor struct {
 	cfg  *SocketConfig
 	loop Loop
-	gen  *loopGen // names the current loop in its failure reports
+	// started is the token of the current loop's start: a failure report
+	// counts only if it carries it (not a stopped loop's late one).
+	started *loopStart
 }
 
-// loopGen names one loop a socket actor started: made before the loop
-// starts, it is what the loop's failure report carries, so that a
-// failure reported before Start returned is still the current loop's.
-type loopGen struct{ _ byte } // not zero-sized: each new one is distinct
+// Fault asks a socket actor to make its loop fail with Err through the
+// loop's own error path (the sockets' InjectFault: its sockets' next
+// receive returns Err), so that the loop reports it, the actor fails and
+// its supervisor restarts it, as after a real socket error. Without a loop
+// at the time, it does nothing. For tests and chaos tools.
+type Fault struct{ Err error }
+
+// loopStart is one start of a loop, made before the loop runs, so that
+// the loop's failure report can name it without reading anything the
+// actor writes. Not of size zero: pointers to those may be equal.
+type loopStart struct{ _ byte }
 
 func (a *socketActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *loopFailed:
-		if m.loop == a.gen && a.loop != nil {
+		if m.start == a.started && a.loop != nil {
 			a.cfg.Counters.LoopFailures.Add(1)
 			panic(&LoopError{Actor: a.cfg.Name, Err: m.err})
+		}
+	case Fault:
+		if f, ok := a.loop.(interface{ InjectFault(error) }); ok {
+			f.InjectFault(m.Err)
 		}
 	case *actor.Started:
 		a.start(c)
@@ -77,13 +90,13 @@ func (a *socketActor) Receive(c actor.Context) {
 
 func (a *socketActor) start(c actor.Context) {
 	self, root := c.Self(), c.ActorSystem().Root
-	gen := new(loopGen)
-	failed := func(err error) { root.Send(self, &loopFailed{loop: gen, err: err}) }
+	start := &loopStart{}
+	failed := func(err error) { root.Send(self, &loopFailed{start: start, err: err}) }
 	loop, err := a.cfg.Start(failed)
 	if err != nil {
 		panic(&LoopError{Actor: a.cfg.Name, Err: err})
 	}
-	a.loop, a.gen = loop, gen
+	a.loop, a.started = loop, start
 }
 
 func (a *socketActor) stop(linger time.Duration) {
@@ -95,7 +108,7 @@ func (a *socketActor) stop(linger time.Duration) {
 	} else {
 		a.loop.Stop()
 	}
-	a.loop, a.gen = nil, nil
+	a.loop = nil
 	if a.cfg.Stopped != nil {
 		a.cfg.Stopped()
 	}

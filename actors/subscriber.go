@@ -2,9 +2,7 @@ package actors
 
 import (
 	"sync"
-	"time"
 
-	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/sockets"
 )
 
@@ -70,56 +68,36 @@ func (s *SubState) snapshot() (eps, prefixes map[string]bool) {
 // Sync asks the fanout-subscriber to apply its SubState.
 type Sync struct{}
 
-// Dedup remembers recent msg_ids, so that a message resent through another
-// proxy is handled once. Safe for concurrent use.
-type Dedup struct {
-	// mu guards the fields below.
-	mu   sync.Mutex
-	seen map[dedupKey]time.Time
-	ring []dedupKey // grows to size, then is overwritten from next
-	next int
-	ttl  time.Duration
-	size int
-	now  func() time.Time // the clock; time.Now but in tests
-}
-
-// dedupKey is a msg_id and the copy it is: the copies of one notification
-// sent to different pools share the msg_id.
-type dedupKey struct {
-	id   envelope.MsgID
-	copy string
-}
-
-// NewDedup remembers up to size ids, each for at most ttl. It grows as ids
-// come, up to size.
-func NewDedup(size int, ttl time.Duration) *Dedup {
-	return &Dedup{seen: make(map[dedupKey]time.Time), ttl: ttl, size: size, now: time.Now}
-}
-
-// First reports whether the copy of message id is new (and remembers it).
-func (d *Dedup) First(id envelope.MsgID, copy string) bool {
-	k := dedupKey{id: id, copy: copy}
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t, ok := d.seen[k]; ok && now.Sub(t) < d.ttl {
-		return false
+// SubscriberConfig is the socket actor of a Subscriber loop that follows
+// state: each new loop start makes is connected and subscribed to all of
+// it, and a Sync message applies what changed since. The node's
+// fanout-subscriber and a local publisher proxy are such actors. The
+// caller sets Counters and CloseLinger.
+func SubscriberConfig(name string, state *SubState, start func(onFail func(error)) (*sockets.Subscriber, error)) *SocketConfig {
+	sub := &Subscription{State: state}
+	return &SocketConfig{
+		Name: name,
+		Start: func(onFail func(error)) (Loop, error) {
+			loop, err := start(onFail)
+			if err != nil {
+				return nil, err
+			}
+			sub.Reset()
+			sub.Sync(loop)
+			return loop, nil
+		},
+		Receive: func(loop Loop, msg any) {
+			if _, ok := msg.(Sync); ok && loop != nil {
+				sub.Sync(loop.(*sockets.Subscriber))
+			}
+		},
 	}
-	if len(d.ring) < d.size {
-		d.ring = append(d.ring, k)
-	} else {
-		delete(d.seen, d.ring[d.next])
-		d.ring[d.next] = k
-		d.next = (d.next + 1) % len(d.ring)
-	}
-	d.seen[k] = now
-	return true
 }
 
 // Subscription keeps a fanout-subscriber's loop in line with its SubState:
 // Sync applies what changed since the loop last saw it, and Reset forgets
 // what the loop had (a new loop starts with nothing). Used by the
-// subscriber's socket actor only.
+// subscriber's socket actor only (SubscriberConfig).
 type Subscription struct {
 	State    *SubState
 	eps      map[string]bool // applied to the current loop

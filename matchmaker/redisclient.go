@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/relay-dev/relay/internal/throttle"
 )
 
 // RedisOptions configures NewRedis. Set exactly one of Addr (one server),
@@ -211,18 +212,25 @@ func hint(err error) string {
 
 // SetRedisLogger sends go-redis's own log lines (connection pool, Sentinel
 // and cluster trouble, which go-redis otherwise prints to stderr) to l, as
-// Warn records with the line in "detail". go-redis has one logger per
+// Warn records with the line in "detail", at most one a second (the next
+// says how many were suppressed: an outage makes one per dial). go-redis has one logger per
 // process: the last call wins for every Redis matchmaker of the process, so
 // call it once, from main or from whatever owns the process's logging. Nil
 // discards them. go-redis's lines carry addresses, never passwords.
-func SetRedisLogger(l *slog.Logger) { redis.SetLogger(redisLog{l: l}) }
+func SetRedisLogger(l *slog.Logger) {
+	if l == nil {
+		redis.SetLogger(redisLog{})
+		return
+	}
+	redis.SetLogger(redisLog{l: throttle.New(l, time.Second)})
+}
 
 // redisLog adapts a *slog.Logger to go-redis's logger.
-type redisLog struct{ l *slog.Logger }
+type redisLog struct{ l *throttle.Log }
 
-func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
 	if r.l == nil {
 		return
 	}
-	r.l.Log(ctx, slog.LevelWarn, "go-redis", "detail", fmt.Sprintf(format, v...))
+	r.l.Warn("go-redis", "detail", fmt.Sprintf(format, v...))
 }

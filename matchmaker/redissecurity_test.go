@@ -238,7 +238,8 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// go-redis's own lines reach the logger given to SetRedisLogger.
+// go-redis's own lines reach the logger given to SetRedisLogger, at most
+// one a second, the next saying how many were suppressed.
 func TestSetRedisLogger(t *testing.T) {
 	verifyNoLeaks(t)
 	var buf syncBuffer
@@ -253,6 +254,21 @@ func TestSetRedisLogger(t *testing.T) {
 	waitFor(t, 5*time.Second, func() error {
 		if l := buf.String(); !strings.Contains(l, "level=WARN msg=go-redis") || !strings.Contains(l, srv.Addr()) {
 			return fmt.Errorf("go-redis lines not in the slog logger: %q", l)
+		}
+		return nil
+	})
+	// An outage makes one line per dial: a flood of them is throttled.
+	start := time.Now()
+	waitFor(t, 10*time.Second, func() error {
+		for range 20 {
+			_, _ = m.Lookup(ctxTimeout(t, time.Second), matchmaker.Key{Topic: "t"})
+		}
+		l := buf.String()
+		if n := strings.Count(l, "msg=go-redis"); int64(n) > 2+int64(time.Since(start)/time.Second) {
+			return fmt.Errorf("%d go-redis lines in %v, want at most one a second: %q", n, time.Since(start), l)
+		}
+		if !strings.Contains(l, "suppressed=") {
+			return fmt.Errorf("no line says how many were suppressed yet: %q", l)
 		}
 		return nil
 	})

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // Metrics is relay's collectors: register it on a prometheus.Registerer.
@@ -42,7 +43,7 @@ type Metrics struct {
 
 type namedRouter struct {
 	name string
-	p    *relay.RouterProxy
+	p    *proxy.Router
 }
 
 type methodKey struct {
@@ -139,7 +140,7 @@ func (m *Metrics) AddNode(n *relay.Node) {
 }
 
 // AddRouterProxy adds a router proxy's forwarding counts, labelled name.
-func (m *Metrics) AddRouterProxy(name string, p *relay.RouterProxy) {
+func (m *Metrics) AddRouterProxy(name string, p *proxy.Router) {
 	m.mu.Lock()
 	m.routers = append(m.routers, namedRouter{name, p})
 	m.mu.Unlock()
@@ -165,6 +166,7 @@ var (
 	descRestarts       = prometheus.NewDesc("relay_actor_restarts_total", "Restarts of the node's actors by their supervisor.", []string{"node", "actor"}, nil)
 	descDropped        = prometheus.NewDesc("relay_dropped_messages_total", "Messages dropped or refused, by reason.", []string{"node", "reason"}, nil)
 	descResends        = prometheus.NewDesc("relay_resends_total", "Messages sent again for want of an ACK or an answer.", labelsNode, nil)
+	descFailovers      = prometheus.NewDesc("relay_failovers_total", "Calls with acks resent to another server of their topic, theirs gone.", labelsNode, nil)
 	descDuplicates     = prometheus.NewDesc("relay_duplicates_total", "Messages received again (resent) and handled once.", labelsNode, nil)
 	descAcks           = prometheus.NewDesc("relay_acks_total", "ACKs sent (direction sent) and received.", []string{"node", "direction"}, nil)
 	descCancelled      = prometheus.NewDesc("relay_cancelled_calls_total", "Calls cancelled by their caller while their handler ran.", labelsNode, nil)
@@ -181,7 +183,7 @@ var (
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.messages.Describe(ch)
 	m.latency.Describe(ch)
-	for _, d := range []*prometheus.Desc{descPending, descRunning, descQueued, descRestarts, descDropped, descResends,
+	for _, d := range []*prometheus.Desc{descPending, descRunning, descQueued, descRestarts, descDropped, descResends, descFailovers,
 		descDuplicates, descAcks, descCancelled, descPanics, descLoopFailures, descMMOps, descMMErrors, descUptime,
 		descInfo, descRouterMessages} {
 		ch <- d
@@ -229,6 +231,7 @@ func collectNode(ch chan<- prometheus.Metric, n *relay.Node) {
 		counter(descDropped, v, reason)
 	}
 	counter(descResends, s.Resends)
+	counter(descFailovers, s.Failovers)
 	counter(descDuplicates, s.Duplicates)
 	counter(descAcks, s.AcksSent, "sent")
 	counter(descAcks, s.AcksReceived, "received")

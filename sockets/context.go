@@ -117,7 +117,15 @@ func DefaultOptions() Options {
 	}
 }
 
-// apply sets o and linger 0 on s.
+// listenBacklog is the accept queue of every listening socket (ZMQ_BACKLOG;
+// the kernel caps it at net.core.somaxconn). libzmq's default, 100, lets
+// a thousand nodes that connect to one server at once overflow it: the
+// kernel drops their handshakes, and each is retried only after a
+// 1, 2, 4 s SYN back-off (node scale measured calls timing out at 1,000
+// nodes, with thousands of TcpExt ListenOverflows).
+const listenBacklog = 4096
+
+// apply sets o, linger 0 and the listen backlog on s.
 func (o Options) apply(s *zmq.Socket) error {
 	type step struct {
 		name string
@@ -137,6 +145,7 @@ func (o Options) apply(s *zmq.Socket) error {
 		{"reconnect_ivl", func() error { return s.SetReconnectIvl(o.ReconnectIvl) }},
 		{"reconnect_ivl_max", func() error { return s.SetReconnectIvlMax(o.ReconnectIvlMax) }},
 		{"tcp_keepalive", func() error { return s.SetTcpKeepalive(1) }},
+		{"backlog", func() error { return s.SetBacklog(listenBacklog) }},
 	}
 	if o.KernelBuffer > 0 {
 		steps = append(steps, step{"sndbuf", func() error { return s.SetSndbuf(o.KernelBuffer) }},

@@ -32,6 +32,21 @@ type DealersConfig struct {
 	// drops new messages for it with err before it connects again. It
 	// runs in the loop's goroutine and must not block.
 	OnRefused func(addr string, err error)
+	// Track, when set, says how the loop follows each record it sent
+	// (with its msg_id): it keeps a copy of each Unconfirmed one (a one-way
+	// message without acks) for as long as it may be unread; when the
+	// DEALER's connection drops, OnDrop gets each with ErrConnectionLost.
+	// An answer to an Answered one (Answers finds them in what the DEALER
+	// receives) confirms those sent before it.
+	Track func(rec []byte) (Tracking, [16]byte)
+	// Answers calls f with the msg_id of each answer (reply, error, ack)
+	// in b, without consuming b. Needed with Track.
+	Answers func(b Batch, f func(id [16]byte))
+	// OnLost gets the endpoint of a server whose connection was lost or
+	// could not be made (libzmq keeps retrying it), and OnUp one whose
+	// connection (its handshake) succeeded. They run in the loop's
+	// goroutine and must not block.
+	OnLost, OnUp func(addr string)
 	// OnFail gets the error that ended the loop after it was ready.
 	OnFail func(err error)
 	// Release, when set, gets back the Ref of each Pooled message once the
@@ -70,10 +85,11 @@ type dealer struct {
 	peer   *Peer
 	s      *batchSocket
 	mon    *monitor
-	held   []Message // taken from the peer, not sent yet (the socket would block)
-	listed bool      // in the loop's reading list
-	paused bool      // not read until Resume
-	closed bool      // closed (refused, or idle): skipped by every list it is still in
+	unconf *unconfirmed // nil without DealersConfig.Track
+	held   []Message    // taken from the peer, not sent yet (the socket would block)
+	listed bool         // in the loop's reading list
+	paused bool         // not read until Resume
+	closed bool         // closed (refused, or idle): skipped by every list it is still in
 	// sending and holding2 mark a dealer while the loop builds its lists.
 	sending, holding2 bool
 }
@@ -127,6 +143,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 	defer func() {
 		for _, dl := range all {
 			if dl != nil {
+				if h.linger == 0 {
+					d.connectionLost(dl) // closed with linger 0: its pipe is lost
+				}
 				dl.peer.requeue(dl.held)
 				dl.mon.close()
 				dl.s.close(h)
@@ -139,7 +158,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		if err != nil {
 			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
 		}
-		mon, err := newMonitor(zctx, s.z)
+		mon, err := newMonitor(zctx, s.z, lostEvents)
 		if err == nil {
 			if err = s.z.SetImmediate(true); err == nil {
 				err = connect(s.z, d.cfg.Options.Curve, peer.addr)
@@ -157,6 +176,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			all = append(all, nil)
 		}
 		dl := &dealer{slot: slot, peer: peer, s: s, mon: mon}
+		if d.cfg.Track != nil {
+			dl.unconf = newUnconfirmed(d.cfg.Options)
+		}
 		err = h.p.add(s.z, 2*slot)
 		if err == nil {
 			if err = h.p.add(mon.pair, 2*slot+1); err != nil {
@@ -215,12 +237,24 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		}
 		done, readable, err := dl.s.send(p.bytes())
 		sent := p.sent(done)
+		handed := sent // to libzmq
 		if err != nil && !isAgain(err) {
 			from, to := p.messagesOf(p.indexAt(done))
 			for j := from; j < to; j++ {
 				d.drop(dl.peer.addr, &dl.held[j], fmt.Errorf("sockets: send to %s: %w", dl.peer.addr, err))
 			}
-			sent = to
+			handed, sent = from, to
+		}
+		if dl.unconf != nil {
+			now := time.Now().UnixNano()
+			for i := range dl.held[:handed] {
+				rec := dl.held[i].Rec
+				t, id := d.cfg.Track(rec)
+				dl.unconf.sentRec(rec, t, id, now)
+			}
+			if sent < len(dl.held) {
+				dl.unconf.blocked(now)
+			}
 		}
 		if d.cfg.Release != nil {
 			for i := range dl.held[:sent] {
@@ -268,15 +302,29 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		for _, tag := range fired {
 			if dl := all[tag/2]; tag%2 == 1 && dl != nil {
 				var why string
-				if err := dl.mon.drain(false, func(failed bool, reason, _ string) {
+				var up, lost bool // the last event said: connected / gone
+				dropped := false  // a connection dropped (not a connect that failed)
+				if err := dl.mon.drainLost(false, func(failed bool, reason, _ string) {
 					if failed && why == "" {
 						why = reason
 					}
+					up, lost = !failed, false
+				}, func(_ string, disconnected bool) {
+					up, lost = false, true
+					dropped = dropped || disconnected
 				}); err != nil {
 					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
 				}
-				if why != "" {
+				switch {
+				case why != "":
 					refuse(dl, why)
+				case lost && d.cfg.OnLost != nil:
+					d.cfg.OnLost(dl.peer.addr)
+				case up && d.cfg.OnUp != nil:
+					d.cfg.OnUp(dl.peer.addr)
+				}
+				if dropped && why == "" {
+					d.connectionLost(dl)
 				}
 			}
 		}
@@ -309,6 +357,9 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 			}
 			if batch != nil {
 				busy = true
+				if dl.unconf != nil && dl.unconf.tracking() {
+					d.cfg.Answers(Batch{buf: batch, n: res.n}, dl.unconf.answered)
+				}
 				if d.cfg.OnRecv(dl.peer.addr, Batch{buf: batch, n: res.n}) {
 					dl.paused = true
 					paused = append(paused, dl)
@@ -438,4 +489,16 @@ func (d *Dealers) drop(addr string, m *Message, err error) {
 	if d.cfg.OnDrop != nil {
 		d.cfg.OnDrop(addr, m, err)
 	}
+}
+
+// connectionLost hands OnDrop, with ErrConnectionLost, each unconfirmed
+// message dl sent that its dropped connection may have lost.
+func (d *Dealers) connectionLost(dl *dealer) {
+	if dl.unconf == nil {
+		return
+	}
+	err := fmt.Errorf("%w: %s", ErrConnectionLost, dl.peer.addr)
+	dl.unconf.lost(time.Now().UnixNano(), func(rec []byte) {
+		d.drop(dl.peer.addr, &Message{Rec: rec}, err)
+	})
 }

@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,9 @@ type handle struct {
 	done   chan struct{}
 	linger time.Duration // set before quit closes; read by the loop after
 	p      *poller       // set before ready
+	// fault, when set, is the error the loop's sockets' next receive
+	// returns (InjectFault).
+	fault atomic.Pointer[error]
 }
 
 // body runs a loop in its goroutine. It makes its sockets (adding them to
@@ -97,6 +101,19 @@ func (h *handle) closeSocket(s *zmq.Socket) {
 	s.Close()
 }
 
+// InjectFault makes the loop fail with err as a socket error would: it is
+// woken, its sockets' next receive returns err, and the loop ends and
+// reports err through OnFail, so that its owner restarts it. For tests and
+// chaos tools, to take the real failure path of a socket loop (a Dealers
+// loop with no connection has no socket to fail until it makes one). Safe
+// for concurrent use; a fault after the loop ended is ignored.
+func (h *handle) InjectFault(err error) {
+	h.fault.CompareAndSwap(nil, &err)
+	if h.p != nil {
+		h.p.kick()
+	}
+}
+
 // Done is closed when the loop's goroutine has ended.
 func (h *handle) Done() <-chan struct{} { return h.done }
 
@@ -128,6 +145,9 @@ func (h *handle) sleep(p *poller, w *waker, pending func() bool, timeout time.Du
 		return fired
 	}
 	fired = p.wait(timeout, fired)
+	if h.fault.Load() != nil {
+		fired = p.appendTags(fired) // so that the loop reads its sockets
+	}
 	if w != nil {
 		w.sleeping.Store(false)
 	}
@@ -182,6 +202,7 @@ func newSocket(zctx *Context, h *handle, t zmq.Type, o Options) (*batchSocket, e
 		return fail(err)
 	}
 	s.limitTotal(o.MaxMsgSize)
+	s.fault = &h.fault
 	return s, nil
 }
 

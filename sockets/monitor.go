@@ -22,12 +22,21 @@ var monitorSeq atomic.Uint64
 // signals an edge only after a read found it empty.
 type monitor struct {
 	pair *zmq.Socket
+	// plain: the socket has no security mechanism (NULL), so a handshake
+	// that ends without detail (the connection reset or timed out, errno
+	// EAGAIN, EPIPE, ECONNRESET) refused nothing: libzmq reconnects.
+	plain bool
 }
 
-// newMonitor starts monitoring s. Runs in the loop's goroutine.
-func newMonitor(zctx *Context, s *zmq.Socket) (*monitor, error) {
+// lostEvents are the events of a connecting socket whose peer is gone:
+// the connection was lost, or could not be made (libzmq retries it).
+const lostEvents = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+
+// newMonitor starts monitoring s for the handshake events and extra ones
+// (lostEvents, or 0). Runs in the loop's goroutine.
+func newMonitor(zctx *Context, s *zmq.Socket, extra zmq.Event) (*monitor, error) {
 	addr := fmt.Sprintf("inproc://relay-monitor-%d", monitorSeq.Add(1))
-	if err := s.Monitor(addr, monitorEvents); err != nil {
+	if err := s.Monitor(addr, monitorEvents|extra); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	pair, err := zctx.z.NewSocket(zmq.PAIR)
@@ -42,7 +51,12 @@ func newMonitor(zctx *Context, s *zmq.Socket) (*monitor, error) {
 		pair.Close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	return &monitor{pair: pair}, nil
+	mech, err := s.GetMechanism()
+	if err != nil {
+		pair.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	return &monitor{pair: pair, plain: mech == zmq.NULL}, nil
 }
 
 // drain hands every queued event to f: a failed handshake with its reason,
@@ -50,6 +64,12 @@ func newMonitor(zctx *Context, s *zmq.Socket) (*monitor, error) {
 // connecting socket, the one it connected to). Runs in the loop's
 // goroutine.
 func (m *monitor) drain(server bool, f func(failed bool, reason, endpoint string)) error {
+	return m.drainLost(server, f, nil)
+}
+
+// drainLost is drain that also hands lost the endpoint of each connection
+// lost (disconnected true) or not made (lostEvents, when monitored).
+func (m *monitor) drainLost(server bool, f func(failed bool, reason, endpoint string), lost func(endpoint string, disconnected bool)) error {
 	for {
 		ev, ep, value, err := m.pair.RecvEvent(zmq.DONTWAIT)
 		if isAgain(err) {
@@ -61,8 +81,20 @@ func (m *monitor) drain(server bool, f func(failed bool, reason, endpoint string
 		switch ev {
 		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
 			f(false, "", ep)
-		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+			// With CURVE, a server that cannot prove its key drops the
+			// connection: a refusal. Without, a dropped handshake is
+			// the network's (node scale saw resets and timeouts under a
+			// thousand nodes' connections), and libzmq connects again.
+			if !m.plain {
+				f(true, handshakeReason(ev, value, server), ep)
+			}
+		case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH:
 			f(true, handshakeReason(ev, value, server), ep)
+		case zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED:
+			if lost != nil {
+				lost(ep, ev == zmq.EVENT_DISCONNECTED)
+			}
 		}
 	}
 }
@@ -105,7 +137,7 @@ func watch(zctx *Context, h *handle, firstTag int, socks ...*batchSocket) (*moni
 			ms.close()
 			return nil, err
 		}
-		m, err := newMonitor(zctx, s.z)
+		m, err := newMonitor(zctx, s.z, 0)
 		if err != nil {
 			ms.close()
 			return nil, err

@@ -95,6 +95,14 @@ func (p *poller) add(s *zmq.Socket, tag int) error {
 	return nil
 }
 
+// appendTags appends the tag of every socket watched to fired.
+func (p *poller) appendTags(fired []int) []int {
+	for tag := range p.fds {
+		fired = append(fired, tag)
+	}
+	return fired
+}
+
 // remove stops watching the socket of tag (before the socket is closed).
 func (p *poller) remove(tag int) {
 	if fd, ok := p.fds[tag]; ok {

@@ -36,8 +36,9 @@ type ProxyConfig struct {
 // Proxy is a publisher proxy loop.
 type Proxy struct {
 	*handle
-	cfg         ProxyConfig
-	front, back string
+	cfg                 ProxyConfig
+	front, back         string
+	frontPort, backPort int
 }
 
 // StartProxy binds the proxy's sockets and serves them in a new goroutine.
@@ -55,6 +56,10 @@ func StartProxy(zctx *Context, cfg ProxyConfig) (*Proxy, error) {
 
 // Endpoints returns the bound frontend and backend endpoints.
 func (p *Proxy) Endpoints() (front, back string) { return p.front, p.back }
+
+// Ports returns the bound frontend and backend ports, for a new loop to
+// bind the same ones.
+func (p *Proxy) Ports() (front, back int) { return p.frontPort, p.backPort }
 
 // ErrDropped is the reason given to OnDrop for a message the proxy could
 // not take: malformed, or the publishing side full.
@@ -76,10 +81,10 @@ func (p *Proxy) run(zctx *Context, h *handle, started func()) error {
 	if err := back.z.SetXpubNodrop(true); err != nil {
 		return fmt.Errorf("sockets: proxy: xpub_nodrop: %w", err)
 	}
-	if p.front, _, err = p.cfg.Front.bind(front.z); err != nil {
+	if p.front, p.frontPort, err = p.cfg.Front.bind(front.z); err != nil {
 		return err
 	}
-	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
+	if p.back, p.backPort, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
 	const iF, iB = 0, 1
@@ -249,10 +254,11 @@ type SubscriberConfig struct {
 // Subscriber is a SUB socket loop.
 type Subscriber struct {
 	*handle
-	cfg  SubscriberConfig
-	ops  chan subOp
-	wake waker
-	pub  string
+	cfg     SubscriberConfig
+	ops     chan subOp
+	wake    waker
+	pub     string
+	pubPort int
 }
 
 type subOp struct {
@@ -277,6 +283,10 @@ func StartSubscriber(zctx *Context, cfg SubscriberConfig) (*Subscriber, error) {
 
 // Endpoint returns where the loop republishes ("" when it does not).
 func (s *Subscriber) Endpoint() string { return s.pub }
+
+// Port returns the port where the loop republishes (0 when it does not),
+// for a new loop to bind the same one.
+func (s *Subscriber) Port() int { return s.pubPort }
 
 // Update connects to and disconnects from endpoints and adds and removes
 // subscription prefixes. It does not wait for the loop.
@@ -306,7 +316,7 @@ func (s *Subscriber) run(zctx *Context, h *handle, started func()) error {
 		if err := pub.z.SetXpubNodrop(true); err != nil {
 			return fmt.Errorf("sockets: local publisher: xpub_nodrop: %w", err)
 		}
-		if s.pub, _, err = s.cfg.Republish.bind(pub.z); err != nil {
+		if s.pub, s.pubPort, err = s.cfg.Republish.bind(pub.z); err != nil {
 			return err
 		}
 	}

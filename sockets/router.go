@@ -99,7 +99,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 	if r.cfg.Options.Curve != nil {
 		s.withUserID()
 	}
-	mon, err := newMonitor(zctx, s.z)
+	mon, err := newMonitor(zctx, s.z, 0)
 	if err != nil {
 		return fmt.Errorf("sockets: router: %w", err)
 	}
@@ -179,7 +179,34 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 			fired = h.sleep(h.p, &r.out.waker, hasWork, backlogTimeout(out.held.len() > 0), fired)
 		}
 	}
+	r.drain(s, &rc)
 	return nil
+}
+
+// drainMax bounds the batches a stopping Router still reads.
+const drainMax = 256
+
+// drain hands OnRecv what libzmq had taken in for the socket before it
+// closes (a restart, or the node's close): a message read here is handled
+// like any other, one left in the socket would be lost unseen. It reads
+// until the socket is empty (or drainMax batches), whether or not OnRecv
+// asks to pause: what it holds is bounded by the socket's high-water mark.
+func (r *Router) drain(s *batchSocket, rc *receiver) {
+	for range drainMax {
+		batch, res := rc.recv(s)
+		if res.err != nil {
+			return
+		}
+		if res.dropped+res.oversized > 0 && r.cfg.OnDropped != nil {
+			r.cfg.OnDropped(res.dropped, res.oversized)
+		}
+		if batch != nil {
+			r.cfg.OnRecv(Batch{buf: batch, n: res.n})
+		}
+		if batch == nil {
+			return
+		}
+	}
 }
 
 // refused reports a failed handshake. Runs in the loop's goroutine.
@@ -286,6 +313,16 @@ type Bind struct {
 	Advertise        string
 }
 
+// Wildcard reports whether addr means every address of the host
+// ("0.0.0.0", "*", "::"): bound, it is no address that others can reach.
+func Wildcard(addr string) bool {
+	switch strings.Trim(addr, "[]") {
+	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
+		return true
+	}
+	return false
+}
+
 // advertised is the endpoint others reach port at.
 func (b Bind) advertised(port int) string {
 	host := b.Host
@@ -304,7 +341,7 @@ func (b Bind) bind(s *zmq.Socket) (string, int, error) {
 	}
 	for _, also := range b.Also {
 		if err := s.Bind(also); err != nil {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", also, err)
+			return "", 0, bindError(also, err)
 		}
 	}
 	return ep, port, nil
@@ -324,14 +361,14 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 				return b.advertised(b.Port), b.Port, nil
 			}
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+				return "", 0, bindError(ep, err)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	lo, hi := b.PortMin, b.PortMax
 	if lo <= 0 || hi < lo {
-		return "", 0, fmt.Errorf("sockets: bind %s: bad port range %d-%d", host, lo, hi)
+		return "", 0, &BindError{Endpoint: host, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
 	}
 	span := hi - lo + 1
 	first := rand.IntN(span)
@@ -345,11 +382,16 @@ func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
 			return b.advertised(port), port, nil
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+			return "", 0, bindError(ep, err)
 		}
 		lastErr = err
 	}
-	return "", 0, fmt.Errorf("sockets: bind %s: no free port in %d-%d after %d tries: %w", host, lo, hi, tries, lastErr)
+	be := bindError("tcp://"+joinHostPort(host, lo), lastErr)
+	if hi > lo {
+		be.Endpoint = fmt.Sprintf("tcp://%s ports %d-%d", host, lo, hi)
+	}
+	be.Tries = tries
+	return "", 0, be
 }
 
 // bindIPC binds an ipc endpoint in dir, named after the process and a port
@@ -364,13 +406,13 @@ func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
 	if b.Port != 0 {
 		ep, err := try(b.Port)
 		if err != nil {
-			return "", 0, fmt.Errorf("sockets: bind %s: %w", ep, err)
+			return "", 0, bindError(ep, err)
 		}
 		return ep, b.Port, nil
 	}
 	lo, hi := b.PortMin, b.PortMax
 	if lo <= 0 || hi < lo {
-		return "", 0, fmt.Errorf("sockets: bind ipc in %s: bad port range %d-%d", dir, lo, hi)
+		return "", 0, &BindError{Endpoint: "ipc://" + dir, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
 	}
 	var lastErr error
 	for i := 0; i < min(hi-lo+1, 200); i++ {
@@ -379,7 +421,7 @@ func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
 		if err == nil {
 			return ep, port, nil
 		}
-		lastErr = fmt.Errorf("sockets: bind %s: %w", ep, err)
+		lastErr = bindError(ep, err)
 	}
 	return "", 0, lastErr
 }

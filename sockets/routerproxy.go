@@ -39,8 +39,9 @@ type RouterProxyConfig struct {
 // RouterProxy is a router proxy loop.
 type RouterProxy struct {
 	*handle
-	cfg         RouterProxyConfig
-	front, back string
+	cfg                 RouterProxyConfig
+	front, back         string
+	frontPort, backPort int
 }
 
 // StartRouterProxy binds the proxy's sockets and serves them in a new
@@ -59,6 +60,10 @@ func StartRouterProxy(zctx *Context, cfg RouterProxyConfig) (*RouterProxy, error
 
 // Endpoints returns the bound frontend and backend endpoints.
 func (p *RouterProxy) Endpoints() (front, back string) { return p.front, p.back }
+
+// Ports returns the bound frontend and backend ports, for a new loop to
+// bind the same ones.
+func (p *RouterProxy) Ports() (front, back int) { return p.frontPort, p.backPort }
 
 // grouper collects records per destination routing id, so that each
 // destination gets one payload per turn.
@@ -103,10 +108,10 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 		return fmt.Errorf("sockets: router proxy: %w", err)
 	}
 	defer back.close(h)
-	if p.front, _, err = p.cfg.Front.bind(front.z); err != nil {
+	if p.front, p.frontPort, err = p.cfg.Front.bind(front.z); err != nil {
 		return err
 	}
-	if p.back, _, err = p.cfg.Back.bind(back.z); err != nil {
+	if p.back, p.backPort, err = p.cfg.Back.bind(back.z); err != nil {
 		return err
 	}
 	const iF, iB = 0, 1
@@ -142,7 +147,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 	)
 	// forward sends the grouped records; a peer that is gone or full
 	// loses them (senders with acks resend), counted.
-	forward := func(s *batchSocket, g *grouper) error {
+	forward := func(s *batchSocket, g *grouper, side string) error {
 		g.pack(&pk)
 		buf := pk.bytes()
 		for off := 0; off < len(buf); {
@@ -156,7 +161,7 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			}
 			i := pk.indexAt(off)
 			from, to := pk.messagesOf(i)
-			drop(fmt.Errorf("%w: forward %d records: %v", ErrDropped, to-from, err))
+			drop(fmt.Errorf("%w: forward %d records to a %s: %v", ErrDropped, to-from, side, err))
 			off = pk.ends[i]
 		}
 		return nil
@@ -230,13 +235,13 @@ func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
 			busy = busy || got
 		}
 		if len(toBack.order) > 0 {
-			if err := forward(back, &toBack); err != nil {
+			if err := forward(back, &toBack, "server"); err != nil {
 				return fmt.Errorf("sockets: router proxy: to server: %w", err)
 			}
 			moreB = true // a send may eat the ZMQ_FD edge of what arrived meanwhile
 		}
 		if len(toFrnt.order) > 0 {
-			if err := forward(front, &toFrnt); err != nil {
+			if err := forward(front, &toFrnt, "client"); err != nil {
 				return fmt.Errorf("sockets: router proxy: to client: %w", err)
 			}
 			moreF = true

@@ -223,6 +223,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -239,9 +240,10 @@ var errTooManyFrames = errors.New("sockets: message of too many frames dropped")
 // batchSocket is the libzmq socket behind a zmq4 socket, with its receive
 // state. Used by one goroutine only.
 type batchSocket struct {
-	z   *zmq.Socket
-	ptr unsafe.Pointer
-	rx  *C.relay_rx
+	z     *zmq.Socket
+	ptr   unsafe.Pointer
+	rx    *C.relay_rx
+	fault *atomic.Pointer[error] // its loop's injected fault, or nil
 }
 
 // newBatchSocket wraps s for batched I/O. It reads zmq4's socket handle, the
@@ -291,6 +293,11 @@ type recvResult struct {
 
 // recv receives whole messages into buf in packed form, at most max.
 func (r *batchSocket) recv(buf []byte, max int) recvResult {
+	if r.fault != nil {
+		if err := r.fault.Load(); err != nil {
+			return recvResult{err: *err}
+		}
+	}
 	if len(buf) == 0 {
 		return recvResult{more: true, need: 1}
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/relay-dev/relay"
@@ -115,12 +117,26 @@ exit code 1 when the cast cannot be sent.
 
 // send starts a client node on mm, runs f with a context bounded by
 // timeout, closes the node and reports the outcome: exit code 0, or 1 with
-// the error. A cast or notification that the node dropped at Close is an
-// error too.
+// the error. A cast or notification that the node could not deliver is an
+// error too; one whose connection dropped just after it was sent (the
+// server or listener closed) may have arrived: a warning says so.
 func (c *cli) send(mm string, timeout time.Duration, f func(context.Context, *relay.Node) error, opts ...relay.Option) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	node, err := relay.Start(ctx, append([]relay.Option{relay.WithMatchmaker(mm)}, opts...)...)
+	var (
+		mu          sync.Mutex
+		lost, maybe []error
+	)
+	undelivered := relay.WithUndelivered(func(u relay.Undelivered) {
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(u.Err, relay.ErrConnectionLost) {
+			maybe = append(maybe, u.Err)
+		} else {
+			lost = append(lost, u.Err)
+		}
+	})
+	node, err := relay.Start(ctx, append([]relay.Option{relay.WithMatchmaker(mm), undelivered}, opts...)...)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -128,10 +144,14 @@ func (c *cli) send(mm string, timeout time.Duration, f func(context.Context, *re
 	if cerr := node.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	// Close does not wait for queued casts to go out; it counts those it
-	// drops, so say so rather than report success.
-	if d := node.Stats().DroppedCasts; err == nil && d > 0 {
-		err = fmt.Errorf("the message was queued but dropped when the node closed (%d dropped)", d)
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case err != nil:
+	case len(lost) > 0:
+		err = fmt.Errorf("the message was sent but not delivered (%d): %w", len(lost), lost[0])
+	case len(maybe) > 0:
+		fmt.Fprintf(c.stderr, "warning: %v: it may or may not have arrived\n", maybe[0])
 	}
 	if err != nil {
 		return c.fail(err)

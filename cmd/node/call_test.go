@@ -79,6 +79,15 @@ func TestCallJSON(t *testing.T) {
 	jsonOut(t, runNodeWith(t, big, nil, "call", "--matchmaker", mm, "--topic", "compute", "echo", "-"), big)
 	jsonOut(t, runNodeWith(t, "plain text\n", nil, "call", "--matchmaker", mm, "--topic", "compute", "echo", "-"), `"plain text\n"`)
 
+	// Over the maximum message size (16 MiB): exit 1 at once, naming the
+	// size and the limit, not a timeout.
+	huge := filepath.Join(t.TempDir(), "huge.txt")
+	if err := os.WriteFile(huge, []byte(strings.Repeat("x", 17<<20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, call(t, mm, "echo", "@"+huge, "--timeout", "60s"), 1,
+		"message too large: CALL echo on compute is 178", "bytes, WithMaxMessageSize is 16777216")
+
 	// A handler's error: exit 1, the remote error on stderr, nothing on stdout.
 	r := call(t, mm, "subtract", "100")
 	expect(t, r, 1, "remote error NegativeError: subtracting 100 from 3 would go negative")

@@ -14,6 +14,7 @@
 //	node demo                                              a 3-server cluster in one process, explained
 //	node bench [flags]                                     relay against raw libzmq
 //	node chaos [--mode M --seed N --duration D]            a cluster killed at random; what was lost
+//	node scale [--nodes N --procs P --mode M]              1,000 nodes on one machine: what they cost
 //
 // ARG and PAYLOAD are JSON, "@FILE" or "-" (standard input). Flags may come
 // before or after the positional arguments; every flag can also be set as
@@ -21,7 +22,7 @@
 // reads, each taking the keys it knows.
 //
 // It parses flags and calls the relay package and the internal demo,
-// bench and chaos packages; it holds no logic of its own.
+// bench, chaos and scale packages; it holds no logic of its own.
 package main
 
 import (
@@ -48,6 +49,7 @@ func commands() []command {
 	return []command{
 		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),
 		statusCommand(), infoCommand(), dashboardCommand(), proxyCommand(), keygenCommand(), demoCommand(), benchCommand(), chaosCommand(),
+		scaleCommand(),
 	}
 }
 

@@ -111,8 +111,9 @@ func TestUnknownMatchmakerScheme(t *testing.T) {
 	}
 }
 
-// A port in use fails serve and listen with one message naming the flags
-// (--bind, --ports), without the log of each restart that led to it.
+// A port in use or an address that is not this host's fails serve and
+// listen at once with one message naming the flags (--bind, --ports) and
+// the fix, without a log of restarts.
 func TestPortInUse(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -120,17 +121,29 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	for _, args := range [][]string{
-		{"serve", "--matchmaker", "memory://x", "--topic", "t", "--ports", port + "-" + port},
-		{"listen", "--matchmaker", "memory://x", "--topic", "t", "--ports", port + "-" + port},
-		{"proxy", "--router", "--matchmaker", "memory://x", "--ports", port + "-" + port},
+	inUse := []string{"cannot bind: port " + port + " (--ports " + port + "-" + port + ") on --bind 127.0.0.1 is in use",
+		"Fix: stop what holds it, or give --ports a free port"}
+	notHere := []string{"cannot bind: --bind 203.0.113.7 is not an address of this host",
+		"Fix: give one of this host's addresses or interfaces (lo 127.0.0.1", "or 0.0.0.0 with --advertise"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"serve", "--matchmaker", "memory://x", "--topic", "t", "--ports", port + "-" + port}, inUse},
+		{[]string{"listen", "--matchmaker", "memory://x", "--topic", "t", "--ports", port + "-" + port}, inUse},
+		{[]string{"serve", "--matchmaker", "memory://x", "--topic", "t", "--bind", "203.0.113.7"}, notHere},
+		{[]string{"serve", "--matchmaker", "memory://x", "--topic", "t", "--bind", "nosuchif0"},
+			[]string{"--bind nosuchif0 is neither an IP address nor an interface of this host", "Fix: "}},
+		{[]string{"proxy", "--router", "--matchmaker", "memory://x", "--ports", port + "-" + port},
+			[]string{"address already in use", "--bind (127.0.0.1 must be an address of this host)", "--ports (" + port + "-" + port + ")"}},
 	} {
+		args := tc.args
 		r := runNode(t, args...)
 		if r.code != 1 {
 			t.Errorf("node %q: %s; want exit 1", args, r)
 			continue
 		}
-		for _, want := range []string{"address already in use", "--bind (127.0.0.1 must be an address of this host)", "--ports (" + port + "-" + port + ")"} {
+		for _, want := range tc.want {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("node %q: stderr lacks %q: %s", args, want, r)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -12,16 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/metrics"
+	"github.com/relay-dev/relay/proxy"
 )
 
-func proxyCommand() command {
-	return command{
-		name:     "proxy",
-		short:    "run a router proxy (calls, casts) or a publisher proxy (fanout, notifications)",
-		synopsis: "(--router | --publisher [--ack | --local --host H]) --matchmaker URL [--bind ADDR ...]",
-		about: `With --router, runs a router proxy for nodes in router-proxy mode
+// proxyAbout is the start of node proxy's help.
+const proxyAbout = `With --router, runs a router proxy for nodes in router-proxy mode
 (--router-proxy; relay.WithRouterProxy in code): calls and casts go from
 clients through one of the registered router proxies to the server they
 name, so connections grow as proxies x nodes instead of clients x servers.
@@ -40,7 +37,18 @@ another proxy. A local proxy (--publisher --local --host H) subscribes to
 the central ones and republishes on host H, whose nodes connect to it
 instead (two-level fanout). Runs until SIGINT or SIGTERM.
 
-` + matchmakerNote + "\n" + curveNote,
+A proxy's socket loop that fails is restarted in place, on the same ports,
+and the proxy stays registered; only when it fails more often than its
+supervisor allows does the proxy unregister and exit 1 (restart it then).
+
+`
+
+func proxyCommand() command {
+	return command{
+		name:     "proxy",
+		short:    "run a router proxy (calls, casts) or a publisher proxy (fanout, notifications)",
+		synopsis: "(--router | --publisher [--ack | --local --host H]) --matchmaker URL [--bind ADDR ...]",
+		about:    proxyAbout + matchmakerNote + "\n" + curveNote,
 		examples: `  node proxy --router --matchmaker redis://127.0.0.1:6379 --frontend 127.0.0.1:7100 --backend 127.0.0.1:7101
   node proxy --publisher --ack --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.1
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
@@ -85,26 +93,28 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if err := cf.check(); err != nil {
 					return c.usageError("%v", err)
 				}
-				log := c.logger()
+				// While the proxy starts, its log is held back: one that
+				// cannot start prints only the error that sums up why.
+				log, held := newHeldLogger(c.handler)
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				opts := relay.ProxyOptions{
-					Matchmaker: url, Host: *host, BindAddress: *bind, PortMin: portMin, PortMax: portMax,
-					Ack: *ack, Local: *local, RegistrationTTL: *ttl, Logger: log,
-					Frontend: *frontend, Backend: *backend, Advertise: *advertise,
-					CurveKey: cf.key, CurveAllow: cf.allow,
+				opts := []proxy.Option{
+					proxy.WithMatchmaker(url), proxy.WithBindAddress(*bind), proxy.WithPortRange(portMin, portMax),
+					proxy.WithRegistrationTTL(*ttl), proxy.WithLogger(log), proxy.WithAdvertise(*advertise),
 				}
-				var p interface {
-					Endpoints() string
-					Failed() <-chan error
-					ReloadAllowList() error
-					Close() error
+				if *host != "" {
+					opts = append(opts, proxy.WithHost(*host))
 				}
+				if cf.key != "" || cf.allow != "" {
+					opts = append(opts, proxy.WithCurve(cf.key, cf.allow))
+				}
+				var p runningProxy
 				if *router {
-					p, err = relay.StartRouterProxy(ctx, opts)
+					p, err = proxy.StartRouter(ctx, append(opts, proxy.WithFrontend(*frontend), proxy.WithBackend(*backend))...)
 				} else {
-					p, err = relay.StartPublisherProxy(ctx, opts)
+					p, err = proxy.StartPublisher(ctx, append(opts, proxy.WithAck(*ack), proxy.WithLocal(*local))...)
 				}
+				held.release(err == nil)
 				if err != nil && strings.Contains(err.Error(), "bind") {
 					where := fmt.Sprintf("--bind (%s must be an address of this host) and --ports (%s)", *bind, *ports)
 					if *frontend != "" || *backend != "" {
@@ -115,40 +125,56 @@ instead (two-level fanout). Runs until SIGINT or SIGTERM.
 				if err != nil {
 					return c.fail(err)
 				}
-				var failed atomic.Bool
-				if *httpAddr != "" {
-					m := metrics.New()
-					if rp, ok := p.(*relay.RouterProxy); ok {
-						m.AddRouterProxy(rp.Endpoints(), rp)
-					}
-					ready := func() error {
-						if failed.Load() {
-							return errors.New("proxy socket loop failed")
-						}
-						return nil
-					}
-					_, stopHTTP, err := c.serveHTTP(*httpAddr, metrics.Handler(metrics.NewRegistry(m), ready))
-					if err != nil {
-						p.Close()
-						return c.usageError("%v", err)
-					}
-					defer stopHTTP()
-				}
-				defer cf.reloadOnHUP(log, p.ReloadAllowList)()
 				log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
-				code := 0
-				select {
-				case <-ctx.Done():
-					log.Info("signal received; closing")
-				case err := <-p.Failed():
-					failed.Store(true)
-					code = c.fail(fmt.Errorf("failed (restart it): %w", err))
-				}
-				if err := p.Close(); err != nil {
-					return c.fail(err)
-				}
-				return code
+				return c.serveProxy(ctx, p, *httpAddr, &cf, log)
 			}
 		},
 	}
+}
+
+// runningProxy is what node proxy uses of a started proxy.
+type runningProxy interface {
+	Endpoints() string
+	Failed() <-chan error
+	ReloadAllowList() error
+	Close() error
+}
+
+// serveProxy serves p's metrics on httpAddr (when set), reloads its
+// allow-list on SIGHUP, and runs it until ctx ends (a signal) or p fails
+// beyond its restart intensity; then it closes p and returns the exit
+// code.
+func (c *cli) serveProxy(ctx context.Context, p runningProxy, httpAddr string, cf *curveFlags, log *slog.Logger) int {
+	var failed atomic.Bool
+	if httpAddr != "" {
+		m := metrics.New()
+		if rp, ok := p.(*proxy.Router); ok {
+			m.AddRouterProxy(rp.Endpoints(), rp)
+		}
+		ready := func() error {
+			if failed.Load() {
+				return errors.New("proxy socket loop failed")
+			}
+			return nil
+		}
+		_, stopHTTP, err := c.serveHTTP(httpAddr, metrics.Handler(metrics.NewRegistry(m), ready))
+		if err != nil {
+			p.Close()
+			return c.usageError("%v", err)
+		}
+		defer stopHTTP()
+	}
+	defer cf.reloadOnHUP(log, p.ReloadAllowList)()
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; closing")
+	case err := <-p.Failed():
+		failed.Store(true)
+		code = c.fail(fmt.Errorf("failed (restart it): %w", err))
+	}
+	if err := p.Close(); err != nil {
+		return c.fail(err)
+	}
+	return code
 }

@@ -30,8 +30,12 @@ redis+sentinel://h1:26379,h2:26379/mastername, or a static hosts file,
 file:///path/hosts.json or file:relative/path.json (format:
 testdata/hosts.json; topic -> ["host:port", ...], reloaded when edited).
 With a hosts file a server binds the port its entry names (--ports
-7001-7001), and its --host must be the entry's host: a directed call
-(--server) names that host, e.g. --server 127.0.0.2. Notifications need
+7001-7001), and its --host must be the entry's host: a directed call or
+cast (--server) names the host field of an entry, e.g. --server 127.0.0.2
+for 127.0.0.2:7001. A --server that no entry names fails at the caller
+("no servers for target", with the hosts the entries name); a server whose
+--host is not its entry's host refuses directed calls and drops directed
+casts unseen by their sender (it warns at start). Notifications need
 Redis: a hosts file lists no listeners.
 `
 
@@ -67,13 +71,13 @@ type nodeFlags struct {
 func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.matchmaker, "matchmaker", "", "matchmaker URL, e.g. redis://127.0.0.1:6379 (required)")
 	fs.StringVar(&n.host, "host", "", "host name to advertise (default: this machine's hostname)")
-	fs.StringVar(&n.bind, "bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+	fs.StringVar(&n.bind, "bind", "127.0.0.1", "IPv4 address or interface name (eth0, lo) to bind, and to advertise unless --advertise is given (an interface: its address); 0.0.0.0 needs --advertise")
 	fs.StringVar(&n.advertise, "advertise", "", "address others reach this node at, registered with its port (default: --bind)")
 	fs.StringVar(&n.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
-	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 20 MiB, unless GOMEMLIMIT is set")
+	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 12 MiB, unless GOMEMLIMIT is set")
 	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
@@ -107,7 +111,7 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 
 // memoryHeadroom is what a serving node needs beside the answers it keeps
 // for resends: its own buffers and the requests in flight.
-const memoryHeadroom = 20 << 20
+const memoryHeadroom = 12 << 20
 
 // limitMemory sets Go's soft memory limit to the answers the node keeps
 // (--dedup-mib) plus memoryHeadroom, unless GOMEMLIMIT is set (GOMEMLIMIT=off

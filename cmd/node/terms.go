@@ -15,8 +15,8 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// optionFlags maps relay's option names, which its errors name, to the
-// flags of node that set them.
+// optionFlags maps the option names of relay and of package proxy, which
+// their errors name, to the flags of node that set them.
 var optionFlags = []struct{ option, flag string }{
 	{"WithBindAddress", "bind"},
 	{"WithAdvertise", "advertise"},
@@ -28,6 +28,11 @@ var optionFlags = []struct{ option, flag string }{
 	{"WithRouterProxy", "router-proxy"},
 	{"WithPubSub", "pubsub"},
 	{"WithAcks", "acks"},
+	{"Target.Server", "server"},
+	{"WithAck", "ack"}, // after WithAcks, which it prefixes
+	{"WithLocal", "local"},
+	{"WithFrontend", "frontend"},
+	{"WithBackend", "backend"},
 }
 
 // inFlagTerms renders err with each relay option it names replaced by the
@@ -94,8 +99,8 @@ func absFileURL(v, dir string) string {
 }
 
 // heldLog holds the records of a logger back until release: while
-// relay.Start runs, a node that cannot start (a port in use) logs every
-// restart of the actor that failed, up to its restart intensity, before
+// relay.Start runs, a node that cannot start (an actor that keeps failing)
+// logs every restart of that actor, up to its restart intensity, before
 // Start returns the one error that sums them up. The command prints that
 // error; the records are written only when the node did start.
 type heldLog struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // ConnCount is how many TCP connections N nodes (half servers, half
@@ -42,7 +43,7 @@ func connections(ctx context.Context, nodes, proxies int) (int, error) {
 	if proxies > 0 {
 		opts = append(opts, relay.WithRouterProxy(true))
 		for i := 0; i < proxies; i++ {
-			p, err := relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm})
+			p, err := proxy.StartRouter(ctx, proxy.WithMatchmaker(mm))
 			if err != nil {
 				return 0, err
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // OneToMany is the result of a fanout or notify measurement: messages
@@ -22,14 +23,14 @@ type OneToMany struct {
 
 // oneToMany starts `receivers` nodes and a publisher on one memory
 // matchmaker, with a publisher proxy (acks on) in proxy mode.
-func oneToMany(ctx context.Context, proxy bool, receivers int, setup func(i int, n *relay.Node, count func(warmUp bool)) error,
+func oneToMany(ctx context.Context, viaProxy bool, receivers int, setup func(i int, n *relay.Node, count func(warmUp bool)) error,
 	publish func(ctx context.Context, pub *relay.Node, i int) error, n int) (res OneToMany, err error) {
 	res = OneToMany{Mode: "direct", Receivers: receivers, N: n}
 	mm := "memory://bench-fan-" + randomHex()
 	opts := []relay.Option{relay.WithMatchmaker(mm)}
-	if proxy {
+	if viaProxy {
 		res.Mode = "proxy"
-		p, err := relay.StartPublisherProxy(ctx, relay.ProxyOptions{Matchmaker: mm, Ack: true})
+		p, err := proxy.StartPublisher(ctx, proxy.WithMatchmaker(mm), proxy.WithAck(true))
 		if err != nil {
 			return res, err
 		}

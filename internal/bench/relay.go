@@ -12,6 +12,7 @@ import (
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/latency"
+	"github.com/relay-dev/relay/proxy"
 )
 
 const (
@@ -56,7 +57,7 @@ type CastResult struct {
 // both in this process, on their own in-memory matchmaker.
 type pair struct {
 	server, client *relay.Node
-	proxy          *relay.RouterProxy // router-proxy mode only
+	proxy          *proxy.Router // router-proxy mode only
 
 	// count, first and last are the cast handler's: casts received, and
 	// the UnixNano times of the first and the last. When count reaches
@@ -84,7 +85,7 @@ func startPair(ctx context.Context, m mode) (*pair, error) {
 	var err error
 	opts := append([]relay.Option{relay.WithMatchmaker(mm)}, m.both...)
 	if m.routed {
-		if p.proxy, err = relay.StartRouterProxy(ctx, relay.ProxyOptions{Matchmaker: mm}); err != nil {
+		if p.proxy, err = proxy.StartRouter(ctx, proxy.WithMatchmaker(mm)); err != nil {
 			return nil, fmt.Errorf("bench: start router proxy: %w", err)
 		}
 		opts = append(opts, relay.WithRouterProxy(true))

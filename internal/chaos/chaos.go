@@ -167,7 +167,7 @@ func (h *harness) launchAll(n int, prepare func(i int) (*member, error)) ([]*mem
 func (h *harness) newServer(i int) (*member, error) {
 	cfg := &h.cfg
 	name, addr := fmt.Sprintf("srv%d", i+1), serverAddr(i)
-	ports, err := freePorts(addr, 2)
+	ports, err := proc.FreePorts(addr, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (h *harness) newServer(i int) (*member, error) {
 func (h *harness) newProxy(i int) (*member, error) {
 	cfg := &h.cfg
 	addr := proxyAddr(i)
-	ports, err := freePorts(addr, 3)
+	ports, err := proc.FreePorts(addr, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -494,26 +494,6 @@ func waitDone(wait func(), d time.Duration) {
 	case <-done:
 	case <-time.After(d):
 	}
-}
-
-// freePorts returns n distinct ports of addr that were free a moment ago.
-func freePorts(addr string, n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("chaos: free port on %s: %w", addr, err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // freeRange returns the first of n consecutive ports of addr that were

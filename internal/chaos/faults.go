@@ -54,7 +54,7 @@ func (h *harness) apply(f *Fault) string {
 		h.afterDown(f, func() error {
 			port := m.port
 			if h.cfg.NewPorts && m.role == roleServer {
-				ports, err := freePorts(m.addr, 1)
+				ports, err := proc.FreePorts(m.addr, 1)
 				if err != nil {
 					return err
 				}

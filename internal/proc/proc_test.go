@@ -77,6 +77,10 @@ func TestHelpers(t *testing.T) {
 	if err != nil || p <= 0 {
 		t.Errorf("free port: %d, %v", p, err)
 	}
+	ps, err := FreePorts("127.0.0.1", 3)
+	if err != nil || len(ps) != 3 || ps[0] == ps[1] || ps[1] == ps[2] || ps[0] == ps[2] {
+		t.Errorf("3 free ports: %v, %v; want 3 distinct", ps, err)
+	}
 	path := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(path, []byte("a\nb\nc\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -81,6 +81,27 @@ func FreePort(addr string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreePorts returns n distinct TCP ports of addr that were free a moment
+// ago (held open together while they are chosen, so none repeats).
+func FreePorts(addr string, n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("proc: free port on %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Tail returns the last n lines of the file at path (a process's log), or
 // why it cannot be read.
 func Tail(path string, n int) string {

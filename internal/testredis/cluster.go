@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-dev/relay/internal/testutil"
+	"github.com/relay-dev/relay/internal/poll"
 )
 
 // clusterNodeTimeout is the cluster-node-timeout of a test cluster: how
@@ -81,7 +81,7 @@ func (c *Cluster) form(primaries, replicas int) error {
 			return err
 		}
 	}
-	err := testutil.Poll(startTimeout, func() error {
+	err := poll.Until(startTimeout, func() error {
 		for _, s := range c.nodes {
 			info, err := s.endpoint().str("CLUSTER", "INFO")
 			if err != nil {
@@ -104,7 +104,7 @@ func (c *Cluster) form(primaries, replicas int) error {
 			}
 		}
 	}
-	err = testutil.Poll(startTimeout, func() error {
+	err = poll.Until(startTimeout, func() error {
 		for _, s := range c.nodes[primaries:] {
 			info, err := s.endpoint().str("INFO", "replication")
 			if err != nil {
@@ -146,7 +146,7 @@ func (c *Cluster) WaitOK(timeout time.Duration) {
 }
 
 func (c *Cluster) poll(timeout time.Duration) error {
-	return testutil.Poll(timeout, func() error {
+	return poll.Until(timeout, func() error {
 		for _, s := range c.running() {
 			info, err := s.endpoint().str("CLUSTER", "INFO")
 			if err != nil {

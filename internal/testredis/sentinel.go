@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/relay-dev/relay/internal/testutil"
+	"github.com/relay-dev/relay/internal/poll"
 )
 
 // MasterName is the name under which a Sentinel monitors its master.
@@ -87,7 +87,7 @@ sentinel failover-timeout %s 3000
 	s.mu.Unlock()
 	// Wait until the sentinel has seen the replica (it learns replicas from
 	// the master's INFO), so that a failover has somewhere to go.
-	err = testutil.Poll(3*startTimeout, func() error {
+	err = poll.Until(3*startTimeout, func() error {
 		if _, err := s.MasterAddr(); err != nil {
 			return err
 		}

@@ -37,8 +37,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-dev/relay/internal/poll"
 	"github.com/relay-dev/relay/internal/proc"
-	"github.com/relay-dev/relay/internal/testutil"
 )
 
 // startTimeout bounds how long a started process may take to answer PING.
@@ -262,7 +262,7 @@ func startProcess(name, bin, dir string, args []string, ep endpoint) (*exec.Cmd,
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testredis: start %s: %w", name, err)
 	}
-	if err := testutil.Poll(startTimeout, func() error { _, err := ep.do("PING"); return err }); err != nil {
+	if err := poll.Until(startTimeout, func() error { _, err := ep.do("PING"); return err }); err != nil {
 		kill(cmd)
 		return nil, fmt.Errorf("testredis: %s on %s did not answer PING within %v: %v\n%s log:\n%s",
 			name, ep.addr, startTimeout, err, name, proc.Tail(logPath, 20))

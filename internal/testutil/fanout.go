@@ -44,10 +44,14 @@ func ServeCounter(t testing.TB, n *relay.Node, topic string) *FanoutCounter {
 
 // Tally counts, over events 0..n-1, the ones never handled and the extra
 // handlings.
-func (c *FanoutCounter) Tally(n int) (lost, dup int) {
+func (c *FanoutCounter) Tally(n int) (lost, dup int) { return c.TallyRange(0, n) }
+
+// TallyRange counts, over events from..to-1, the ones never handled and
+// the extra handlings.
+func (c *FanoutCounter) TallyRange(from, to int) (lost, dup int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		switch k := c.seen[i]; {
 		case k == 0:
 			lost++

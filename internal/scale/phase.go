@@ -1,0 +1,161 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// load drives the mixed load for the run's duration, measures each
+// process at its middle and end and Redis over it, lets the last fanouts
+// arrive, stops the host processes and gathers their reports into rep.
+func (h *harness) load(ctx context.Context, rep *Report) error {
+	cfg := &h.cfg
+	before, err := readRedis(h.rs)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	h.signalHosts(syscall.SIGUSR1)
+	h.control.BeginLoad()
+	cfg.logf("load: %d calls/s to conductors, %d calls/s and %d casts/s to computes, a fanout and a notification every %v, for %v",
+		cfg.CallRate, cfg.APIRate, cfg.CastRate, cfg.FanoutEvery, cfg.Duration)
+	overflows := listenOverflows()
+	sleep(ctx, cfg.Duration/2)
+	if rep.Mid, err = h.usage(); err != nil {
+		return err
+	}
+	midAt := time.Now()
+	sleep(ctx, cfg.Duration-time.Since(start))
+	if rep.End, err = h.usage(); err != nil {
+		return err
+	}
+	cpuPercent(rep.Mid, rep.End, time.Since(midAt))
+	rep.ListenOverflows = listenOverflows() - overflows
+	after, err := readRedis(h.rs)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	h.control.stopLoad()
+	for _, c := range h.hosts {
+		if err := c.exited(); err != nil {
+			return err
+		}
+	}
+	rep.Took = took
+	rep.Redis = RedisLoad{Before: before, After: after,
+		OpsPerSec: float64(after.Commands-before.Commands) / took.Seconds()}
+	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drainWait)
+	sent := h.control.Report()
+	_ = poll(ctx, drainWait, func() error {
+		reps := h.hostReports()
+		if lost := undelivered(sent, reps, cfg.Nodes); lost > 0 {
+			return fmt.Errorf("%d deliveries missing", lost)
+		}
+		got := int64(0)
+		for _, r := range reps {
+			got += r.CastsReceived
+		}
+		if got < sent.CastsSent {
+			return fmt.Errorf("%d of %d casts received", got, sent.CastsSent)
+		}
+		return nil
+	})
+	h.signalHosts(syscall.SIGTERM)
+	rep.Remarks = append(rep.Remarks, stopChildren(h.hosts)...)
+	reps := h.hostReports()
+	for i, r := range reps {
+		if !r.Final {
+			rep.Remarks = append(rep.Remarks, fmt.Sprintf("%s wrote no final report (log %s)", h.hosts[i].name, h.hosts[i].log))
+		}
+	}
+	rep.add(h.control.Report(), reps)
+	return nil
+}
+
+// cpuPercent sets the CPU share of each process of end from its CPU time
+// in mid, measured d earlier.
+func cpuPercent(mid, end []Usage, d time.Duration) {
+	for i := range end {
+		for _, m := range mid {
+			if m.Name == end[i].Name && d > 0 {
+				end[i].CPUPercent = 100 * float64(end[i].CPU-m.CPU) / float64(d)
+			}
+		}
+	}
+}
+
+// stopLoad stops the host's load and waits for it; its nodes keep
+// running.
+func (h *Host) stopLoad() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// undelivered counts the deliveries of the fanouts and notifications sent
+// that are missing: each should reach every one of n computes.
+func undelivered(sent HostReport, reps []HostReport, n int) int {
+	missing := 0
+	for _, pick := range []func(HostReport) map[string]Delivery{
+		func(r HostReport) map[string]Delivery { return r.Fanouts },
+		func(r HostReport) map[string]Delivery { return r.Notes },
+	} {
+		for k, d := range pick(sent) {
+			if d.N == 0 || k[0] == '-' {
+				continue
+			}
+			got := 0
+			for _, r := range reps {
+				got += pick(r)[k].N
+			}
+			missing += max(n-got, 0)
+		}
+	}
+	return missing
+}
+
+// usage measures every process of the run: this one (the control plane),
+// the host processes, the proxies and Redis.
+func (h *harness) usage() ([]Usage, error) {
+	conns, err := established()
+	if err != nil {
+		return nil, err
+	}
+	port := h.rs.Port()
+	var out []Usage
+	add := func(name, role string, nodes, pid int) {
+		u, err := usageOf(pid, conns, port)
+		if err != nil {
+			return // it exited: reported elsewhere
+		}
+		u.Name, u.Role, u.Nodes = name, role, nodes
+		out = append(out, u)
+	}
+	add("control (this process)", RoleControl, len(h.control.nodes), os.Getpid())
+	for _, c := range h.children {
+		if c.p != nil && !c.p.Exited() {
+			add(c.name, c.role, c.nodes, c.p.Pid())
+		}
+	}
+	if pid := h.rs.Pid(); pid != 0 {
+		add("redis-server :"+strconv.Itoa(port), roleRedis, 0, pid)
+	}
+	return out, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
