@@ -61,8 +61,8 @@ scale: deps ## 1,000 nodes over 4 processes with Redis, 30 s of mixed load; the 
 
 FUZZTIME ?= 15s
 
-fuzz: ## fuzz each decoder of network bytes (headers, routing header, bodies, errors, notifications), 15 s each
-	@for t in envelope:FuzzDecode envelope:FuzzParseRouted envelope:FuzzDecodeBody envelope:FuzzDecodeError .:FuzzNotifyBody; do \
+fuzz: ## fuzz each decoder of network bytes (headers, batches of records, routing header, bodies, errors, notifications), 15 s each
+	@for t in envelope:FuzzDecode envelope:FuzzRecords envelope:FuzzParseRouted envelope:FuzzDecodeBody envelope:FuzzDecodeError .:FuzzNotifyBody; do \
 		pkg=./$${t%%:*}; fn=$${t#*:}; \
 		echo "==> fuzz: go test -run=^\$$ -fuzz=^$$fn\$$ -fuzztime=$(FUZZTIME) $$pkg"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \

@@ -30,6 +30,7 @@ type Resender struct {
 	// server at addr is down (its connection lost or refused): a call
 	// marked with ResentFailover moves off it.
 	Down func(addr string) bool
+	now  func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -43,7 +44,7 @@ type Resender struct {
 // lost takes a cast (or publish) that no ACK came for by its deadline.
 func NewResender(p *Pending, r Retry, send func(addr string, rec []byte, deadline int64) error,
 	lost func(addr string, rec []byte, attempts int, err error), c *Counters, log *slog.Logger) *Resender {
-	return &Resender{pending: p, retry: r, send: send, lost: lost, counters: c, log: log}
+	return &Resender{pending: p, retry: r, send: send, lost: lost, counters: c, log: log, now: time.Now}
 }
 
 // Resent marks c, before it is added to the Pending table, as a message
@@ -66,7 +67,7 @@ func (r *Resender) ResentFailover(c *Call, addrs []string) {
 // Pending table and sent once.
 func (r *Resender) Schedule(c *Call) {
 	r.mu.Lock()
-	c.resend.next = time.Now().Add(r.retry.Base)
+	c.resend.next = r.now().Add(r.retry.Base)
 	c.resend.due = due(c, r.retry)
 	heap.Push(&r.h, c)
 	r.armLocked()

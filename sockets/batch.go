@@ -3,7 +3,8 @@ package sockets
 import "encoding/binary"
 
 // maxBatch bounds the bytes of records a loop packs into one ZeroMQ
-// message; a single record larger than it travels alone. With the
+// message (less when the peers' MaxMsgSize is smaller: batchLimit); a
+// single record larger than it travels alone. With the
 // high-water mark (in messages) it bounds what a pipe holds.
 const maxBatch = 64 << 10
 
@@ -20,6 +21,7 @@ const recvMax = 1024
 // remembers which queued messages each ZeroMQ message carries, so that a
 // send that stops part way says which were sent.
 type packer struct {
+	limit int // bytes of records per ZeroMQ message; 0: maxBatch
 	buf   []byte
 	ends  []int // end offset in buf of each ZeroMQ message
 	upto  []int // number of queued messages carried up to and including it
@@ -39,7 +41,7 @@ func (p *packer) reset() {
 // id to (nil on a DEALER), starting a new ZeroMQ message when the peer
 // changes or the open one is full.
 func (p *packer) add(to, rec []byte) {
-	if p.open && (p.size+len(rec) > maxBatch || string(to) != string(p.route)) {
+	if p.open && (p.size+len(rec) > p.max() || string(to) != string(p.route)) {
 		p.close()
 	}
 	if !p.open {
@@ -57,6 +59,29 @@ func (p *packer) add(to, rec []byte) {
 	p.buf = append(p.buf, rec...)
 	p.size += len(rec)
 	p.n++
+}
+
+// max returns the bytes of records a ZeroMQ message may carry.
+func (p *packer) max() int {
+	if p.limit > 0 {
+		return p.limit
+	}
+	return maxBatch
+}
+
+// routingRoom is what a receiving ROUTER adds to a message's size (the
+// routing-id frame) before it checks the message against its limit.
+const routingRoom = 64
+
+// batchLimit is the bytes of records a loop packs into one ZeroMQ message
+// towards peers that drop messages larger than maxMsgSize (all frames
+// together; 0: no limit): a batch must not be dropped where each of its
+// records alone would be taken.
+func batchLimit(maxMsgSize int64) int {
+	if maxMsgSize <= 0 || maxMsgSize-routingRoom >= maxBatch {
+		return maxBatch
+	}
+	return int(max(maxMsgSize-routingRoom, 1))
 }
 
 // close ends the open ZeroMQ message.

@@ -139,6 +139,7 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 		touched []*dealer
 		fresh   []*dealer // connected this turn: their monitors are read next turn
 	)
+	p.limit = batchLimit(d.cfg.Options.MaxMsgSize)
 	defer func() {
 		for _, dl := range all {
 			if dl != nil {

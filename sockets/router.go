@@ -130,6 +130,7 @@ func (r *Router) run(zctx *Context, h *handle, ready func()) error {
 		pending []Message
 	)
 	out.init(s, r.cfg.BacklogMax, r.drop)
+	out.p.limit = batchLimit(r.cfg.Options.MaxMsgSize)
 	defer func() { r.out.requeue(out.held.msgs) }()
 	var fired []int
 	hasWork := func() bool { return r.out.Len() > 0 || (paused && r.resume.Load()) }

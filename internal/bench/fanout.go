@@ -62,7 +62,10 @@ func oneToMany(ctx context.Context, viaProxy bool, receivers int, setup func(i i
 			return res, err
 		}
 	}
-	pub, err := relay.Start(ctx, append(opts, relay.WithHost("publisher"))...)
+	// The publisher waits for room when a receiver's send queue is full
+	// (the default queue, 8192, is less than n fanouts): the rate counts
+	// that wait, and no publish fails half-way through its receivers.
+	pub, err := relay.Start(ctx, append(opts, relay.WithHost("publisher"), relay.WithWaitOnFull(true))...)
 	if err != nil {
 		return res, err
 	}

@@ -100,7 +100,14 @@ func PendingCallMemory(ctx context.Context, m, size int) (res Memory, err error)
 	if m < 1 || size < 0 {
 		return Memory{}, fmt.Errorf("bench: pending calls: need m >= 1 and size >= 0, got m=%d size=%d", m, size)
 	}
-	p, err := startPair(ctx, mode{server: []relay.Option{relay.WithHandlerQueue(m + 1)}})
+	// m callers start at once: more than the default send queue (8192)
+	// may find it full before the sender's loop drains it, so they wait
+	// for room instead of failing (this row measures memory, not
+	// back-pressure). The server's send queue takes all m replies: its
+	// handlers, released together, answer faster than its loop sends, and
+	// a reply that finds the queue full is dropped (DroppedReplies).
+	p, err := startPair(ctx, mode{server: []relay.Option{relay.WithHandlerQueue(m + 1), relay.WithQueueSize(m + 1)},
+		both: []relay.Option{relay.WithWaitOnFull(true)}})
 	if err != nil {
 		return Memory{}, err
 	}
