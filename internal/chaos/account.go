@@ -27,6 +27,7 @@ type run struct {
 	server    string
 	inc       int
 	killed    bool      // its process was killed (or crashed) later
+	startedAt time.Time // when its handler started (its S record; zero when unknown)
 	applied   bool      // the handler applied it (an A record)
 	appliedAt time.Time // when (zero when unknown)
 	endedAt   time.Time // when its process was killed or crashed (killed)
@@ -90,7 +91,7 @@ func (h *harness) readRuns() map[string][]run {
 				}
 				rk := runKey(r.key, m.name)
 				if r.kind == recStarted {
-					runs[rk] = append(runs[rk], run{server: m.name, inc: inc.n, killed: killed, endedAt: inc.ended})
+					runs[rk] = append(runs[rk], run{server: m.name, inc: inc.n, killed: killed, startedAt: r.at, endedAt: inc.ended})
 					continue
 				}
 				rs, found := runs[rk], false
@@ -105,7 +106,18 @@ func (h *harness) readRuns() map[string][]run {
 			}
 		}
 	}
+	// In the order they started: the journals are read server by server,
+	// and a call that fails over runs on a second server after the first.
+	for _, rs := range runs {
+		inStartOrder(rs)
+	}
 	return runs
+}
+
+// inStartOrder sorts rs by when each started (those without a start
+// time keep their place at the front).
+func inStartOrder(rs []run) {
+	slices.SortStableFunc(rs, func(a, b run) int { return a.startedAt.Compare(b.startedAt) })
 }
 
 // reportUndelivered is the client nodes' WithUndelivered hook: it notes

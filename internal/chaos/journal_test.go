@@ -87,3 +87,21 @@ func TestHandled(t *testing.T) {
 		}
 	}
 }
+
+// A call that failed over ran first on a server killed during it, then on
+// another: read server by server, the runs come in the wrong order, and
+// the double run is at the crash only once they are in start order.
+func TestRunsInStartOrderAcrossServers(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	rs := []run{
+		{server: "srv1", inc: 1, applied: true, startedAt: t0.Add(100 * time.Millisecond), appliedAt: t0.Add(110 * time.Millisecond)},
+		{server: "srv2", inc: 1, killed: true, startedAt: t0, endedAt: t0.Add(50 * time.Millisecond)},
+	}
+	if _, twice, atCrash := handled(rs); !twice || atCrash {
+		t.Fatalf("in reading order: twice %v, at crash %v; the test is void unless the order matters", twice, atCrash)
+	}
+	inStartOrder(rs)
+	if _, twice, atCrash := handled(rs); !twice || !atCrash {
+		t.Errorf("in start order: twice %v, at crash %v, want a double run at the crash", twice, atCrash)
+	}
+}
