@@ -11,12 +11,6 @@ import (
 // could not be made, or a publisher proxy that missed an ACK.
 const suspectFor = 10 * time.Second
 
-// lostConfirm is how long a server whose connection was lost (and could
-// not be made again) stays unreachable before it is suspect: a server
-// whose socket restarted takes the reconnect within libzmq's reconnect
-// interval, and its calls must not move to another server meanwhile.
-const lostConfirm = 300 * time.Millisecond
-
 // suspects are the peers (endpoints: servers, proxy fronts) that failed
 // lately, each until a time: a bare target's calls and casts go to the
 // other servers of its topic meanwhile, a publish to the other proxies,
@@ -25,22 +19,12 @@ const lostConfirm = 300 * time.Millisecond
 // concurrent use; costs one atomic load per lookup while none is suspect.
 type suspects struct {
 	n atomic.Int64 // entries in m
-	m sync.Map     // addr -> window: when it is suspect
+	m sync.Map     // addr -> time.Time, until when it is suspect
 }
 
-// window is when a peer is suspect: from (zero: at once) until.
-type window struct{ from, until time.Time }
-
 // add makes addr suspect until the given time.
-func (s *suspects) add(addr string, until time.Time) { s.addFrom(addr, time.Time{}, until) }
-
-// addFrom makes addr suspect from one time until another, unless it is
-// already suspect from earlier.
-func (s *suspects) addFrom(addr string, from, until time.Time) {
-	if v, ok := s.m.Load(addr); ok && v.(window).from.Before(from) {
-		from = v.(window).from
-	}
-	if _, loaded := s.m.Swap(addr, window{from: from, until: until}); !loaded {
+func (s *suspects) add(addr string, until time.Time) {
+	if _, loaded := s.m.Swap(addr, until); !loaded {
 		s.n.Add(1)
 	}
 }
@@ -65,9 +49,8 @@ func (s *suspects) has(addr string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	w := v.(window)
-	if now.Before(w.until) {
-		return !now.Before(w.from)
+	if now.Before(v.(time.Time)) {
+		return true
 	}
 	if s.m.CompareAndDelete(addr, v) {
 		s.n.Add(-1)
@@ -106,12 +89,10 @@ func (s *suspects) filter(addrs []string) []string {
 	return out
 }
 
-// peerLost is the dealers' OnLost: the connection to a server could not be
-// made, so it is suspect once that lasts lostConfirm (until its connection
-// comes up).
+// peerLost is the dealers' OnLost: the connection to a server was lost or
+// could not be made, so it is suspect (until its connection comes up).
 func (n *Node) peerLost(addr string) {
-	now := time.Now()
-	n.suspects.addFrom(addr, now.Add(lostConfirm), now.Add(suspectFor))
+	n.suspects.add(addr, time.Now().Add(suspectFor))
 }
 
 // failovers returns where a bare call with acks goes: first to send, then,

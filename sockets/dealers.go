@@ -42,9 +42,8 @@ type DealersConfig struct {
 	// Answers calls f with the msg_id of each answer (reply, error, ack)
 	// in b, without consuming b. Needed with Track.
 	Answers func(b Batch, f func(id [16]byte))
-	// OnLost gets the endpoint of a server whose connection could not be
-	// made (again, after it was lost: libzmq keeps retrying it; a lost
-	// connection that comes back at once is no loss), and OnUp one whose
+	// OnLost gets the endpoint of a server whose connection was lost or
+	// could not be made (libzmq keeps retrying it), and OnUp one whose
 	// connection (its handshake) succeeded. They run in the loop's
 	// goroutine and must not block.
 	OnLost, OnUp func(addr string)
@@ -311,13 +310,8 @@ func (d *Dealers) run(zctx *Context, h *handle) error {
 					}
 					up, lost = !failed, false
 				}, func(_ string, disconnected bool) {
-					if disconnected {
-						// Not yet gone: a server whose socket restarted
-						// takes the reconnect at once.
-						dropped, up = true, false
-						return
-					}
 					up, lost = false, true
+					dropped = dropped || disconnected
 				}); err != nil {
 					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
 				}
