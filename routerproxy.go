@@ -77,7 +77,11 @@ func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time
 // and tells the proxies which servers it hosts. Runs in its own goroutine.
 func (n *Node) helloLoop() { n.everyChange(proxy.HelloEvery, n.hello) }
 
-func (n *Node) hello() {
+func (n *Node) hello() { n.helloPeers() }
+
+// helloPeers says HELLO to every router proxy and returns the queues it
+// pushed them on.
+func (n *Node) helloPeers() []*sockets.Peer {
 	servers, _ := n.registered()
 	seen := map[string]bool{}
 	var names []string
@@ -88,17 +92,39 @@ func (n *Node) hello() {
 		}
 	}
 	if len(names) == 0 {
-		return // a client only: no connection to the proxies' backs
+		return nil // a client only: no connection to the proxies' backs
 	}
 	ctx, cancel := context.WithTimeout(n.base, time.Second)
 	defer cancel()
 	rs, err := n.routers(ctx)
 	if err != nil {
 		n.log.Warn("router proxies", "err", err)
-		return
+		return nil
 	}
+	var peers []*sockets.Peer
 	for _, r := range rs {
 		rec, deadline := proxy.Hello(n.id, names)
-		_, _ = n.peers.TryPush(r.Back, sockets.Message{Rec: rec, Deadline: deadline})
+		if p, err := n.peers.TryPush(r.Back, sockets.Message{Rec: rec, Deadline: deadline}); err == nil {
+			peers = append(peers, p)
+		}
+	}
+	return peers
+}
+
+// helloFirst says HELLO to the router proxies and waits, up to helloWait,
+// until the HELLOs are on their way (handed to connected sockets), so that
+// the proxies know a server's name before clients can find it in the
+// matchmaker (they would answer its first calls NoRoute).
+func (n *Node) helloFirst() {
+	peers := n.helloPeers()
+	end := time.Now().Add(helloWait)
+	for _, p := range peers {
+		for p.Unsent() > 0 && time.Now().Before(end) {
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
+
+// helloWait bounds how long Serve waits for its HELLOs in router-proxy
+// mode.
+const helloWait = time.Second

@@ -300,3 +300,4 @@ func TestRouterProxyHelloExpiry(t *testing.T) {
 		t.Errorf("proxy counts: routed %d, refused %d; want both > 0", routed, refused)
 	}
 }
+

@@ -69,6 +69,9 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
 	n.subscribe(proxy.FanoutPrefix(t.Exchange, t.Topic))
+	if n.opts.routerProxy {
+		n.helloFirst()
+	}
 	if err := n.deferRegistration(s.register(n.base)); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)

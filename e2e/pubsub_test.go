@@ -3,9 +3,12 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/testredis"
@@ -25,6 +28,25 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 	for h, addr := range hosts {
 		launch(t, "local-"+h, "proxy", "--publisher", "--local", "--host", h, "--bind", addr, "--matchmaker", mm, "--ttl", ttl.String())
 	}
+	// Nodes in pub/sub mode need the proxies registered when they start.
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, 15*time.Second, func() error {
+		keys := []matchmaker.Key{proxy.PublishersKey}
+		for h := range hosts {
+			keys = append(keys, proxy.LocalPublishersKey(h))
+		}
+		for i, k := range keys {
+			got, err := m.Lookup(context.Background(), k)
+			if want := map[bool]int{true: 2, false: 1}[i == 0]; err != nil || len(got) < want {
+				return fmt.Errorf("%s: %v, %v; want %d registered", k, got, err, want)
+			}
+		}
+		return nil
+	})
 
 	var subs []*testutil.FanoutCounter
 	for h, addr := range hosts {

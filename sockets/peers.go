@@ -223,6 +223,11 @@ func (p *Peer) settle(held int) {
 }
 
 // unsent returns the messages queued, taken or held.
+// Unsent returns the messages of p's queue not handed to its socket yet
+// (queued, or held while the socket would block or is not connected).
+// Safe for concurrent use.
+func (p *Peer) Unsent() int { return p.unsent() }
+
 func (p *Peer) unsent() int {
 	p.mu.Lock()
 	n := len(p.q)
