@@ -300,4 +300,3 @@ func TestRouterProxyHelloExpiry(t *testing.T) {
 		t.Errorf("proxy counts: routed %d, refused %d; want both > 0", routed, refused)
 	}
 }
-
