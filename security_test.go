@@ -506,17 +506,22 @@ func TestCurvePublisherProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Stop()
-	waitFor(t, 10*time.Second, func() error {
-		return pub.Notify(ctxTimeout(t, 2*time.Second), relay.Notification{Topic: "billing", EventType: "paid"})
-	})
-	select {
-	case ev := <-got:
-		if ev != "paid" {
-			t.Fatalf("notification %q", ev)
+	// The listener's subscription travels through the local proxy to the
+	// central one (PUB/SUB): notify until it has, as a publisher would.
+	waitFor(t, 15*time.Second, func() error {
+		if err := pub.Notify(ctxTimeout(t, 2*time.Second), relay.Notification{Topic: "billing", EventType: "paid"}); err != nil {
+			return err
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("notification not delivered")
-	}
+		select {
+		case ev := <-got:
+			if ev != "paid" {
+				t.Fatalf("notification %q", ev)
+			}
+			return nil
+		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("notification not delivered yet")
+		}
+	})
 }
 
 // Nodes of one process that hand calls to each other without a socket
