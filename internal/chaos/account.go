@@ -412,7 +412,8 @@ func counters(s, base relay.Stats) map[string]uint64 {
 		{"UnknownVersion", s.UnknownVersion, base.UnknownVersion}, {"UnexpectedKind", s.UnexpectedKind, base.UnexpectedKind},
 		{"HandlerPanics", s.HandlerPanics, base.HandlerPanics}, {"LoopFailures", s.LoopFailures, base.LoopFailures},
 		{"Cancelled", s.Cancelled, base.Cancelled}, {"AcksSent", s.AcksSent, base.AcksSent},
-		{"AcksReceived", s.AcksReceived, base.AcksReceived},
+		{"AcksReceived", s.AcksReceived, base.AcksReceived}, {"Failovers", s.Failovers, base.Failovers},
+		{"StrayReplies", s.StrayReplies, base.StrayReplies},
 	} {
 		if d := c.s - c.base; d != 0 {
 			out[c.name] = d
