@@ -14,6 +14,7 @@ import (
 	procpkg "github.com/relay-dev/relay/internal/proc"
 	"github.com/relay-dev/relay/internal/testredis"
 	"github.com/relay-dev/relay/internal/testutil"
+	"github.com/relay-dev/relay/matchmaker"
 )
 
 const (
@@ -229,4 +230,25 @@ func errKind(err error) string {
 		return "context.DeadlineExceeded"
 	}
 	return "untyped"
+}
+
+// waitMembers waits until each key has at least its count of members
+// registered in the matchmaker at mm: processes that need them (nodes in
+// router-proxy or pub/sub mode need the proxies) start only then.
+func waitMembers(t *testing.T, mm string, want map[matchmaker.Key]int) {
+	t.Helper()
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, 15*time.Second, func() error {
+		for k, n := range want {
+			got, err := m.Lookup(context.Background(), k)
+			if err != nil || len(got) < n {
+				return fmt.Errorf("%s: %v, %v; want %d registered", k, got, err, n)
+			}
+		}
+		return nil
+	})
 }

@@ -29,24 +29,11 @@ func TestPubSubKillCentralProxy(t *testing.T) {
 		launch(t, "local-"+h, "proxy", "--publisher", "--local", "--host", h, "--bind", addr, "--matchmaker", mm, "--ttl", ttl.String())
 	}
 	// Nodes in pub/sub mode need the proxies registered when they start.
-	m, err := matchmaker.Open(mm)
-	if err != nil {
-		t.Fatal(err)
+	want := map[matchmaker.Key]int{proxy.PublishersKey: 2}
+	for h := range hosts {
+		want[proxy.LocalPublishersKey(h)] = 1
 	}
-	defer m.Close()
-	waitFor(t, 15*time.Second, func() error {
-		keys := []matchmaker.Key{proxy.PublishersKey}
-		for h := range hosts {
-			keys = append(keys, proxy.LocalPublishersKey(h))
-		}
-		for i, k := range keys {
-			got, err := m.Lookup(context.Background(), k)
-			if want := map[bool]int{true: 2, false: 1}[i == 0]; err != nil || len(got) < want {
-				return fmt.Errorf("%s: %v, %v; want %d registered", k, got, err, want)
-			}
-		}
-		return nil
-	})
+	waitMembers(t, mm, want)
 
 	var subs []*testutil.FanoutCounter
 	for h, addr := range hosts {

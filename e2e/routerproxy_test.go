@@ -11,6 +11,8 @@ import (
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"
 	"github.com/relay-dev/relay/internal/testredis"
+	"github.com/relay-dev/relay/matchmaker"
+	"github.com/relay-dev/relay/proxy"
 )
 
 // 3 router proxy processes, 3 `node serve --router-proxy --acks` processes
@@ -32,6 +34,7 @@ func TestRouterProxyKill9(t *testing.T) {
 	for i := range addrs {
 		proxies = append(proxies, proxy(i))
 	}
+	waitRouters(t, mm, len(addrs)) // servers in router-proxy mode need them at start
 	hosts := []string{"r0", "r1", "r2"}
 	var clients []*relay.Node
 	newRouted := func(host string) *relay.Node {
@@ -180,4 +183,10 @@ func TestRouterProxyKill9(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// waitRouters waits until n router proxies are registered in mm.
+func waitRouters(t *testing.T, mm string, n int) {
+	t.Helper()
+	waitMembers(t, mm, map[matchmaker.Key]int{proxy.RoutersKey: n})
 }
