@@ -77,7 +77,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
-	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 12 MiB, unless GOMEMLIMIT is set")
+	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 20 MiB, unless GOMEMLIMIT is set")
 	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
@@ -110,8 +110,11 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 }
 
 // memoryHeadroom is what a serving node needs beside the answers it keeps
-// for resends: its own buffers and the requests in flight.
-const memoryHeadroom = 12 << 20
+// for resends: its own buffers and the requests queued and in flight. A
+// soft limit below what the node holds alive makes the garbage collector
+// run without pause (the server slows, its clients resend, it holds more):
+// 12 MiB did that under load.
+const memoryHeadroom = 20 << 20
 
 // limitMemory sets Go's soft memory limit to the answers the node keeps
 // (--dedup-mib) plus memoryHeadroom, unless GOMEMLIMIT is set (GOMEMLIMIT=off
