@@ -31,7 +31,7 @@ func TestKillSocketActorsWithBatchesInFlight(t *testing.T) {
 func testKillWithBatches(t *testing.T, acks bool, side, actor string) {
 	mm := newMatchmaker(t)
 	var reported sync.Map // key -> error: casts reported undelivered
-	opts := []relay.Option{relay.WithAcks(acks), relay.WithRetry(20*time.Millisecond, 2, 8)}
+	opts := []relay.Option{relay.WithAcks(acks), relay.WithRetry(20*time.Millisecond, 2, 8), relay.WithLossReports(true)}
 	server := newNode(t, mm, "s0", opts...)
 	s, err := server.Serve(compute)
 	if err != nil {

@@ -41,6 +41,7 @@ type options struct {
 	maxHandlers      int
 	handlerQueue     int
 	handlerBytes     int
+	lossReports      bool
 	inproc           bool
 	publishWindow    int
 	idleTimeout      time.Duration
@@ -329,6 +330,13 @@ func WithMaxHandlers(n int) Option { return func(o *options) { o.maxHandlers = n
 // Call, Cast and Notify return ErrBackPressure, or wait WithWaitOnFull)
 // rather than requests being dropped. Default 4096.
 func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue = n } }
+
+// WithLossReports makes the node keep each cast, fanout and notification
+// without acks it sent while the connection's buffers may still hold it
+// unread, and report those to WithUndelivered (ErrConnectionLost) when the
+// connection drops. Off by default: with it on, calls were seen to time
+// out after a CURVE server re-checked its connections (an open bug).
+func WithLossReports(on bool) Option { return func(o *options) { o.lossReports = on } }
 
 // WithHandlerQueueBytes bounds the requests waiting for a free handler in
 // bytes too (their records, as received): the node stops reading requests

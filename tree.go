@@ -143,10 +143,11 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 		Release:     putRecord,
 		IdleTimeout: n.opts.idleTimeout,
 		OnRefused:   n.peerRefused,
-		Track:       trackRecord,
-		Answers:     answers,
 		OnLost:      n.peerLost,
 		OnUp:        n.suspects.clear,
+	}
+	if n.opts.lossReports {
+		dc.Track, dc.Answers = trackRecord, answers
 	}
 	sender := actors.SocketProps(&actors.SocketConfig{
 		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,

@@ -241,7 +241,7 @@ func (h *harness) startClients(ctx context.Context) error {
 	for _, name := range append(append([]string{}, loadClients...), clientControl) {
 		opts := []relay.Option{relay.WithMatchmaker(h.rs.URL()), relay.WithHost("chaos-" + name),
 			relay.WithBindAddress(clientAddr), relay.WithRegistrationTTL(h.cfg.TTL),
-			relay.WithLogger(log.With("client", name)), relay.WithUndelivered(h.reportUndelivered)}
+			relay.WithLogger(log.With("client", name)), relay.WithUndelivered(h.reportUndelivered), relay.WithLossReports(true)}
 		switch h.cfg.Mode {
 		case ModeRouter:
 			opts = append(opts, relay.WithRouterProxy(true))
