@@ -471,3 +471,60 @@ func TestNotificationBeforeListenWaits(t *testing.T) {
 		t.Fatalf("the notification was not delivered once the node listened; listener %+v", listener.Stats())
 	}
 }
+
+// A server whose socket actor restarts (its clients' connections drop and
+// come back at once) is not a server gone: a call with acks running there
+// is answered by it, not run again on another server of the topic.
+func TestSocketRestartIsNoFailover(t *testing.T) {
+	mm := newMatchmaker(t)
+	var runs sync.Map // host -> *atomic.Int64
+	running := make(chan string, 1)
+	servers := map[string]*relay.Node{}
+	for _, h := range []string{"s0", "s1"} {
+		n := newNode(t, mm, h)
+		servers[h] = n
+		s, err := n.Serve(compute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Handle("slow", func(ctx context.Context, _ *relay.Request) (any, error) {
+			v, _ := runs.LoadOrStore(h, new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
+			select {
+			case running <- h:
+			default:
+			}
+			time.Sleep(300 * time.Millisecond) // the call is in flight meanwhile
+			return h, nil
+		})
+	}
+	client := startWith(t, mm, "client", relay.WithAcks(true), relay.WithRetry(20*time.Millisecond, 2, 0))
+	done := make(chan error, 1)
+	go func() {
+		var got string
+		done <- client.Call(ctxTimeout(t, 10*time.Second), compute, "slow", nil, &got)
+	}()
+	var at string
+	select {
+	case at = <-running:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not start")
+	}
+	if err := servers[at].KillActor(relay.ActorPoller); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("call = %v", err)
+	}
+	total := 0
+	runs.Range(func(h, v any) bool {
+		total += int(v.(*atomic.Int64).Load())
+		if h != at {
+			t.Errorf("the call ran on %s too, after %s's socket restarted", h, at)
+		}
+		return true
+	})
+	if total != 1 {
+		t.Errorf("the handler ran %d times, want once", total)
+	}
+}

@@ -37,3 +37,35 @@ func TestSuspects(t *testing.T) {
 		t.Errorf("after clearing b: a down %v, b down %v, %d entries", s.down("tcp://a:1"), s.down("tcp://b:1"), s.n.Load())
 	}
 }
+
+// A peer whose connection was lost is avoided at once (away) but is down
+// only once the loss lasts lostConfirm; a loss reported again keeps the
+// time of the first; a refused peer (add) is down at once.
+func TestSuspectsLost(t *testing.T) {
+	var s suspects
+	now := time.Now()
+	s.lose("tcp://a:1", now)
+	if !s.away("tcp://a:1") || s.down("tcp://a:1") {
+		t.Errorf("just lost: away %v (want true), down %v (want false)", s.away("tcp://a:1"), s.down("tcp://a:1"))
+	}
+	if got := s.filter([]string{"tcp://a:1", "tcp://b:1"}); !slices.Equal(got, []string{"tcp://b:1"}) {
+		t.Errorf("filter = %v, want b only", got)
+	}
+	s.lose("tcp://a:1", now.Add(-lostConfirm)) // an earlier report does not move the loss back
+	s.lose("tcp://b:1", now.Add(-lostConfirm))
+	s.lose("tcp://b:1", now) // a later one keeps the first
+	if !s.down("tcp://b:1") {
+		t.Error("lost for lostConfirm: want down")
+	}
+	if s.down("tcp://a:1") {
+		t.Error("a was lost just now: want not down")
+	}
+	s.add("tcp://c:1", now.Add(time.Hour))
+	if !s.down("tcp://c:1") || !s.away("tcp://c:1") {
+		t.Error("refused: want down and away at once")
+	}
+	s.clear("tcp://b:1")
+	if s.away("tcp://b:1") || s.down("tcp://b:1") {
+		t.Error("cleared: want neither away nor down")
+	}
+}

@@ -48,7 +48,7 @@ func (n *Node) wire() {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
 	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
-	n.resender.Down = n.suspects.down
+	n.resender.Down, n.resender.Away = n.suspects.down, n.suspects.away
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
 		Counters: &n.counters, Log: n.log, Cancel: n.onCancel,

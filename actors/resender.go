@@ -30,6 +30,13 @@ type Resender struct {
 	// server at addr is down (its connection lost or refused): a call
 	// marked with ResentFailover moves off it.
 	Down func(addr string) bool
+	// Away, when set (before the first Schedule), reports whether the
+	// connection to the server at addr is lost now, perhaps for a moment
+	// (a restart of its socket): the resend of a call marked with
+	// ResentFailover that would go there waits, since it would be held
+	// and sent to that server after the reconnection, when the call may
+	// have moved to another server and been answered there.
+	Away func(addr string) bool
 	now  func() time.Time // the clock; time.Now but in tests
 
 	// mu guards the fields below.
@@ -137,6 +144,13 @@ func (r *Resender) run(now time.Time) {
 			heap.Fix(&r.h, 0)
 			continue
 		}
+		if rs.Failover && r.Away != nil && r.Away(r.next(rs)) {
+			// Its server is unreachable for now: look again soon.
+			rs.next = now.Add(min(r.retry.Base, awayPoll))
+			rs.due = due(c, r.retry)
+			heap.Fix(&r.h, 0)
+			continue
+		}
 		rs.attempt++
 		rs.next = now.Add(r.retry.After(rs.attempt))
 		rs.due = due(c, r.retry)
@@ -167,15 +181,25 @@ func (r *Resender) next(rs *Resend) string {
 	if r.Down == nil || !r.Down(rs.Addrs[rs.at]) {
 		return rs.Addrs[rs.at]
 	}
-	for i := 1; i < len(rs.Addrs); i++ {
-		if at := (rs.at + i) % len(rs.Addrs); !r.Down(rs.Addrs[at]) {
-			rs.at = at
-			r.counters.Failovers.Add(1)
-			break
+	// The next server whose connection is up, else the next not down.
+	for _, usable := range []func(string) bool{r.Away, r.Down} {
+		if usable == nil {
+			continue
+		}
+		for i := 1; i < len(rs.Addrs); i++ {
+			if at := (rs.at + i) % len(rs.Addrs); !usable(rs.Addrs[at]) {
+				rs.at = at
+				r.counters.Failovers.Add(1)
+				return rs.Addrs[at]
+			}
 		}
 	}
 	return rs.Addrs[rs.at]
 }
+
+// awayPoll is how often a resend waiting for its server's connection (Away)
+// looks again.
+const awayPoll = 50 * time.Millisecond
 
 // ErrNoAck ends a cast or publish with acks that no ACK came for by its
 // deadline.

@@ -203,3 +203,63 @@ func TestResenderActor(t *testing.T) {
 }
 
 var errClosed = errors.New("test: closed")
+
+// A call resent with failover stays with its server while that server's
+// connection is lost for a moment (its resends wait: they would be held,
+// then sent after the reconnection), and moves on only once the server is
+// down; it moves to a server whose connection is up.
+func TestResenderFailover(t *testing.T) {
+	ms := time.Millisecond
+	retry := Retry{Base: 100 * ms, Multiplier: 2, Max: time.Second}
+	type span struct{ from, until time.Duration }
+	in := func(at time.Duration, s span) bool { return at >= s.from && at < s.until }
+	cases := []struct {
+		name       string
+		away, down map[string]span
+		want       []sent
+	}{
+		{name: "server up", want: []sent{{100 * ms, "a", 1, false}, {300 * ms, "a", 2, false}, {700 * ms, "a", 3, false}}},
+		{name: "socket restart: a away 50-250ms, never down",
+			away: map[string]span{"a": {50 * ms, 250 * ms}},
+			want: []sent{{250 * ms, "a", 1, false}, {450 * ms, "a", 2, false}}},
+		{name: "server gone: a away from 50ms, down from 350ms",
+			away: map[string]span{"a": {50 * ms, time.Hour}}, down: map[string]span{"a": {350 * ms, time.Hour}},
+			want: []sent{{350 * ms, "b", 1, false}, {550 * ms, "b", 2, false}}},
+		{name: "next server away: the one after it",
+			away: map[string]span{"a": {50 * ms, time.Hour}, "b": {0, time.Hour}}, down: map[string]span{"a": {50 * ms, time.Hour}},
+			want: []sent{{100 * ms, "c", 1, false}, {300 * ms, "c", 2, false}, {700 * ms, "c", 3, false}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			t0 := clk.now()
+			var got []sent
+			p := NewPending()
+			var counters Counters
+			r := NewResender(p, retry, func(addr string, rec []byte, _ int64) error {
+				got = append(got, sent{at: clk.now().Sub(t0), addr: addr, attempt: int(rec[3])})
+				return nil
+			}, func(string, []byte, int, error) {}, &counters, discard)
+			r.now = clk.now
+			r.Away = func(addr string) bool { return in(clk.now().Sub(t0), tc.away[addr]) }
+			r.Down = func(addr string) bool { return in(clk.now().Sub(t0), tc.down[addr]) }
+			c := p.Get(t0.Add(800 * ms))
+			c.Rec = record(envelope.KindCall, c.ID, nil)
+			c.Addr = "a"
+			r.ResentFailover(c, []string{"a", "b", "c"})
+			p.Add(c)
+			r.Schedule(c)
+			for r.Len() > 0 && clk.now().Sub(t0) < time.Second {
+				next := r.h[0].resend.due
+				if !next.Before(t0.Add(800 * ms)) {
+					break
+				}
+				clk.t = next
+				r.run(next)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("resends\n got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}
