@@ -66,6 +66,7 @@ func defaultOptions() options {
 	}
 	return options{
 		host:            host,
+		lossReports:     true,
 		matchmaker:      "memory://default",
 		bindAddress:     "127.0.0.1",
 		portMin:         20000,
@@ -334,8 +335,9 @@ func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue =
 // WithLossReports makes the node keep each cast, fanout and notification
 // without acks it sent while the connection's buffers may still hold it
 // unread, and report those to WithUndelivered (ErrConnectionLost) when the
-// connection drops. Off by default: with it on, calls were seen to time
-// out after a CURVE server re-checked its connections (an open bug).
+// connection drops. On by default; off, such a message lost with its
+// connection is not reported (at most once, unseen), and the loop copies
+// nothing.
 func WithLossReports(on bool) Option { return func(o *options) { o.lossReports = on } }
 
 // WithHandlerQueueBytes bounds the requests waiting for a free handler in

@@ -22,6 +22,7 @@ var monitorSeq atomic.Uint64
 // signals an edge only after a read found it empty.
 type monitor struct {
 	pair *zmq.Socket
+	of   *zmq.Socket // the socket monitored
 	// plain: the socket has no security mechanism (NULL), so a handshake
 	// that ends without detail (the connection reset or timed out, errno
 	// EAGAIN, EPIPE, ECONNRESET) refused nothing: libzmq reconnects.
@@ -41,22 +42,32 @@ func newMonitor(zctx *Context, s *zmq.Socket, extra zmq.Event) (*monitor, error)
 	}
 	pair, err := zctx.z.NewSocket(zmq.PAIR)
 	if err != nil {
+		_ = s.Monitor("", 0)
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	if err := pair.SetLinger(0); err != nil {
+	// No high-water mark on the events' pipe: libzmq's I/O thread sends
+	// each event with a blocking send, so a full pipe would stall every
+	// connection of the process until the loop reads.
+	if err := pair.SetLinger(0); err == nil {
+		err = pair.SetRcvhwm(0)
+	}
+	if err != nil {
 		pair.Close()
+		_ = s.Monitor("", 0)
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
+	m := &monitor{pair: pair, of: s}
 	if err := pair.Connect(addr); err != nil {
-		pair.Close()
+		m.close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	mech, err := s.GetMechanism()
 	if err != nil {
-		pair.Close()
+		m.close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	return &monitor{pair: pair, plain: mech == zmq.NULL}, nil
+	m.plain = mech == zmq.NULL
+	return m, nil
 }
 
 // drain hands every queued event to f: a failed handshake with its reason,
@@ -99,9 +110,15 @@ func (m *monitor) drainLost(server bool, f func(failed bool, reason, endpoint st
 	}
 }
 
-// close closes the monitor's end. Runs in the loop's goroutine.
+// close stops the monitor, then closes its end. Runs in the loop's
+// goroutine, before or after the socket monitored is closed. Stopping
+// first matters: libzmq's I/O thread sends each event with a blocking
+// send, and one sent to a monitor whose reading end is closed would block
+// it for good, and with it every connection of the process (a refused
+// DEALER closed while libzmq still reported on its connection did).
 func (m *monitor) close() {
 	if m != nil {
+		_ = m.of.Monitor("", 0) // ErrorSocketClosed when closed already: stopped with it
 		m.pair.Close()
 	}
 }
