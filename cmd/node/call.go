@@ -82,21 +82,9 @@ exit code 1 when the cast cannot be sent.
 				fs.BoolVar(&fanout, "fanout", false, "to every server of the topic")
 			}
 			return func(c *cli) int {
-				mm, err := cf.check()
-				if err != nil {
-					return c.usageError("%v", err)
-				}
-				if tf.topic == "" {
-					return c.usageError("--topic is required")
-				}
-				if len(c.args) < 1 || len(c.args) > 2 {
-					return c.usageError("want METHOD [ARG], got %q", c.args)
-				}
-				var arg any
-				if len(c.args) == 2 {
-					if arg, err = argValue("ARG", c.args[1], c.stdin); err != nil {
-						return c.usageError("%v", err)
-					}
+				mm, arg, code, ok := c.sendArgs(&cf, tf.topic, "METHOD", "ARG")
+				if !ok {
+					return code
 				}
 				t := tf.target()
 				t.Fanout = fanout
@@ -113,6 +101,29 @@ exit code 1 when the cast cannot be sent.
 			}
 		},
 	}
+}
+
+// sendArgs checks the flags of a sending command (call, cast, notify),
+// its --topic and its arguments, NAME [VALUE]. It returns the matchmaker
+// URL and VALUE as argValue reads it (nil when absent); when not ok, code
+// is the exit code of the usage error.
+func (c *cli) sendArgs(cf *clientFlags, topic, name, value string) (mm string, arg any, code int, ok bool) {
+	mm, err := cf.check()
+	if err != nil {
+		return "", nil, c.usageError("%v", err), false
+	}
+	if topic == "" {
+		return "", nil, c.usageError("--topic is required"), false
+	}
+	if len(c.args) < 1 || len(c.args) > 2 {
+		return "", nil, c.usageError("want %s [%s], got %q", name, value, c.args), false
+	}
+	if len(c.args) == 2 {
+		if arg, err = argValue(value, c.args[1], c.stdin); err != nil {
+			return "", nil, c.usageError("%v", err), false
+		}
+	}
+	return mm, arg, 0, true
 }
 
 // send starts a client node on mm, runs f with a context bounded by

@@ -26,11 +26,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // command is one subcommand.
@@ -168,4 +171,10 @@ func (c *cli) noArgs() (code int, ok bool) {
 		return c.usageError("unexpected arguments %q", c.args), false
 	}
 	return 0, true
+}
+
+// signalContext returns a context that ends at SIGINT or SIGTERM, and the
+// function that stops listening for them.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
