@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/relay-dev/relay/internal/bench"
@@ -117,12 +118,8 @@ func (b *benchFlags) run(c *cli) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if b.asJSON {
-		if code := c.printJSON(rep); code != 0 {
-			return code
-		}
-	} else {
-		printReport(c.stdout, rep)
+	if code := c.report(b.asJSON, rep, func(w io.Writer) { printReport(w, rep) }); code != 0 {
+		return code
 	}
 	if !b.check {
 		return 0

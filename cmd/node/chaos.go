@@ -118,12 +118,8 @@ func (f *chaosFlags) run(c *cli) int {
 	if f.dir == "" && len(violated) == 0 {
 		removeRunDir(&rep.Dir)
 	}
-	if f.asJSON {
-		if code := c.printJSON(rep); code != 0 {
-			return code
-		}
-	} else {
-		rep.Write(c.stdout)
+	if code := c.report(f.asJSON, rep, rep.Write); code != 0 {
+		return code
 	}
 	if f.check && len(violated) > 0 {
 		return exitViolated

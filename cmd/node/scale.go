@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -146,11 +147,7 @@ func (f *scaleFlags) run(c *cli) int {
 	if f.dir == "" {
 		removeRunDir(&rep.Dir)
 	}
-	if f.asJSON {
-		return c.printJSON(rep)
-	}
-	rep.Write(c.stdout)
-	return 0
+	return c.report(f.asJSON, rep, rep.Write)
 }
 
 // scaleCurve runs the curve and prints it.
@@ -186,6 +183,16 @@ func (c *cli) scaleFailed(err error) int {
 		return c.usageError("--%s", msg)
 	}
 	return c.fail(err)
+}
+
+// report prints a run's report rep as JSON, or else with write; it
+// returns the exit code.
+func (c *cli) report(asJSON bool, rep any, write func(io.Writer)) int {
+	if asJSON {
+		return c.printJSON(rep)
+	}
+	write(c.stdout)
+	return 0
 }
 
 // printJSON prints v as indented JSON.
