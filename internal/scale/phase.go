@@ -14,16 +14,16 @@ import (
 // arrive, stops the host processes and gathers their reports into rep.
 func (h *harness) load(ctx context.Context, rep *Report) error {
 	cfg := &h.cfg
-	before, err := readRedis(h.rs)
+	at, err := h.markStart()
 	if err != nil {
 		return err
 	}
+	before := at.redis
 	start := time.Now()
 	h.signalHosts(syscall.SIGUSR1)
 	h.control.BeginLoad()
 	cfg.logf("load: %d calls/s to conductors, %d calls/s and %d casts/s to computes, a fanout and a notification every %v, for %v",
 		cfg.CallRate, cfg.APIRate, cfg.CastRate, cfg.FanoutEvery, cfg.Duration)
-	overflows := listenOverflows()
 	sleep(ctx, cfg.Duration/2)
 	if rep.Mid, err = h.usage(); err != nil {
 		return err
@@ -34,7 +34,7 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return err
 	}
 	cpuPercent(rep.Mid, rep.End, time.Since(midAt))
-	rep.ListenOverflows = listenOverflows() - overflows
+	rep.ListenOverflows = listenOverflows() - at.overflows
 	after, err := readRedis(h.rs)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -43,16 +42,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, fmt.Errorf("scale: redis-server not found: run `make deps` (installs redis-server)")
+	dir, err := testredis.RunDir("scale", cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Dir == "" {
-		dir, err := os.MkdirTemp("", "relay-scale-")
-		if err != nil {
-			return nil, fmt.Errorf("scale: %w", err)
-		}
-		cfg.Dir = dir
-	}
+	cfg.Dir = dir
 	h := &harness{cfg: cfg}
 	defer h.teardown()
 	if err := h.setUp(); err != nil {
@@ -82,11 +76,7 @@ func (h *harness) setUp() error {
 	if err := proc.CheckLoopback(addrs...); err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
-	redisDir := filepath.Join(cfg.Dir, "redis")
-	if err := os.MkdirAll(redisDir, 0o755); err != nil {
-		return fmt.Errorf("scale: %w", err)
-	}
-	rs, err := testredis.Launch(redisDir)
+	rs, _, err := testredis.LaunchIn(cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
@@ -128,12 +118,12 @@ func (h *harness) setUp() error {
 // and a notification.
 func (h *harness) storm(ctx context.Context, rep *Report) error {
 	cfg := &h.cfg
-	before, err := readRedis(h.rs)
+	at, err := h.markStart()
 	if err != nil {
 		return err
 	}
+	before := at.redis
 	peak := h.watchRedis()
-	overflows := listenOverflows()
 	start := time.Now()
 	if err := h.startHosts(); err != nil {
 		peak()
@@ -146,7 +136,7 @@ func (h *harness) storm(ctx context.Context, rep *Report) error {
 		err = h.waitRegistered(ctx, start, st)
 	}
 	st.PeakOpsPerSec = peak()
-	st.ListenOverflows = listenOverflows() - overflows
+	st.ListenOverflows = listenOverflows() - at.overflows
 	after, rerr := readRedis(h.rs)
 	if err != nil {
 		return err
