@@ -68,11 +68,7 @@ func benchCommand() command {
   node bench --json > bench.json
   node bench --check || echo "a target was missed"
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var b benchFlags
-			b.register(fs)
-			return b.run
-		},
+		setup: setupOf(func() commandFlags { return &benchFlags{} }),
 	}
 }
 

@@ -50,11 +50,7 @@ func chaosCommand() command {
   node chaos --serve-arg=--data-dir={dir}      each server with a data directory of its own
   make chaos
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var f chaosFlags
-			f.register(fs)
-			return f.run
-		},
+		setup: setupOf(func() commandFlags { return &chaosFlags{} }),
 	}
 }
 

@@ -48,6 +48,22 @@ type command struct {
 	setup func(fs *flag.FlagSet) func(c *cli) int
 }
 
+// commandFlags are the flags of a command kept in a struct: register
+// defines them, run is the command's body.
+type commandFlags interface {
+	register(fs *flag.FlagSet)
+	run(c *cli) int
+}
+
+// setupOf is the setup of a command whose flags newFlags makes.
+func setupOf(newFlags func() commandFlags) func(fs *flag.FlagSet) func(c *cli) int {
+	return func(fs *flag.FlagSet) func(c *cli) int {
+		f := newFlags()
+		f.register(fs)
+		return f.run
+	}
+}
+
 func commands() []command {
 	return []command{
 		serveCommand(), callCommand("call"), callCommand("cast"), notifyCommand(), listenCommand(),

@@ -27,29 +27,33 @@ listener without a pool gets its own copy. Exit code 1 when nothing listens
 		examples: `  node notify --matchmaker redis://127.0.0.1:6379 --topic billing invoice.paid '{"id":7}'
   node notify --matchmaker redis://127.0.0.1:6379 --topic billing --priority error disk.full @event.json
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var (
-				cf        clientFlags
-				topic     string
-				priority  string
-				publisher string
-			)
-			cf.register(fs, "notification")
-			fs.StringVar(&topic, "topic", "", "topic of the notification (required)")
-			fs.StringVar(&priority, "priority", "info", "one of "+strings.Join(relay.Priorities, ", "))
-			fs.StringVar(&publisher, "publisher", "", "publisher id in the notification (default: this machine's hostname)")
-			return func(c *cli) int {
-				mm, payload, code, ok := c.sendArgs(&cf, topic, "EVENT", "PAYLOAD")
-				if !ok {
-					return code
-				}
-				note := relay.Notification{Topic: topic, Priority: priority, EventType: c.args[0], PublisherID: publisher, Payload: payload}
-				return c.send(mm, cf.timeout, func(ctx context.Context, n *relay.Node) error {
-					return n.Notify(ctx, note)
-				}, append(cf.curve.options(), relay.WithPubSub(cf.pubsub))...)
-			}
-		},
+		setup: setupOf(func() commandFlags { return &notifyFlags{} }),
 	}
+}
+
+// notifyFlags are node notify's flags.
+type notifyFlags struct {
+	cf                         clientFlags
+	topic, priority, publisher string
+}
+
+func (f *notifyFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs, "notification")
+	fs.StringVar(&f.topic, "topic", "", "topic of the notification (required)")
+	fs.StringVar(&f.priority, "priority", "info", "one of "+strings.Join(relay.Priorities, ", "))
+	fs.StringVar(&f.publisher, "publisher", "", "publisher id in the notification (default: this machine's hostname)")
+}
+
+// run publishes the notification.
+func (f *notifyFlags) run(c *cli) int {
+	mm, payload, code, ok := c.sendArgs(&f.cf, f.topic, "EVENT", "PAYLOAD")
+	if !ok {
+		return code
+	}
+	note := relay.Notification{Topic: f.topic, Priority: f.priority, EventType: c.args[0], PublisherID: f.publisher, Payload: payload}
+	return c.send(mm, f.cf.timeout, func(ctx context.Context, n *relay.Node) error {
+		return n.Notify(ctx, note)
+	}, append(f.cf.curve.options(), relay.WithPubSub(f.cf.pubsub))...)
 }
 
 // delivery is how node listen prints a notification.
@@ -83,11 +87,7 @@ func listenCommand() command {
   node listen --matchmaker redis://127.0.0.1:6379 --topic billing.error --topic audit --pool workers
   node listen --matchmaker redis://127.0.0.1:6379 --topic billing --count 1 | jq .payload
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var f listenFlags
-			f.register(fs)
-			return f.run
-		},
+		setup: setupOf(func() commandFlags { return &listenFlags{} }),
 	}
 }
 

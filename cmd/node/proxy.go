@@ -51,11 +51,7 @@ func proxyCommand() command {
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
   node proxy --router --matchmaker redis://127.0.0.1:6379 --curve-key keys/router.key --curve-allow keys/
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var f proxyFlags
-			f.register(fs)
-			return f.run
-		},
+		setup: setupOf(func() commandFlags { return &proxyFlags{} }),
 	}
 }
 

@@ -65,11 +65,7 @@ func scaleCommand() command {
   node scale --curve 10,100,1000 --mode direct,proxied --plot docs/scale.png --json > scale.json
   make scale
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var f scaleFlags
-			f.register(fs)
-			return f.run
-		},
+		setup: setupOf(func() commandFlags { return &scaleFlags{} }),
 	}
 }
 

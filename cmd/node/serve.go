@@ -166,11 +166,7 @@ func serveCommand() command {
       --curve-key keys/alpha.key --curve-allow keys/
   node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute --bind 0.0.0.0 --advertise 10.0.0.5
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var f serveFlags
-			f.register(fs)
-			return f.run
-		},
+		setup: setupOf(func() commandFlags { return &serveFlags{} }),
 	}
 }
 

@@ -61,14 +61,9 @@ type harness struct {
 // saw). While it runs, go-redis's log (one for the whole process) goes to
 // the client nodes' log, clients.log; afterwards it is discarded.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.prepare(); err != nil {
 		return nil, err
 	}
-	dir, err := testredis.RunDir("chaos", cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Dir = dir
 	cfg.logf("journals and logs in %s", cfg.Dir)
 	h := &harness{cfg: cfg, clients: map[string]*relay.Node{},
 		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/internal/flagcheck"
+	"github.com/relay-dev/relay/internal/testredis"
 )
 
 // Modes are the topologies a run can use.
@@ -66,6 +67,16 @@ func DefaultConfig() Config {
 		TTL:         5 * time.Second,
 		MeanGap:     3 * time.Second,
 	}
+}
+
+// prepare checks c and sets c.Dir to the run's directory (see
+// testredis.RunDir).
+func (c *Config) prepare() (err error) {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	c.Dir, err = testredis.RunDir("chaos", c.Dir)
+	return err
 }
 
 // validate checks c and names the first bad field as the flag that sets

@@ -18,7 +18,6 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	before := at.redis
 	start := time.Now()
 	h.signalHosts(syscall.SIGUSR1)
 	h.control.BeginLoad()
@@ -47,8 +46,8 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		}
 	}
 	rep.Took = took
-	rep.Redis = RedisLoad{Before: before, After: after,
-		OpsPerSec: float64(after.Commands-before.Commands) / took.Seconds()}
+	rep.Redis = RedisLoad{Before: at.redis, After: after,
+		OpsPerSec: float64(after.Commands-at.redis.Commands) / took.Seconds()}
 	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drainWait)
 	sent := h.control.Report()
 	_ = poll(ctx, drainWait, func() error {

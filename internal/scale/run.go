@@ -39,14 +39,9 @@ type harness struct {
 // returns the report. It stops every process it started before it
 // returns, also on error or when ctx ends.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.prepare(); err != nil {
 		return nil, err
 	}
-	dir, err := testredis.RunDir("scale", cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Dir = dir
 	h := &harness{cfg: cfg}
 	defer h.teardown()
 	if err := h.setUp(); err != nil {
@@ -122,7 +117,6 @@ func (h *harness) storm(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	before := at.redis
 	peak := h.watchRedis()
 	start := time.Now()
 	if err := h.startHosts(); err != nil {
@@ -144,8 +138,8 @@ func (h *harness) storm(ctx context.Context, rep *Report) error {
 	if rerr != nil {
 		return rerr
 	}
-	st.RedisCommands = after.Commands - before.Commands
-	st.Published = after.Published - before.Published
+	st.RedisCommands = after.Commands - at.redis.Commands
+	st.Published = after.Published - at.redis.Published
 	if st.Registered > 0 {
 		st.OpsPerSec = float64(st.RedisCommands) / st.Registered.Seconds()
 	}
