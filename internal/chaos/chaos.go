@@ -61,7 +61,8 @@ type harness struct {
 // saw). While it runs, go-redis's log (one for the whole process) goes to
 // the client nodes' log, clients.log; afterwards it is discarded.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.prepare(); err != nil {
+	var err error
+	if cfg.Dir, err = testredis.RunDir("chaos", cfg.Dir, cfg.validate); err != nil {
 		return nil, err
 	}
 	cfg.logf("journals and logs in %s", cfg.Dir)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/internal/flagcheck"
-	"github.com/relay-dev/relay/internal/testredis"
 )
 
 // Modes are the topologies a run can use.
@@ -69,16 +68,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// prepare checks c and sets c.Dir to the run's directory (see
-// testredis.RunDir).
-func (c *Config) prepare() (err error) {
-	if err := c.validate(); err != nil {
-		return err
-	}
-	c.Dir, err = testredis.RunDir("chaos", c.Dir)
-	return err
-}
-
 // validate checks c and names the first bad field as the flag that sets
 // it in `node chaos`.
 func (c *Config) validate() error {
@@ -97,13 +86,8 @@ func (c *Config) validate() error {
 	flagcheck.NotNegative(v, "late-after", c.LateAfter)
 	flagcheck.AtLeast(v, "ttl", c.TTL, time.Second)
 	flagcheck.AtLeast(v, "mean-gap", c.MeanGap, 100*time.Millisecond)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	if c.NodeBin == "" {
-		return fmt.Errorf("chaos: no node binary to run")
-	}
-	return nil
+	v.Missing(c.NodeBin == "", "node binary to run")
+	return v.Err()
 }
 
 // logf prints a progress line.

@@ -36,6 +36,14 @@ func (v *Checker) Bad(bad bool, flag, format string, args ...any) {
 	}
 }
 
+// Missing records, when missing is true and nothing was found bad before,
+// that what the run needs is missing: "prefix: no what".
+func (v *Checker) Missing(missing bool, what string) {
+	if missing && v.err == nil {
+		v.err = fmt.Errorf("%s: no %s", v.prefix, what)
+	}
+}
+
 // number is what the range checks compare.
 type number interface {
 	~int | ~int64 | ~float64 // ~int64 takes time.Duration

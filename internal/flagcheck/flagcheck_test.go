@@ -23,6 +23,7 @@ func TestFirstBadFlagWins(t *testing.T) {
 		{"between", func(v *Checker) { Between(v, "servers", 1, 2, 16) }, "x: --servers: want 2 to 16, got 1"},
 		{"positive", func(v *Checker) { Positive(v, "call-timeout", time.Duration(0)) }, "x: --call-timeout: must be positive, got 0s"},
 		{"not negative", func(v *Checker) { NotNegative(v, "rate", -1) }, "x: --rate: must not be negative, got -1"},
+		{"missing", func(v *Checker) { v.Missing(true, "node binary to run") }, "x: no node binary to run"},
 		{"first wins", func(v *Checker) {
 			v.Bad(true, "a", "first")
 			v.Bad(true, "b", "second")

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/relay-dev/relay/internal/flagcheck"
-	"github.com/relay-dev/relay/internal/testredis"
 )
 
 // Modes are the topologies a run can use.
@@ -92,16 +91,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// prepare checks c and sets c.Dir to the run's directory (see
-// testredis.RunDir).
-func (c *Config) prepare() (err error) {
-	if err := c.validate(); err != nil {
-		return err
-	}
-	c.Dir, err = testredis.RunDir("scale", c.Dir)
-	return err
-}
-
 // validate checks c and names the first bad field as the flag that sets it
 // in `node scale`.
 func (c *Config) validate() error {
@@ -132,13 +121,8 @@ func (c *Config) validate() error {
 	flagcheck.Positive(v, "heartbeat", c.Heartbeat)
 	v.Bad(c.HeartbeatTimeout < c.Heartbeat, "heartbeat-timeout", "want at least --heartbeat (%v), got %v", c.Heartbeat, c.HeartbeatTimeout)
 	flagcheck.AtLeast(v, "parallel", c.Parallel, 1)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	if c.NodeBin == "" {
-		return fmt.Errorf("scale: no node binary to run")
-	}
-	return nil
+	v.Missing(c.NodeBin == "", "node binary to run")
+	return v.Err()
 }
 
 // logf prints a progress line.

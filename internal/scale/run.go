@@ -39,7 +39,8 @@ type harness struct {
 // returns the report. It stops every process it started before it
 // returns, also on error or when ctx ends.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.prepare(); err != nil {
+	var err error
+	if cfg.Dir, err = testredis.RunDir("scale", cfg.Dir, cfg.validate); err != nil {
 		return nil, err
 	}
 	h := &harness{cfg: cfg}

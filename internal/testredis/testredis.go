@@ -120,11 +120,15 @@ func startServer(t testing.TB, name string, c config, extra []string) *Server {
 	return s
 }
 
-// RunDir is what a program that will Launch checks first (`node chaos`,
-// `node scale`, named by program): that redis-server is installed. It
-// returns dir, or when dir is empty a new temporary directory
-// relay-<program>-*. Errors start with program.
-func RunDir(program, dir string) (string, error) {
+// RunDir is what a program that will Launch does first (`node chaos`,
+// `node scale`, named by program): it runs check, the program's checks of
+// its configuration, and checks that redis-server is installed. It returns
+// dir, or when dir is empty a new temporary directory relay-<program>-*.
+// Errors but check's start with program.
+func RunDir(program, dir string, check func() error) (string, error) {
+	if err := check(); err != nil {
+		return "", err
+	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return "", fmt.Errorf("%s: redis-server not found: run `make deps` (installs redis-server)", program)
 	}
