@@ -100,94 +100,116 @@ func Collect(ctx context.Context, n *relay.Node, regs []matchmaker.Registration,
 
 // Read builds the View of regs alone, without asking any node.
 func Read(regs []matchmaker.Registration) *View {
-	v := &View{At: time.Now()}
-	type nodeKey struct{ name, addr string }
-	nodes := map[nodeKey]*Node{}
-	topics := map[[2]string]*Topic{}
-	pools := map[[2]string]*Pool{}
-	directed := map[[3]string]bool{} // exchange, topic, addr with a directed registration
+	b := &builder{v: &View{At: time.Now()}, nodes: map[nodeKey]*Node{}, topics: map[[2]string]*Topic{},
+		pools: map[[2]string]*Pool{}, directed: map[[3]string]bool{}}
 	for _, r := range regs {
 		if r.Key.Server != "" {
-			directed[[3]string{r.Key.Exchange, r.Key.Topic, r.Addr}] = true
-		}
-	}
-	addNode := func(name string, r matchmaker.Registration) {
-		k := nodeKey{name, r.Addr}
-		nd := nodes[k]
-		if nd == nil {
-			nd = &Node{Name: name, Addr: r.Addr, Expires: r.Expires}
-			nodes[k] = nd
-		}
-		target := r.Key.Exchange + "/" + r.Key.Topic
-		if !slices.Contains(nd.Targets, target) {
-			nd.Targets = append(nd.Targets, target)
-		}
-		if !r.Expires.IsZero() && (nd.Expires.IsZero() || r.Expires.Before(nd.Expires)) {
-			nd.Expires = r.Expires
-		}
-		tk := [2]string{r.Key.Exchange, r.Key.Topic}
-		t := topics[tk]
-		if t == nil {
-			t = &Topic{Exchange: r.Key.Exchange, Topic: r.Key.Topic}
-			topics[tk] = t
-		}
-		if !slices.Contains(t.Servers, name) {
-			t.Servers = append(t.Servers, name)
+			b.directed[[3]string{r.Key.Exchange, r.Key.Topic, r.Addr}] = true
 		}
 	}
 	for _, r := range regs {
-		switch {
-		case r.Key.Exchange == notifyExchange:
-			pool, addr, _ := strings.Cut(r.Addr, "|")
-			pk := [2]string{r.Key.Topic, pool}
-			p := pools[pk]
-			if p == nil {
-				p = &Pool{Topic: r.Key.Topic, Pool: pool}
-				pools[pk] = p
-			}
-			p.Members = append(p.Members, addr)
-		case r.Key.Exchange == relayExchange && r.Key.Topic == "routers":
-			v.Routers = append(v.Routers, r.Addr)
-		case r.Key.Exchange == relayExchange && r.Key.Topic == "publishers":
-			v.Publishers = append(v.Publishers, r.Addr)
-		case r.Key.Exchange == relayExchange && r.Key.Topic == "local-publishers":
-			v.LocalPublishers = append(v.LocalPublishers, LocalPublisher{Host: r.Key.Server, Addr: r.Addr})
-		case r.Key.Server != "":
-			addNode(r.Key.Server, r)
-		case !directed[[3]string{r.Key.Exchange, r.Key.Topic, r.Addr}]:
-			// A static hosts file lists bare entries only: a directed
-			// target names the entry's host (docs/PROTOCOL.md §10.1).
-			if host, _, err := net.SplitHostPort(r.Addr); err == nil && !strings.Contains(r.Addr, "://") {
-				addNode(host, r)
-			}
+		b.add(r)
+	}
+	return b.view()
+}
+
+// nodeKey tells nodes apart: a name at an address.
+type nodeKey struct{ name, addr string }
+
+// builder gathers registrations into a View.
+type builder struct {
+	v        *View
+	nodes    map[nodeKey]*Node
+	topics   map[[2]string]*Topic
+	pools    map[[2]string]*Pool
+	directed map[[3]string]bool // exchange, topic, addr with a directed registration
+}
+
+// add files one registration under what it registers.
+func (b *builder) add(r matchmaker.Registration) {
+	v := b.v
+	switch {
+	case r.Key.Exchange == notifyExchange:
+		pool, addr, _ := strings.Cut(r.Addr, "|")
+		pk := [2]string{r.Key.Topic, pool}
+		p := b.pools[pk]
+		if p == nil {
+			p = &Pool{Topic: r.Key.Topic, Pool: pool}
+			b.pools[pk] = p
+		}
+		p.Members = append(p.Members, addr)
+	case r.Key.Exchange == relayExchange && r.Key.Topic == "routers":
+		v.Routers = append(v.Routers, r.Addr)
+	case r.Key.Exchange == relayExchange && r.Key.Topic == "publishers":
+		v.Publishers = append(v.Publishers, r.Addr)
+	case r.Key.Exchange == relayExchange && r.Key.Topic == "local-publishers":
+		v.LocalPublishers = append(v.LocalPublishers, LocalPublisher{Host: r.Key.Server, Addr: r.Addr})
+	case r.Key.Server != "":
+		b.addNode(r.Key.Server, r)
+	case !b.directed[[3]string{r.Key.Exchange, r.Key.Topic, r.Addr}]:
+		// A static hosts file lists bare entries only: a directed
+		// target names the entry's host (docs/PROTOCOL.md §10.1).
+		if host, _, err := net.SplitHostPort(r.Addr); err == nil && !strings.Contains(r.Addr, "://") {
+			b.addNode(host, r)
 		}
 	}
-	for _, nd := range nodes {
-		v.Nodes = append(v.Nodes, *nd)
+}
+
+// addNode files r as a registration of the server node name.
+func (b *builder) addNode(name string, r matchmaker.Registration) {
+	k := nodeKey{name, r.Addr}
+	nd := b.nodes[k]
+	if nd == nil {
+		nd = &Node{Name: name, Addr: r.Addr, Expires: r.Expires}
+		b.nodes[k] = nd
 	}
-	sort.Slice(v.Nodes, func(i, j int) bool {
-		a, b := v.Nodes[i], v.Nodes[j]
+	target := r.Key.Exchange + "/" + r.Key.Topic
+	if !slices.Contains(nd.Targets, target) {
+		nd.Targets = append(nd.Targets, target)
+	}
+	if !r.Expires.IsZero() && (nd.Expires.IsZero() || r.Expires.Before(nd.Expires)) {
+		nd.Expires = r.Expires
+	}
+	tk := [2]string{r.Key.Exchange, r.Key.Topic}
+	t := b.topics[tk]
+	if t == nil {
+		t = &Topic{Exchange: r.Key.Exchange, Topic: r.Key.Topic}
+		b.topics[tk] = t
+	}
+	if !slices.Contains(t.Servers, name) {
+		t.Servers = append(t.Servers, name)
+	}
+}
+
+// view returns the View, every list in order.
+func (b *builder) view() *View {
+	v := b.v
+	v.Nodes = sortedBy(b.nodes, nil, func(a, b *Node) bool {
 		return a.Name < b.Name || a.Name == b.Name && a.Addr < b.Addr
 	})
-	for _, t := range topics {
-		slices.Sort(t.Servers)
-		v.Topics = append(v.Topics, *t)
-	}
-	sort.Slice(v.Topics, func(i, j int) bool {
-		a, b := v.Topics[i], v.Topics[j]
+	v.Topics = sortedBy(b.topics, func(t *Topic) { slices.Sort(t.Servers) }, func(a, b *Topic) bool {
 		return a.Exchange+"/"+a.Topic < b.Exchange+"/"+b.Topic
 	})
-	for _, p := range pools {
-		slices.Sort(p.Members)
-		v.Pools = append(v.Pools, *p)
-	}
-	sort.Slice(v.Pools, func(i, j int) bool {
-		a, b := v.Pools[i], v.Pools[j]
+	v.Pools = sortedBy(b.pools, func(p *Pool) { slices.Sort(p.Members) }, func(a, b *Pool) bool {
 		return a.Topic+"|"+a.Pool < b.Topic+"|"+b.Pool
 	})
 	slices.Sort(v.Routers)
 	slices.Sort(v.Publishers)
 	return v
+}
+
+// sortedBy returns the values of m (nil when there are none), each first
+// tidied by tidy unless it is nil, in the order of less.
+func sortedBy[K comparable, T any](m map[K]*T, tidy func(*T), less func(a, b *T) bool) []T {
+	var out []T
+	for _, x := range m {
+		if tidy != nil {
+			tidy(x)
+		}
+		out = append(out, *x)
+	}
+	sort.Slice(out, func(i, j int) bool { return less(&out[i], &out[j]) })
+	return out
 }
 
 // NodeAt returns the node of v whose Addr is addr, or nil.

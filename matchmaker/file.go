@@ -42,12 +42,13 @@ type File struct {
 	wg   sync.WaitGroup
 
 	// mu guards the fields below.
-	mu      sync.RWMutex
-	hosts   map[string][]string // key -> sorted host:port entries
-	raw     []byte
-	err     error // last reload error, nil when the current file parsed
-	changed chan struct{}
-	closed  bool
+	mu    sync.RWMutex
+	hosts map[string][]string // key -> sorted host:port entries
+	raw   []byte
+	err   error // last reload error, nil when the current file parsed
+
+	closing
+	changes *changes
 }
 
 // NewFile reads path and starts watching it for changes.
@@ -56,7 +57,7 @@ func NewFile(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &File{path: path, done: make(chan struct{}), hosts: hosts, raw: raw, changed: make(chan struct{})}
+	f := &File{path: path, done: make(chan struct{}), hosts: hosts, raw: raw, changes: newChanges()}
 	f.wg.Add(1)
 	go f.watch()
 	return f, nil
@@ -130,8 +131,7 @@ func (f *File) reload() {
 	f.err = nil
 	f.raw = raw
 	f.hosts = hosts
-	close(f.changed)
-	f.changed = make(chan struct{})
+	f.changes.notify()
 }
 
 // Err returns why the file's current content was not taken (nil when it
@@ -155,15 +155,6 @@ func (f *File) Lost() <-chan struct{} { return never }
 // Unregister implements Matchmaker: it does nothing (the file decides).
 func (f *File) Unregister(context.Context, Key, string) error { return f.check() }
 
-func (f *File) check() error {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed {
-		return ErrClosed
-	}
-	return nil
-}
-
 // Lookup implements Matchmaker: "tcp://host:port" for each entry of the
 // key's topic (of the directed server only, when Server is set).
 func (f *File) Lookup(_ context.Context, key Key) ([]string, error) {
@@ -171,11 +162,11 @@ func (f *File) Lookup(_ context.Context, key Key) ([]string, error) {
 	if key.Exchange != "" {
 		name = key.Exchange + "/" + key.Topic
 	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.closed {
-		return nil, ErrClosed
-	}
 	var addrs []string
 	for _, e := range f.hosts[name] {
 		if key.Server != "" {
@@ -191,21 +182,13 @@ func (f *File) Lookup(_ context.Context, key Key) ([]string, error) {
 
 // Changed implements Matchmaker: it is closed when the file's content
 // changes.
-func (f *File) Changed() <-chan struct{} {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.changed
-}
+func (f *File) Changed() <-chan struct{} { return f.changes.wait() }
 
 // Close stops watching the file. Idempotent.
 func (f *File) Close() error {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
+	if !f.markClosed() {
 		return nil
 	}
-	f.closed = true
-	f.mu.Unlock()
 	close(f.done)
 	f.wg.Wait()
 	return nil

@@ -3,13 +3,14 @@ package matchmaker_test
 import (
 	"context"
 	"errors"
-	"github.com/relay-dev/relay/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
 
 	"github.com/relay-dev/relay/matchmaker"
 )

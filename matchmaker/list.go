@@ -69,11 +69,11 @@ func (m *Memory) List(context.Context) ([]Registration, error) {
 // List implements Lister: every entry of the file, as bare-topic keys that
 // never expire.
 func (f *File) List(context.Context) ([]Registration, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.closed {
-		return nil, ErrClosed
-	}
 	var regs []Registration
 	for name, entries := range f.hosts {
 		k := Key{Topic: name}

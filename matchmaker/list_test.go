@@ -3,10 +3,11 @@ package matchmaker_test
 import (
 	"context"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
 
 	"github.com/relay-dev/relay/internal/testredis"
 	"github.com/relay-dev/relay/matchmaker"

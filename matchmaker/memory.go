@@ -16,20 +16,18 @@ var registries = struct {
 // registry is one named in-process registry, shared by every Memory
 // opened with its name.
 type registry struct {
-	// mu guards the fields below.
+	changes *changes
+
+	// mu guards entries.
 	mu      sync.Mutex
 	entries map[Key]map[string]time.Time // key -> addr -> expiry
-	changed chan struct{}
 }
 
 // Memory is a matchmaker inside one process: every Memory opened with the
 // same name shares one registry.
 type Memory struct {
+	closing
 	reg *registry
-
-	// mu guards closed.
-	mu     sync.Mutex
-	closed bool
 }
 
 // NewMemory opens the in-process registry called name, creating it on first
@@ -39,25 +37,10 @@ func NewMemory(name string) *Memory {
 	defer registries.Unlock()
 	r, ok := registries.byName[name]
 	if !ok {
-		r = &registry{entries: make(map[Key]map[string]time.Time), changed: make(chan struct{})}
+		r = &registry{entries: make(map[Key]map[string]time.Time), changes: newChanges()}
 		registries.byName[name] = r
 	}
 	return &Memory{reg: r}
-}
-
-func (m *Memory) check() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	return nil
-}
-
-// notify wakes every waiter of Changed. r.mu must be held.
-func (r *registry) notify() {
-	close(r.changed)
-	r.changed = make(chan struct{})
 }
 
 // Register implements Matchmaker.
@@ -88,7 +71,7 @@ func (m *Memory) RegisterMany(_ context.Context, entries []Entry, ttl time.Durat
 		members[e.Addr] = exp
 	}
 	if added {
-		r.notify()
+		r.changes.notify()
 	}
 	return nil
 }
@@ -107,7 +90,7 @@ func (m *Memory) Unregister(_ context.Context, key Key, addr string) error {
 			if len(members) == 0 {
 				delete(r.entries, key)
 			}
-			r.notify()
+			r.changes.notify()
 		}
 	}
 	return nil
@@ -137,11 +120,7 @@ func (m *Memory) Lookup(_ context.Context, key Key) ([]string, error) {
 }
 
 // Changed implements Matchmaker.
-func (m *Memory) Changed() <-chan struct{} {
-	m.reg.mu.Lock()
-	defer m.reg.mu.Unlock()
-	return m.reg.changed
-}
+func (m *Memory) Changed() <-chan struct{} { return m.reg.changes.wait() }
 
 // Lost implements Matchmaker: an in-process registry loses nothing, so the
 // channel never closes.
@@ -149,8 +128,6 @@ func (m *Memory) Lost() <-chan struct{} { return never }
 
 // Close implements Matchmaker.
 func (m *Memory) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
+	m.markClosed()
 	return nil
 }

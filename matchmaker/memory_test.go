@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
 
 	"go.uber.org/goleak"
 

@@ -175,3 +175,82 @@ func crc16(b []byte) uint16 {
 	}
 	return crc
 }
+
+// Lost implements Matchmaker. The channel closes when a check finds that
+// Redis no longer holds the data this client saw: the marker key relay
+// keeps in Redis (one per slot range in a cluster) is gone or different
+// (Redis restarted empty, was flushed or evicted it), or in a cluster
+// another node now serves a slot range (a failover, which may lose the
+// last writes). Checks run at start, after every reconnect (a failed
+// command followed by a successful one, or the change subscription
+// restored) and every RedisOptions.CheckInterval. A Sentinel failover is
+// not reported (the replica had the marker); writes it lost in the
+// replication lag come back at their next renewal. It does not close at
+// Close.
+func (r *Redis) Lost() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lost
+}
+
+// succeeded records a command that worked: after failures, Redis may have
+// restarted meanwhile, so the loss check runs now.
+func (r *Redis) succeeded() { r.reconnected() }
+
+// reconnected is succeeded, reporting whether this success followed a
+// failure (it then kicked a loss check).
+func (r *Redis) reconnected() bool {
+	if r.failing.Load() && r.failing.CompareAndSwap(true, false) {
+		r.kickCheck()
+		return true
+	}
+	return false
+}
+
+// lossCheckWait bounds how long a lookup after a reconnect waits for the
+// loss check it kicked.
+const lossCheckWait = 500 * time.Millisecond
+
+// awaitCheck waits, up to wait or ctx, until a loss check that started
+// after this call has finished.
+func (r *Redis) awaitCheck(ctx context.Context, wait time.Duration) {
+	r.mu.Lock()
+	after := r.checks
+	r.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		done, ch := r.checked > after, r.checkDone
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// failed records a command that failed: the next success kicks a loss
+// check, and a cluster client reloads its map of slots to nodes (go-redis
+// reloads it by itself only on MOVED replies, which a dead primary never
+// sends, or every minute).
+func (r *Redis) failed() {
+	r.failing.Store(true)
+	if r.cluster != nil {
+		r.cluster.ReloadState(context.Background()) // asynchronous, coalesced
+	}
+}
+
+// kickCheck asks watchLoss to check now.
+func (r *Redis) kickCheck() {
+	select {
+	case r.kick <- struct{}{}:
+	default: // a check is already due
+	}
+}

@@ -86,81 +86,87 @@ func ParseRedisURL(raw string) (RedisOptions, error) {
 	if err := parseRedisQuery(u.Query(), scheme.kind, scheme.tls, &o); err != nil {
 		return bad("%v", err)
 	}
-	path := strings.Trim(u.Path, "/")
+	if err := o.setPlace(scheme.kind, authority, u.Path); err != nil {
+		return bad("%v", err)
+	}
+	return o, nil
+}
+
+// setPlace applies to o the authority (host[:port], or a list of them)
+// and the path of a Redis URL of the kind ("", "sentinel" or "cluster").
+func (o *RedisOptions) setPlace(kind, authority, path string) error {
 	var parts []string
-	if path != "" {
-		parts = strings.Split(path, "/")
+	if p := strings.Trim(path, "/"); p != "" {
+		parts = strings.Split(p, "/")
 	}
-	parseDB := func(s string) error {
-		db, err := strconv.Atoi(s)
-		if err != nil || db < 0 {
-			return fmt.Errorf("database %q in the path is not a number >= 0", s)
-		}
-		o.DB = db
-		return nil
-	}
-	hosts := func(defaultPort string) ([]string, error) {
-		if authority == "" {
-			return nil, errors.New("no address (want host:port)")
-		}
-		var addrs []string
-		for _, h := range strings.Split(authority, ",") {
-			addr, err := hostPort(h, defaultPort)
-			if err != nil {
-				return nil, err
-			}
-			addrs = append(addrs, addr)
-		}
-		return addrs, nil
-	}
-	switch scheme.kind {
-	case "":
-		if strings.Contains(authority, ",") {
-			return bad("host: %q is a list; one server is redis://host:port, several are redis+sentinel:// or redis+cluster://", authority)
-		}
-		addrs, err := hosts("6379")
-		if err != nil {
-			return bad("host: %v", err)
-		}
-		o.Addr = addrs[0]
-		switch len(parts) {
-		case 0:
-		case 1:
-			if err := parseDB(parts[0]); err != nil {
-				return bad("%v", err)
-			}
-		default:
-			return bad("path %q: want at most /db", u.Path)
-		}
+	switch kind {
 	case "sentinel":
-		addrs, err := hosts("26379")
+		addrs, err := redisHosts(authority, "26379")
 		if err != nil {
-			return bad("sentinel host: %v (want h1:26379,h2:26379)", err)
+			return fmt.Errorf("sentinel host: %v (want h1:26379,h2:26379)", err)
 		}
 		o.SentinelAddrs = addrs
-		switch len(parts) {
-		case 0:
-			return bad("path: no master name (want redis+sentinel://h1:26379,h2:26379/mastername)")
-		case 1:
-		case 2:
-			if err := parseDB(parts[1]); err != nil {
-				return bad("%v", err)
-			}
-		default:
-			return bad("path %q: want /mastername[/db]", u.Path)
+		switch {
+		case len(parts) == 0:
+			return errors.New("path: no master name (want redis+sentinel://h1:26379,h2:26379/mastername)")
+		case len(parts) > 2:
+			return fmt.Errorf("path %q: want /mastername[/db]", path)
 		}
 		o.MasterName = parts[0]
+		return o.setDB(parts[1:])
 	case "cluster":
-		addrs, err := hosts("6379")
+		addrs, err := redisHosts(authority, "6379")
 		if err != nil {
-			return bad("cluster host: %v (want h1:6379,h2:6379)", err)
+			return fmt.Errorf("cluster host: %v (want h1:6379,h2:6379)", err)
 		}
 		o.ClusterAddrs = addrs
 		if len(parts) > 0 {
-			return bad("path %q: a Redis Cluster has no databases and no master name; remove the path", u.Path)
+			return fmt.Errorf("path %q: a Redis Cluster has no databases and no master name; remove the path", path)
 		}
+		return nil
 	}
-	return o, nil
+	if strings.Contains(authority, ",") {
+		return fmt.Errorf("host: %q is a list; one server is redis://host:port, several are redis+sentinel:// or redis+cluster://", authority)
+	}
+	addrs, err := redisHosts(authority, "6379")
+	if err != nil {
+		return fmt.Errorf("host: %v", err)
+	}
+	o.Addr = addrs[0]
+	if len(parts) > 1 {
+		return fmt.Errorf("path %q: want at most /db", path)
+	}
+	return o.setDB(parts)
+}
+
+// setDB sets o.DB from the path's part after the master name, if any.
+func (o *RedisOptions) setDB(parts []string) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	db, err := strconv.Atoi(parts[0])
+	if err != nil || db < 0 {
+		return fmt.Errorf("database %q in the path is not a number >= 0", parts[0])
+	}
+	o.DB = db
+	return nil
+}
+
+// redisHosts validates a comma-separated list of host[:port], adding the
+// default port where it is missing.
+func redisHosts(authority, defaultPort string) ([]string, error) {
+	if authority == "" {
+		return nil, errors.New("no address (want host:port)")
+	}
+	var addrs []string
+	for _, h := range strings.Split(authority, ",") {
+		addr, err := hostPort(h, defaultPort)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, addr)
+	}
+	return addrs, nil
 }
 
 // parseRedisQuery applies the query parameters of a Redis URL to o.

@@ -74,6 +74,17 @@ type base struct {
 	stopped  chan struct{} // closed at that failure, or at Close
 }
 
+// openKind checks the options of a proxy of kind k and opens what it
+// needs (see open), its log naming component.
+func openKind(k kind, opts []Option, component string) (options, *base, error) {
+	o, err := newOptions(k, opts)
+	if err != nil {
+		return o, nil, err
+	}
+	b, err := open(o, component)
+	return o, b, err
+}
+
 // open opens the matchmaker, the ZeroMQ context and CURVE for a proxy
 // whose component (in logs) is component.
 func open(o options, component string) (*base, error) {

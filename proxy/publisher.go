@@ -56,11 +56,7 @@ type Publisher struct {
 //
 // A bad option is an error naming it. ctx bounds the start only.
 func StartPublisher(ctx context.Context, opts ...Option) (*Publisher, error) {
-	o, err := newOptions(publisherKind, opts)
-	if err != nil {
-		return nil, err
-	}
-	b, err := open(o, "proxy")
+	o, b, err := openKind(publisherKind, opts, "proxy")
 	if err != nil {
 		return nil, err
 	}

@@ -65,11 +65,7 @@ type routeServer struct {
 //
 // A bad option is an error naming it. ctx bounds the start only.
 func StartRouter(ctx context.Context, opts ...Option) (*Router, error) {
-	o, err := newOptions(routerKind, opts)
-	if err != nil {
-		return nil, err
-	}
-	b, err := open(o, "router-proxy")
+	o, b, err := openKind(routerKind, opts, "router-proxy")
 	if err != nil {
 		return nil, err
 	}

@@ -66,53 +66,69 @@ exit code 1 when the cast cannot be sent.
   node %[1]s --matchmaker redis://127.0.0.1:6379 --topic compute --timeout 500ms sleep 2000
   node %[1]s --config testdata/node.yaml add 5
 `, name),
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var (
-				cf     clientFlags
-				tf     targetFlags
-				fanout bool
-				router bool
-				acks   bool
-			)
-			cf.register(fs, name)
-			tf.register(fs, true)
-			fs.BoolVar(&router, "router-proxy", false, "send through router proxies (node proxy --router); the servers must run with --router-proxy too")
-			fs.BoolVar(&acks, "acks", false, "ask the server to acknowledge, and resend until acknowledged or answered (servers always acknowledge what asks for it)")
-			if name == "cast" {
-				fs.BoolVar(&fanout, "fanout", false, "to every server of the topic")
-			}
-			return func(c *cli) int {
-				mm, err := cf.check()
-				if err != nil {
-					return c.usageError("%v", err)
-				}
-				if tf.topic == "" {
-					return c.usageError("--topic is required")
-				}
-				if len(c.args) < 1 || len(c.args) > 2 {
-					return c.usageError("want METHOD [ARG], got %q", c.args)
-				}
-				var arg any
-				if len(c.args) == 2 {
-					if arg, err = argValue("ARG", c.args[1], c.stdin); err != nil {
-						return c.usageError("%v", err)
-					}
-				}
-				t := tf.target()
-				t.Fanout = fanout
-				return c.send(mm, cf.timeout, func(ctx context.Context, n *relay.Node) error {
-					if name == "cast" {
-						return n.Cast(ctx, t, c.args[0], arg)
-					}
-					var reply any
-					if err := n.Call(ctx, t, c.args[0], arg, &reply); err != nil {
-						return err
-					}
-					return writeJSON(c.stdout, reply)
-				}, append(cf.curve.options(), relay.WithHost(name+"-client"), relay.WithPubSub(cf.pubsub), relay.WithRouterProxy(router), relay.WithAcks(acks))...)
-			}
-		},
+		setup: setupOf(func() commandFlags { return &callFlags{name: name} }),
 	}
+}
+
+// callFlags are the flags of node call and node cast (name).
+type callFlags struct {
+	name                 string
+	cf                   clientFlags
+	tf                   targetFlags
+	fanout, router, acks bool
+}
+
+func (f *callFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs, f.name)
+	f.tf.register(fs, true)
+	fs.BoolVar(&f.router, "router-proxy", false, "send through router proxies (node proxy --router); the servers must run with --router-proxy too")
+	fs.BoolVar(&f.acks, "acks", false, "ask the server to acknowledge, and resend until acknowledged or answered (servers always acknowledge what asks for it)")
+	if f.name == "cast" {
+		fs.BoolVar(&f.fanout, "fanout", false, "to every server of the topic")
+	}
+}
+
+// run calls (printing the reply) or casts.
+func (f *callFlags) run(c *cli) int {
+	mm, arg, code, ok := c.sendArgs(&f.cf, f.tf.topic, "METHOD", "ARG")
+	if !ok {
+		return code
+	}
+	t := f.tf.target()
+	t.Fanout = f.fanout
+	return c.send(mm, f.cf.timeout, func(ctx context.Context, n *relay.Node) error {
+		if f.name == "cast" {
+			return n.Cast(ctx, t, c.args[0], arg)
+		}
+		var reply any
+		if err := n.Call(ctx, t, c.args[0], arg, &reply); err != nil {
+			return err
+		}
+		return writeJSON(c.stdout, reply)
+	}, append(f.cf.curve.options(), relay.WithHost(f.name+"-client"), relay.WithPubSub(f.cf.pubsub), relay.WithRouterProxy(f.router), relay.WithAcks(f.acks))...)
+}
+
+// sendArgs checks the flags of a sending command (call, cast, notify),
+// its --topic and its arguments, NAME [VALUE]. It returns the matchmaker
+// URL and VALUE as argValue reads it (nil when absent); when not ok, code
+// is the exit code of the usage error.
+func (c *cli) sendArgs(cf *clientFlags, topic, name, value string) (mm string, arg any, code int, ok bool) {
+	mm, err := cf.check()
+	if err != nil {
+		return "", nil, c.usageError("%v", err), false
+	}
+	if topic == "" {
+		return "", nil, c.usageError("--topic is required"), false
+	}
+	if len(c.args) < 1 || len(c.args) > 2 {
+		return "", nil, c.usageError("want %s [%s], got %q", name, value, c.args), false
+	}
+	if len(c.args) == 2 {
+		if arg, err = argValue(value, c.args[1], c.stdin); err != nil {
+			return "", nil, c.usageError("%v", err), false
+		}
+	}
+	return mm, arg, 0, true
 }
 
 // send starts a client node on mm, runs f with a context bounded by

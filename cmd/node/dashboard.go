@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay"
@@ -46,7 +42,7 @@ $relay.info; rates need nodes that count their calls (node serve does).
 					return c.fail(err)
 				}
 				defer m.Close()
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := signalContext()
 				defer stop()
 				node, err := relay.Start(ctx, append(cf.curve.options(), relay.WithMatchmaker(url), relay.WithHost("dashboard"),
 					relay.WithRouterProxy(cf.router), relay.WithLogger(c.logger()))...)

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/relay-dev/relay/internal/demo"
 )
@@ -29,7 +25,7 @@ an unknown method, and closes everything. No setup needed.
 				if code, ok := c.noArgs(); !ok {
 					return code
 				}
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := signalContext()
 				defer stop()
 				if err := demo.RunDemo(ctx, c.stdout); err != nil {
 					return c.fail(err)

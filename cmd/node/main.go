@@ -26,11 +26,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // command is one subcommand.
@@ -43,6 +46,22 @@ type command struct {
 	// setup registers the command's flags on fs and returns its body, which
 	// runs once the flags, the environment and the config file are applied.
 	setup func(fs *flag.FlagSet) func(c *cli) int
+}
+
+// commandFlags are the flags of a command kept in a struct: register
+// defines them, run is the command's body.
+type commandFlags interface {
+	register(fs *flag.FlagSet)
+	run(c *cli) int
+}
+
+// setupOf is the setup of a command whose flags newFlags makes.
+func setupOf(newFlags func() commandFlags) func(fs *flag.FlagSet) func(c *cli) int {
+	return func(fs *flag.FlagSet) func(c *cli) int {
+		f := newFlags()
+		f.register(fs)
+		return f.run
+	}
 }
 
 func commands() []command {
@@ -168,4 +187,10 @@ func (c *cli) noArgs() (code int, ok bool) {
 		return c.usageError("unexpected arguments %q", c.args), false
 	}
 	return 0, true
+}
+
+// signalContext returns a context that ends at SIGINT or SIGTERM, and the
+// function that stops listening for them.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -6,11 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay/metrics"
@@ -54,82 +51,103 @@ func proxyCommand() command {
   node proxy --publisher --local --host h1 --matchmaker redis://127.0.0.1:6379 --bind 127.0.0.2
   node proxy --router --matchmaker redis://127.0.0.1:6379 --curve-key keys/router.key --curve-allow keys/
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var (
-				publisher = fs.Bool("publisher", false, "run a publisher proxy (fanout and notifications)")
-				router    = fs.Bool("router", false, "run a router proxy (calls and casts)")
-				local     = fs.Bool("local", false, "a local proxy for --host, fed by the central ones")
-				ack       = fs.Bool("ack", false, "central proxy: acknowledge each message published")
-				mm        = fs.String("matchmaker", "", "matchmaker URL (required)")
-				host      = fs.String("host", "", "host a local proxy serves (default: this machine's hostname)")
-				bind      = fs.String("bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
-				advertise = fs.String("advertise", "", "address others reach the proxy at, registered with its ports (default: --bind)")
-				ports     = fs.String("ports", "20000-29999", "port range MIN-MAX to bind in")
-				ttl       = fs.Duration("ttl", 30*time.Second, "registration TTL")
-				frontend  = fs.String("frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
-				backend   = fs.String("backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
-				httpAddr  = httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
-				cf        curveFlags
-			)
-			cf.register(fs)
-			return func(c *cli) int {
-				if code, ok := c.noArgs(); !ok {
-					return code
-				}
-				if *publisher == *router {
-					return c.usageError("one of --publisher or --router is required")
-				}
-				url, err := matchmakerURL(*mm)
-				if err != nil {
-					return c.usageError("%v", err)
-				}
-				portMin, portMax, err := parsePorts(*ports)
-				if err != nil {
-					return c.usageError("--ports: %v", err)
-				}
-				if (*frontend != "" || *backend != "") && !*router {
-					return c.usageError("--frontend and --backend are for --router")
-				}
-				if err := cf.check(); err != nil {
-					return c.usageError("%v", err)
-				}
-				// While the proxy starts, its log is held back: one that
-				// cannot start prints only the error that sums up why.
-				log, held := newHeldLogger(c.handler)
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-				defer stop()
-				opts := []proxy.Option{
-					proxy.WithMatchmaker(url), proxy.WithBindAddress(*bind), proxy.WithPortRange(portMin, portMax),
-					proxy.WithRegistrationTTL(*ttl), proxy.WithLogger(log), proxy.WithAdvertise(*advertise),
-				}
-				if *host != "" {
-					opts = append(opts, proxy.WithHost(*host))
-				}
-				if cf.key != "" || cf.allow != "" {
-					opts = append(opts, proxy.WithCurve(cf.key, cf.allow))
-				}
-				var p runningProxy
-				if *router {
-					p, err = proxy.StartRouter(ctx, append(opts, proxy.WithFrontend(*frontend), proxy.WithBackend(*backend))...)
-				} else {
-					p, err = proxy.StartPublisher(ctx, append(opts, proxy.WithAck(*ack), proxy.WithLocal(*local))...)
-				}
-				held.release(err == nil)
-				if err != nil && strings.Contains(err.Error(), "bind") {
-					where := fmt.Sprintf("--bind (%s must be an address of this host) and --ports (%s)", *bind, *ports)
-					if *frontend != "" || *backend != "" {
-						where = "--frontend and --backend (HOST:PORT, free, on an address of this host)"
-					}
-					err = fmt.Errorf("%w; check %s", err, where)
-				}
-				if err != nil {
-					return c.fail(err)
-				}
-				log.Info("proxy running", "endpoints", p.Endpoints(), "router", *router, "local", *local, "ack", *ack)
-				return c.serveProxy(ctx, p, *httpAddr, &cf, log)
-			}
-		},
+		setup: setupOf(func() commandFlags { return &proxyFlags{} }),
 	}
+}
+
+// proxyFlags are node proxy's flags.
+type proxyFlags struct {
+	publisher, router, local, ack                 bool
+	mm, host, bind, advertise, ports, front, back string
+	ttl                                           time.Duration
+	httpAddr                                      *string
+	cf                                            curveFlags
+}
+
+func (f *proxyFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.publisher, "publisher", false, "run a publisher proxy (fanout and notifications)")
+	fs.BoolVar(&f.router, "router", false, "run a router proxy (calls and casts)")
+	fs.BoolVar(&f.local, "local", false, "a local proxy for --host, fed by the central ones")
+	fs.BoolVar(&f.ack, "ack", false, "central proxy: acknowledge each message published")
+	fs.StringVar(&f.mm, "matchmaker", "", "matchmaker URL (required)")
+	fs.StringVar(&f.host, "host", "", "host a local proxy serves (default: this machine's hostname)")
+	fs.StringVar(&f.bind, "bind", "127.0.0.1", "address to bind, and to advertise unless --advertise is given (0.0.0.0 needs --advertise)")
+	fs.StringVar(&f.advertise, "advertise", "", "address others reach the proxy at, registered with its ports (default: --bind)")
+	fs.StringVar(&f.ports, "ports", "20000-29999", "port range MIN-MAX to bind in")
+	fs.DurationVar(&f.ttl, "ttl", 30*time.Second, "registration TTL")
+	fs.StringVar(&f.front, "frontend", "", "router proxy: HOST:PORT to bind for clients (default: --bind, a port from --ports)")
+	fs.StringVar(&f.back, "backend", "", "router proxy: HOST:PORT to bind for servers (default: --bind, a port from --ports)")
+	f.httpAddr = httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
+	f.cf.register(fs)
+}
+
+// options checks the flags and returns the options of the proxy, without
+// its logger.
+func (f *proxyFlags) options() ([]proxy.Option, error) {
+	if f.publisher == f.router {
+		return nil, errors.New("one of --publisher or --router is required")
+	}
+	url, err := matchmakerURL(f.mm)
+	if err != nil {
+		return nil, err
+	}
+	portMin, portMax, err := parsePorts(f.ports)
+	if err != nil {
+		return nil, fmt.Errorf("--ports: %v", err)
+	}
+	if (f.front != "" || f.back != "") && !f.router {
+		return nil, errors.New("--frontend and --backend are for --router")
+	}
+	if err := f.cf.check(); err != nil {
+		return nil, err
+	}
+	opts := []proxy.Option{
+		proxy.WithMatchmaker(url), proxy.WithBindAddress(f.bind), proxy.WithPortRange(portMin, portMax),
+		proxy.WithRegistrationTTL(f.ttl), proxy.WithAdvertise(f.advertise),
+	}
+	if f.host != "" {
+		opts = append(opts, proxy.WithHost(f.host))
+	}
+	if f.cf.key != "" || f.cf.allow != "" {
+		opts = append(opts, proxy.WithCurve(f.cf.key, f.cf.allow))
+	}
+	return opts, nil
+}
+
+// run starts the proxy and runs it until a signal or its failure.
+func (f *proxyFlags) run(c *cli) int {
+	if code, ok := c.noArgs(); !ok {
+		return code
+	}
+	opts, err := f.options()
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	// While the proxy starts, its log is held back: one that
+	// cannot start prints only the error that sums up why.
+	log, held := newHeldLogger(c.handler)
+	ctx, stop := signalContext()
+	defer stop()
+	opts = append(opts, proxy.WithLogger(log))
+	var p runningProxy
+	if f.router {
+		p, err = proxy.StartRouter(ctx, append(opts, proxy.WithFrontend(f.front), proxy.WithBackend(f.back))...)
+	} else {
+		p, err = proxy.StartPublisher(ctx, append(opts, proxy.WithAck(f.ack), proxy.WithLocal(f.local))...)
+	}
+	held.release(err == nil)
+	if err != nil && strings.Contains(err.Error(), "bind") {
+		where := fmt.Sprintf("--bind (%s must be an address of this host) and --ports (%s)", f.bind, f.ports)
+		if f.front != "" || f.back != "" {
+			where = "--frontend and --backend (HOST:PORT, free, on an address of this host)"
+		}
+		err = fmt.Errorf("%w; check %s", err, where)
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	log.Info("proxy running", "endpoints", p.Endpoints(), "router", f.router, "local", f.local, "ack", f.ack)
+	return c.serveProxy(ctx, p, *f.httpAddr, &f.cf, log)
 }
 
 // runningProxy is what node proxy uses of a started proxy.

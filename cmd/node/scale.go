@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,12 +14,8 @@ import (
 	"github.com/relay-dev/relay/internal/scale"
 )
 
-func scaleCommand() command {
-	return command{
-		name:     "scale",
-		short:    "start N nodes (default 1,000) over a few processes and measure what they cost",
-		synopsis: "[--nodes N --procs P --mode direct|proxied --duration D] [--curve 10,100,1000 --plot FILE] [--json]",
-		about: `Starts a cloud on this machine: a redis-server (the matchmaker), --nodes
+// scaleAbout is node scale's help.
+const scaleAbout = `Starts a cloud on this machine: a redis-server (the matchmaker), --nodes
 compute nodes spread over --procs host processes (each node on a loopback
 address of its own, 127.(100+P).x.y, all the nodes of a process sharing its
 ZeroMQ context and actor system), and in this process the control plane:
@@ -54,83 +51,99 @@ docs/SCALE.md has the figures of this machine and what breaks first.
 
 Needs redis-server (make deps). Progress goes to stderr, the report to
 stdout. Exit code 0 when the run completed, 1 when it could not run.
-`,
+`
+
+func scaleCommand() command {
+	return command{
+		name:     "scale",
+		short:    "start N nodes (default 1,000) over a few processes and measure what they cost",
+		synopsis: "[--nodes N --procs P --mode direct|proxied --duration D] [--curve 10,100,1000 --plot FILE] [--json]",
+		about:    scaleAbout,
 		examples: `  node scale                                    1,000 nodes in 4 processes, direct, 30 s of load
   node scale --nodes 200 --procs 2 --duration 20s --mode proxied
   node scale --heartbeat 10s --heartbeat-timeout 30s     what 1,000 nodes need on a busy 2-core machine
   node scale --curve 10,100,1000 --mode direct,proxied --plot docs/scale.png --json > scale.json
   make scale
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			def := scale.DefaultConfig()
-			cfg := def
-			mode := fs.String("mode", def.Mode, "topology: direct or proxied (with --curve: a list, direct,proxied)")
-			fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, "compute nodes (N)")
-			fs.IntVar(&cfg.Procs, "procs", def.Procs, "host processes the compute nodes are spread over")
-			fs.IntVar(&cfg.Conductors, "conductors", def.Conductors, "conductor servers (control plane, in this process)")
-			fs.IntVar(&cfg.Schedulers, "schedulers", def.Schedulers, "schedulers (control plane, in this process)")
-			fs.IntVar(&cfg.Routers, "routers", def.Routers, "router proxy processes (proxied mode)")
-			fs.IntVar(&cfg.Publishers, "publishers", def.Publishers, "central publisher proxy processes (proxied mode; plus one local per host process)")
-			fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long the load lasts")
-			fs.IntVar(&cfg.CallRate, "call-rate", def.CallRate, "compute → conductor calls per second, all computes together")
-			fs.IntVar(&cfg.APIRate, "api-rate", def.APIRate, "api → compute directed calls per second")
-			fs.IntVar(&cfg.CastRate, "cast-rate", def.CastRate, "scheduler → compute directed casts per second")
-			fs.DurationVar(&cfg.FanoutEvery, "fanout-every", def.FanoutEvery, "period of the fanout and the notification to every compute")
-			fs.DurationVar(&cfg.ChurnEvery, "churn-every", def.ChurnEvery, "during the load a conductor joins, and the previous one leaves, this often (0: no churn)")
-			fs.DurationVar(&cfg.StartTimeout, "start-timeout", def.StartTimeout, "bound of the registration storm (launch until every compute answers)")
-			fs.DurationVar(&cfg.TTL, "ttl", def.TTL, "registration TTL of every node and proxy")
-			fs.DurationVar(&cfg.CallTimeout, "call-timeout", def.CallTimeout, "deadline of each call, cast, fanout and notification")
-			fs.IntVar(&cfg.Parallel, "parallel", def.Parallel, "nodes a host process starts at once")
-			fs.DurationVar(&cfg.Heartbeat, "heartbeat", def.Heartbeat, "ZMTP heartbeat interval of every node (relay.WithHeartbeat)")
-			fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", def.HeartbeatTimeout, "a connection silent this long is closed")
-			curve := fs.String("curve", "", "node counts to run one after the other, e.g. 10,100,1000")
-			plotPath := fs.String("plot", "", "with --curve: write a PNG plot of the curves to this file")
-			dir := fs.String("dir", "", "directory for logs and reports, kept (default: a temporary one, removed after a run that completed)")
-			asJSON := fs.Bool("json", false, "print the report (with --curve: the list of reports) as JSON")
-			hostSpec := fs.String("host-spec", "", "internal: run one host process of a scale run, as the JSON file says")
-			return func(c *cli) int {
-				if code, ok := c.noArgs(); !ok {
-					return code
-				}
-				if *hostSpec != "" {
-					return c.scaleHost(*hostSpec)
-				}
-				modes, err := scale.ParseModes("mode", *mode)
-				if err != nil {
-					return c.usageError("%s", strings.TrimPrefix(err.Error(), "scale: "))
-				}
-				if len(modes) > 1 && *curve == "" {
-					return c.usageError("--mode %q: more than one mode needs --curve", *mode)
-				}
-				if *plotPath != "" && *curve == "" {
-					return c.usageError("--plot needs --curve")
-				}
-				bin, err := os.Executable()
-				if err != nil {
-					return c.fail(fmt.Errorf("the node binary to run: %w", err))
-				}
-				cfg.Mode, cfg.NodeBin, cfg.Dir, cfg.Log = modes[0], bin, *dir, c.stderr
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-				defer stop()
-				if *curve != "" {
-					return c.scaleCurve(ctx, cfg, *curve, modes, *plotPath, *asJSON)
-				}
-				rep, err := scale.Run(ctx, cfg)
-				if err != nil {
-					return c.scaleFailed(err)
-				}
-				if *dir == "" {
-					os.RemoveAll(rep.Dir)
-					rep.Dir += " (removed: --dir keeps them)"
-				}
-				if *asJSON {
-					return c.printJSON(rep)
-				}
-				rep.Write(c.stdout)
-				return 0
-			}
-		},
+		setup: setupOf(func() commandFlags { return &scaleFlags{} }),
 	}
+}
+
+// scaleFlags are node scale's flags.
+type scaleFlags struct {
+	cfg                                  scale.Config
+	mode, curve, plotPath, dir, hostSpec string
+	asJSON                               bool
+}
+
+func (f *scaleFlags) register(fs *flag.FlagSet) {
+	def := scale.DefaultConfig()
+	cfg := &f.cfg
+	*cfg = def
+	fs.StringVar(&f.mode, "mode", def.Mode, "topology: direct or proxied (with --curve: a list, direct,proxied)")
+	fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, "compute nodes (N)")
+	fs.IntVar(&cfg.Procs, "procs", def.Procs, "host processes the compute nodes are spread over")
+	fs.IntVar(&cfg.Conductors, "conductors", def.Conductors, "conductor servers (control plane, in this process)")
+	fs.IntVar(&cfg.Schedulers, "schedulers", def.Schedulers, "schedulers (control plane, in this process)")
+	fs.IntVar(&cfg.Routers, "routers", def.Routers, "router proxy processes (proxied mode)")
+	fs.IntVar(&cfg.Publishers, "publishers", def.Publishers, "central publisher proxy processes (proxied mode; plus one local per host process)")
+	fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long the load lasts")
+	fs.IntVar(&cfg.CallRate, "call-rate", def.CallRate, "compute → conductor calls per second, all computes together")
+	fs.IntVar(&cfg.APIRate, "api-rate", def.APIRate, "api → compute directed calls per second")
+	fs.IntVar(&cfg.CastRate, "cast-rate", def.CastRate, "scheduler → compute directed casts per second")
+	fs.DurationVar(&cfg.FanoutEvery, "fanout-every", def.FanoutEvery, "period of the fanout and the notification to every compute")
+	fs.DurationVar(&cfg.ChurnEvery, "churn-every", def.ChurnEvery, "during the load a conductor joins, and the previous one leaves, this often (0: no churn)")
+	fs.DurationVar(&cfg.StartTimeout, "start-timeout", def.StartTimeout, "bound of the registration storm (launch until every compute answers)")
+	fs.DurationVar(&cfg.TTL, "ttl", def.TTL, "registration TTL of every node and proxy")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", def.CallTimeout, "deadline of each call, cast, fanout and notification")
+	fs.IntVar(&cfg.Parallel, "parallel", def.Parallel, "nodes a host process starts at once")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", def.Heartbeat, "ZMTP heartbeat interval of every node (relay.WithHeartbeat)")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", def.HeartbeatTimeout, "a connection silent this long is closed")
+	fs.StringVar(&f.curve, "curve", "", "node counts to run one after the other, e.g. 10,100,1000")
+	fs.StringVar(&f.plotPath, "plot", "", "with --curve: write a PNG plot of the curves to this file")
+	fs.StringVar(&f.dir, "dir", "", "directory for logs and reports, kept (default: a temporary one, removed after a run that completed)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report (with --curve: the list of reports) as JSON")
+	fs.StringVar(&f.hostSpec, "host-spec", "", "internal: run one host process of a scale run, as the JSON file says")
+}
+
+// run runs one scale run, a curve of them, or (--host-spec) one host
+// process of a run.
+func (f *scaleFlags) run(c *cli) int {
+	if code, ok := c.noArgs(); !ok {
+		return code
+	}
+	if f.hostSpec != "" {
+		return c.scaleHost(f.hostSpec)
+	}
+	modes, err := scale.ParseModes("mode", f.mode)
+	if err != nil {
+		return c.usageError("%s", strings.TrimPrefix(err.Error(), "scale: "))
+	}
+	if len(modes) > 1 && f.curve == "" {
+		return c.usageError("--mode %q: more than one mode needs --curve", f.mode)
+	}
+	if f.plotPath != "" && f.curve == "" {
+		return c.usageError("--plot needs --curve")
+	}
+	bin, err := nodeBinary()
+	if err != nil {
+		return c.fail(err)
+	}
+	cfg := f.cfg
+	cfg.Mode, cfg.NodeBin, cfg.Dir, cfg.Log = modes[0], bin, f.dir, c.stderr
+	ctx, stop := signalContext()
+	defer stop()
+	if f.curve != "" {
+		return c.scaleCurve(ctx, cfg, f.curve, modes, f.plotPath, f.asJSON)
+	}
+	rep, err := scale.Run(ctx, cfg)
+	if err != nil {
+		return c.scaleFailed(err)
+	}
+	if f.dir == "" {
+		removeRunDir(&rep.Dir)
+	}
+	return c.report(f.asJSON, rep, rep.Write)
 }
 
 // scaleCurve runs the curve and prints it.
@@ -168,6 +181,16 @@ func (c *cli) scaleFailed(err error) int {
 	return c.fail(err)
 }
 
+// report prints a run's report rep as JSON, or else with write; it
+// returns the exit code.
+func (c *cli) report(asJSON bool, rep any, write func(io.Writer)) int {
+	if asJSON {
+		return c.printJSON(rep)
+	}
+	write(c.stdout)
+	return 0
+}
+
 // printJSON prints v as indented JSON.
 func (c *cli) printJSON(v any) int {
 	enc := json.NewEncoder(c.stdout)
@@ -188,7 +211,7 @@ func (c *cli) scaleHost(specPath string) int {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	begin := make(chan struct{})
 	go func() { // ends at the first SIGUSR1 or when the host ends

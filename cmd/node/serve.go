@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/relay-dev/relay"
@@ -133,7 +131,7 @@ func (n *nodeFlags) limitMemory() {
 // start prints only the error that sums up why (see heldLog).
 func (c *cli) startNode(opts ...relay.Option) (ctx context.Context, stop func(), node *relay.Node, log *slog.Logger, err error) {
 	log, held := newHeldLogger(c.handler)
-	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop = signalContext()
 	node, err = relay.Start(ctx, append(opts, relay.WithLogger(log))...)
 	held.release(err == nil)
 	if err != nil {
@@ -143,12 +141,8 @@ func (c *cli) startNode(opts ...relay.Option) (ctx context.Context, stop func(),
 	return ctx, stop, node, log, nil
 }
 
-func serveCommand() command {
-	return command{
-		name:     "serve",
-		short:    "serve the demo endpoint on a topic until interrupted",
-		synopsis: "--matchmaker URL --topic T [--host NAME --bind ADDR ...]",
-		about: `Starts a node that serves the demo endpoint (methods add, subtract, append,
+// serveAbout is the start of node serve's help.
+const serveAbout = `Starts a node that serves the demo endpoint (methods add, subtract, append,
 sleep, get, echo) on the topic, logs what it serves and its endpoint to
 stderr, and runs until SIGINT or SIGTERM, then closes the node.
 
@@ -156,7 +150,14 @@ Servers always acknowledge a call or cast that asks for it (a client's
 --acks), once its handler has returned, and handle its msg_id once; with
 --data-dir that holds across a crash and restart of the server too.
 
-` + matchmakerNote + "\n" + curveNote,
+`
+
+func serveCommand() command {
+	return command{
+		name:     "serve",
+		short:    "serve the demo endpoint on a topic until interrupted",
+		synopsis: "--matchmaker URL --topic T [--host NAME --bind ADDR ...]",
+		about:    serveAbout + matchmakerNote + "\n" + curveNote,
 		examples: `  node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute
   node serve --matchmaker redis://127.0.0.1:6379 --host alpha --bind 10.0.0.5 --topic compute \
       --namespace calc --version 1.2 --ports 21000-21099 --ttl 10s
@@ -165,85 +166,126 @@ Servers always acknowledge a call or cast that asks for it (a client's
       --curve-key keys/alpha.key --curve-allow keys/
   node serve --matchmaker redis://127.0.0.1:6379 --host alpha --topic compute --bind 0.0.0.0 --advertise 10.0.0.5
 `,
-		setup: func(fs *flag.FlagSet) func(*cli) int {
-			var (
-				tf     targetFlags
-				nf     nodeFlags
-				router bool
-				acks   bool
-			)
-			tf.register(fs, false)
-			nf.register(fs)
-			fs.BoolVar(&router, "router-proxy", false, "take calls and casts through router proxies (node proxy --router); clients need it too")
-			fs.BoolVar(&acks, "acks", false, "only for the calls and casts this node sends itself (serve sends none): servers always acknowledge what asks for it")
-			httpAddr := httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
-			journal := fs.String("journal", "", "also serve node chaos's methods (chaos_apply, chaos_kill) and its notifications, appending what they apply to this file (node chaos sets it)")
-			return func(c *cli) int {
-				if code, ok := c.noArgs(); !ok {
-					return code
-				}
-				opts, err := nf.options()
-				if err != nil {
-					return c.usageError("%v", err)
-				}
-				if tf.topic == "" {
-					return c.usageError("--topic is required")
-				}
-				nf.limitMemory()
-				m := metrics.New()
-				opts = append(opts, m.Options()...)
-				ctx, stop, node, log, err := c.startNode(append(opts, relay.WithRouterProxy(router), relay.WithAcks(acks))...)
-				if err != nil {
-					return c.fail(err)
-				}
-				defer stop()
-				m.AddNode(node)
-				var serving atomic.Bool
-				if *httpAddr != "" {
-					ready := func() error {
-						if !serving.Load() {
-							return fmt.Errorf("not serving %s yet", tf.target())
-						}
-						return node.Ready()
-					}
-					bound, stopHTTP, err := c.serveHTTP(*httpAddr, metrics.Handler(metrics.NewRegistry(m), ready))
-					if err != nil {
-						node.Close()
-						return c.usageError("%v", err)
-					}
-					defer stopHTTP()
-					node.AddInfo("http", func() any { return bound })
-				}
-				defer nf.curve.reloadOnHUP(log, node.ReloadAllowList)()
-				srv, err := node.Serve(tf.target())
-				if err != nil {
-					node.Close()
-					return c.fail(err)
-				}
-				(&demo.Endpoint{Host: node.Host()}).Register(srv)
-				var harness *chaos.Endpoint
-				if *journal != "" {
-					if harness, err = chaos.Serve(node, srv, *journal); err != nil {
-						node.Close()
-						return c.fail(err)
-					}
-				}
-				serving.Store(true)
-				log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
-					"methods", "add,subtract,append,sleep,get,echo", "matchmaker", matchmaker.Redact(nf.matchmaker))
-				<-ctx.Done()
-				log.Info("signal received; closing")
-				err = node.Close()
-				if harness != nil {
-					err = errors.Join(err, harness.Close())
-				}
-				if err != nil {
-					return c.fail(fmt.Errorf("close: %w", err))
-				}
-				return 0
-			}
-		},
+		setup: setupOf(func() commandFlags { return &serveFlags{} }),
 	}
+}
+
+// serveFlags are node serve's flags.
+type serveFlags struct {
+	tf           targetFlags
+	nf           nodeFlags
+	router, acks bool
+	httpAddr     *string
+	journal      string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.tf.register(fs, false)
+	f.nf.register(fs)
+	fs.BoolVar(&f.router, "router-proxy", false, "take calls and casts through router proxies (node proxy --router); clients need it too")
+	fs.BoolVar(&f.acks, "acks", false, "only for the calls and casts this node sends itself (serve sends none): servers always acknowledge what asks for it")
+	f.httpAddr = httpFlag(fs, "/metrics, /healthz and /debug/pprof/")
+	fs.StringVar(&f.journal, "journal", "", "also serve node chaos's methods (chaos_apply, chaos_kill) and its notifications, appending what they apply to this file (node chaos sets it)")
+}
+
+// run starts the node, serves the demo endpoint (and with --journal the
+// chaos harness's) until a signal, and closes the node.
+func (f *serveFlags) run(c *cli) int {
+	opts, code, ok := c.nodeOptions(&f.nf)
+	if !ok {
+		return code
+	}
+	if f.tf.topic == "" {
+		return c.usageError("--topic is required")
+	}
+	f.nf.limitMemory()
+	m := metrics.New()
+	opts = append(opts, m.Options()...)
+	ctx, stop, node, log, err := c.startNode(append(opts, relay.WithRouterProxy(f.router), relay.WithAcks(f.acks))...)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer stop()
+	m.AddNode(node)
+	var serving atomic.Bool
+	if *f.httpAddr != "" {
+		stopHTTP, code, ok := c.serveNodeHTTP(*f.httpAddr, node, m, func() error {
+			if !serving.Load() {
+				return fmt.Errorf("not serving %s yet", f.tf.target())
+			}
+			return nil
+		})
+		if !ok {
+			return code
+		}
+		defer stopHTTP()
+	}
+	defer f.nf.curve.reloadOnHUP(log, node.ReloadAllowList)()
+	srv, err := node.Serve(f.tf.target())
+	if err != nil {
+		node.Close()
+		return c.fail(err)
+	}
+	(&demo.Endpoint{Host: node.Host()}).Register(srv)
+	var harness *chaos.Endpoint
+	if f.journal != "" {
+		if harness, err = chaos.Serve(node, srv, f.journal); err != nil {
+			node.Close()
+			return c.fail(err)
+		}
+	}
+	serving.Store(true)
+	log.Info("serving demo endpoint", "target", srv.Target().String(), "endpoint", node.Endpoint(),
+		"methods", "add,subtract,append,sleep,get,echo", "matchmaker", matchmaker.Redact(f.nf.matchmaker))
+	waitSignal(ctx, log)
+	err = node.Close()
+	if harness != nil {
+		err = errors.Join(err, harness.Close())
+	}
+	if err != nil {
+		return c.fail(fmt.Errorf("close: %w", err))
+	}
+	return 0
+}
+
+// serveNodeHTTP serves the node's metrics, health and profiles on addr;
+// the node is ready once serving() and node.Ready() are both nil. When not
+// ok, it has closed the node and code is the exit code.
+func (c *cli) serveNodeHTTP(addr string, node *relay.Node, m *metrics.Metrics, serving func() error) (stop func(), code int, ok bool) {
+	ready := func() error {
+		if err := serving(); err != nil {
+			return err
+		}
+		return node.Ready()
+	}
+	bound, stop, err := c.serveHTTP(addr, metrics.Handler(metrics.NewRegistry(m), ready))
+	if err != nil {
+		node.Close()
+		return nil, c.usageError("%v", err), false
+	}
+	node.AddInfo("http", func() any { return bound })
+	return stop, 0, true
+}
+
+// nodeOptions checks that the command got no positional arguments and
+// the node's flags, and returns its options; when not ok, code is the
+// exit code of the usage error.
+func (c *cli) nodeOptions(nf *nodeFlags) (opts []relay.Option, code int, ok bool) {
+	if code, ok := c.noArgs(); !ok {
+		return nil, code, false
+	}
+	opts, err := nf.options()
+	if err != nil {
+		return nil, c.usageError("%v", err), false
+	}
+	return opts, 0, true
+}
+
+// waitSignal waits until ctx ends (SIGINT or SIGTERM) and logs that the
+// command closes.
+func waitSignal(ctx context.Context, log *slog.Logger) {
+	<-ctx.Done()
+	log.Info("signal received; closing")
 }
 
 // parsePorts parses "MIN-MAX".

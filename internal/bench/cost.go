@@ -103,10 +103,7 @@ func measureCost(n, traced int, run func(k int) error) (Cost, error) {
 // CallCost is the Cost of one sequential relay call of a size-byte echo
 // over tcp: n calls counted, traced of them traced, after warm-up calls.
 func CallCost(ctx context.Context, n, traced, size int) (c Cost, err error) {
-	if n < 1 || size < 0 {
-		return Cost{}, fmt.Errorf("bench: call cost: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
-	}
-	p, payload, err := warmPair(ctx, mode{}, size)
+	p, payload, err := measuredPair(ctx, "call cost", mode{}, n, size)
 	if err != nil {
 		return Cost{}, err
 	}
@@ -119,10 +116,7 @@ func CallCost(ctx context.Context, n, traced, size int) (c Cost, err error) {
 // sides: casts are sent one after the other as fast as Cast accepts them
 // (retrying back-pressure) and counted once the receiver handled them all.
 func CastCost(ctx context.Context, n, traced, size int) (c Cost, err error) {
-	if n < 1 || size < 0 {
-		return Cost{}, fmt.Errorf("bench: cast cost: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
-	}
-	p, payload, err := warmPair(ctx, mode{}, size)
+	p, payload, err := measuredPair(ctx, "cast cost", mode{}, n, size)
 	if err != nil {
 		return Cost{}, err
 	}

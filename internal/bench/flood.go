@@ -29,10 +29,7 @@ type FloodResult struct {
 // or has handled none more for castStall. A cast accepted with a nil error
 // and never handled is Lost: the number relay promises to keep at 0.
 func Flood(ctx context.Context, n, size int) (res FloodResult, err error) {
-	if n < 1 || size < 0 {
-		return FloodResult{}, fmt.Errorf("bench: flood: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
-	}
-	p, payload, err := warmPair(ctx, mode{}, size)
+	p, payload, err := measuredPair(ctx, "flood", mode{}, n, size)
 	if err != nil {
 		return FloodResult{}, err
 	}

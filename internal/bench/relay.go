@@ -244,6 +244,15 @@ func warmPair(ctx context.Context, m mode, size int) (*pair, []byte, error) {
 	return p, payload, nil
 }
 
+// measuredPair checks n (at least 1) and size (at least 0) for the
+// measurement what, and returns warmPair's pair and payload.
+func measuredPair(ctx context.Context, what string, m mode, n, size int) (*pair, []byte, error) {
+	if n < 1 || size < 0 {
+		return nil, nil, fmt.Errorf("bench: %s: need n >= 1 and size >= 0, got n=%d size=%d", what, n, size)
+	}
+	return warmPair(ctx, m, size)
+}
+
 // CallLatency measures n sequential relay calls of a size-byte payload
 // echoed back by a server node, after warm-up calls that are not counted.
 func CallLatency(ctx context.Context, n, size int) (Latency, error) {
@@ -262,10 +271,7 @@ func InprocCallLatency(ctx context.Context, n, size int) (Latency, error) {
 }
 
 func callLatency(ctx context.Context, m mode, n, size int) (res Latency, err error) {
-	if n < 1 || size < 0 {
-		return Latency{}, fmt.Errorf("bench: call latency: need n >= 1 and size >= 0, got n=%d size=%d", n, size)
-	}
-	p, payload, err := warmPair(ctx, m, size)
+	p, payload, err := measuredPair(ctx, "call latency", m, n, size)
 	if err != nil {
 		return Latency{}, err
 	}

@@ -161,90 +161,104 @@ type step struct {
 // roundSteps lists the measurements of one round into rd, in order: each
 // relay measurement is followed at once by its baseline's.
 func roundSteps(ctx context.Context, cfg Config, rd *Round) []step {
-	var err error
-	s := cfg.Size
-	callCost, castCost := max(cfg.N/10, 1), max(cfg.Casts/10, 1)
-	steps := []step{
-		{fmt.Sprintf("row 1, relay: %d sequential calls of %d B", cfg.N, s), func() error {
-			rd.CallLatency, err = CallLatency(ctx, cfg.N, s)
-			return err
-		}},
-		{fmt.Sprintf("row 1, raw: %d DEALER→ROUTER round trips", cfg.N), func() error {
-			rd.RawLatency, err = RawLatency(ctx, cfg.N, s)
-			return err
-		}},
-		{fmt.Sprintf("row 2, relay: %d calls from %d callers", cfg.Calls, cfg.Concurrency), func() error {
-			rd.Pipelined, err = PipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
-			return err
-		}},
-		{fmt.Sprintf("row 2, raw: %d round trips, one DEALER, %d in flight", cfg.Calls, cfg.Concurrency), func() error {
-			rd.RawPipelined, err = RawPipelined(ctx, cfg.Concurrency, cfg.Calls, s)
-			return err
-		}},
-		{fmt.Sprintf("row 6, relay: %d calls from %d callers through a router proxy", cfg.Calls, cfg.Concurrency), func() error {
-			rd.RoutedPipelined, err = RoutedPipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
-			return err
-		}},
-		{fmt.Sprintf("row 3, relay: %d casts", cfg.Casts), func() error {
-			rd.Casts, err = Casts(ctx, cfg.Casts, s)
-			return err
-		}},
-		{fmt.Sprintf("row 3, raw: %d PUSH→PULL messages", cfg.Casts), func() error {
-			rd.RawPushPull, err = RawPushPull(ctx, cfg.Casts, s)
-			return err
-		}},
-		{fmt.Sprintf("row 4, relay: flood of %d casts, no retry", cfg.Flood), func() error {
-			rd.Flood, err = Flood(ctx, cfg.Flood, s)
-			return err
-		}},
-	}
+	steps := rowSteps(ctx, cfg, rd)
 	if cfg.Fanouts > 0 {
-		steps = append(steps,
-			step{fmt.Sprintf("row 5, relay: %d notifications through a publisher proxy (acks)", cfg.Fanouts), func() error {
-				rd.NotifyProxy, err = Notify(ctx, true, cfg.Fanouts, s)
-				return err
-			}},
-			step{fmt.Sprintf("row 5, direct: %d notifications", cfg.Fanouts), func() error {
-				rd.NotifyDirect, err = Notify(ctx, false, cfg.Fanouts, s)
-				return err
-			}},
-			step{fmt.Sprintf("one-to-many: %d fanouts to %d servers through a publisher proxy (acks)", cfg.Fanouts, FanoutSubscribers), func() error {
-				rd.FanoutProxy, err = Fanout(ctx, true, FanoutSubscribers, cfg.Fanouts, s)
-				return err
-			}},
-			step{fmt.Sprintf("one-to-many: %d fanouts to %d servers direct", cfg.Fanouts, FanoutSubscribers), func() error {
-				rd.FanoutDirect, err = Fanout(ctx, false, FanoutSubscribers, cfg.Fanouts, s)
-				return err
-			}})
+		steps = append(steps, oneToManySteps(ctx, cfg, rd)...)
 	}
-	steps = append(steps,
-		step{fmt.Sprintf("row 7, relay: %d sequential calls between two WithInproc nodes", cfg.N), func() error {
-			rd.InprocLatency, err = InprocCallLatency(ctx, cfg.N, s)
-			return err
-		}},
-		step{fmt.Sprintf("row 8, relay: cost of %d sequential calls (%d traced)", callCost, max(callCost/10, 1)), func() error {
-			rd.CallCost, err = CallCost(ctx, callCost, max(callCost/10, 1), s)
-			return err
-		}},
-		step{fmt.Sprintf("row 8, relay: cost of %d casts until handled (%d traced)", castCost, max(castCost/10, 1)), func() error {
-			rd.CastCost, err = CastCost(ctx, castCost, max(castCost/10, 1), s)
-			return err
-		}},
-		step{fmt.Sprintf("row 9, relay: heap of %d idle nodes", IdleNodes), func() error {
-			rd.IdleNode, err = IdleNodeMemory(ctx)
-			return err
-		}},
-		step{fmt.Sprintf("row 9, relay: heap of %d pending calls", cfg.Pending), func() error {
-			rd.PendingCall, err = PendingCallMemory(ctx, cfg.Pending, s)
-			return err
-		}})
+	steps = append(steps, costSteps(ctx, cfg, rd)...)
 	if cfg.RouterProxy {
-		steps = append(steps, step{fmt.Sprintf("router proxy: %d sequential calls through a router proxy", cfg.N), func() error {
-			rd.RoutedLatency, err = RoutedCallLatency(ctx, cfg.N, s)
-			return err
-		}})
+		s := cfg.Size
+		steps = append(steps,
+			measure(fmt.Sprintf("router proxy: %d sequential calls through a router proxy", cfg.N), &rd.RoutedLatency, func() (Latency, error) {
+				return RoutedCallLatency(ctx, cfg.N, s)
+			}),
+		)
 	}
 	return steps
+}
+
+// measure is the step what, which stores what f measures (also when it
+// fails) in *into.
+func measure[T any](what string, into *T, f func() (T, error)) step {
+	return step{what, func() error {
+		var err error
+		*into, err = f()
+		return err
+	}}
+}
+
+// rowSteps are the measurements of rows 1 to 4 and 6.
+func rowSteps(ctx context.Context, cfg Config, rd *Round) []step {
+	s := cfg.Size
+	return []step{
+		measure(fmt.Sprintf("row 1, relay: %d sequential calls of %d B", cfg.N, s), &rd.CallLatency, func() (Latency, error) {
+			return CallLatency(ctx, cfg.N, s)
+		}),
+		measure(fmt.Sprintf("row 1, raw: %d DEALER→ROUTER round trips", cfg.N), &rd.RawLatency, func() (Latency, error) {
+			return RawLatency(ctx, cfg.N, s)
+		}),
+		measure(fmt.Sprintf("row 2, relay: %d calls from %d callers", cfg.Calls, cfg.Concurrency), &rd.Pipelined, func() (Throughput, error) {
+			return PipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
+		}),
+		measure(fmt.Sprintf("row 2, raw: %d round trips, one DEALER, %d in flight", cfg.Calls, cfg.Concurrency), &rd.RawPipelined, func() (Throughput, error) {
+			return RawPipelined(ctx, cfg.Concurrency, cfg.Calls, s)
+		}),
+		measure(fmt.Sprintf("row 6, relay: %d calls from %d callers through a router proxy", cfg.Calls, cfg.Concurrency), &rd.RoutedPipelined, func() (Throughput, error) {
+			return RoutedPipelinedCalls(ctx, cfg.Concurrency, cfg.Calls, s)
+		}),
+		measure(fmt.Sprintf("row 3, relay: %d casts", cfg.Casts), &rd.Casts, func() (CastResult, error) {
+			return Casts(ctx, cfg.Casts, s)
+		}),
+		measure(fmt.Sprintf("row 3, raw: %d PUSH→PULL messages", cfg.Casts), &rd.RawPushPull, func() (Throughput, error) {
+			return RawPushPull(ctx, cfg.Casts, s)
+		}),
+		measure(fmt.Sprintf("row 4, relay: flood of %d casts, no retry", cfg.Flood), &rd.Flood, func() (FloodResult, error) {
+			return Flood(ctx, cfg.Flood, s)
+		}),
+	}
+}
+
+// oneToManySteps are the measurements of notifications (row 5) and
+// fanouts, direct and through a publisher proxy.
+func oneToManySteps(ctx context.Context, cfg Config, rd *Round) []step {
+	s := cfg.Size
+	return []step{
+		measure(fmt.Sprintf("row 5, relay: %d notifications through a publisher proxy (acks)", cfg.Fanouts), &rd.NotifyProxy, func() (OneToMany, error) {
+			return Notify(ctx, true, cfg.Fanouts, s)
+		}),
+		measure(fmt.Sprintf("row 5, direct: %d notifications", cfg.Fanouts), &rd.NotifyDirect, func() (OneToMany, error) {
+			return Notify(ctx, false, cfg.Fanouts, s)
+		}),
+		measure(fmt.Sprintf("one-to-many: %d fanouts to %d servers through a publisher proxy (acks)", cfg.Fanouts, FanoutSubscribers), &rd.FanoutProxy, func() (OneToMany, error) {
+			return Fanout(ctx, true, FanoutSubscribers, cfg.Fanouts, s)
+		}),
+		measure(fmt.Sprintf("one-to-many: %d fanouts to %d servers direct", cfg.Fanouts, FanoutSubscribers), &rd.FanoutDirect, func() (OneToMany, error) {
+			return Fanout(ctx, false, FanoutSubscribers, cfg.Fanouts, s)
+		}),
+	}
+}
+
+// costSteps are the measurements of rows 7 to 9.
+func costSteps(ctx context.Context, cfg Config, rd *Round) []step {
+	s := cfg.Size
+	callCost, castCost := max(cfg.N/10, 1), max(cfg.Casts/10, 1)
+	return []step{
+		measure(fmt.Sprintf("row 7, relay: %d sequential calls between two WithInproc nodes", cfg.N), &rd.InprocLatency, func() (Latency, error) {
+			return InprocCallLatency(ctx, cfg.N, s)
+		}),
+		measure(fmt.Sprintf("row 8, relay: cost of %d sequential calls (%d traced)", callCost, max(callCost/10, 1)), &rd.CallCost, func() (Cost, error) {
+			return CallCost(ctx, callCost, max(callCost/10, 1), s)
+		}),
+		measure(fmt.Sprintf("row 8, relay: cost of %d casts until handled (%d traced)", castCost, max(castCost/10, 1)), &rd.CastCost, func() (Cost, error) {
+			return CastCost(ctx, castCost, max(castCost/10, 1), s)
+		}),
+		measure(fmt.Sprintf("row 9, relay: heap of %d idle nodes", IdleNodes), &rd.IdleNode, func() (Memory, error) {
+			return IdleNodeMemory(ctx)
+		}),
+		measure(fmt.Sprintf("row 9, relay: heap of %d pending calls", cfg.Pending), &rd.PendingCall, func() (Memory, error) {
+			return PendingCallMemory(ctx, cfg.Pending, s)
+		}),
+	}
 }
 
 // Run runs cfg.Rounds rounds of every measurement, relay's then its

@@ -151,51 +151,7 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 	rep := &Report{Mode: cfg.Mode, Seed: cfg.Seed, Duration: cfg.Duration, Rate: cfg.Rate,
 		Servers: len(h.servers), Proxies: len(h.proxies), Faults: faults, Dir: cfg.Dir,
 		CallTimeout: cfg.CallTimeout, LateAfter: cfg.LateAfter}
-	runs := h.readRuns()
-	kills := h.killTimes()
-	lives := map[string][]incarnation{}
-	for _, m := range h.servers {
-		lives[m.name] = m.snapshot()
-	}
-	servers, proxies := h.memberNames(h.servers), h.memberNames(h.proxies)
-	// killed reports whether a process of names was killed (or crashed)
-	// between killSlack before from and to.
-	killed := func(from, to time.Time, names ...string) bool {
-		from = from.Add(-killSlack)
-		for _, n := range names {
-			for _, t := range kills[n] {
-				if !t.Before(from) && !t.After(to) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	// onPath returns the proxies a kind goes through in this mode.
-	onPath := func(kind string) []string {
-		switch {
-		case cfg.Mode == ModeRouter && kind != kindNotify:
-			return proxies
-		case cfg.Mode == ModePubSub && (kind == kindFanout || kind == kindNotify):
-			return proxies
-		}
-		return nil
-	}
-	// settled reports whether server s was ready from settle before from
-	// until to: a fanout then must reach it.
-	settled := func(s string, from, to time.Time) bool {
-		for _, inc := range lives[s] {
-			if !inc.readyAt.IsZero() && !inc.readyAt.After(from.Add(-settle)) &&
-				(inc.ended.IsZero() || !inc.ended.Before(to) || inc.end == endStopped) {
-				return true
-			}
-		}
-		return false
-	}
-
-	h.mu.Lock()
-	reported := maps.Clone(h.undelivered)
-	h.mu.Unlock()
+	a := h.newAccounts()
 	sent := map[string]bool{}
 	calls := map[string]*CallRow{}
 	casts := map[string]*CastRow{}
@@ -210,48 +166,12 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 		o := &ops[i]
 		sent[o.Key] = true
 		if isCall(o.Kind) {
-			calls[o.Kind].add(o, runs[o.Key], cfg)
+			calls[o.Kind].add(o, a.runs[o.Key], cfg)
 			continue
 		}
-		row := casts[o.Kind]
-		row.Sent++
-		if !o.accepted() {
-			label := o.Err
-			if o.Unresolved {
-				label = "never returned"
-			}
-			row.Refused[label]++
-			if applied, _, _ := handled(runs[o.Key]); applied && o.Kind != kindFanout {
-				row.RefusedApplied++
-			}
-			continue
-		}
-		row.Accepted++
-		from, to := o.Start.Add(o.Took), o.Start.Add(cfg.CastTimeout)
-		if o.Kind == kindFanout {
-			for _, s := range servers {
-				if !settled(s, from, to) {
-					continue
-				}
-				applied, twice, atCrash := handled(runs[runKey(o.Key, s)])
-				atKill := killed(from, to, append([]string{s}, onPath(o.Kind)...)...)
-				if row.count(false, applied, twice, atCrash, atKill, reported[o.Key]) {
-					row.sample(fmt.Sprintf("%s at %.2fs to %s", o.Key, from.Sub(h.begin).Seconds(), s))
-				}
-			}
-			continue
-		}
-		receivers := servers
-		if o.Server != "" {
-			receivers = []string{o.Server}
-		}
-		applied, twice, atCrash := handled(runs[o.Key])
-		atKill := killed(from, to, append(receivers, onPath(o.Kind)...)...)
-		if row.count(o.Kind == kindACast, applied, twice, atCrash, atKill, reported[o.Key]) {
-			row.sample(fmt.Sprintf("%s at %.2fs%s", o.Key, from.Sub(h.begin).Seconds(), strings.TrimSuffix(" to "+o.Server, " to ")))
-		}
+		a.countCast(casts[o.Kind], o)
 	}
-	for rk := range runs {
+	for rk := range a.runs {
 		key, _, _ := strings.Cut(rk, "@")
 		if !sent[key] {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("a journal holds key %s, which the load never sent", key))
@@ -271,6 +191,107 @@ func (h *harness) account(ops []op, faults []Fault, before, after map[string]rel
 		rep.Casts = append(rep.Casts, *c)
 	}
 	return rep
+}
+
+// accounts is what account reads about the run: the journals' runs, the
+// kills, the servers' lives and the messages reported undelivered.
+type accounts struct {
+	h                *harness
+	runs             map[string][]run
+	kills            map[string][]time.Time
+	lives            map[string][]incarnation
+	servers, proxies []string
+	reported         map[string]bool
+}
+
+func (h *harness) newAccounts() *accounts {
+	a := &accounts{h: h, runs: h.readRuns(), kills: h.killTimes(), lives: map[string][]incarnation{},
+		servers: h.memberNames(h.servers), proxies: h.memberNames(h.proxies)}
+	for _, m := range h.servers {
+		a.lives[m.name] = m.snapshot()
+	}
+	h.mu.Lock()
+	a.reported = maps.Clone(h.undelivered)
+	h.mu.Unlock()
+	return a
+}
+
+// killed reports whether a process of names was killed (or crashed)
+// between killSlack before from and to.
+func (a *accounts) killed(from, to time.Time, names ...string) bool {
+	from = from.Add(-killSlack)
+	for _, n := range names {
+		for _, t := range a.kills[n] {
+			if !t.Before(from) && !t.After(to) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onPath returns the proxies a kind goes through in this mode.
+func (a *accounts) onPath(kind string) []string {
+	switch mode := a.h.cfg.Mode; {
+	case mode == ModeRouter && kind != kindNotify:
+		return a.proxies
+	case mode == ModePubSub && (kind == kindFanout || kind == kindNotify):
+		return a.proxies
+	}
+	return nil
+}
+
+// settled reports whether server s was ready from settle before from
+// until to: a fanout then must reach it.
+func (a *accounts) settled(s string, from, to time.Time) bool {
+	for _, inc := range a.lives[s] {
+		if !inc.readyAt.IsZero() && !inc.readyAt.After(from.Add(-settle)) &&
+			(inc.ended.IsZero() || !inc.ended.Before(to) || inc.end == endStopped) {
+			return true
+		}
+	}
+	return false
+}
+
+// countCast counts one cast, fanout or notification o in its row.
+func (a *accounts) countCast(row *CastRow, o *op) {
+	runs, begin := a.runs, a.h.begin
+	row.Sent++
+	if !o.accepted() {
+		label := o.Err
+		if o.Unresolved {
+			label = "never returned"
+		}
+		row.Refused[label]++
+		if applied, _, _ := handled(runs[o.Key]); applied && o.Kind != kindFanout {
+			row.RefusedApplied++
+		}
+		return
+	}
+	row.Accepted++
+	from, to := o.Start.Add(o.Took), o.Start.Add(a.h.cfg.CastTimeout)
+	if o.Kind == kindFanout {
+		for _, s := range a.servers {
+			if !a.settled(s, from, to) {
+				continue
+			}
+			applied, twice, atCrash := handled(runs[runKey(o.Key, s)])
+			atKill := a.killed(from, to, append([]string{s}, a.onPath(o.Kind)...)...)
+			if row.count(false, applied, twice, atCrash, atKill, a.reported[o.Key]) {
+				row.sample(fmt.Sprintf("%s at %.2fs to %s", o.Key, from.Sub(begin).Seconds(), s))
+			}
+		}
+		return
+	}
+	receivers := a.servers
+	if o.Server != "" {
+		receivers = []string{o.Server}
+	}
+	applied, twice, atCrash := handled(runs[o.Key])
+	atKill := a.killed(from, to, append(receivers, a.onPath(o.Kind)...)...)
+	if row.count(o.Kind == kindACast, applied, twice, atCrash, atKill, a.reported[o.Key]) {
+		row.sample(fmt.Sprintf("%s at %.2fs%s", o.Key, from.Sub(begin).Seconds(), strings.TrimSuffix(" to "+o.Server, " to ")))
+	}
 }
 
 // add counts one call.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/relay-dev/relay/internal/flagcheck"
 )
 
 // Modes are the topologies a run can use.
@@ -69,38 +71,23 @@ func DefaultConfig() Config {
 // validate checks c and names the first bad field as the flag that sets
 // it in `node chaos`.
 func (c *Config) validate() error {
-	bad := func(flag, format string, args ...any) error {
-		return fmt.Errorf("chaos: --%s: %s", flag, fmt.Sprintf(format, args...))
+	v := flagcheck.New("chaos")
+	flagcheck.OneOf(v, "mode", c.Mode, Modes)
+	flagcheck.AtLeast(v, "duration", c.Duration, 5*time.Second)
+	flagcheck.Between(v, "servers", c.Servers, 2, maxMembers)
+	if c.Mode != ModeDirect {
+		flagcheck.Between(v, "proxies", c.Proxies, 1, maxMembers)
 	}
-	switch {
-	case c.Mode != ModeDirect && c.Mode != ModeRouter && c.Mode != ModePubSub:
-		return bad("mode", "%q is not one of %v", c.Mode, Modes)
-	case c.Duration < 5*time.Second:
-		return bad("duration", "want at least 5s, got %v", c.Duration)
-	case c.Servers < 2 || c.Servers > maxMembers:
-		return bad("servers", "want 2 to %d, got %d", maxMembers, c.Servers)
-	case c.Mode != ModeDirect && (c.Proxies < 1 || c.Proxies > maxMembers):
-		return bad("proxies", "want 1 to %d, got %d", maxMembers, c.Proxies)
-	case c.Rate < 1:
-		return bad("rate", "want at least 1, got %d", c.Rate)
-	case c.Workers < 1:
-		return bad("workers", "want at least 1, got %d", c.Workers)
-	case c.Work < 0:
-		return bad("work", "must not be negative, got %v", c.Work)
-	case c.CallTimeout <= 0:
-		return bad("call-timeout", "must be positive, got %v", c.CallTimeout)
-	case c.CastTimeout <= 0:
-		return bad("cast-timeout", "must be positive, got %v", c.CastTimeout)
-	case c.LateAfter < 0:
-		return bad("late-after", "must not be negative, got %v", c.LateAfter)
-	case c.TTL < time.Second:
-		return bad("ttl", "want at least 1s, got %v", c.TTL)
-	case c.MeanGap < 100*time.Millisecond:
-		return bad("mean-gap", "want at least 100ms, got %v", c.MeanGap)
-	case c.NodeBin == "":
-		return fmt.Errorf("chaos: no node binary to run")
-	}
-	return nil
+	flagcheck.AtLeast(v, "rate", c.Rate, 1)
+	flagcheck.AtLeast(v, "workers", c.Workers, 1)
+	flagcheck.NotNegative(v, "work", c.Work)
+	flagcheck.Positive(v, "call-timeout", c.CallTimeout)
+	flagcheck.Positive(v, "cast-timeout", c.CastTimeout)
+	flagcheck.NotNegative(v, "late-after", c.LateAfter)
+	flagcheck.AtLeast(v, "ttl", c.TTL, time.Second)
+	flagcheck.AtLeast(v, "mean-gap", c.MeanGap, 100*time.Millisecond)
+	v.Missing(c.NodeBin == "", "node binary to run")
+	return v.Err()
 }
 
 // logf prints a progress line.

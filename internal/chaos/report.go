@@ -169,23 +169,31 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "relay chaos: mode %s, seed %d, %v of load at %d msgs/s, %d servers, %d proxies\n", r.Mode, r.Seed, r.Duration, r.Rate, r.Servers, r.Proxies)
 	fmt.Fprintf(w, "load average (1, 5, 15 min): %s at the start, %s at the end\n", r.LoadAverage[0], r.LoadAverage[1])
 	fmt.Fprintf(w, "repeat the faults: %s\n", r.Command())
+	r.writeFaults(w)
+	r.writeCalls(w)
+	r.writeCasts(w)
+	r.writeProcesses(w)
+	r.writeCounters(w)
+	r.writeEnd(w)
+}
 
+// writeFaults prints the faults and how each went.
+func (r *Report) writeFaults(w io.Writer) {
 	fmt.Fprintf(w, "\nfaults\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, f := range r.Faults {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f, f.Result, f.Back)
 	}
 	tw.Flush()
+}
 
+// writeCalls prints the calls' table and their errors.
+func (r *Report) writeCalls(w io.Writer) {
 	fmt.Fprintf(w, "\ncalls (deadline %v)\n", r.CallTimeout)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tissued\tok\ttyped errors\tuntyped\tunresolved\tlate\tworst overrun\twrong reply\thandled twice (at a crash)\t")
 	for _, c := range r.Calls {
-		typed := 0
-		for _, n := range c.Typed {
-			typed += n
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d (%d)\t\n", c.Label, c.Issued, c.OK, typed, c.Untyped,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d (%d)\t\n", c.Label, c.Issued, c.OK, total(c.Typed), c.Untyped,
 			c.Unresolved, c.Late, c.WorstOverrun.Round(time.Millisecond), c.Wrong, c.Twice, c.TwiceAtCrash)
 	}
 	tw.Flush()
@@ -197,16 +205,16 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Fprintf(w, "  %s, an untyped error: %s\n", c.Label, c.UntypedSample)
 		}
 	}
+}
 
+// writeCasts prints the one-way messages' table, their refusals and
+// samples of silent losses.
+func (r *Report) writeCasts(w io.Writer) {
 	fmt.Fprintf(w, "\none-way messages (a fanout counts once per server that was up throughout)\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tsent\taccepted\trefused\texpected\tapplied\tlost\treported\tat a kill\tsilent\treported, yet applied\thandled twice (at a crash)\t")
 	for _, c := range r.Casts {
-		refused := 0
-		for _, n := range c.Refused {
-			refused += n
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t\n", c.Label, c.Sent, c.Accepted, refused,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t\n", c.Label, c.Sent, c.Accepted, total(c.Refused),
 			c.Expected, c.Applied, c.Lost, c.Counted, c.LostAtKill, c.Silent, c.ReportedApplied, c.Twice, c.TwiceAtCrash)
 	}
 	tw.Flush()
@@ -222,9 +230,12 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Fprintf(w, "  %s, silent losses among: %s\n", c.Label, strings.Join(c.LostSample, "; "))
 		}
 	}
+}
 
+// writeProcesses prints what each process held at the start and the end.
+func (r *Report) writeProcesses(w io.Writer) {
 	fmt.Fprintf(w, "\nprocesses (start → end of the load; a process restarted is measured in its last life)\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\trole\tstarts\tkills\tcrashes\tfds\tgoroutines\tRSS MB\tpeak RSS MB\t")
 	for _, p := range r.Processes {
 		starts := fmt.Sprint(p.Starts)
@@ -237,7 +248,10 @@ func (r *Report) Write(w io.Writer) {
 			span(p.Measured, mb(p.Start.RSS), mb(p.End.RSS), "%.1f"), peak(p))
 	}
 	tw.Flush()
+}
 
+// writeCounters prints the nodes' counters.
+func (r *Report) writeCounters(w io.Writer) {
 	fmt.Fprintf(w, "\ncounters (client nodes: over the load; servers: since their last start)\n")
 	for _, c := range r.Counters {
 		var parts []string
@@ -249,6 +263,11 @@ func (r *Report) Write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-15s %s\n", c.Node, strings.Join(parts, " "))
 	}
+}
+
+// writeEnd prints what was skipped, the crashes, the notes, where the
+// files are, and whether the invariants held.
+func (r *Report) writeEnd(w io.Writer) {
 	if r.Skipped > 0 {
 		fmt.Fprintf(w, "\nthe load skipped %d messages: every worker was busy (calls hold one until they end)\n", r.Skipped)
 	}
@@ -264,6 +283,15 @@ func (r *Report) Write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "\ninvariants held: no call unresolved, each ended by its deadline with its own outcome, no process crashed\n")
 	}
+}
+
+// total is the sum of the counts of m.
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // byCount renders counts by name, the largest first.

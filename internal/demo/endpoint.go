@@ -44,22 +44,31 @@ type Endpoint struct {
 
 // Register installs the endpoint's methods on srv.
 func (e *Endpoint) Register(srv *relay.Server) {
-	srv.Handle("add", e.add)
-	srv.Handle("subtract", e.subtract)
-	srv.Handle("append", e.append)
+	srv.Handle("add", locked(e, e.add))
+	srv.Handle("subtract", locked(e, e.subtract))
+	srv.Handle("append", locked(e, e.append))
 	srv.Handle("sleep", e.sleep)
 	srv.Handle("get", e.get)
 	srv.Handle("adds", e.adds)
 	srv.Handle("echo", echo)
 }
 
-func (e *Endpoint) add(_ context.Context, r *relay.Request) (any, error) {
-	var by int64
-	if err := r.Decode(&by); err != nil {
-		return nil, err
+// locked is the handler that decodes the request's argument into a T and
+// runs f with it, holding e.mu.
+func locked[T any](e *Endpoint, f func(T, *relay.Request) (any, error)) relay.Handler {
+	return func(_ context.Context, r *relay.Request) (any, error) {
+		var arg T
+		if err := r.Decode(&arg); err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return f(arg, r)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+}
+
+// add adds by to the counter. e.mu is held.
+func (e *Endpoint) add(by int64, r *relay.Request) (any, error) {
 	e.n += by
 	e.log = append(e.log, by)
 	if r.Cast {
@@ -68,13 +77,9 @@ func (e *Endpoint) add(_ context.Context, r *relay.Request) (any, error) {
 	return e.n, nil
 }
 
-func (e *Endpoint) subtract(_ context.Context, r *relay.Request) (any, error) {
-	var by int64
-	if err := r.Decode(&by); err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// subtract subtracts by from the counter, unless it would go negative.
+// e.mu is held.
+func (e *Endpoint) subtract(by int64, _ *relay.Request) (any, error) {
 	if e.n-by < 0 {
 		return nil, &NegativeError{Value: e.n, By: by}
 	}
@@ -82,13 +87,8 @@ func (e *Endpoint) subtract(_ context.Context, r *relay.Request) (any, error) {
 	return e.n, nil
 }
 
-func (e *Endpoint) append(_ context.Context, r *relay.Request) (any, error) {
-	var s string
-	if err := r.Decode(&s); err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// append appends s to the string. e.mu is held.
+func (e *Endpoint) append(s string, _ *relay.Request) (any, error) {
 	e.s += s
 	return e.s, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/relay-dev/relay/internal/flagcheck"
 )
 
 // Modes are the topologies a run can use.
@@ -92,56 +94,35 @@ func DefaultConfig() Config {
 // validate checks c and names the first bad field as the flag that sets it
 // in `node scale`.
 func (c *Config) validate() error {
-	bad := func(flag, format string, args ...any) error {
-		return fmt.Errorf("scale: --%s: %s", flag, fmt.Sprintf(format, args...))
+	v := flagcheck.New("scale")
+	flagcheck.OneOf(v, "mode", c.Mode, Modes)
+	flagcheck.AtLeast(v, "nodes", c.Nodes, 1)
+	flagcheck.Between(v, "procs", c.Procs, 1, maxProcs)
+	v.Bad(c.Procs > c.Nodes, "procs", "%d host processes for %d nodes: want at most one process per node", c.Procs, c.Nodes)
+	if v.Err() == nil { // c.Procs >= 1
+		perHost := (c.Nodes + c.Procs - 1) / c.Procs
+		v.Bad(perHost > maxNodesPerHst, "procs", "%d nodes per process is more than %d: raise --procs", perHost, maxNodesPerHst)
 	}
-	switch {
-	case c.Mode != ModeDirect && c.Mode != ModeProxied:
-		return bad("mode", "%q is not one of %v", c.Mode, Modes)
-	case c.Nodes < 1:
-		return bad("nodes", "want at least 1, got %d", c.Nodes)
-	case c.Procs < 1 || c.Procs > maxProcs:
-		return bad("procs", "want 1 to %d, got %d", maxProcs, c.Procs)
-	case c.Procs > c.Nodes:
-		return bad("procs", "%d host processes for %d nodes: want at most one process per node", c.Procs, c.Nodes)
-	case (c.Nodes+c.Procs-1)/c.Procs > maxNodesPerHst:
-		return bad("procs", "%d nodes per process is more than %d: raise --procs", (c.Nodes+c.Procs-1)/c.Procs, maxNodesPerHst)
-	case c.Conductors < 1 || c.Conductors > 250:
-		return bad("conductors", "want 1 to 250, got %d", c.Conductors)
-	case c.Schedulers < 1 || c.Schedulers > 250:
-		return bad("schedulers", "want 1 to 250, got %d", c.Schedulers)
-	case c.Mode == ModeProxied && (c.Routers < 1 || c.Routers > 250):
-		return bad("routers", "want 1 to 250 in proxied mode, got %d", c.Routers)
-	case c.Mode == ModeProxied && (c.Publishers < 1 || c.Publishers > 250):
-		return bad("publishers", "want 1 to 250 in proxied mode, got %d", c.Publishers)
-	case c.Duration < time.Second:
-		return bad("duration", "want at least 1s, got %v", c.Duration)
-	case c.CallRate < 0:
-		return bad("call-rate", "must not be negative, got %d", c.CallRate)
-	case c.APIRate < 0:
-		return bad("api-rate", "must not be negative, got %d", c.APIRate)
-	case c.CastRate < 0:
-		return bad("cast-rate", "must not be negative, got %d", c.CastRate)
-	case c.FanoutEvery < 100*time.Millisecond:
-		return bad("fanout-every", "want at least 100ms, got %v", c.FanoutEvery)
-	case c.ChurnEvery != 0 && c.ChurnEvery < 100*time.Millisecond:
-		return bad("churn-every", "want 0 (no churn) or at least 100ms, got %v", c.ChurnEvery)
-	case c.StartTimeout < time.Second:
-		return bad("start-timeout", "want at least 1s, got %v", c.StartTimeout)
-	case c.TTL < time.Second:
-		return bad("ttl", "want at least 1s, got %v", c.TTL)
-	case c.CallTimeout < 10*time.Millisecond:
-		return bad("call-timeout", "want at least 10ms, got %v", c.CallTimeout)
-	case c.Heartbeat <= 0:
-		return bad("heartbeat", "must be positive, got %v", c.Heartbeat)
-	case c.HeartbeatTimeout < c.Heartbeat:
-		return bad("heartbeat-timeout", "want at least --heartbeat (%v), got %v", c.Heartbeat, c.HeartbeatTimeout)
-	case c.Parallel < 1:
-		return bad("parallel", "want at least 1, got %d", c.Parallel)
-	case c.NodeBin == "":
-		return fmt.Errorf("scale: no node binary to run")
+	flagcheck.Between(v, "conductors", c.Conductors, 1, 250)
+	flagcheck.Between(v, "schedulers", c.Schedulers, 1, 250)
+	if c.Mode == ModeProxied {
+		v.Bad(c.Routers < 1 || c.Routers > 250, "routers", "want 1 to 250 in proxied mode, got %d", c.Routers)
+		v.Bad(c.Publishers < 1 || c.Publishers > 250, "publishers", "want 1 to 250 in proxied mode, got %d", c.Publishers)
 	}
-	return nil
+	flagcheck.AtLeast(v, "duration", c.Duration, time.Second)
+	flagcheck.NotNegative(v, "call-rate", c.CallRate)
+	flagcheck.NotNegative(v, "api-rate", c.APIRate)
+	flagcheck.NotNegative(v, "cast-rate", c.CastRate)
+	flagcheck.AtLeast(v, "fanout-every", c.FanoutEvery, 100*time.Millisecond)
+	v.Bad(c.ChurnEvery != 0 && c.ChurnEvery < 100*time.Millisecond, "churn-every", "want 0 (no churn) or at least 100ms, got %v", c.ChurnEvery)
+	flagcheck.AtLeast(v, "start-timeout", c.StartTimeout, time.Second)
+	flagcheck.AtLeast(v, "ttl", c.TTL, time.Second)
+	flagcheck.AtLeast(v, "call-timeout", c.CallTimeout, 10*time.Millisecond)
+	flagcheck.Positive(v, "heartbeat", c.Heartbeat)
+	v.Bad(c.HeartbeatTimeout < c.Heartbeat, "heartbeat-timeout", "want at least --heartbeat (%v), got %v", c.Heartbeat, c.HeartbeatTimeout)
+	flagcheck.AtLeast(v, "parallel", c.Parallel, 1)
+	v.Missing(c.NodeBin == "", "node binary to run")
+	return v.Err()
 }
 
 // logf prints a progress line.

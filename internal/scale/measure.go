@@ -238,3 +238,16 @@ func cpuPressure() string {
 	}
 	return "unavailable"
 }
+
+// mark is what a phase reads at its start, to report at its end what
+// changed: Redis's counters and the kernel's listen overflows.
+type mark struct {
+	redis     RedisStats
+	overflows int64
+}
+
+// markStart reads Redis's counters and the listen overflows.
+func (h *harness) markStart() (mark, error) {
+	r, err := readRedis(h.rs)
+	return mark{redis: r, overflows: listenOverflows()}, err
+}

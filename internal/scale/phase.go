@@ -14,7 +14,7 @@ import (
 // arrive, stops the host processes and gathers their reports into rep.
 func (h *harness) load(ctx context.Context, rep *Report) error {
 	cfg := &h.cfg
-	before, err := readRedis(h.rs)
+	at, err := h.markStart()
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,6 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	h.control.BeginLoad()
 	cfg.logf("load: %d calls/s to conductors, %d calls/s and %d casts/s to computes, a fanout and a notification every %v, for %v",
 		cfg.CallRate, cfg.APIRate, cfg.CastRate, cfg.FanoutEvery, cfg.Duration)
-	overflows := listenOverflows()
 	sleep(ctx, cfg.Duration/2)
 	if rep.Mid, err = h.usage(); err != nil {
 		return err
@@ -34,7 +33,7 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return err
 	}
 	cpuPercent(rep.Mid, rep.End, time.Since(midAt))
-	rep.ListenOverflows = listenOverflows() - overflows
+	rep.ListenOverflows = listenOverflows() - at.overflows
 	after, err := readRedis(h.rs)
 	if err != nil {
 		return err
@@ -47,8 +46,8 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		}
 	}
 	rep.Took = took
-	rep.Redis = RedisLoad{Before: before, After: after,
-		OpsPerSec: float64(after.Commands-before.Commands) / took.Seconds()}
+	rep.Redis = RedisLoad{Before: at.redis, After: after,
+		OpsPerSec: float64(after.Commands-at.redis.Commands) / took.Seconds()}
 	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drainWait)
 	sent := h.control.Report()
 	_ = poll(ctx, drainWait, func() error {

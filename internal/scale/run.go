@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -40,18 +39,9 @@ type harness struct {
 // returns the report. It stops every process it started before it
 // returns, also on error or when ctx ends.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
+	var err error
+	if cfg.Dir, err = testredis.RunDir("scale", cfg.Dir, cfg.validate); err != nil {
 		return nil, err
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, fmt.Errorf("scale: redis-server not found: run `make deps` (installs redis-server)")
-	}
-	if cfg.Dir == "" {
-		dir, err := os.MkdirTemp("", "relay-scale-")
-		if err != nil {
-			return nil, fmt.Errorf("scale: %w", err)
-		}
-		cfg.Dir = dir
 	}
 	h := &harness{cfg: cfg}
 	defer h.teardown()
@@ -82,11 +72,7 @@ func (h *harness) setUp() error {
 	if err := proc.CheckLoopback(addrs...); err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
-	redisDir := filepath.Join(cfg.Dir, "redis")
-	if err := os.MkdirAll(redisDir, 0o755); err != nil {
-		return fmt.Errorf("scale: %w", err)
-	}
-	rs, err := testredis.Launch(redisDir)
+	rs, _, err := testredis.LaunchIn(cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}
@@ -128,12 +114,11 @@ func (h *harness) setUp() error {
 // and a notification.
 func (h *harness) storm(ctx context.Context, rep *Report) error {
 	cfg := &h.cfg
-	before, err := readRedis(h.rs)
+	at, err := h.markStart()
 	if err != nil {
 		return err
 	}
 	peak := h.watchRedis()
-	overflows := listenOverflows()
 	start := time.Now()
 	if err := h.startHosts(); err != nil {
 		peak()
@@ -146,7 +131,7 @@ func (h *harness) storm(ctx context.Context, rep *Report) error {
 		err = h.waitRegistered(ctx, start, st)
 	}
 	st.PeakOpsPerSec = peak()
-	st.ListenOverflows = listenOverflows() - overflows
+	st.ListenOverflows = listenOverflows() - at.overflows
 	after, rerr := readRedis(h.rs)
 	if err != nil {
 		return err
@@ -154,8 +139,8 @@ func (h *harness) storm(ctx context.Context, rep *Report) error {
 	if rerr != nil {
 		return rerr
 	}
-	st.RedisCommands = after.Commands - before.Commands
-	st.Published = after.Published - before.Published
+	st.RedisCommands = after.Commands - at.redis.Commands
+	st.Published = after.Published - at.redis.Published
 	if st.Registered > 0 {
 		st.OpsPerSec = float64(st.RedisCommands) / st.Registered.Seconds()
 	}

@@ -17,7 +17,8 @@
 // never skips.
 //
 // Launch starts a plain server for a program rather than a test (`node
-// chaos`): the caller stops it, and Relaunch restarts it empty.
+// chaos`): the caller stops it, and Relaunch restarts it empty; RunDir
+// checks first that the binary is there and makes the program's directory.
 //
 // Concurrency: the methods of Server, Sentinel and Cluster are safe for
 // concurrent use. The package starts no goroutines.
@@ -117,6 +118,40 @@ func startServer(t testing.TB, name string, c config, extra []string) *Server {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// RunDir is what a program that will Launch does first (`node chaos`,
+// `node scale`, named by program): it runs check, the program's checks of
+// its configuration, and checks that redis-server is installed. It returns
+// dir, or when dir is empty a new temporary directory relay-<program>-*.
+// Errors but check's start with program.
+func RunDir(program, dir string, check func() error) (string, error) {
+	if err := check(); err != nil {
+		return "", err
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return "", fmt.Errorf("%s: redis-server not found: run `make deps` (installs redis-server)", program)
+	}
+	if dir != "" {
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp("", "relay-"+program+"-")
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", program, err)
+	}
+	return dir, nil
+}
+
+// LaunchIn launches a server (see Launch) in the directory redis of a
+// program's run directory (see RunDir), which it makes, and returns the
+// server and that directory.
+func LaunchIn(runDir string) (*Server, string, error) {
+	dir := filepath.Join(runDir, "redis")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	s, err := Launch(dir)
+	return s, dir, err
 }
 
 // Launch starts a redis-server as Start does, without a test: in dir, on a
