@@ -142,3 +142,12 @@ func errorCode(err error) string {
 	}
 	return CodeUnknown
 }
+
+// errorMessage is the Message a handler error travels with: a
+// *RemoteError's own Message (not wrapped again), else err.Error().
+func errorMessage(err error) string {
+	if re, ok := err.(*RemoteError); ok {
+		return re.Message
+	}
+	return err.Error()
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
-	"github.com/relay-dev/relay/internal/renewal"
 	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
@@ -334,35 +332,6 @@ func (n *Node) clientRefused(reason string) {
 	n.refusals.Warn(reason, "client connection refused", "reason", reason)
 }
 
-// fail marks the node failed; it reports whether this was the first failure.
-func (n *Node) fail(err error) bool {
-	first := n.failure.CompareAndSwap(nil, &err)
-	if first {
-		n.log.Error("node failed: an actor exceeded its restart intensity", "err", err)
-		n.markDown()
-	}
-	return first
-}
-
-func (n *Node) markDown() { n.downOnce.Do(func() { close(n.down) }) }
-
-// downErr is the error for calls on a node that is down.
-func (n *Node) downErr() error {
-	if p := n.failure.Load(); p != nil {
-		return *p
-	}
-	return ErrClosed
-}
-
-func (n *Node) lastFailure() string {
-	ev := n.monitor.Events()
-	if len(ev) == 0 {
-		return "none recorded"
-	}
-	last := ev[len(ev)-1]
-	return last.Actor + ": " + last.Reason
-}
-
 // Ready returns nil when the node is ready to serve: started, not closed
 // or failed (its actors run; a failed socket actor is being restarted
 // within its restart intensity), and its last renewal of its
@@ -409,202 +378,5 @@ func (n *Node) SetAllowList(a *curve.AllowList) error {
 		return errors.New("relay: set allow-list: the node has no CURVE keys (WithCurveKeys)")
 	}
 	n.sec.SetAllowList(a)
-	return nil
-}
-
-// Close unregisters the node's servers, stops taking new calls, waits for
-// handlers in flight (up to the drain timeout, then cancels them), fails
-// calls still waiting with ErrClosed, stops the actors and closes every
-// socket. It is idempotent and blocks until done.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() { n.closeErr = n.close() })
-	return n.closeErr
-}
-
-func (n *Node) close() error {
-	n.markDown()
-	if n.opts.inproc {
-		locals.Delete(n.endpoint)
-	}
-	servers, listeners := n.registered()
-	var errs []error
-	for _, s := range servers {
-		if err := s.Stop(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	for _, l := range listeners {
-		if err := l.Stop(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-
-	// Drain handlers in flight; their replies still go out. Then let the
-	// socket loops send what is queued (casts, replies), and give libzmq
-	// what is left of the drain time to put it on the wire.
-	drainEnd := time.Now().Add(n.opts.drainTimeout)
-	n.group.Close()
-	n.pool.Close()
-	select {
-	case <-n.group.WaitChan():
-	case <-time.After(n.opts.drainTimeout):
-		n.log.Warn("handlers still running after drain timeout; cancelling them", "timeout", n.opts.drainTimeout)
-	}
-	n.cancel()
-	n.group.Wait()
-	n.drainOutboxes(drainEnd)
-
-	if n.tree != nil {
-		if err := n.system.Root.StopFuture(n.tree).Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("relay: close: stop actors: %w", err))
-		}
-	}
-	n.peers.Drain(func(addr string, m sockets.Message) { n.dropMessage(addr, &m, ErrClosed) })
-	if dropped := n.replies.Len(); dropped > 0 {
-		n.counters.DroppedReplies.Add(uint64(dropped))
-		n.replies.Drain(func(sockets.Message) {})
-	}
-	if s := n.counters.Snapshot(); s.DroppedCasts > 0 || s.DroppedReplies > 0 {
-		n.log.Warn("messages dropped", "casts", s.DroppedCasts, "replies", s.DroppedReplies)
-	}
-	n.monitor.Close()
-	n.releaseSystem()
-	n.sec.Stop(n.zctx)
-	if err := n.zctx.Close(5 * time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.ledger.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.mm.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	n.log.Info("node closed")
-	return errors.Join(errs...)
-}
-
-// renewLoop keeps the node's registrations alive (see renewal.Loop). Runs in
-// its own goroutine.
-func (n *Node) renewLoop() {
-	r := renewal.Loop{MM: n.mm, TTL: n.opts.registrationTTL, Log: n.log, Entries: n.entries,
-		Result: func(err error) { n.renewErr.Store(&err) }}
-	r.Run(n.base, n.down, n.renewKick)
-}
-
-// deferRegistration takes the outcome of a new registration (Serve,
-// Listen): when the name service is unavailable (matchmaker.ErrMatchmaker:
-// Redis down or restarting), the server or listener serves anyway and the
-// renewal loop registers it as soon as it can, retrying with back-off; a
-// process that starts during a Redis outage comes up instead of failing.
-// Other errors are returned.
-func (n *Node) deferRegistration(err error) error {
-	if err == nil || !errors.Is(err, matchmaker.ErrMatchmaker) {
-		return err
-	}
-	n.log.Warn("serving, not registered yet: the matchmaker is unavailable; the renewal loop retries", "err", err)
-	n.renewErr.Store(&err)
-	select {
-	case n.renewKick <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// entries are the node's registrations: each server's bare and directed
-// keys, and each listener's topics.
-func (n *Node) entries() []matchmaker.Entry {
-	servers, listeners := n.registered()
-	var es []matchmaker.Entry
-	for _, s := range servers {
-		if s.isStopped() {
-			continue
-		}
-		for _, k := range s.keys() {
-			es = append(es, matchmaker.Entry{Key: k, Addr: s.member()})
-		}
-	}
-	for _, l := range listeners {
-		if l.stopped.Load() {
-			continue
-		}
-		for _, t := range l.topics {
-			es = append(es, matchmaker.Entry{Key: matchmaker.Key{Exchange: notifyExchange, Topic: t}, Addr: l.member()})
-		}
-	}
-	return es
-}
-
-// drainOutboxes waits until the socket loops have taken every queued
-// message, or until end, and sets how long the sockets linger at close.
-func (n *Node) drainOutboxes(end time.Time) {
-	const step = time.Millisecond
-	for (n.peers.Unsent() > 0 || n.replies.Unsent() > 0) && time.Now().Before(end) {
-		select {
-		case <-time.After(step):
-		case <-n.failedCh():
-			return
-		}
-	}
-	if rest := time.Until(end); rest > 0 {
-		n.linger.Set(min(rest, time.Second))
-	}
-}
-
-// failedCh is closed when the node failed (an actor stopped for good): its
-// loops may no longer drain anything.
-func (n *Node) failedCh() <-chan struct{} {
-	if n.failure.Load() != nil {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
-	}
-	return nil
-}
-
-// registered returns the node's servers and listeners.
-func (n *Node) registered() ([]*Server, []*Listener) {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	var servers []*Server
-	for _, ss := range n.servers {
-		servers = append(servers, ss...)
-	}
-	var listeners []*Listener
-	for _, ls := range n.listeners {
-		for _, l := range ls {
-			if !slices.Contains(listeners, l) {
-				listeners = append(listeners, l)
-			}
-		}
-	}
-	return servers, listeners
-}
-
-// resendStored sends again the durable casts an earlier process of this
-// data directory left unacknowledged, each to where it went, until it is
-// acknowledged or its deadline passes.
-func (n *Node) resendStored() error {
-	if n.store == nil {
-		return nil
-	}
-	casts, err := n.store.Casts(time.Now())
-	if err != nil {
-		return err
-	}
-	for _, sc := range casts {
-		c := n.pending.GetFor(sc.ID, sc.Deadline)
-		if len(sc.Rec) > 3 && sc.Rec[3] == 0 {
-			sc.Rec[3] = 1 // the attempt byte: this is a resend
-		}
-		c.Rec, c.Addr = sc.Rec, sc.Addrs[0]
-		n.resender.Resent(c, sc.Addrs, true)
-		c.OnFinish(func(res actors.Result) { n.settled(c, res, true) })
-		n.pending.Add(c)
-		_ = n.push(n.base, sc.Addrs[0], sc.Rec, sc.Deadline) // a full queue: the resender tries again
-		n.resender.Schedule(c)
-	}
-	if len(casts) > 0 {
-		n.log.Info("sending again the casts a previous process left unacknowledged", "count", len(casts))
-	}
 	return nil
 }
