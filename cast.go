@@ -46,39 +46,59 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 	if err != nil {
 		return err
 	}
-	if srv := n.local(r.addr); srv != nil && !n.opts.acks {
-		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
-		buf := getRecord()
-		defer putRecord(buf)
-		if *buf, err = n.record(*buf, &h, args); err == nil {
-			err = n.handOver(srv, *buf)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: cast %s on %s", err, method, t)
-		}
-		return nil
+	switch srv := n.local(r.addr); {
+	case srv != nil && !n.opts.acks:
+		err = n.castLocal(srv, t, r, method, args, deadline)
+	case !n.opts.acks:
+		err = n.castOnce(ctx, t, r, method, args, deadline, out)
+	default:
+		return n.castAcked(ctx, t, r, method, args, deadline, out)
 	}
-	if !n.opts.acks {
-		h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
-		buf := getRecord()
-		err := setMeta(&h, out)
-		if err == nil {
-			*buf, err = n.record(*buf, &h, args)
-		}
-		if err == nil {
-			err = n.pushPooled(ctx, r.send(), buf, deadline)
-		}
-		if err != nil {
-			putRecord(buf)
-			return fmt.Errorf("%w: cast %s on %s", err, method, t)
-		}
-		return nil
+	if err != nil {
+		return fmt.Errorf("%w: cast %s on %s", err, method, t)
 	}
-	// Resent by the resender until acknowledged; nobody waits.
+	return nil
+}
+
+// castLocal hands a cast without acks over to srv, a node of this process
+// (WithInproc).
+func (n *Node) castLocal(srv *Node, t Target, r route, method string, args any, deadline time.Time) error {
+	h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
+	buf := getRecord()
+	defer putRecord(buf)
+	var err error
+	if *buf, err = n.record(*buf, &h, args); err == nil {
+		err = n.handOver(srv, *buf)
+	}
+	return err
+}
+
+// castOnce queues a cast without acks for its server: sent once, in a
+// pooled buffer the sender gives back.
+func (n *Node) castOnce(ctx context.Context, t Target, r route, method string, args any, deadline time.Time, out *outgoing) error {
+	h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
+	buf := getRecord()
+	err := setMeta(&h, out)
+	if err == nil {
+		*buf, err = n.record(*buf, &h, args)
+	}
+	if err == nil {
+		err = n.pushPooled(ctx, r.send(), buf, deadline)
+	}
+	if err != nil {
+		putRecord(buf)
+	}
+	return err
+}
+
+// castAcked sends a cast with acks: resent by the resender until
+// acknowledged (with a data directory, stored first); nobody waits.
+func (n *Node) castAcked(ctx context.Context, t Target, r route, method string, args any, deadline time.Time, out *outgoing) error {
 	c := n.pending.Get(deadline)
 	c.Addr = r.send()
 	h := n.header(envelope.KindCast, c.ID, t, r, method, deadline)
-	if err = setMeta(&h, out); err == nil {
+	err := setMeta(&h, out)
+	if err == nil {
 		c.Rec, err = n.record(c.Rec[:0], &h, args)
 	}
 	if err != nil {
@@ -128,37 +148,11 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 }
 
 // fanout sends one FANOUT message, with one msg_id, to every server
-// registered for t's topic (t.Server is ignored).
+// registered for t's topic (t.Server is ignored), the topology's way.
 func (n *Node) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time, out *outgoing) error {
 	t.Server = ""
 	if err := n.usable(t, method); err != nil {
 		return err
 	}
-	if n.opts.routerProxy && !n.opts.pubsub {
-		return fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
-	}
-	h := n.header(envelope.KindFanout, envelope.NewMsgID(), t, route{}, method, deadline)
-	if err := setMeta(&h, out); err != nil {
-		return err
-	}
-	rec, err := n.record(nil, &h, args)
-	if err != nil {
-		return err
-	}
-	if n.opts.pubsub {
-		if err := n.publish(ctx, &h, rec, deadline); err != nil {
-			return fmt.Errorf("relay: fanout %s on %s: %w", method, t, err)
-		}
-		return nil
-	}
-	addrs, err := n.all(ctx, t, time.Now(), deadline)
-	if err != nil {
-		return err
-	}
-	for _, addr := range addrs { // one encoding for every copy
-		if err := n.push(ctx, n.viaInproc(addr), rec, deadline); err != nil {
-			return fmt.Errorf("%w: fanout %s on %s to %s", err, method, t, addr)
-		}
-	}
-	return nil
+	return n.topo.fanout(ctx, t, method, args, deadline, out.headers())
 }

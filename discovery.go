@@ -11,21 +11,9 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// pick returns the address of the server to send to: the next one
-// round-robin among those registered for t. When none is registered it waits
-// for one up to the discovery wait (or the deadline, if sooner).
-// It returns the addresses it picked from too.
-func (n *Node) pick(ctx context.Context, t Target, now, deadline time.Time) (string, []string, error) {
-	addrs, err := n.all(ctx, t, now, deadline)
-	if err != nil {
-		return "", nil, err
-	}
-	addrs = n.suspects.filter(addrs) // a server that failed lately goes last
-	return addrs[n.nextIndex(t.key(), len(addrs))], addrs, nil
-}
-
-// all returns every address registered for t. When none is registered it
-// waits for one up to the discovery wait (or the deadline, if sooner).
+// all returns every registration of t (the topology takes those it can
+// use). When none is registered it waits for one up to the discovery wait
+// (or the deadline, if sooner).
 // now is the time of the caller's request (the cache's freshness is judged
 // by it).
 func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]string, error) {
@@ -43,7 +31,7 @@ func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]st
 			return nil, fmt.Errorf("relay: look up %s: %w", t, err)
 		}
 		if len(addrs) > 0 {
-			return n.inMode(t, addrs)
+			return addrs, nil
 		}
 		if timer == nil {
 			wait := n.opts.discoveryWait

@@ -124,7 +124,7 @@ func (n *Node) addListener(l *Listener) error {
 	close(n.handled) // wakes deliveries waiting for a listener (startGrace)
 	n.handled = make(chan struct{})
 	n.mu.Unlock()
-	n.subscribe(l.prefixes()...)
+	n.topo.subscribe(l.prefixes()...)
 	if err := n.deferRegistration(l.register(n.base)); err != nil {
 		l.Stop()
 		return fmt.Errorf("relay: listen %v: %w", l.topics, err)
@@ -188,7 +188,7 @@ func (l *Listener) Stop() error {
 				errs = append(errs, fmt.Errorf("relay: unregister %s: %w", k, err))
 			}
 		}
-		n.unsubscribe(l.prefixes()...)
+		n.topo.unsubscribe(l.prefixes()...)
 		if l.batch != nil {
 			l.batch.stop()
 		}

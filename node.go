@@ -51,6 +51,7 @@ type Node struct {
 	answers       *actors.Answers  // sends answers the way requests came
 	ledger        actors.Ledger    // requests with acks handled, by msg_id: handled once
 	store         *store.Store     // WithDataDir's, or nil
+	topo          topology         // direct, router proxy or pub/sub: chosen once by Start
 	subState      *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
 	loops         loops            // the socket loops running now
 	counters      actors.Counters
@@ -138,6 +139,31 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	n, err := newNode(o)
+	if err != nil {
+		return nil, err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := n.spawnActors(startCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startGoroutines(startCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if o.inproc {
+		locals.Store(n.endpoint, n)
+	}
+	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker), "curve", n.sec != nil)
+	return n, nil
+}
+
+// newNode makes a node of o: its CURVE keys, matchmaker client, sockets'
+// context and ledger open, its topology chosen, the parts that outlive
+// its actors made; its actors are not spawned yet.
+func newNode(o options) (*Node, error) {
 	bindAt, err := bindHost(o.bindAddress)
 	if err != nil {
 		return nil, newBindError(&o, err)
@@ -157,15 +183,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
-	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
-	var st *store.Store
-	if o.dataDir != "" {
-		if st, err = store.Open(o.dataDir, o.dedupTTL, o.dedupBytes); err != nil {
-			zctx.Close(time.Second)
-			mm.Close()
-			return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
-		}
-		ledger = st
+	ledger, st, err := openLedger(&o)
+	if err != nil {
+		zctx.Close(time.Second)
+		mm.Close()
+		return nil, err
 	}
 	n := &Node{
 		ledger:    ledger,
@@ -188,9 +210,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		routes:    newRoutes(mm, o.registrationTTL),
 		started:   time.Now(),
 	}
-	if o.pubsub {
-		n.subState = actors.NewSubState()
-	}
+	n.topo = newTopology(n)
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.dropped = actors.NewThrottledLog(n.log, time.Second)
 	n.failed = actors.NewThrottledLog(n.log, time.Second)
@@ -203,7 +223,27 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
 	n.monitor = supervisor.NewMonitor(n.system, n.root, n.log)
+	return n, nil
+}
 
+// openLedger opens where the node records the requests with acks it
+// handled: WithDataDir's store (which keeps its durable casts too), else
+// memory.
+func openLedger(o *options) (actors.Ledger, *store.Store, error) {
+	if o.dataDir == "" {
+		return actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes), nil, nil
+	}
+	st, err := store.Open(o.dataDir, o.dedupTTL, o.dedupBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: option WithDataDir: %w", err)
+	}
+	return st, st, nil
+}
+
+// spawnActors spawns the node's actors and waits, within ctx, for the
+// bound ROUTER and for every actor to be spawned, so that the node is
+// whole when Start returns (KillActor finds every actor).
+func (n *Node) spawnActors(ctx context.Context) error {
 	type boundAt struct {
 		endpoint string
 		err      error
@@ -229,74 +269,37 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 			}
 		}
 	})
-	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	// Wait for the bound ROUTER and for every actor to be spawned, so that
-	// the node is whole when Start returns (KillActor finds every actor).
 	for waiting := len(n.pids) + 1; waiting > 0; waiting-- {
 		select {
 		case b := <-bound:
 			if b.err != nil {
-				n.Close()
-				return nil, newBindError(&o, b.err)
+				return newBindError(&n.opts, b.err)
 			}
 			n.endpoint = b.endpoint
-			continue
 		case <-spawned:
-			continue
 		case err := <-failed:
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
-		case <-startCtx.Done():
-			n.Close()
-			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
+			return fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
+		case <-ctx.Done():
+			return fmt.Errorf("relay: start: actors not ready: %w", ctx.Err())
 		}
 	}
+	return nil
+}
+
+// startGoroutines sends again what an earlier process left in the data
+// directory, and starts the node's goroutines: the renewal of its
+// registrations, the allow-list's watch, and the topology's.
+func (n *Node) startGoroutines(ctx context.Context) error {
 	if err := n.resendStored(); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
+		return fmt.Errorf("relay: option WithDataDir: %w", err)
 	}
 	if err := n.group.Go(n.renewLoop); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: start: %w", err)
+		return fmt.Errorf("relay: start: %w", err)
 	}
 	if err := n.group.Go(func() { n.sec.Watch(n.down) }); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: start: %w", err)
+		return fmt.Errorf("relay: start: %w", err)
 	}
-	if o.routerProxy {
-		rs, err := n.routers(startCtx)
-		if err == nil && len(rs) == 0 {
-			err = fmt.Errorf("no router proxy is registered in %s: start one with `node proxy --router`, or turn WithRouterProxy off (servers and clients must agree)", matchmaker.Redact(o.matchmaker))
-		}
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: option WithRouterProxy: %w", err)
-		}
-		if err := n.group.Go(n.helloLoop); err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w", err)
-		}
-	}
-	if o.pubsub {
-		members, err := n.mm.Lookup(startCtx, proxy.PublishersKey)
-		if err == nil && len(members) == 0 {
-			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
-		}
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: option WithPubSub: %w", err)
-		}
-		if err := n.group.Go(n.watchPublishers); err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w", err)
-		}
-	}
-	if o.inproc {
-		locals.Store(n.endpoint, n)
-	}
-	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker), "curve", n.sec != nil)
-	return n, nil
+	return n.topo.start(ctx)
 }
 
 // newNodeID returns 16 random bytes, the first never zero (ZeroMQ reserves

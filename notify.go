@@ -81,21 +81,54 @@ func (n *Node) Notify(ctx context.Context, note Notification) error {
 	return n.notify(ctx, note, outgoingOf(ctx))
 }
 
-// notify is Notify with the headers to send (out, nil for none).
+// notify is Notify with the headers to send (out, nil for none): one copy
+// to each listener pool of the topic, the topology's way.
 func (n *Node) notify(ctx context.Context, note Notification, out *outgoing) error {
 	select {
 	case <-n.down:
 		return n.downErr()
 	default:
 	}
+	body, err := n.encodeNotification(&note)
+	if err != nil {
+		return err
+	}
+	topic := note.Topic + "." + note.Priority
+	pools, err := n.listenerPools(ctx, topic)
+	if err != nil {
+		return err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(n.opts.callTimeout)
+	}
+	headers := out.headers()
+	for pool, addrs := range pools {
+		addr := addrs[n.nextIndex(matchmaker.Key{Exchange: notifyExchange, Topic: topic, Server: pool}, len(addrs))]
+		hdr := envelope.Header{
+			Kind: envelope.KindNotify, ID: envelope.NewMsgID(), // one per copy: each may wait for its own ACK
+			Deadline: deadline.UnixNano(),
+			Target:   envelope.Target{Exchange: notifyExchange, Topic: topic, Server: pool},
+			Method:   note.EventType, ReplyTo: n.id,
+		}
+		if err := n.topo.notify(ctx, &hdr, body, addr, deadline, headers); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeNotification checks note, fills in its defaults, and encodes it
+// (the body of a NOTIFY).
+func (n *Node) encodeNotification(note *Notification) ([]byte, error) {
 	if note.Priority == "" {
 		note.Priority = "info"
 	}
 	if !slices.Contains(Priorities, note.Priority) {
-		return fmt.Errorf("%w: priority %q is not one of %v", ErrBadTarget, note.Priority, Priorities)
+		return nil, fmt.Errorf("%w: priority %q is not one of %v", ErrBadTarget, note.Priority, Priorities)
 	}
 	if note.Topic == "" {
-		return fmt.Errorf("%w: notification without Topic", ErrBadTarget)
+		return nil, fmt.Errorf("%w: notification without Topic", ErrBadTarget)
 	}
 	if note.PublisherID == "" {
 		note.PublisherID = n.opts.host
@@ -105,18 +138,22 @@ func (n *Node) notify(ctx context.Context, note Notification, out *outgoing) err
 	}
 	payload, err := envelope.EncodeBody(note.Payload)
 	if err != nil {
-		return fmt.Errorf("relay: notify %s: encode payload %T: %w", note.Topic, note.Payload, err)
+		return nil, fmt.Errorf("relay: notify %s: encode payload %T: %w", note.Topic, note.Payload, err)
 	}
 	body, err := msgpack.Marshal(&notifyBody{PublisherID: note.PublisherID, Priority: note.Priority,
 		Timestamp: note.Timestamp.UnixNano(), Payload: payload})
 	if err != nil {
-		return fmt.Errorf("relay: notify %s: encode: %w", note.Topic, err)
+		return nil, fmt.Errorf("relay: notify %s: encode: %w", note.Topic, err)
 	}
-	topic := note.Topic + "." + note.Priority
-	key := matchmaker.Key{Exchange: notifyExchange, Topic: topic}
-	members, _, err := n.routes.lookup(ctx, key)
+	return body, nil
+}
+
+// listenerPools returns the listeners registered for topic ("T.p"), by
+// pool: each pool gets one copy of a notification.
+func (n *Node) listenerPools(ctx context.Context, topic string) (map[string][]string, error) {
+	members, _, err := n.routes.lookup(ctx, matchmaker.Key{Exchange: notifyExchange, Topic: topic})
 	if err != nil {
-		return fmt.Errorf("relay: notify %s: look up listeners: %w", topic, err)
+		return nil, fmt.Errorf("relay: notify %s: look up listeners: %w", topic, err)
 	}
 	pools := make(map[string][]string)
 	for _, m := range members {
@@ -126,40 +163,7 @@ func (n *Node) notify(ctx context.Context, note Notification, out *outgoing) err
 		}
 	}
 	if len(pools) == 0 {
-		return fmt.Errorf("%w: no listener for notifications %s", ErrNoServers, topic)
+		return nil, fmt.Errorf("%w: no listener for notifications %s", ErrNoServers, topic)
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(n.opts.callTimeout)
-	}
-	for pool, addrs := range pools {
-		id := envelope.NewMsgID() // one per copy: each may wait for its own ACK
-		addr := addrs[n.nextIndex(matchmaker.Key{Exchange: notifyExchange, Topic: topic, Server: pool}, len(addrs))]
-		hdr := envelope.Header{
-			Kind: envelope.KindNotify, ID: id, Deadline: deadline.UnixNano(),
-			Target: envelope.Target{Exchange: notifyExchange, Topic: topic, Server: pool},
-			Method: note.EventType, ReplyTo: n.id,
-		}
-		if n.opts.pubsub {
-			// Through a publisher proxy, to the chosen member's subscription.
-			hdr.Target.Server = pool + "|" + addr
-		}
-		if err := setMeta(&hdr, out); err != nil {
-			return err
-		}
-		if err := hdr.Validate(); err != nil {
-			return fmt.Errorf("%w: notify: %v", ErrBadTarget, err)
-		}
-		rec := hdr.AppendRecord(nil, body)
-		if n.opts.pubsub {
-			if err := n.publish(ctx, &hdr, rec, deadline); err != nil {
-				return fmt.Errorf("relay: notify %s to pool %s: %w", topic, pool, err)
-			}
-			continue
-		}
-		if err := n.push(ctx, n.viaInproc(addr), rec, deadline); err != nil {
-			return fmt.Errorf("%w: notify %s to pool %s", err, topic, pool)
-		}
-	}
-	return nil
+	return pools, nil
 }

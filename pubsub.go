@@ -18,17 +18,56 @@ import (
 // proxy.NotifyPrefix. A publisher sends each message through one proxy;
 // with acks it waits for the proxy's ACK and resends through the next
 // proxy when none comes. A receiver handles a msg_id once (resends are
-// counted as duplicates).
+// counted as duplicates). Calls and casts go the way of the topology
+// pubsub wraps (direct or router proxy).
+type pubsub struct {
+	topology
+	n *Node
+}
+
+// start starts the wrapped topology, then fails when no publisher proxy
+// is registered, and starts the watch of the publishers.
+func (p pubsub) start(ctx context.Context) error {
+	if err := p.topology.start(ctx); err != nil {
+		return err
+	}
+	n := p.n
+	members, err := n.mm.Lookup(ctx, proxy.PublishersKey)
+	return n.requireProxies(len(members), err, "publisher", "--publisher", "WithPubSub", "publishers and subscribers", n.watchPublishers)
+}
+
+// fanout publishes one FANOUT, which every subscriber of t's topic gets.
+func (p pubsub) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time, headers Header) error {
+	h, rec, err := p.n.fanoutRecord(t, method, args, deadline, headers)
+	if err != nil {
+		return err
+	}
+	if err := p.n.publish(ctx, &h, rec, deadline); err != nil {
+		return fmt.Errorf("relay: fanout %s on %s: %w", method, t, err)
+	}
+	return nil
+}
+
+// notify publishes one copy of a notification to the subscription of the
+// pool's listener at addr.
+func (p pubsub) notify(ctx context.Context, h *envelope.Header, body []byte, addr string, deadline time.Time, headers Header) error {
+	pool := h.Target.Server
+	h.Target.Server = pool + "|" + addr
+	rec, err := notifyRecord(h, body, headers)
+	if err != nil {
+		return err
+	}
+	if err := p.n.publish(ctx, h, rec, deadline); err != nil {
+		return fmt.Errorf("relay: notify %s to pool %s: %w", h.Target.Topic, pool, err)
+	}
+	return nil
+}
 
 const (
 	dedupSize      = 1 << 16
 	dedupTTL       = 5 * time.Minute
 	proxyWatchTick = time.Second
 )
-
-// CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
-// that no subscriber would receive the message from.
-const CodeNoSubscribers = actors.CodeNoSubscribers
 
 // publishers returns the registered central proxies, parsed once per
 // change of the registration (the route cache follows the matchmaker's
@@ -196,19 +235,15 @@ func (n *Node) syncPublishers() {
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }
 
-// subscribe and unsubscribe change the node's subscriptions in pub/sub mode.
-func (n *Node) subscribe(prefixes ...string) {
-	if n.subState == nil {
-		return
-	}
+// subscribe and unsubscribe change what the node's SUB follows.
+func (p pubsub) subscribe(prefixes ...string) {
+	n := p.n
 	n.subState.Subscribe(prefixes...)
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }
 
-func (n *Node) unsubscribe(prefixes ...string) {
-	if n.subState == nil {
-		return
-	}
+func (p pubsub) unsubscribe(prefixes ...string) {
+	n := p.n
 	n.subState.Unsubscribe(prefixes...)
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }

@@ -56,26 +56,11 @@ func (n *Node) usable(t Target, method string) error {
 	return nil
 }
 
-// route checks the node and the target and picks where a CALL or CAST
-// goes.
+// route checks the node and the target, and asks the topology where a
+// CALL or CAST goes.
 func (n *Node) route(ctx context.Context, kind envelope.Kind, t Target, method string, now, deadline time.Time) (route, error) {
 	if err := n.usable(t, method); err != nil {
 		return route{}, err
 	}
-	if n.opts.routerProxy {
-		name, fronts, err := n.pickRouted(ctx, t, now, deadline)
-		if err != nil {
-			return route{}, err
-		}
-		return route{addr: fronts[0], server: name, fronts: fronts}, nil
-	}
-	addr, addrs, err := n.pick(ctx, t, now, deadline)
-	if err != nil {
-		return route{}, err
-	}
-	r := route{addr: addr, via: n.viaInproc(addr)}
-	if kind == envelope.KindCall && n.opts.acks && t.Server == "" {
-		r.servers = n.failovers(r.send(), addrs)
-	}
-	return r, nil
+	return n.topo.route(ctx, kind, t, now, deadline)
 }

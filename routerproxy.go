@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 )
@@ -21,11 +21,37 @@ import (
 // the same server, which handles the msg_id once. A server copies the
 // request's reply_to (the proxy's stamp) into its REPLY, ERROR and ACK
 // headers in this mode, so that an answer goes back the way its request
-// came.
+// came. Notifications go as in direct mode (routerProxy embeds direct);
+// a fanout needs pub/sub.
+type routerProxy struct{ direct }
 
-// CodeNoRoute is the ERROR code of a router proxy that has no connection
-// to the server a request names.
-const CodeNoRoute = actors.CodeNoRoute
+// start fails when no router proxy is registered, and starts the HELLOs.
+func (r routerProxy) start(ctx context.Context) error {
+	n := r.n
+	rs, err := n.routers(ctx)
+	return n.requireProxies(len(rs), err, "router", "--router", "WithRouterProxy", "servers and clients", n.helloLoop)
+}
+
+// route picks the server by name and the proxies to send through, the
+// next one round-robin first.
+func (r routerProxy) route(ctx context.Context, _ envelope.Kind, t Target, now, deadline time.Time) (route, error) {
+	name, fronts, err := r.pick(ctx, t, now, deadline)
+	if err != nil {
+		return route{}, err
+	}
+	return route{addr: fronts[0], server: name, fronts: fronts}, nil
+}
+
+func (routerProxy) fanout(_ context.Context, t Target, _ string, _ any, _ time.Time, _ Header) error {
+	return fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
+}
+
+// member is "@" and the server's name: clients reach it through proxies,
+// whose keys they check.
+func (routerProxy) member(s *Server) string { return "@" + s.target.Server }
+
+// serving says HELLO to the proxies before s registers.
+func (r routerProxy) serving(*Server) { r.n.helloFirst() }
 
 // routers returns the registered router proxies.
 func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
@@ -42,21 +68,16 @@ func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
 	return rs, nil
 }
 
-// pickRouted chooses, in router-proxy mode, the server (by name) and the
-// proxy to send through.
-func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
+// pick chooses the server (by name) and the proxies to send through.
+func (r routerProxy) pick(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
+	n := r.n
 	members, err := n.all(ctx, t, now, deadline)
 	if err != nil {
 		return "", nil, err
 	}
-	var names []string
-	for _, m := range members {
-		if strings.HasPrefix(m, "@") {
-			names = append(names, m[1:])
-		}
-	}
-	if len(names) == 0 {
-		return "", nil, fmt.Errorf("%w: %s (registered, but not through router proxies: is the server in router-proxy mode?)", ErrNoServers, t)
+	names, err := serverNames(t, members)
+	if err != nil {
+		return "", nil, err
 	}
 	name = names[n.nextIndex(t.key(), len(names))]
 	rs, err := n.routers(ctx)
@@ -71,6 +92,23 @@ func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time
 		fronts = append(fronts, rs[(start+i)%len(rs)].Front)
 	}
 	return name, fronts, nil
+}
+
+// serverNames returns the names of t's servers in router-proxy mode (their
+// registrations "@NAME"). When there is none it says that the servers run
+// in direct mode and which option to change (ErrModeMismatch).
+func serverNames(t Target, members []string) ([]string, error) {
+	var names []string
+	for _, m := range members {
+		if strings.HasPrefix(m, "@") {
+			names = append(names, m[1:])
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: %s is served directly (registered at %s), and this node sends through router proxies: turn WithRouterProxy off for this node, or on for its servers",
+			ErrModeMismatch, t, members[0])
+	}
+	return names, nil
 }
 
 // helloLoop keeps this node's DEALERs connected to every router proxy's back

@@ -42,6 +42,29 @@ func (n *Node) record(b []byte, h *envelope.Header, args any) ([]byte, error) {
 	return envelope.EndRecord(b, mark), nil
 }
 
+// fanoutRecord encodes the FANOUT of method and args to t, with headers;
+// it returns its header too.
+func (n *Node) fanoutRecord(t Target, method string, args any, deadline time.Time, headers Header) (envelope.Header, []byte, error) {
+	h := n.header(envelope.KindFanout, envelope.NewMsgID(), t, route{}, method, deadline)
+	if err := setHeaders(&h, headers); err != nil {
+		return h, nil, err
+	}
+	rec, err := n.record(nil, &h, args)
+	return h, rec, err
+}
+
+// notifyRecord encodes a NOTIFY of header h and body (the notification,
+// encoded), with headers.
+func notifyRecord(h *envelope.Header, body []byte, headers Header) ([]byte, error) {
+	if err := setHeaders(h, headers); err != nil {
+		return nil, err
+	}
+	if err := h.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: notify: %v", ErrBadTarget, err)
+	}
+	return h.AppendRecord(nil, body), nil
+}
+
 // records are the buffers of casts' records, given back by the sender
 // once it has copied them into a batch. The pool holds *[]byte, and the
 // message carries the pointer (as its Ref) back, so that a round trip

@@ -64,16 +64,13 @@ func (n *Node) Serve(t Target) (*Server, error) {
 	n.mu.Lock()
 	n.servers[tk] = append(n.servers[tk], s)
 	n.mu.Unlock()
-	n.subscribe(proxy.FanoutPrefix(t.Exchange, t.Topic))
-	if n.opts.routerProxy {
-		n.helloFirst()
-	}
+	n.topo.subscribe(proxy.FanoutPrefix(t.Exchange, t.Topic))
+	n.topo.serving(s)
 	if err := n.deferRegistration(s.register(n.base)); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("relay: serve %s: %w", t, err)
 	}
 	n.log.Info("serving", "target", t.String(), "endpoint", n.endpoint)
-	n.checkListed(s)
 	return s, nil
 }
 
@@ -123,15 +120,9 @@ func (s *Server) register(ctx context.Context) error {
 	return nil
 }
 
-// member is what the server registers: its node's address (with CURVE,
-// carrying its public key: curve.WithKey), or in router-proxy mode "@" and
-// its name (clients reach it through proxies, whose keys they check).
-func (s *Server) member() string {
-	if s.node.opts.routerProxy {
-		return "@" + s.target.Server
-	}
-	return s.node.sec.Member(s.node.endpoint)
-}
+// member is what the server registers, where its node's topology says
+// clients reach it.
+func (s *Server) member() string { return s.node.topo.member(s) }
 
 // Stop unregisters the server first, so that callers move to other servers,
 // then stops dispatching to it. Handlers already running finish. Idempotent.
@@ -144,7 +135,7 @@ func (s *Server) Stop() error {
 	s.stopped = true
 	s.mu.Unlock()
 	n := s.node
-	n.unsubscribe(proxy.FanoutPrefix(s.target.Exchange, s.target.Topic))
+	n.topo.unsubscribe(proxy.FanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
 	for _, k := range s.keys() {
 		if err := n.mm.Unregister(context.Background(), k, s.member()); err != nil {
