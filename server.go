@@ -101,6 +101,16 @@ func (s *Server) keys() [2]matchmaker.Key {
 	}
 }
 
+// markStopped marks the server stopped; it reports whether it was not
+// yet.
+func (s *Server) markStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := !s.stopped
+	s.stopped = true
+	return first
+}
+
 // isStopped reports whether Stop was called.
 func (s *Server) isStopped() bool {
 	s.mu.RLock()
@@ -127,13 +137,9 @@ func (s *Server) member() string { return s.node.topo.member(s) }
 // Stop unregisters the server first, so that callers move to other servers,
 // then stops dispatching to it. Handlers already running finish. Idempotent.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
+	if !s.markStopped() {
 		return nil
 	}
-	s.stopped = true
-	s.mu.Unlock()
 	n := s.node
 	n.topo.unsubscribe(proxy.FanoutPrefix(s.target.Exchange, s.target.Topic))
 	var errs []error
