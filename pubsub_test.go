@@ -246,6 +246,39 @@ func TestPubSubSubscriberRestart(t *testing.T) {
 	}
 }
 
+// testKillSubscriber (a case of TestKillActors) fails the fanout-subscriber's
+// loop with a socket error (InjectFault): the actor is restarted with a
+// new SUB that subscribes again, and fanouts published before the fault
+// and after the restart each arrive once.
+func testKillSubscriber(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, proxy.WithAck(true))
+	ps := relay.WithPubSub(true)
+	sub := newNode(t, mm, "s0", ps)
+	c := testutil.ServeCounter(t, sub, "events")
+	pub := newNode(t, mm, "pub", ps)
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
+	ctx := ctxTimeout(t, 30*time.Second)
+	const msgs = 50
+	publishEvents(t, pub, ctx, "events", 0, msgs)
+	waitEvents(t, []*testutil.FanoutCounter{c}, msgs)
+	if err := sub.InjectFault(relay.ActorSubscriber, errInjected); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if n := sub.Restarts(relay.ActorSubscriber); n != 1 {
+			return fmt.Errorf("%s restarted %d times, want 1", relay.ActorSubscriber, n)
+		}
+		return nil
+	})
+	if st := sub.Stats(); st.LoopFailures != 1 {
+		t.Errorf("stats %+v: want 1 loop failure (the injected socket error)", st)
+	}
+	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
+	publishEvents(t, pub, ctx, "events", msgs, 2*msgs)
+	waitEvents(t, []*testutil.FanoutCounter{c}, 2*msgs)
+}
+
 // A node in pub/sub mode with no publisher proxy registered fails at start
 // and says so, rather than losing its fanouts.
 func TestPubSubNeedsProxy(t *testing.T) {
