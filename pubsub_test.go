@@ -220,27 +220,7 @@ func TestPubSubNoSubscribers(t *testing.T) {
 // The fanout-subscriber actor, killed, is restarted with a new SUB socket
 // that subscribes again: fanouts after the restart arrive once each.
 func TestPubSubSubscriberRestart(t *testing.T) {
-	mm := newMatchmaker(t)
-	startProxy(t, mm, proxy.WithAck(true))
-	ps := relay.WithPubSub(true)
-	sub := newNode(t, mm, "s0", ps)
-	c := testutil.ServeCounter(t, sub, "events")
-	pub := newNode(t, mm, "pub", ps)
-	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
-	if err := sub.KillActor(relay.ActorSubscriber); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if n := sub.Restarts(relay.ActorSubscriber); n != 1 {
-			return fmt.Errorf("%s restarted %d times, want 1", relay.ActorSubscriber, n)
-		}
-		return nil
-	})
-	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
-	ctx := ctxTimeout(t, 20*time.Second)
-	const msgs = 50
-	publishEvents(t, pub, ctx, "events", 0, msgs)
-	waitEvents(t, []*testutil.FanoutCounter{c}, msgs)
+	sub := restartSubscriber(t, 0, func(sub *relay.Node) error { return sub.KillActor(relay.ActorSubscriber) })
 	if st := sub.Stats(); st.Restarts[relay.ActorSubscriber] != 1 || st.LoopFailures != 0 {
 		t.Errorf("stats %+v: want 1 restart of %s, no loop failure", st, relay.ActorSubscriber)
 	}
@@ -251,6 +231,19 @@ func TestPubSubSubscriberRestart(t *testing.T) {
 // new SUB that subscribes again, and fanouts published before the fault
 // and after the restart each arrive once.
 func testKillSubscriber(t *testing.T) {
+	sub := restartSubscriber(t, 50, func(sub *relay.Node) error { return sub.InjectFault(relay.ActorSubscriber, errInjected) })
+	if st := sub.Stats(); st.LoopFailures != 1 {
+		t.Errorf("stats %+v: want 1 loop failure (the injected socket error)", st)
+	}
+}
+
+// restartSubscriber starts a publisher proxy, a subscriber node serving
+// "events" and a publisher node; publishes events 0..before-1 and waits
+// for them; makes the subscriber's fanout-subscriber fail with kill and
+// waits for its one restart; then publishes 50 more and waits until every
+// event arrived once. It returns the subscriber node.
+func restartSubscriber(t *testing.T, before int, kill func(sub *relay.Node) error) *relay.Node {
+	t.Helper()
 	mm := newMatchmaker(t)
 	startProxy(t, mm, proxy.WithAck(true))
 	ps := relay.WithPubSub(true)
@@ -259,10 +252,9 @@ func testKillSubscriber(t *testing.T) {
 	pub := newNode(t, mm, "pub", ps)
 	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
 	ctx := ctxTimeout(t, 30*time.Second)
-	const msgs = 50
-	publishEvents(t, pub, ctx, "events", 0, msgs)
-	waitEvents(t, []*testutil.FanoutCounter{c}, msgs)
-	if err := sub.InjectFault(relay.ActorSubscriber, errInjected); err != nil {
+	publishEvents(t, pub, ctx, "events", 0, before)
+	waitEvents(t, []*testutil.FanoutCounter{c}, before)
+	if err := kill(sub); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -271,12 +263,10 @@ func testKillSubscriber(t *testing.T) {
 		}
 		return nil
 	})
-	if st := sub.Stats(); st.LoopFailures != 1 {
-		t.Errorf("stats %+v: want 1 loop failure (the injected socket error)", st)
-	}
 	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
-	publishEvents(t, pub, ctx, "events", msgs, 2*msgs)
-	waitEvents(t, []*testutil.FanoutCounter{c}, 2*msgs)
+	publishEvents(t, pub, ctx, "events", before, before+50)
+	waitEvents(t, []*testutil.FanoutCounter{c}, before+50)
+	return sub
 }
 
 // A node in pub/sub mode with no publisher proxy registered fails at start
