@@ -51,22 +51,42 @@ func (n *Node) close() error {
 	if n.opts.inproc {
 		locals.Delete(n.endpoint)
 	}
+	errs := n.stopServing()
+	n.drain()
+	errs = append(errs, n.stopActors())
+	n.monitor.Close()
+	n.releaseSystem()
+	n.sec.Stop(n.zctx)
+	// errors.Join leaves out the nil ones.
+	errs = append(errs, n.zctx.Close(5*time.Second), n.ledger.Close(), n.mm.Close())
+	n.log.Info("node closed")
+	return errors.Join(errs...)
+}
+
+// stopServing stops (and unregisters) the node's servers and listeners,
+// returning their errors.
+func (n *Node) stopServing() []error {
 	servers, listeners := n.registered()
 	var errs []error
-	for _, s := range servers {
-		if err := s.Stop(); err != nil && !errors.Is(err, ErrClosed) {
+	keep := func(err error) {
+		if err != nil && !errors.Is(err, ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	for _, s := range servers {
+		keep(s.Stop())
 	}
 	for _, l := range listeners {
-		if err := l.Stop(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, err)
-		}
+		keep(l.Stop())
 	}
+	return errs
+}
 
-	// Drain handlers in flight; their replies still go out. Then let the
-	// socket loops send what is queued (casts, replies), and give libzmq
-	// what is left of the drain time to put it on the wire.
+// drain lets the handlers in flight finish, up to the drain timeout,
+// then cancels them; their replies still go out. Then it lets the socket
+// loops send what is queued (casts, replies), and gives libzmq what is
+// left of the drain time to put it on the wire.
+func (n *Node) drain() {
 	drainEnd := time.Now().Add(n.opts.drainTimeout)
 	n.group.Close()
 	n.pool.Close()
@@ -78,10 +98,15 @@ func (n *Node) close() error {
 	n.cancel()
 	n.group.Wait()
 	n.drainOutboxes(drainEnd)
+}
 
+// stopActors stops the node's actors, then drops what is still queued:
+// messages for servers (reported, see dropMessage) and replies (counted).
+func (n *Node) stopActors() error {
+	var err error
 	if n.tree != nil {
-		if err := n.system.Root.StopFuture(n.tree).Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("relay: close: stop actors: %w", err))
+		if serr := n.system.Root.StopFuture(n.tree).Wait(); serr != nil {
+			err = fmt.Errorf("relay: close: stop actors: %w", serr)
 		}
 	}
 	n.peers.Drain(func(addr string, m sockets.Message) { n.dropMessage(addr, &m, ErrClosed) })
@@ -92,20 +117,7 @@ func (n *Node) close() error {
 	if s := n.counters.Snapshot(); s.DroppedCasts > 0 || s.DroppedReplies > 0 {
 		n.log.Warn("messages dropped", "casts", s.DroppedCasts, "replies", s.DroppedReplies)
 	}
-	n.monitor.Close()
-	n.releaseSystem()
-	n.sec.Stop(n.zctx)
-	if err := n.zctx.Close(5 * time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.ledger.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.mm.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	n.log.Info("node closed")
-	return errors.Join(errs...)
+	return err
 }
 
 // drainOutboxes waits until the socket loops have taken every queued

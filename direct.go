@@ -46,10 +46,10 @@ func (d direct) pick(ctx context.Context, t Target, now, deadline time.Time) (st
 	return addrs[n.nextIndex(t.key(), len(addrs))], addrs, nil
 }
 
-// servers returns the endpoints of t's servers (see Node.all and
+// servers returns the endpoints of t's servers (see Node.discover and
 // endpoints).
 func (d direct) servers(ctx context.Context, t Target, now, deadline time.Time) ([]string, error) {
-	members, err := d.n.all(ctx, t, now, deadline)
+	members, err := d.n.discover(ctx, t, now, deadline)
 	if err != nil {
 		return nil, err
 	}

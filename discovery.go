@@ -11,12 +11,12 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// all returns every registration of t (the topology takes those it can
+// discover returns every registration of t (the topology takes those it can
 // use). When none is registered it waits for one up to the discovery wait
 // (or the deadline, if sooner).
 // now is the time of the caller's request (the cache's freshness is judged
 // by it).
-func (n *Node) all(ctx context.Context, t Target, now, deadline time.Time) ([]string, error) {
+func (n *Node) discover(ctx context.Context, t Target, now, deadline time.Time) ([]string, error) {
 	key := t.key()
 	var timer *time.Timer
 	for {

@@ -70,7 +70,6 @@ type Node struct {
 	endpoint      string
 	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
 	routes        *routes  // cached lookups
-	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
 	suspects      suspects // servers and proxies that failed lately, tried last
 	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
 

@@ -71,7 +71,7 @@ func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
 // pick chooses the server (by name) and the proxies to send through.
 func (r routerProxy) pick(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
 	n := r.n
-	members, err := n.all(ctx, t, now, deadline)
+	members, err := n.discover(ctx, t, now, deadline)
 	if err != nil {
 		return "", nil, err
 	}
