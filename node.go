@@ -18,7 +18,6 @@ import (
 	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
-	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
@@ -68,19 +67,13 @@ type Node struct {
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
-	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
-	routes        *routes  // cached lookups
-	suspects      suspects // servers and proxies that failed lately, tried last
-	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
-
-	// pubMu guards the parsed publisher proxies and what they were parsed from.
-	pubMu    sync.Mutex
-	pubFrom  []string
-	pubs     []proxy.PublisherMember
-	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
-	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
-	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
-	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
+	bindAt        string               // where the ROUTER binds: WithBindAddress, an interface resolved to its address
+	routes        *routes              // cached lookups
+	suspects      suspects             // servers and proxies that failed lately, tried last
+	rr            sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
+	sec           *security.Security   // CURVE keys and allow-list; nil: plaintext
+	refusals      *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
+	untrust       *actors.ThrottledLog // rate-limited warnings of registrations not used
 
 	// down is closed when the node stops being usable: Close began, or an
 	// actor failed for good (then failure holds why).

@@ -63,7 +63,7 @@ func newTopology(n *Node) topology {
 	}
 	if n.opts.pubsub {
 		n.subState = actors.NewSubState()
-		t = pubsub{topology: t, n: n}
+		t = &pubsub{topology: t, n: n}
 	}
 	return t
 }
