@@ -28,8 +28,8 @@ type routerProxy struct{ direct }
 // start fails when no router proxy is registered, and starts the HELLOs.
 func (r routerProxy) start(ctx context.Context) error {
 	n := r.n
-	rs, err := n.routers(ctx)
-	return n.requireProxies(len(rs), err, "router", "--router", "WithRouterProxy", "servers and clients", n.helloLoop)
+	rs, err := r.routers(ctx)
+	return n.requireProxies(len(rs), err, "router", "--router", "WithRouterProxy", "servers and clients", r.helloLoop)
 }
 
 // route picks the server by name and the proxies to send through, the
@@ -51,11 +51,11 @@ func (routerProxy) fanout(_ context.Context, t Target, _ string, _ any, _ time.T
 func (routerProxy) member(s *Server) string { return "@" + s.target.Server }
 
 // serving says HELLO to the proxies before s registers.
-func (r routerProxy) serving(*Server) { r.n.helloFirst() }
+func (r routerProxy) serving(*Server) { r.helloFirst() }
 
 // routers returns the registered router proxies.
-func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
-	members, _, err := n.routes.lookup(ctx, proxy.RoutersKey)
+func (r routerProxy) routers(ctx context.Context) ([]proxy.RouterMember, error) {
+	members, _, err := r.n.routes.lookup(ctx, proxy.RoutersKey)
 	if err != nil {
 		return nil, fmt.Errorf("relay: look up router proxies: %w", err)
 	}
@@ -80,7 +80,7 @@ func (r routerProxy) pick(ctx context.Context, t Target, now, deadline time.Time
 		return "", nil, err
 	}
 	name = names[n.nextIndex(t.key(), len(names))]
-	rs, err := n.routers(ctx)
+	rs, err := r.routers(ctx)
 	if err != nil {
 		return "", nil, err
 	}
@@ -113,13 +113,14 @@ func serverNames(t Target, members []string) ([]string, error) {
 
 // helloLoop keeps this node's DEALERs connected to every router proxy's back
 // and tells the proxies which servers it hosts. Runs in its own goroutine.
-func (n *Node) helloLoop() { n.everyChange(proxy.HelloEvery, n.hello) }
+func (r routerProxy) helloLoop() { r.n.everyChange(proxy.HelloEvery, r.hello) }
 
-func (n *Node) hello() { n.helloPeers() }
+func (r routerProxy) hello() { r.helloPeers() }
 
 // helloPeers says HELLO to every router proxy and returns the queues it
 // pushed them on.
-func (n *Node) helloPeers() []*sockets.Peer {
+func (r routerProxy) helloPeers() []*sockets.Peer {
+	n := r.n
 	servers, _ := n.registered()
 	seen := map[string]bool{}
 	var names []string
@@ -134,15 +135,15 @@ func (n *Node) helloPeers() []*sockets.Peer {
 	}
 	ctx, cancel := context.WithTimeout(n.base, time.Second)
 	defer cancel()
-	rs, err := n.routers(ctx)
+	rs, err := r.routers(ctx)
 	if err != nil {
 		n.log.Warn("router proxies", "err", err)
 		return nil
 	}
 	var peers []*sockets.Peer
-	for _, r := range rs {
+	for _, rp := range rs {
 		rec, deadline := proxy.Hello(n.id, names)
-		if p, err := n.peers.TryPush(r.Back, sockets.Message{Rec: rec, Deadline: deadline}); err == nil {
+		if p, err := n.peers.TryPush(rp.Back, sockets.Message{Rec: rec, Deadline: deadline}); err == nil {
 			peers = append(peers, p)
 		}
 	}
@@ -153,8 +154,8 @@ func (n *Node) helloPeers() []*sockets.Peer {
 // until the HELLOs are on their way (handed to connected sockets), so that
 // the proxies know a server's name before clients can find it in the
 // matchmaker (they would answer its first calls NoRoute).
-func (n *Node) helloFirst() {
-	peers := n.helloPeers()
+func (r routerProxy) helloFirst() {
+	peers := r.helloPeers()
 	end := time.Now().Add(helloWait)
 	for _, p := range peers {
 		for p.Unsent() > 0 && time.Now().Before(end) {
