@@ -32,49 +32,37 @@ func (n *Node) onCancel(id envelope.MsgID, caller []byte) {
 	}
 }
 
-// runningShards spreads the running table over locks.
-const runningShards = 32
-
 // running is the table of the calls whose handlers run now, by msg_id, so
 // that a CANCEL finds their contexts. Adding and removing allocate
-// nothing once the shards' maps have grown. Safe for concurrent use.
+// nothing once the map has grown; each holds the one lock for a map
+// operation. Safe for concurrent use.
 type running struct {
-	shards [runningShards]struct {
-		mu   sync.Mutex
-		byID map[envelope.MsgID]*requestCtx
-		_    [40]byte // keep shards on their own cache lines
-	}
+	mu   sync.Mutex
+	byID map[envelope.MsgID]*requestCtx
 }
 
 func newRunning() *running {
-	r := &running{}
-	for i := range r.shards {
-		r.shards[i].byID = make(map[envelope.MsgID]*requestCtx)
-	}
-	return r
+	return &running{byID: make(map[envelope.MsgID]*requestCtx)}
 }
 
 func (r *running) add(id envelope.MsgID, rc *requestCtx) {
-	s := &r.shards[id[15]%runningShards]
-	s.mu.Lock()
-	s.byID[id] = rc
-	s.mu.Unlock()
+	r.mu.Lock()
+	r.byID[id] = rc
+	r.mu.Unlock()
 }
 
 // remove removes id's entry if it is rc.
 func (r *running) remove(id envelope.MsgID, rc *requestCtx) {
-	s := &r.shards[id[15]%runningShards]
-	s.mu.Lock()
-	if s.byID[id] == rc {
-		delete(s.byID, id)
+	r.mu.Lock()
+	if r.byID[id] == rc {
+		delete(r.byID, id)
 	}
-	s.mu.Unlock()
+	r.mu.Unlock()
 }
 
 func (r *running) get(id envelope.MsgID) *requestCtx {
-	s := &r.shards[id[15]%runningShards]
-	s.mu.Lock()
-	rc := s.byID[id]
-	s.mu.Unlock()
+	r.mu.Lock()
+	rc := r.byID[id]
+	r.mu.Unlock()
 	return rc
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/relay-dev/relay/actors"
 )
 
 // Standard error codes (docs/PROTOCOL.md §6.1), after gRPC's: the Code of a
@@ -28,6 +30,25 @@ const (
 	CodeInternal           = "Internal"           // a broken invariant of the server
 	CodeUnavailable        = "Unavailable"        // a dependency is unavailable; retrying may work
 	CodeUnauthenticated    = "Unauthenticated"    // the caller's identity is missing or wrong
+)
+
+// Codes of the ERROR messages that relay itself produces (docs/PROTOCOL.md
+// §6): a server, a router proxy or a publisher proxy.
+const (
+	CodeNoSuchMethod = "NoSuchMethod" // no handler of the method, namespace and version
+	CodePanic        = "panic"        // the handler panicked
+	CodeBadRequest   = "BadRequest"   // the arguments do not decode
+	CodeBadReply     = "BadReply"     // the result or the reply's headers do not encode, or the reply does not decode
+	CodeOverloaded   = "Overloaded"   // a server may refuse a call it cannot take (relay stops reading instead)
+	// CodeNoRoute is the ERROR code of a router proxy that has no
+	// connection to the server a request names.
+	CodeNoRoute = actors.CodeNoRoute
+	// CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
+	// that no subscriber would receive the message from.
+	CodeNoSubscribers = actors.CodeNoSubscribers
+	// CodeUnauthorized is the ERROR code of a call whose caller's CURVE key
+	// is not (or no longer) on the server's allow-list.
+	CodeUnauthorized = actors.CodeUnauthorized
 )
 
 // Sentinels of the standard codes: a handler wraps one to answer with its
@@ -141,4 +162,13 @@ func errorCode(err error) string {
 		}
 	}
 	return CodeUnknown
+}
+
+// errorMessage is the Message a handler error travels with: a
+// *RemoteError's own Message (not wrapped again), else err.Error().
+func errorMessage(err error) string {
+	if re, ok := err.(*RemoteError); ok {
+		return re.Message
+	}
+	return err.Error()
 }

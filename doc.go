@@ -21,8 +21,10 @@
 //
 // Every ZeroMQ socket is owned by one actor of the node (poller, sender),
 // and the actors are supervised: a socket failure restarts its actor with a
-// new socket (see packages actors, sockets and supervisor; KillActor
-// provokes it). The wire format is in docs/PROTOCOL.md.
+// new socket (see packages actors, sockets and supervisor; InjectFault and
+// KillActor provoke it). The topology (direct, through router proxies,
+// with publisher proxies: WithRouterProxy, WithPubSub) is chosen at Start
+// and changes nothing in the API. The wire format is in docs/PROTOCOL.md.
 //
 // Concurrency: a Node, its Servers and their methods are safe for
 // concurrent use. Handlers run in their own goroutines, concurrently.

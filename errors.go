@@ -53,16 +53,6 @@ var (
 	ErrModeMismatch = errors.New("relay: servers and this node run in different modes")
 )
 
-// Error codes of ERROR messages that relay itself produces (see
-// docs/PROTOCOL.md). Handler errors carry their own codes.
-const (
-	CodeNoSuchMethod = "NoSuchMethod"
-	CodePanic        = "panic"
-	CodeBadRequest   = "BadRequest"
-	CodeBadReply     = "BadReply"
-	CodeOverloaded   = "Overloaded"
-)
-
 // RemoteError is a handler's error, returned by Call. Code is the error's
 // code: the Code of a *RemoteError the handler returned, the ErrorCode() of
 // an error that has that method, the standard code of a sentinel the error

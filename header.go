@@ -36,6 +36,14 @@ type outgoing struct {
 
 type outgoingKey struct{}
 
+// headers returns the headers to send (nil for none; o may be nil).
+func (o *outgoing) headers() Header {
+	if o == nil {
+		return nil
+	}
+	return o.header
+}
+
 // outgoingOf returns what ctx carries for calls made with it, or nil.
 func outgoingOf(ctx context.Context) *outgoing {
 	o, _ := ctx.Value(outgoingKey{}).(*outgoing)
@@ -104,10 +112,18 @@ func decodeMeta(meta []byte) (Header, error) {
 
 // setMeta puts the headers of out, if any, in h's meta field.
 func setMeta(h *envelope.Header, out *outgoing) error {
-	if out == nil || len(out.header) == 0 {
+	if out == nil {
 		return nil
 	}
-	meta, err := appendMeta(nil, out.header)
+	return setHeaders(h, out.header)
+}
+
+// setHeaders puts headers, if any, in h's meta field.
+func setHeaders(h *envelope.Header, headers Header) error {
+	if len(headers) == 0 {
+		return nil
+	}
+	meta, err := appendMeta(nil, headers)
 	if err != nil {
 		return fmt.Errorf("%w (%v %s on %s)", err, h.Kind, h.Method, h.Target.Topic)
 	}

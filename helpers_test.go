@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/relay-dev/relay/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relay-dev/relay/internal/testutil"
 
 	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/demo"

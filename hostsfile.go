@@ -73,9 +73,10 @@ func (n *Node) fileHint(t Target) string {
 // s's topic under another host than the name s serves as (directed calls
 // to that host reach this node and get NoSuchMethod; directed casts are
 // dropped here, unseen by their callers), or when no entry of the topic
-// names this node's port (no client finds it).
+// names this node's port (no client finds it). Direct mode only (see
+// direct.serving): in router-proxy mode clients do not connect to it.
 func (n *Node) checkListed(s *Server) {
-	if !n.usesHostsFile() || n.opts.routerProxy {
+	if !n.usesHostsFile() {
 		return
 	}
 	t := s.target

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-dev/relay"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/relay-dev/relay"
 )
 
 // Each socket actor of each side is killed while many callers keep batches

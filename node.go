@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +15,9 @@ import (
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
-	"github.com/relay-dev/relay/internal/renewal"
 	"github.com/relay-dev/relay/internal/security"
 	"github.com/relay-dev/relay/internal/track"
 	"github.com/relay-dev/relay/matchmaker"
-	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 	"github.com/relay-dev/relay/store"
 	"github.com/relay-dev/relay/supervisor"
@@ -53,6 +50,7 @@ type Node struct {
 	answers       *actors.Answers  // sends answers the way requests came
 	ledger        actors.Ledger    // requests with acks handled, by msg_id: handled once
 	store         *store.Store     // WithDataDir's, or nil
+	topo          topology         // direct, router proxy or pub/sub: chosen once by Start
 	subState      *actors.SubState // pub/sub mode: what the fanout-subscriber follows; nil otherwise
 	loops         loops            // the socket loops running now
 	counters      actors.Counters
@@ -69,20 +67,13 @@ type Node struct {
 	base          context.Context
 	cancel        context.CancelFunc
 	endpoint      string
-	bindAt        string   // where the ROUTER binds: WithBindAddress, an interface resolved to its address
-	routes        *routes  // cached lookups
-	fronts        sync.Map // msg_id -> router proxy fronts, from prepare to resendOf
-	suspects      suspects // servers and proxies that failed lately, tried last
-	windows       sync.Map // publisher proxy front -> chan struct{}: the publish window
-
-	// pubMu guards the parsed publisher proxies and what they were parsed from.
-	pubMu    sync.Mutex
-	pubFrom  []string
-	pubs     []proxy.PublisherMember
-	rr       sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
-	sec      *security.Security   // CURVE keys and allow-list; nil: plaintext
-	refusals *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
-	untrust  *actors.ThrottledLog // rate-limited warnings of registrations not used
+	bindAt        string               // where the ROUTER binds: WithBindAddress, an interface resolved to its address
+	routes        *routes              // cached lookups
+	suspects      suspects             // servers and proxies that failed lately, tried last
+	rr            sync.Map             // matchmaker.Key -> *atomic.Uint64, round-robin position
+	sec           *security.Security   // CURVE keys and allow-list; nil: plaintext
+	refusals      *actors.KeyedLog     // rate-limited warnings of refused connections, per reason
+	untrust       *actors.ThrottledLog // rate-limited warnings of registrations not used
 
 	// down is closed when the node stops being usable: Close began, or an
 	// actor failed for good (then failure holds why).
@@ -140,6 +131,31 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	n, err := newNode(o)
+	if err != nil {
+		return nil, err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := n.spawnActors(startCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startGoroutines(startCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if o.inproc {
+		locals.Store(n.endpoint, n)
+	}
+	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker), "curve", n.sec != nil)
+	return n, nil
+}
+
+// newNode makes a node of o: its CURVE keys, matchmaker client, sockets'
+// context and ledger open, its topology chosen, the parts that outlive
+// its actors made; its actors are not spawned yet.
+func newNode(o options) (*Node, error) {
 	bindAt, err := bindHost(o.bindAddress)
 	if err != nil {
 		return nil, newBindError(&o, err)
@@ -159,15 +175,11 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		mm.Close()
 		return nil, fmt.Errorf("relay: start: %w", err)
 	}
-	var ledger actors.Ledger = actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes)
-	var st *store.Store
-	if o.dataDir != "" {
-		if st, err = store.Open(o.dataDir, o.dedupTTL, o.dedupBytes); err != nil {
-			zctx.Close(time.Second)
-			mm.Close()
-			return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
-		}
-		ledger = st
+	ledger, st, err := openLedger(&o)
+	if err != nil {
+		zctx.Close(time.Second)
+		mm.Close()
+		return nil, err
 	}
 	n := &Node{
 		ledger:    ledger,
@@ -190,9 +202,7 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 		routes:    newRoutes(mm, o.registrationTTL),
 		started:   time.Now(),
 	}
-	if o.pubsub {
-		n.subState = actors.NewSubState()
-	}
+	n.topo = newTopology(n)
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.dropped = actors.NewThrottledLog(n.log, time.Second)
 	n.failed = actors.NewThrottledLog(n.log, time.Second)
@@ -205,7 +215,27 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 	n.system, n.releaseSystem = supervisor.Shared(o.log.With("component", "actor"))
 	n.root = "node-" + hex.EncodeToString(n.id[:8])
 	n.monitor = supervisor.NewMonitor(n.system, n.root, n.log)
+	return n, nil
+}
 
+// openLedger opens where the node records the requests with acks it
+// handled: WithDataDir's store (which keeps its durable casts too), else
+// memory.
+func openLedger(o *options) (actors.Ledger, *store.Store, error) {
+	if o.dataDir == "" {
+		return actors.NewMemoryLedger(o.dedupTTL, o.dedupBytes), nil, nil
+	}
+	st, err := store.Open(o.dataDir, o.dedupTTL, o.dedupBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: option WithDataDir: %w", err)
+	}
+	return st, st, nil
+}
+
+// spawnActors spawns the node's actors and waits, within ctx, for the
+// bound ROUTER and for every actor to be spawned, so that the node is
+// whole when Start returns (KillActor finds every actor).
+func (n *Node) spawnActors(ctx context.Context) error {
 	type boundAt struct {
 		endpoint string
 		err      error
@@ -231,74 +261,37 @@ func Start(ctx context.Context, opts ...Option) (*Node, error) {
 			}
 		}
 	})
-	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	// Wait for the bound ROUTER and for every actor to be spawned, so that
-	// the node is whole when Start returns (KillActor finds every actor).
 	for waiting := len(n.pids) + 1; waiting > 0; waiting-- {
 		select {
 		case b := <-bound:
 			if b.err != nil {
-				n.Close()
-				return nil, newBindError(&o, b.err)
+				return newBindError(&n.opts, b.err)
 			}
 			n.endpoint = b.endpoint
-			continue
 		case <-spawned:
-			continue
 		case err := <-failed:
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
-		case <-startCtx.Done():
-			n.Close()
-			return nil, fmt.Errorf("relay: start: actors not ready: %w", startCtx.Err())
+			return fmt.Errorf("relay: start: %w (last failure: %s)", err, n.lastFailure())
+		case <-ctx.Done():
+			return fmt.Errorf("relay: start: actors not ready: %w", ctx.Err())
 		}
 	}
+	return nil
+}
+
+// startGoroutines sends again what an earlier process left in the data
+// directory, and starts the node's goroutines: the renewal of its
+// registrations, the allow-list's watch, and the topology's.
+func (n *Node) startGoroutines(ctx context.Context) error {
 	if err := n.resendStored(); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: option WithDataDir: %w", err)
+		return fmt.Errorf("relay: option WithDataDir: %w", err)
 	}
 	if err := n.group.Go(n.renewLoop); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: start: %w", err)
+		return fmt.Errorf("relay: start: %w", err)
 	}
 	if err := n.group.Go(func() { n.sec.Watch(n.down) }); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("relay: start: %w", err)
+		return fmt.Errorf("relay: start: %w", err)
 	}
-	if o.routerProxy {
-		rs, err := n.routers(startCtx)
-		if err == nil && len(rs) == 0 {
-			err = fmt.Errorf("no router proxy is registered in %s: start one with `node proxy --router`, or turn WithRouterProxy off (servers and clients must agree)", matchmaker.Redact(o.matchmaker))
-		}
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: option WithRouterProxy: %w", err)
-		}
-		if err := n.group.Go(n.helloLoop); err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w", err)
-		}
-	}
-	if o.pubsub {
-		members, err := n.mm.Lookup(startCtx, proxy.PublishersKey)
-		if err == nil && len(members) == 0 {
-			err = fmt.Errorf("no publisher proxy is registered in %s: start one with `node proxy --publisher`, or turn WithPubSub off (publishers and subscribers must agree)", matchmaker.Redact(o.matchmaker))
-		}
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: option WithPubSub: %w", err)
-		}
-		if err := n.group.Go(n.watchPublishers); err != nil {
-			n.Close()
-			return nil, fmt.Errorf("relay: start: %w", err)
-		}
-	}
-	if o.inproc {
-		locals.Store(n.endpoint, n)
-	}
-	n.log.Info("node started", "endpoint", n.endpoint, "matchmaker", matchmaker.Redact(o.matchmaker), "curve", n.sec != nil)
-	return n, nil
+	return n.topo.start(ctx)
 }
 
 // newNodeID returns 16 random bytes, the first never zero (ZeroMQ reserves
@@ -332,35 +325,6 @@ func (n *Node) peerRefused(addr string, err error) {
 func (n *Node) clientRefused(reason string) {
 	n.counters.Refused.Add(1)
 	n.refusals.Warn(reason, "client connection refused", "reason", reason)
-}
-
-// fail marks the node failed; it reports whether this was the first failure.
-func (n *Node) fail(err error) bool {
-	first := n.failure.CompareAndSwap(nil, &err)
-	if first {
-		n.log.Error("node failed: an actor exceeded its restart intensity", "err", err)
-		n.markDown()
-	}
-	return first
-}
-
-func (n *Node) markDown() { n.downOnce.Do(func() { close(n.down) }) }
-
-// downErr is the error for calls on a node that is down.
-func (n *Node) downErr() error {
-	if p := n.failure.Load(); p != nil {
-		return *p
-	}
-	return ErrClosed
-}
-
-func (n *Node) lastFailure() string {
-	ev := n.monitor.Events()
-	if len(ev) == 0 {
-		return "none recorded"
-	}
-	last := ev[len(ev)-1]
-	return last.Actor + ": " + last.Reason
 }
 
 // Ready returns nil when the node is ready to serve: started, not closed
@@ -409,202 +373,5 @@ func (n *Node) SetAllowList(a *curve.AllowList) error {
 		return errors.New("relay: set allow-list: the node has no CURVE keys (WithCurveKeys)")
 	}
 	n.sec.SetAllowList(a)
-	return nil
-}
-
-// Close unregisters the node's servers, stops taking new calls, waits for
-// handlers in flight (up to the drain timeout, then cancels them), fails
-// calls still waiting with ErrClosed, stops the actors and closes every
-// socket. It is idempotent and blocks until done.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() { n.closeErr = n.close() })
-	return n.closeErr
-}
-
-func (n *Node) close() error {
-	n.markDown()
-	if n.opts.inproc {
-		locals.Delete(n.endpoint)
-	}
-	servers, listeners := n.registered()
-	var errs []error
-	for _, s := range servers {
-		if err := s.Stop(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	for _, l := range listeners {
-		if err := l.Stop(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-
-	// Drain handlers in flight; their replies still go out. Then let the
-	// socket loops send what is queued (casts, replies), and give libzmq
-	// what is left of the drain time to put it on the wire.
-	drainEnd := time.Now().Add(n.opts.drainTimeout)
-	n.group.Close()
-	n.pool.Close()
-	select {
-	case <-n.group.WaitChan():
-	case <-time.After(n.opts.drainTimeout):
-		n.log.Warn("handlers still running after drain timeout; cancelling them", "timeout", n.opts.drainTimeout)
-	}
-	n.cancel()
-	n.group.Wait()
-	n.drainOutboxes(drainEnd)
-
-	if n.tree != nil {
-		if err := n.system.Root.StopFuture(n.tree).Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("relay: close: stop actors: %w", err))
-		}
-	}
-	n.peers.Drain(func(addr string, m sockets.Message) { n.dropMessage(addr, &m, ErrClosed) })
-	if dropped := n.replies.Len(); dropped > 0 {
-		n.counters.DroppedReplies.Add(uint64(dropped))
-		n.replies.Drain(func(sockets.Message) {})
-	}
-	if s := n.counters.Snapshot(); s.DroppedCasts > 0 || s.DroppedReplies > 0 {
-		n.log.Warn("messages dropped", "casts", s.DroppedCasts, "replies", s.DroppedReplies)
-	}
-	n.monitor.Close()
-	n.releaseSystem()
-	n.sec.Stop(n.zctx)
-	if err := n.zctx.Close(5 * time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.ledger.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.mm.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	n.log.Info("node closed")
-	return errors.Join(errs...)
-}
-
-// renewLoop keeps the node's registrations alive (see renewal.Loop). Runs in
-// its own goroutine.
-func (n *Node) renewLoop() {
-	r := renewal.Loop{MM: n.mm, TTL: n.opts.registrationTTL, Log: n.log, Entries: n.entries,
-		Result: func(err error) { n.renewErr.Store(&err) }}
-	r.Run(n.base, n.down, n.renewKick)
-}
-
-// deferRegistration takes the outcome of a new registration (Serve,
-// Listen): when the name service is unavailable (matchmaker.ErrMatchmaker:
-// Redis down or restarting), the server or listener serves anyway and the
-// renewal loop registers it as soon as it can, retrying with back-off; a
-// process that starts during a Redis outage comes up instead of failing.
-// Other errors are returned.
-func (n *Node) deferRegistration(err error) error {
-	if err == nil || !errors.Is(err, matchmaker.ErrMatchmaker) {
-		return err
-	}
-	n.log.Warn("serving, not registered yet: the matchmaker is unavailable; the renewal loop retries", "err", err)
-	n.renewErr.Store(&err)
-	select {
-	case n.renewKick <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// entries are the node's registrations: each server's bare and directed
-// keys, and each listener's topics.
-func (n *Node) entries() []matchmaker.Entry {
-	servers, listeners := n.registered()
-	var es []matchmaker.Entry
-	for _, s := range servers {
-		if s.isStopped() {
-			continue
-		}
-		for _, k := range s.keys() {
-			es = append(es, matchmaker.Entry{Key: k, Addr: s.member()})
-		}
-	}
-	for _, l := range listeners {
-		if l.stopped.Load() {
-			continue
-		}
-		for _, t := range l.topics {
-			es = append(es, matchmaker.Entry{Key: matchmaker.Key{Exchange: notifyExchange, Topic: t}, Addr: l.member()})
-		}
-	}
-	return es
-}
-
-// drainOutboxes waits until the socket loops have taken every queued
-// message, or until end, and sets how long the sockets linger at close.
-func (n *Node) drainOutboxes(end time.Time) {
-	const step = time.Millisecond
-	for (n.peers.Unsent() > 0 || n.replies.Unsent() > 0) && time.Now().Before(end) {
-		select {
-		case <-time.After(step):
-		case <-n.failedCh():
-			return
-		}
-	}
-	if rest := time.Until(end); rest > 0 {
-		n.linger.Set(min(rest, time.Second))
-	}
-}
-
-// failedCh is closed when the node failed (an actor stopped for good): its
-// loops may no longer drain anything.
-func (n *Node) failedCh() <-chan struct{} {
-	if n.failure.Load() != nil {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
-	}
-	return nil
-}
-
-// registered returns the node's servers and listeners.
-func (n *Node) registered() ([]*Server, []*Listener) {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	var servers []*Server
-	for _, ss := range n.servers {
-		servers = append(servers, ss...)
-	}
-	var listeners []*Listener
-	for _, ls := range n.listeners {
-		for _, l := range ls {
-			if !slices.Contains(listeners, l) {
-				listeners = append(listeners, l)
-			}
-		}
-	}
-	return servers, listeners
-}
-
-// resendStored sends again the durable casts an earlier process of this
-// data directory left unacknowledged, each to where it went, until it is
-// acknowledged or its deadline passes.
-func (n *Node) resendStored() error {
-	if n.store == nil {
-		return nil
-	}
-	casts, err := n.store.Casts(time.Now())
-	if err != nil {
-		return err
-	}
-	for _, sc := range casts {
-		c := n.pending.GetFor(sc.ID, sc.Deadline)
-		if len(sc.Rec) > 3 && sc.Rec[3] == 0 {
-			sc.Rec[3] = 1 // the attempt byte: this is a resend
-		}
-		c.Rec, c.Addr = sc.Rec, sc.Addrs[0]
-		n.resender.Resent(c, sc.Addrs, true)
-		c.OnFinish(func(res actors.Result) { n.settled(c, res, true) })
-		n.pending.Add(c)
-		_ = n.push(n.base, sc.Addrs[0], sc.Rec, sc.Deadline) // a full queue: the resender tries again
-		n.resender.Schedule(c)
-	}
-	if len(casts) > 0 {
-		n.log.Info("sending again the casts a previous process left unacknowledged", "count", len(casts))
-	}
 	return nil
 }

@@ -94,78 +94,79 @@ func defaultOptions() options {
 	}
 }
 
+// validate returns the error of the first bad option, naming it, or nil.
 func (o *options) validate() error {
-	bad := func(opt, format string, args ...any) error {
-		return fmt.Errorf("relay: option %s: %s", opt, fmt.Sprintf(format, args...))
-	}
-	switch {
-	case o.host == "":
-		return bad("WithHost", "empty host name")
-	case o.bindAddress == "":
-		return bad("WithBindAddress", "empty address")
-	case o.portMin < 1 || o.portMax > 65535 || o.portMin > o.portMax:
-		return bad("WithPortRange", "bad range %d-%d (want 1 <= min <= max <= 65535)", o.portMin, o.portMax)
-	case o.callTimeout <= 0:
-		return bad("WithCallTimeout", "must be positive, got %v", o.callTimeout)
-	case o.discoveryWait < 0:
-		return bad("WithDiscoveryWait", "must not be negative, got %v", o.discoveryWait)
-	case o.registrationTTL < 3*time.Millisecond:
-		return bad("WithRegistrationTTL", "must be at least 3ms, got %v", o.registrationTTL)
-	case o.drainTimeout < 0:
-		return bad("WithDrainTimeout", "must not be negative, got %v", o.drainTimeout)
-	case o.queueSize < 1:
-		return bad("WithQueueSize", "must be at least 1, got %d", o.queueSize)
-	case o.hwm < 1:
-		return bad("WithHighWaterMark", "must be at least 1, got %d", o.hwm)
-	case o.maxMessageSize < 1024:
-		return bad("WithMaxMessageSize", "must be at least 1024 bytes, got %d", o.maxMessageSize)
-	case o.log == nil:
-		return bad("WithLogger", "nil logger")
-	case sockets.Wildcard(o.bindAddress) && o.advertise == "":
-		return bad("WithBindAddress", "%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress)
-	case sockets.Wildcard(o.advertise):
-		return bad("WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise)
-	}
-	if err := o.curve.Check(); err != nil {
-		return bad("WithCurve", "%v", err)
-	}
-	if _, err := url.Parse(o.matchmaker); err != nil {
-		return bad("WithMatchmaker", "%v", err)
-	}
-	if o.retry.Base <= 0 || o.retry.Multiplier < 1 || o.retry.Attempts < 0 {
-		return bad("WithRetry", "want base > 0, multiplier >= 1, attempts >= 0; got %v, %v, %d", o.retry.Base, o.retry.Multiplier, o.retry.Attempts)
-	}
-	if o.maxHandlers < 1 {
-		return bad("WithMaxHandlers", "must be at least 1, got %d", o.maxHandlers)
-	}
-	if o.dedupBytes < 0 {
-		return bad("WithDedupBytes", "must not be negative, got %d", o.dedupBytes)
-	}
-	if o.idleTimeout < 0 {
-		return bad("WithIdleTimeout", "must not be negative, got %v", o.idleTimeout)
-	}
-	if o.maxConnections < 1 {
-		return bad("WithMaxConnections", "must be at least 1, got %d", o.maxConnections)
-	}
-	if o.heartbeat <= 0 || o.peerTimeout < o.heartbeat {
-		return bad("WithHeartbeat", "want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.peerTimeout)
-	}
-	if o.publishWindow < 1 {
-		return bad("WithPublishWindow", "must be at least 1, got %d", o.publishWindow)
-	}
-	if o.handlerBytes < 0 {
-		return bad("WithHandlerQueueBytes", "must be 0 (no bound) or more, got %d", o.handlerBytes)
-	}
-	if o.handlerQueue < 1 {
-		return bad("WithHandlerQueue", "must be at least 1, got %d", o.handlerQueue)
-	}
-	if o.dedupTTL <= 0 {
-		return bad("WithDedupTTL", "must be positive, got %v", o.dedupTTL)
-	}
-	if err := o.strategy.Validate(); err != nil {
-		return bad("WithSupervisor", "%v", err)
+	for _, err := range []error{
+		require(o.host != "", "WithHost", "empty host name"),
+		require(o.bindAddress != "", "WithBindAddress", "empty address"),
+		require(o.portMin >= 1 && o.portMax <= 65535 && o.portMin <= o.portMax, "WithPortRange",
+			"bad range %d-%d (want 1 <= min <= max <= 65535)", o.portMin, o.portMax),
+		atLeast("WithCallTimeout", o.callTimeout, 1, "must be positive"),
+		atLeast("WithDiscoveryWait", o.discoveryWait, 0, "must not be negative"),
+		atLeast("WithRegistrationTTL", o.registrationTTL, 3*time.Millisecond, "must be at least 3ms"),
+		atLeast("WithDrainTimeout", o.drainTimeout, 0, "must not be negative"),
+		atLeast("WithQueueSize", o.queueSize, 1, "must be at least 1"),
+		atLeast("WithHighWaterMark", o.hwm, 1, "must be at least 1"),
+		atLeast("WithMaxMessageSize", o.maxMessageSize, 1024, "must be at least 1024 bytes"),
+		require(o.log != nil, "WithLogger", "nil logger"),
+		require(!sockets.Wildcard(o.bindAddress) || o.advertise != "", "WithBindAddress",
+			"%q listens on every address of this host, but the node must register one address that others can reach it at: set WithAdvertise to that address, or bind one interface (WithBindAddress \"eth0\"), whose address is registered", o.bindAddress),
+		require(!sockets.Wildcard(o.advertise), "WithAdvertise", "%q is not an address others can reach: give one address of this host", o.advertise),
+		badIf("WithCurve", o.curve.Check()),
+		badIf("WithMatchmaker", parseURL(o.matchmaker)),
+		require(o.retry.Base > 0 && o.retry.Multiplier >= 1 && o.retry.Attempts >= 0, "WithRetry",
+			"want base > 0, multiplier >= 1, attempts >= 0; got %v, %v, %d", o.retry.Base, o.retry.Multiplier, o.retry.Attempts),
+		atLeast("WithMaxHandlers", o.maxHandlers, 1, "must be at least 1"),
+		atLeast("WithDedupBytes", o.dedupBytes, 0, "must not be negative"),
+		atLeast("WithIdleTimeout", o.idleTimeout, 0, "must not be negative"),
+		atLeast("WithMaxConnections", o.maxConnections, 1, "must be at least 1"),
+		require(o.heartbeat > 0 && o.peerTimeout >= o.heartbeat, "WithHeartbeat",
+			"want an interval > 0 and a timeout >= it, got %v and %v", o.heartbeat, o.peerTimeout),
+		atLeast("WithPublishWindow", o.publishWindow, 1, "must be at least 1"),
+		atLeast("WithHandlerQueueBytes", o.handlerBytes, 0, "must be 0 (no bound) or more"),
+		atLeast("WithHandlerQueue", o.handlerQueue, 1, "must be at least 1"),
+		atLeast("WithDedupTTL", o.dedupTTL, 1, "must be positive"),
+		badIf("WithSupervisor", o.strategy.Validate()),
+	} {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// badOption is the error of a bad option: it names the option and says
+// what is wrong.
+func badOption(option, format string, args ...any) error {
+	return fmt.Errorf("relay: option %s: %s", option, fmt.Sprintf(format, args...))
+}
+
+// require is the error of option unless ok holds.
+func require(ok bool, option, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return badOption(option, format, args...)
+}
+
+// atLeast is the error of option when its value v is below min; want
+// says what it must be.
+func atLeast[T ~int | ~int64](option string, v, min T, want string) error {
+	return require(v >= min, option, "%s, got %v", want, v)
+}
+
+// badIf is the error of option when checking it failed with err.
+func badIf(option string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return badOption(option, "%v", err)
+}
+
+// parseURL checks that u parses as a URL.
+func parseURL(u string) error {
+	_, err := url.Parse(u)
+	return err
 }
 
 // WithHost sets the host name the node advertises; directed targets name it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/relay-dev/relay/actors"
@@ -18,7 +19,56 @@ import (
 // proxy.NotifyPrefix. A publisher sends each message through one proxy;
 // with acks it waits for the proxy's ACK and resends through the next
 // proxy when none comes. A receiver handles a msg_id once (resends are
-// counted as duplicates).
+// counted as duplicates). Calls and casts go the way of the topology
+// pubsub wraps (direct or router proxy).
+type pubsub struct {
+	topology
+	n *Node
+
+	// mu guards the parsed publisher proxies and what they were parsed from.
+	mu      sync.Mutex
+	from    []string
+	parsed  []proxy.PublisherMember
+	windows sync.Map // publisher proxy front -> chan struct{}: the publish window
+}
+
+// start starts the wrapped topology, then fails when no publisher proxy
+// is registered, and starts the watch of the publishers.
+func (ps *pubsub) start(ctx context.Context) error {
+	if err := ps.topology.start(ctx); err != nil {
+		return err
+	}
+	n := ps.n
+	members, err := n.mm.Lookup(ctx, proxy.PublishersKey)
+	return n.requireProxies(len(members), err, "publisher", "--publisher", "WithPubSub", "publishers and subscribers", ps.watchPublishers)
+}
+
+// fanout publishes one FANOUT, which every subscriber of t's topic gets.
+func (ps *pubsub) fanout(ctx context.Context, t Target, method string, args any, deadline time.Time, headers Header) error {
+	h, rec, err := ps.n.fanoutRecord(t, method, args, deadline, headers)
+	if err != nil {
+		return err
+	}
+	if err := ps.publish(ctx, &h, rec, deadline); err != nil {
+		return fmt.Errorf("relay: fanout %s on %s: %w", method, t, err)
+	}
+	return nil
+}
+
+// notify publishes one copy of a notification to the subscription of the
+// pool's listener at addr.
+func (ps *pubsub) notify(ctx context.Context, h *envelope.Header, body []byte, addr string, deadline time.Time, headers Header) error {
+	pool := h.Target.Server
+	h.Target.Server = pool + "|" + addr
+	rec, err := notifyRecord(h, body, headers)
+	if err != nil {
+		return err
+	}
+	if err := ps.publish(ctx, h, rec, deadline); err != nil {
+		return fmt.Errorf("relay: notify %s to pool %s: %w", h.Target.Topic, pool, err)
+	}
+	return nil
+}
 
 const (
 	dedupSize      = 1 << 16
@@ -26,25 +76,21 @@ const (
 	proxyWatchTick = time.Second
 )
 
-// CodeNoSubscribers is the ERROR code of a publisher proxy (with acks)
-// that no subscriber would receive the message from.
-const CodeNoSubscribers = actors.CodeNoSubscribers
-
 // publishers returns the registered central proxies, parsed once per
 // change of the registration (the route cache follows the matchmaker's
 // change notices), not at every publish.
-func (n *Node) publishers(ctx context.Context) ([]proxy.PublisherMember, error) {
-	members, _, err := n.routes.lookup(ctx, proxy.PublishersKey)
+func (ps *pubsub) publishers(ctx context.Context) ([]proxy.PublisherMember, error) {
+	members, _, err := ps.n.routes.lookup(ctx, proxy.PublishersKey)
 	if err != nil {
 		return nil, fmt.Errorf("relay: look up publisher proxies: %w", err)
 	}
 	if len(members) == 0 {
 		return nil, nil
 	}
-	n.pubMu.Lock()
-	defer n.pubMu.Unlock()
-	if len(n.pubFrom) == len(members) && &n.pubFrom[0] == &members[0] {
-		return n.pubs, nil
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.from) == len(members) && &ps.from[0] == &members[0] {
+		return ps.parsed, nil
 	}
 	var pubs []proxy.PublisherMember
 	for _, m := range members {
@@ -52,7 +98,7 @@ func (n *Node) publishers(ctx context.Context) ([]proxy.PublisherMember, error) 
 			pubs = append(pubs, p)
 		}
 	}
-	n.pubFrom, n.pubs = members, pubs
+	ps.from, ps.parsed = members, pubs
 	return pubs, nil
 }
 
@@ -64,8 +110,9 @@ func (n *Node) publishers(ctx context.Context) ([]proxy.PublisherMember, error) 
 // again through the next proxy until a proxy acknowledges it, and one no
 // proxy acknowledges by its deadline is reported undelivered
 // (WithUndelivered).
-func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
-	pubs, err := n.publishers(ctx)
+func (ps *pubsub) publish(ctx context.Context, hdr *envelope.Header, rec []byte, deadline time.Time) error {
+	n := ps.n
+	pubs, err := ps.publishers(ctx)
 	if err != nil {
 		return err
 	}
@@ -79,7 +126,7 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 	// Proxies that missed an ACK lately go last: one that did is
 	// probably gone, and its registration outlives it by up to a TTL.
 	slices.SortStableFunc(order, func(a, b proxy.PublisherMember) int {
-		sa, sb := n.suspect(a.Front, now), n.suspect(b.Front, now)
+		sa, sb := n.suspects.has(a.Front, now), n.suspects.has(b.Front, now)
 		switch {
 		case sa == sb:
 			return 0
@@ -96,7 +143,7 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 	for i, o := range order {
 		fronts[i] = o.Front
 	}
-	window := n.window(p.Front)
+	window := ps.window(p.Front)
 	select {
 	case window <- struct{}{}:
 	default:
@@ -136,22 +183,17 @@ func (n *Node) publish(ctx context.Context, hdr *envelope.Header, rec []byte, de
 // window returns the window of unacknowledged publishes through the proxy
 // at front: a slot is taken per publish and given back at its ACK (or its
 // end).
-func (n *Node) window(front string) chan struct{} {
-	if w, ok := n.windows.Load(front); ok {
+func (ps *pubsub) window(front string) chan struct{} {
+	if w, ok := ps.windows.Load(front); ok {
 		return w.(chan struct{})
 	}
-	w, _ := n.windows.LoadOrStore(front, make(chan struct{}, n.opts.publishWindow))
+	w, _ := ps.windows.LoadOrStore(front, make(chan struct{}, ps.n.opts.publishWindow))
 	return w.(chan struct{})
-}
-
-// suspect reports whether the proxy at front failed lately (see suspects).
-func (n *Node) suspect(front string, now time.Time) bool {
-	return n.suspects.has(front, now)
 }
 
 // watchPublishers keeps the subscriber connected to the right proxies.
 // Runs in its own goroutine.
-func (n *Node) watchPublishers() { n.everyChange(proxyWatchTick, n.syncPublishers) }
+func (ps *pubsub) watchPublishers() { ps.n.everyChange(proxyWatchTick, ps.syncPublishers) }
 
 // everyChange runs f now, at every matchmaker change and every period,
 // until the node goes down. Runs in the caller's goroutine.
@@ -170,7 +212,10 @@ func (n *Node) everyChange(period time.Duration, f func()) {
 	}
 }
 
-func (n *Node) syncPublishers() {
+// syncPublishers points the SUB at the host's local publisher proxy,
+// else at every central one.
+func (ps *pubsub) syncPublishers() {
+	n := ps.n
 	ctx, cancel := context.WithTimeout(n.base, 2*time.Second)
 	defer cancel()
 	local, err := n.mm.Lookup(ctx, proxy.LocalPublishersKey(n.opts.host))
@@ -196,19 +241,15 @@ func (n *Node) syncPublishers() {
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }
 
-// subscribe and unsubscribe change the node's subscriptions in pub/sub mode.
-func (n *Node) subscribe(prefixes ...string) {
-	if n.subState == nil {
-		return
-	}
+// subscribe and unsubscribe change what the node's SUB follows.
+func (ps *pubsub) subscribe(prefixes ...string) {
+	n := ps.n
 	n.subState.Subscribe(prefixes...)
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }
 
-func (n *Node) unsubscribe(prefixes ...string) {
-	if n.subState == nil {
-		return
-	}
+func (ps *pubsub) unsubscribe(prefixes ...string) {
+	n := ps.n
 	n.subState.Unsubscribe(prefixes...)
 	n.system.Root.Send(n.pids[ActorSubscriber], actors.Sync{})
 }

@@ -220,6 +220,30 @@ func TestPubSubNoSubscribers(t *testing.T) {
 // The fanout-subscriber actor, killed, is restarted with a new SUB socket
 // that subscribes again: fanouts after the restart arrive once each.
 func TestPubSubSubscriberRestart(t *testing.T) {
+	sub := restartSubscriber(t, 0, func(sub *relay.Node) error { return sub.KillActor(relay.ActorSubscriber) })
+	if st := sub.Stats(); st.Restarts[relay.ActorSubscriber] != 1 || st.LoopFailures != 0 {
+		t.Errorf("stats %+v: want 1 restart of %s, no loop failure", st, relay.ActorSubscriber)
+	}
+}
+
+// testKillSubscriber (a case of TestKillActors) fails the fanout-subscriber's
+// loop with a socket error (InjectFault): the actor is restarted with a
+// new SUB that subscribes again, and fanouts published before the fault
+// and after the restart each arrive once.
+func testKillSubscriber(t *testing.T) {
+	sub := restartSubscriber(t, 50, func(sub *relay.Node) error { return sub.InjectFault(relay.ActorSubscriber, errInjected) })
+	if st := sub.Stats(); st.LoopFailures != 1 {
+		t.Errorf("stats %+v: want 1 loop failure (the injected socket error)", st)
+	}
+}
+
+// restartSubscriber starts a publisher proxy, a subscriber node serving
+// "events" and a publisher node; publishes events 0..before-1 and waits
+// for them; makes the subscriber's fanout-subscriber fail with kill and
+// waits for its one restart; then publishes 50 more and waits until every
+// event arrived once. It returns the subscriber node.
+func restartSubscriber(t *testing.T, before int, kill func(sub *relay.Node) error) *relay.Node {
+	t.Helper()
 	mm := newMatchmaker(t)
 	startProxy(t, mm, proxy.WithAck(true))
 	ps := relay.WithPubSub(true)
@@ -227,7 +251,10 @@ func TestPubSubSubscriberRestart(t *testing.T) {
 	c := testutil.ServeCounter(t, sub, "events")
 	pub := newNode(t, mm, "pub", ps)
 	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
-	if err := sub.KillActor(relay.ActorSubscriber); err != nil {
+	ctx := ctxTimeout(t, 30*time.Second)
+	publishEvents(t, pub, ctx, "events", 0, before)
+	waitEvents(t, []*testutil.FanoutCounter{c}, before)
+	if err := kill(sub); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -237,13 +264,9 @@ func TestPubSubSubscriberRestart(t *testing.T) {
 		return nil
 	})
 	testutil.WaitSubscribed(t, pub, "events", 15*time.Second, c)
-	ctx := ctxTimeout(t, 20*time.Second)
-	const msgs = 50
-	publishEvents(t, pub, ctx, "events", 0, msgs)
-	waitEvents(t, []*testutil.FanoutCounter{c}, msgs)
-	if st := sub.Stats(); st.Restarts[relay.ActorSubscriber] != 1 || st.LoopFailures != 0 {
-		t.Errorf("stats %+v: want 1 restart of %s, no loop failure", st, relay.ActorSubscriber)
-	}
+	publishEvents(t, pub, ctx, "events", before, before+50)
+	waitEvents(t, []*testutil.FanoutCounter{c}, before+50)
+	return sub
 }
 
 // A node in pub/sub mode with no publisher proxy registered fails at start

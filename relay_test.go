@@ -408,18 +408,33 @@ func TestCorrelationUnderLoad(t *testing.T) {
 	t.Logf("%d goroutines x %d calls in %v", goroutines, calls, time.Since(start))
 }
 
-// TestKillActors: each socket actor of a client and of a server, killed
-// under load, is restarted; calls made after the restart succeed, calls
-// caught by the kill fail with a typed error, and nothing leaks.
+// TestKillActors: each actor of a client and of a server, killed under
+// load (KillActor), and each socket actor failed through its loop's own
+// error path (InjectFault: a socket error, OnFail, the restart), is
+// restarted; calls made after the restart succeed, calls caught by the
+// kill fail with a typed error, and nothing leaks. The fanout-subscriber
+// (pub/sub mode only) is failed the same way in testKillSubscriber.
 func TestKillActors(t *testing.T) {
 	for _, side := range []string{"client", "server"} {
 		for _, actor := range []string{relay.ActorPoller, relay.ActorSender, relay.ActorReplyWaiter, relay.ActorDispatcher} {
-			t.Run(side+"/"+actor, func(t *testing.T) { testKillActor(t, side, actor) })
+			t.Run(side+"/"+actor, func(t *testing.T) { testKillActor(t, side, actor, false) })
+		}
+		for _, actor := range []string{relay.ActorPoller, relay.ActorSender} {
+			if side == "server" && actor == relay.ActorSender {
+				continue // it holds no socket: the server sends nothing through DEALERs here
+			}
+			t.Run(side+"/"+actor+"/socket-error", func(t *testing.T) { testKillActor(t, side, actor, true) })
 		}
 	}
+	t.Run("server/"+relay.ActorSubscriber+"/socket-error", testKillSubscriber)
 }
 
-func testKillActor(t *testing.T, side, actor string) {
+// errInjected is the socket error InjectFault makes a loop fail with.
+var errInjected = errors.New("injected socket error")
+
+// testKillActor kills actor of side under load: with KillActor, or with
+// socketError through InjectFault.
+func testKillActor(t *testing.T, side, actor string, socketError bool) {
 	mm := newMatchmaker(t)
 	server := newNode(t, mm, "s0")
 	ep := &demo.Endpoint{Host: "s0"}
@@ -487,7 +502,11 @@ func testKillActor(t *testing.T, side, actor string) {
 		}
 		return nil
 	})
-	if err := victim.KillActor(actor); err != nil {
+	kill := victim.KillActor
+	if socketError {
+		kill = func(actor string) error { return victim.InjectFault(actor, errInjected) }
+	}
+	if err := kill(actor); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -496,6 +515,9 @@ func testKillActor(t *testing.T, side, actor string) {
 		}
 		return nil
 	})
+	if socketError && victim.Stats().LoopFailures < 1 {
+		t.Errorf("%s of %s restarted without a loop failure: the fault did not take the socket error path", actor, side)
+	}
 	// The first call after the restart may still be caught by it; then every
 	// call must succeed.
 	waitFor(t, 10*time.Second, func() error {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relay-dev/relay/actors"
+	"github.com/relay-dev/relay/envelope"
 	"github.com/relay-dev/relay/proxy"
 	"github.com/relay-dev/relay/sockets"
 )
@@ -21,15 +21,41 @@ import (
 // the same server, which handles the msg_id once. A server copies the
 // request's reply_to (the proxy's stamp) into its REPLY, ERROR and ACK
 // headers in this mode, so that an answer goes back the way its request
-// came.
+// came. Notifications go as in direct mode (routerProxy embeds direct);
+// a fanout needs pub/sub.
+type routerProxy struct{ direct }
 
-// CodeNoRoute is the ERROR code of a router proxy that has no connection
-// to the server a request names.
-const CodeNoRoute = actors.CodeNoRoute
+// start fails when no router proxy is registered, and starts the HELLOs.
+func (r routerProxy) start(ctx context.Context) error {
+	n := r.n
+	rs, err := r.routers(ctx)
+	return n.requireProxies(len(rs), err, "router", "--router", "WithRouterProxy", "servers and clients", r.helloLoop)
+}
+
+// route picks the server by name and the proxies to send through, the
+// next one round-robin first.
+func (r routerProxy) route(ctx context.Context, _ envelope.Kind, t Target, now, deadline time.Time) (route, error) {
+	name, fronts, err := r.pick(ctx, t, now, deadline)
+	if err != nil {
+		return route{}, err
+	}
+	return route{addr: fronts[0], server: name, fronts: fronts}, nil
+}
+
+func (routerProxy) fanout(_ context.Context, t Target, _ string, _ any, _ time.Time, _ Header) error {
+	return fmt.Errorf("%w: fanout in router-proxy mode needs WithPubSub (publisher proxies): %s", ErrBadTarget, t)
+}
+
+// member is "@" and the server's name: clients reach it through proxies,
+// whose keys they check.
+func (routerProxy) member(s *Server) string { return "@" + s.target.Server }
+
+// serving says HELLO to the proxies before s registers.
+func (r routerProxy) serving(*Server) { r.helloFirst() }
 
 // routers returns the registered router proxies.
-func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
-	members, _, err := n.routes.lookup(ctx, proxy.RoutersKey)
+func (r routerProxy) routers(ctx context.Context) ([]proxy.RouterMember, error) {
+	members, _, err := r.n.routes.lookup(ctx, proxy.RoutersKey)
 	if err != nil {
 		return nil, fmt.Errorf("relay: look up router proxies: %w", err)
 	}
@@ -42,24 +68,19 @@ func (n *Node) routers(ctx context.Context) ([]proxy.RouterMember, error) {
 	return rs, nil
 }
 
-// pickRouted chooses, in router-proxy mode, the server (by name) and the
-// proxy to send through.
-func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
-	members, err := n.all(ctx, t, now, deadline)
+// pick chooses the server (by name) and the proxies to send through.
+func (r routerProxy) pick(ctx context.Context, t Target, now, deadline time.Time) (name string, fronts []string, err error) {
+	n := r.n
+	members, err := n.discover(ctx, t, now, deadline)
 	if err != nil {
 		return "", nil, err
 	}
-	var names []string
-	for _, m := range members {
-		if strings.HasPrefix(m, "@") {
-			names = append(names, m[1:])
-		}
-	}
-	if len(names) == 0 {
-		return "", nil, fmt.Errorf("%w: %s (registered, but not through router proxies: is the server in router-proxy mode?)", ErrNoServers, t)
+	names, err := serverNames(t, members)
+	if err != nil {
+		return "", nil, err
 	}
 	name = names[n.nextIndex(t.key(), len(names))]
-	rs, err := n.routers(ctx)
+	rs, err := r.routers(ctx)
 	if err != nil {
 		return "", nil, err
 	}
@@ -73,15 +94,33 @@ func (n *Node) pickRouted(ctx context.Context, t Target, now, deadline time.Time
 	return name, fronts, nil
 }
 
+// serverNames returns the names of t's servers in router-proxy mode (their
+// registrations "@NAME"). When there is none it says that the servers run
+// in direct mode and which option to change (ErrModeMismatch).
+func serverNames(t Target, members []string) ([]string, error) {
+	var names []string
+	for _, m := range members {
+		if strings.HasPrefix(m, "@") {
+			names = append(names, m[1:])
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: %s is served directly (registered at %s), and this node sends through router proxies: turn WithRouterProxy off for this node, or on for its servers",
+			ErrModeMismatch, t, members[0])
+	}
+	return names, nil
+}
+
 // helloLoop keeps this node's DEALERs connected to every router proxy's back
 // and tells the proxies which servers it hosts. Runs in its own goroutine.
-func (n *Node) helloLoop() { n.everyChange(proxy.HelloEvery, n.hello) }
+func (r routerProxy) helloLoop() { r.n.everyChange(proxy.HelloEvery, r.hello) }
 
-func (n *Node) hello() { n.helloPeers() }
+func (r routerProxy) hello() { r.helloPeers() }
 
 // helloPeers says HELLO to every router proxy and returns the queues it
 // pushed them on.
-func (n *Node) helloPeers() []*sockets.Peer {
+func (r routerProxy) helloPeers() []*sockets.Peer {
+	n := r.n
 	servers, _ := n.registered()
 	seen := map[string]bool{}
 	var names []string
@@ -96,15 +135,15 @@ func (n *Node) helloPeers() []*sockets.Peer {
 	}
 	ctx, cancel := context.WithTimeout(n.base, time.Second)
 	defer cancel()
-	rs, err := n.routers(ctx)
+	rs, err := r.routers(ctx)
 	if err != nil {
 		n.log.Warn("router proxies", "err", err)
 		return nil
 	}
 	var peers []*sockets.Peer
-	for _, r := range rs {
+	for _, rp := range rs {
 		rec, deadline := proxy.Hello(n.id, names)
-		if p, err := n.peers.TryPush(r.Back, sockets.Message{Rec: rec, Deadline: deadline}); err == nil {
+		if p, err := n.peers.TryPush(rp.Back, sockets.Message{Rec: rec, Deadline: deadline}); err == nil {
 			peers = append(peers, p)
 		}
 	}
@@ -115,8 +154,8 @@ func (n *Node) helloPeers() []*sockets.Peer {
 // until the HELLOs are on their way (handed to connected sockets), so that
 // the proxies know a server's name before clients can find it in the
 // matchmaker (they would answer its first calls NoRoute).
-func (n *Node) helloFirst() {
-	peers := n.helloPeers()
+func (r routerProxy) helloFirst() {
+	peers := r.helloPeers()
 	end := time.Now().Add(helloWait)
 	for _, p := range peers {
 		for p.Unsent() > 0 && time.Now().Before(end) {

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/curve"
 	"github.com/relay-dev/relay/internal/security"
 )
@@ -12,10 +11,6 @@ import (
 // or every server registered for the target is untrusted. See
 // docs/SECURITY.md.
 var ErrUnauthorized = security.ErrUnauthorized
-
-// CodeUnauthorized is the ERROR code of a call whose caller's CURVE key is
-// not (or no longer) on the server's allow-list.
-const CodeUnauthorized = actors.CodeUnauthorized
 
 // AllowListPoll is how often a node or proxy reads its allow-list file
 // (WithCurve, --curve-allow) again; a change is taken without a restart.

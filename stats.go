@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/relay-dev/relay/actors"
 	"github.com/relay-dev/relay/supervisor"
@@ -42,11 +43,7 @@ func (n *Node) Restarts(actor string) int { return n.monitor.Restarts(actor) }
 
 // Actors returns the names of the node's actors that KillActor accepts.
 func (n *Node) Actors() []string {
-	names := []string{ActorPoller, ActorDispatcher, ActorSender, ActorReplyWaiter}
-	if n.subState != nil {
-		names = append(names, ActorSubscriber)
-	}
-	return names
+	return append(n.socketActors(), ActorDispatcher, ActorReplyWaiter)
 }
 
 // KillActor makes the named actor fail, as a crash would: its supervisor
@@ -64,4 +61,33 @@ func (n *Node) KillActor(name string) error {
 	}
 	n.system.Root.Send(pid, &supervisor.Crash{Reason: "KillActor"})
 	return nil
+}
+
+// InjectFault makes the loop of the named socket actor (ActorPoller,
+// ActorSender, ActorSubscriber) fail with err as a socket error would
+// (actors.Fault: its sockets' next receive returns err): the loop reports
+// it, counted in Stats().LoopFailures, and the actor's supervisor restarts
+// it with new sockets, the path a real socket failure takes (KillActor
+// crashes the actor itself instead). For tests and chaos tools. It returns
+// before the restart; see Restarts.
+func (n *Node) InjectFault(name string, err error) error {
+	if !slices.Contains(n.socketActors(), name) {
+		return fmt.Errorf("relay: inject fault: %q is not a socket actor of the node (have %v)", name, n.socketActors())
+	}
+	select {
+	case <-n.down:
+		return n.downErr()
+	default:
+	}
+	n.system.Root.Send(n.pids[name], actors.Fault{Err: err})
+	return nil
+}
+
+// socketActors returns the names of the node's socket actors.
+func (n *Node) socketActors() []string {
+	names := []string{ActorPoller, ActorSender}
+	if n.subState != nil {
+		names = append(names, ActorSubscriber)
+	}
+	return names
 }

@@ -98,70 +98,7 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 		ActorSender:      pid("client/" + ActorSender),
 	}
 	sopts := n.socketOptions()
-	bind := sockets.Bind{Host: n.bindAt, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
-		Retry: 2 * time.Second, Advertise: n.opts.advertise}
-	if n.opts.inproc {
-		bind.Also = []string{inprocEndpoint(n.id)}
-	}
-	rc := sockets.RouterConfig{
-		Bind:    bind,
-		Options: sopts, BacklogMax: n.opts.queueSize,
-		OnRecv:    n.intake.FromRouter,
-		OnRefused: n.clientRefused,
-		OnDropped: n.countDropped,
-		OnDrop: func(m *sockets.Message, err error) {
-			n.counters.DroppedReplies.Add(1)
-			n.dropped.Warn("reply dropped", "err", err)
-		},
-	}
-	poller := actors.SocketProps(&actors.SocketConfig{
-		Name: ActorPoller, Counters: &n.counters, CloseLinger: &n.linger,
-		Start: func(onFail func(error)) (actors.Loop, error) {
-			cfg := rc
-			cfg.OnFail = onFail
-			r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
-			var be *sockets.BindError
-			if errors.As(err, &be) && rc.Bind.Port == 0 {
-				bound("", err) // never bound: Start fails with it
-				return noLoop{}, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			// A restart rebinds the same port, so clients reconnect to it.
-			rc.Bind.Port = r.Port()
-			n.loops.router.Store(r)
-			bound(r.Endpoint(), nil)
-			return r, nil
-		},
-	})
-	dc := sockets.DealersConfig{
-		Options:     sopts,
-		OnRecv:      n.intake.FromDealer,
-		OnDropped:   n.countDropped,
-		OnDrop:      n.dropMessage,
-		Release:     putRecord,
-		IdleTimeout: n.opts.idleTimeout,
-		OnRefused:   n.peerRefused,
-		OnLost:      n.peerLost,
-		OnUp:        n.suspects.clear,
-	}
-	if n.opts.lossReports {
-		dc.Track, dc.Answers = trackRecord, answers
-	}
-	sender := actors.SocketProps(&actors.SocketConfig{
-		Name: ActorSender, Counters: &n.counters, CloseLinger: &n.linger,
-		Start: func(onFail func(error)) (actors.Loop, error) {
-			cfg := dc
-			cfg.OnFail = onFail
-			d, err := sockets.StartDealers(n.zctx, n.peers, cfg)
-			if err != nil {
-				return nil, err
-			}
-			n.loops.dealers.Store(d)
-			return d, nil
-		},
-	})
+	poller, sender := n.pollerProps(sopts, bound), n.senderProps(sopts)
 	st := n.opts.strategy
 	serverChildren := []supervisor.Child{
 		{Name: ActorDispatcher, Props: actors.PoolProps(n.pool)},
@@ -183,6 +120,80 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 		{Name: "client", Props: client},
 	}, nil, giveUp)
 	n.tree, _ = n.system.Root.SpawnNamed(tree, root)
+}
+
+// socketProps builds the socket actor name, which owns the loops that
+// start starts.
+func (n *Node) socketProps(name string, start func(onFail func(error)) (actors.Loop, error)) *actor.Props {
+	return actors.SocketProps(&actors.SocketConfig{Name: name, Counters: &n.counters, CloseLinger: &n.linger, Start: start})
+}
+
+// pollerProps builds the poller: the socket actor of the node's ROUTER,
+// bound at the node's address (see spawnTree for bound).
+func (n *Node) pollerProps(sopts sockets.Options, bound func(endpoint string, err error)) *actor.Props {
+	bind := sockets.Bind{Host: n.bindAt, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
+		Retry: 2 * time.Second, Advertise: n.opts.advertise}
+	if n.opts.inproc {
+		bind.Also = []string{inprocEndpoint(n.id)}
+	}
+	rc := sockets.RouterConfig{
+		Bind:    bind,
+		Options: sopts, BacklogMax: n.opts.queueSize,
+		OnRecv:    n.intake.FromRouter,
+		OnRefused: n.clientRefused,
+		OnDropped: n.countDropped,
+		OnDrop: func(m *sockets.Message, err error) {
+			n.counters.DroppedReplies.Add(1)
+			n.dropped.Warn("reply dropped", "err", err)
+		},
+	}
+	return n.socketProps(ActorPoller, func(onFail func(error)) (actors.Loop, error) {
+		cfg := rc
+		cfg.OnFail = onFail
+		r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
+		var be *sockets.BindError
+		if errors.As(err, &be) && rc.Bind.Port == 0 {
+			bound("", err) // never bound: Start fails with it
+			return noLoop{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		// A restart rebinds the same port, so clients reconnect to it.
+		rc.Bind.Port = r.Port()
+		n.loops.router.Store(r)
+		bound(r.Endpoint(), nil)
+		return r, nil
+	})
+}
+
+// senderProps builds the sender: the socket actor of the node's DEALERs
+// towards servers and proxies.
+func (n *Node) senderProps(sopts sockets.Options) *actor.Props {
+	dc := sockets.DealersConfig{
+		Options:     sopts,
+		OnRecv:      n.intake.FromDealer,
+		OnDropped:   n.countDropped,
+		OnDrop:      n.dropMessage,
+		Release:     putRecord,
+		IdleTimeout: n.opts.idleTimeout,
+		OnRefused:   n.peerRefused,
+		OnLost:      n.peerLost,
+		OnUp:        n.suspects.clear,
+	}
+	if n.opts.lossReports {
+		dc.Track, dc.Answers = trackRecord, answers
+	}
+	return n.socketProps(ActorSender, func(onFail func(error)) (actors.Loop, error) {
+		cfg := dc
+		cfg.OnFail = onFail
+		d, err := sockets.StartDealers(n.zctx, n.peers, cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.loops.dealers.Store(d)
+		return d, nil
+	})
 }
 
 // subscriberProps builds the fanout-subscriber: the socket actor of the
