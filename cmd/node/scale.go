@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -45,8 +44,9 @@ process its fds, threads, RSS and established TCP sockets (from /proc),
 with the ZeroMQ connections between processes and those to Redis.
 
 With --curve the run is repeated for each N of the list in each mode of
---mode (e.g. --mode direct,proxied), a line per run is printed, and --plot
-draws connections, memory, latency and the storm against N into a PNG.
+--mode (e.g. --mode direct,proxied), a line per run is printed; with --json
+the runs can be drawn (connections, memory, latency and the storm against
+N, into a PNG) by go run ./cmd/scaleplot -o FILE.png scale.json.
 docs/SCALE.md has the figures of this machine and what breaks first.
 
 Needs redis-server (make deps). Progress goes to stderr, the report to
@@ -57,12 +57,13 @@ func scaleCommand() command {
 	return command{
 		name:     "scale",
 		short:    "start N nodes (default 1,000) over a few processes and measure what they cost",
-		synopsis: "[--nodes N --procs P --mode direct|proxied --duration D] [--curve 10,100,1000 --plot FILE] [--json]",
+		synopsis: "[--nodes N --procs P --mode direct|proxied --duration D] [--curve 10,100,1000] [--json]",
 		about:    scaleAbout,
 		examples: `  node scale                                    1,000 nodes in 4 processes, direct, 30 s of load
   node scale --nodes 200 --procs 2 --duration 20s --mode proxied
   node scale --heartbeat 10s --heartbeat-timeout 30s     what 1,000 nodes need on a busy 2-core machine
-  node scale --curve 10,100,1000 --mode direct,proxied --plot docs/scale.png --json > scale.json
+  node scale --curve 10,100,1000 --mode direct,proxied --json > scale.json
+  go run ./cmd/scaleplot -o docs/scale.png scale.json
   make scale
 `,
 		setup: setupOf(func() commandFlags { return &scaleFlags{} }),
@@ -100,7 +101,7 @@ func (f *scaleFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", def.Heartbeat, "ZMTP heartbeat interval of every node (relay.WithHeartbeat)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", def.HeartbeatTimeout, "a connection silent this long is closed")
 	fs.StringVar(&f.curve, "curve", "", "node counts to run one after the other, e.g. 10,100,1000")
-	fs.StringVar(&f.plotPath, "plot", "", "with --curve: write a PNG plot of the curves to this file")
+	fs.StringVar(&f.plotPath, "plot", "", "removed: draw the curve's JSON with go run ./cmd/scaleplot -o FILE scale.json")
 	fs.StringVar(&f.dir, "dir", "", "directory for logs and reports, kept (default: a temporary one, removed after a run that completed)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the report (with --curve: the list of reports) as JSON")
 	fs.StringVar(&f.hostSpec, "host-spec", "", "internal: run one host process of a scale run, as the JSON file says")
@@ -122,8 +123,8 @@ func (f *scaleFlags) run(c *cli) int {
 	if len(modes) > 1 && f.curve == "" {
 		return c.usageError("--mode %q: more than one mode needs --curve", f.mode)
 	}
-	if f.plotPath != "" && f.curve == "" {
-		return c.usageError("--plot needs --curve")
+	if f.plotPath != "" {
+		return c.usageError("--plot %s: node scale draws no plots any more (that kept gonum/plot out of every node process); run the curve with --json > scale.json, then: go run ./cmd/scaleplot -o %s scale.json", f.plotPath, f.plotPath)
 	}
 	bin, err := nodeBinary()
 	if err != nil {
@@ -134,7 +135,7 @@ func (f *scaleFlags) run(c *cli) int {
 	ctx, stop := signalContext()
 	defer stop()
 	if f.curve != "" {
-		return c.scaleCurve(ctx, cfg, f.curve, modes, f.plotPath, f.asJSON)
+		return c.scaleCurve(ctx, cfg, f.curve, modes, f.asJSON)
 	}
 	rep, err := scale.Run(ctx, cfg)
 	if err != nil {
@@ -147,7 +148,7 @@ func (f *scaleFlags) run(c *cli) int {
 }
 
 // scaleCurve runs the curve and prints it.
-func (c *cli) scaleCurve(ctx context.Context, cfg scale.Config, list string, modes []string, plotPath string, asJSON bool) int {
+func (c *cli) scaleCurve(ctx context.Context, cfg scale.Config, list string, modes []string, asJSON bool) int {
 	ns, err := scale.ParseList("curve", list)
 	if err != nil {
 		return c.usageError("%s", strings.TrimPrefix(err.Error(), "scale: "))
@@ -155,12 +156,6 @@ func (c *cli) scaleCurve(ctx context.Context, cfg scale.Config, list string, mod
 	reps, err := scale.Curve(ctx, cfg, ns, modes)
 	if len(reps) > 0 {
 		scale.WriteCurve(c.stderr, reps)
-		if plotPath != "" {
-			if perr := scale.Plot(reps, plotPath); perr != nil {
-				return c.fail(perr)
-			}
-			fmt.Fprintf(c.stderr, "plot written to %s\n", plotPath)
-		}
 		if asJSON {
 			c.printJSON(reps)
 		} else {

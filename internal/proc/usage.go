@@ -14,6 +14,7 @@ import (
 type Usage struct {
 	FDs     int   // open file descriptors
 	RSS     int64 // resident set size, bytes
+	Anon    int64 // of RSS, the anonymous memory (RssAnon): what the process allocated, not its mapped files
 	PeakRSS int64 // the largest RSS so far (VmHWM), bytes
 	Threads int   // OS threads
 }
@@ -47,6 +48,8 @@ func ReadUsage(pid int) (Usage, error) {
 		switch name {
 		case "VmRSS":
 			u.RSS = n << 10 // kB
+		case "RssAnon":
+			u.Anon = n << 10
 		case "VmHWM":
 			u.PeakRSS = n << 10
 		case "Threads":
