@@ -167,11 +167,11 @@ func TestAcksSurviveSenderKill(t *testing.T) {
 		})
 	}
 	waitCalls(200)
-	if err := client.KillActor(relay.ActorSender); err != nil {
+	if err := client.KillActor(relay.ActorDealers); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() error {
-		if client.Restarts(relay.ActorSender) < 1 {
+		if client.Restarts(relay.ActorDealers) < 1 {
 			return errors.New("sender not restarted")
 		}
 		return nil

@@ -121,7 +121,7 @@ func TestBatchSplitMalformedKeepsConnection(t *testing.T) {
 		t.Errorf("an extra message came after every good call was answered: %d frames", len(m))
 	}
 	st := server.Stats()
-	if st.Malformed != uint64(len(cases)) || st.LoopFailures != 0 || st.Restarts[relay.ActorPoller] != 0 {
+	if st.Malformed != uint64(len(cases)) || st.LoopFailures != 0 || st.Restarts[relay.ActorRouter] != 0 {
 		t.Errorf("stats %+v: want Malformed %d, no loop failure, no restart", st, len(cases))
 	}
 	t.Logf("%d damaged batches dropped from the damage on; %d calls answered on the same connection", len(cases), len(served))

@@ -510,7 +510,7 @@ func TestSocketRestartIsNoFailover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not start")
 	}
-	if err := servers[at].KillActor(relay.ActorPoller); err != nil {
+	if err := servers[at].KillActor(relay.ActorRouter); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

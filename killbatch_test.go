@@ -21,7 +21,7 @@ import (
 func TestKillSocketActorsWithBatchesInFlight(t *testing.T) {
 	for _, acks := range []bool{true, false} {
 		for _, side := range []string{"client", "server"} {
-			for _, actor := range []string{relay.ActorPoller, relay.ActorSender} {
+			for _, actor := range []string{relay.ActorRouter, relay.ActorDealers} {
 				name := fmt.Sprintf("acks=%v/%s/%s", acks, side, actor)
 				t.Run(name, func(t *testing.T) { testKillWithBatches(t, acks, side, actor) })
 			}

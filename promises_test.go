@@ -257,7 +257,7 @@ func TestMaxMessageSize(t *testing.T) {
 	if n != 60<<10 || runs.Load() != 1 {
 		t.Errorf("after the oversized call: size %d, handler runs %d; want %d, 1", n, runs.Load(), 60<<10)
 	}
-	if st := server.Stats(); st.LoopFailures != 0 || st.Restarts[relay.ActorPoller] != 0 {
+	if st := server.Stats(); st.LoopFailures != 0 || st.Restarts[relay.ActorRouter] != 0 {
 		t.Errorf("an oversized message made the poller fail: %+v", st)
 	}
 }

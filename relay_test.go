@@ -416,11 +416,11 @@ func TestCorrelationUnderLoad(t *testing.T) {
 // (pub/sub mode only) is failed the same way in testKillSubscriber.
 func TestKillActors(t *testing.T) {
 	for _, side := range []string{"client", "server"} {
-		for _, actor := range []string{relay.ActorPoller, relay.ActorSender, relay.ActorReplyWaiter, relay.ActorDispatcher} {
+		for _, actor := range []string{relay.ActorRouter, relay.ActorDealers, relay.ActorResender, relay.ActorHandlers} {
 			t.Run(side+"/"+actor, func(t *testing.T) { testKillActor(t, side, actor, false) })
 		}
-		for _, actor := range []string{relay.ActorPoller, relay.ActorSender} {
-			if side == "server" && actor == relay.ActorSender {
+		for _, actor := range []string{relay.ActorRouter, relay.ActorDealers} {
+			if side == "server" && actor == relay.ActorDealers {
 				continue // it holds no socket: the server sends nothing through DEALERs here
 			}
 			t.Run(side+"/"+actor+"/socket-error", func(t *testing.T) { testKillActor(t, side, actor, true) })
@@ -700,7 +700,7 @@ func TestMalformedFrames(t *testing.T) {
 	if st.Malformed != want {
 		t.Errorf("Malformed = %d, want %d", st.Malformed, want)
 	}
-	if st.LoopFailures != 0 || st.Restarts[relay.ActorPoller] != 0 {
+	if st.LoopFailures != 0 || st.Restarts[relay.ActorRouter] != 0 {
 		t.Errorf("garbage made the poller fail: %+v", st)
 	}
 }
@@ -791,7 +791,7 @@ func TestOptionsAndClose(t *testing.T) {
 	if _, err := client.Serve(relay.Target{Topic: "after"}); !errors.Is(err, relay.ErrClosed) {
 		t.Errorf("Serve after Close = %v, want ErrClosed", err)
 	}
-	if err := client.KillActor(relay.ActorSender); !errors.Is(err, relay.ErrClosed) {
+	if err := client.KillActor(relay.ActorDealers); !errors.Is(err, relay.ErrClosed) {
 		t.Errorf("KillActor after Close = %v, want ErrClosed", err)
 	}
 

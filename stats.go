@@ -37,20 +37,20 @@ func (n *Node) Stats() Stats {
 	return st
 }
 
-// Restarts returns how often the named actor (ActorPoller, ActorSender, ...)
+// Restarts returns how often the named actor (ActorRouter, ActorDealers, ...)
 // has been restarted by its supervisor.
-func (n *Node) Restarts(actor string) int { return n.monitor.Restarts(actor) }
+func (n *Node) Restarts(actor string) int { return n.monitor.Restarts(actorName(actor)) }
 
 // Actors returns the names of the node's actors that KillActor accepts.
 func (n *Node) Actors() []string {
-	return append(n.socketActors(), ActorDispatcher, ActorReplyWaiter)
+	return append(n.socketActors(), ActorHandlers, ActorResender)
 }
 
 // KillActor makes the named actor fail, as a crash would: its supervisor
 // restarts it (a socket actor with a new socket). For tests and chaos
 // tools. It returns before the restart completes; see Restarts.
 func (n *Node) KillActor(name string) error {
-	pid, ok := n.pids[name]
+	pid, ok := n.pids[actorName(name)]
 	if !ok {
 		return fmt.Errorf("relay: kill actor %q: no such actor (have %v)", name, n.Actors())
 	}
@@ -63,14 +63,15 @@ func (n *Node) KillActor(name string) error {
 	return nil
 }
 
-// InjectFault makes the loop of the named socket actor (ActorPoller,
-// ActorSender, ActorSubscriber) fail with err as a socket error would
+// InjectFault makes the loop of the named socket actor (ActorRouter,
+// ActorDealers, ActorSubscriber) fail with err as a socket error would
 // (actors.Fault: its sockets' next receive returns err): the loop reports
 // it, counted in Stats().LoopFailures, and the actor's supervisor restarts
 // it with new sockets, the path a real socket failure takes (KillActor
 // crashes the actor itself instead). For tests and chaos tools. It returns
 // before the restart; see Restarts.
 func (n *Node) InjectFault(name string, err error) error {
+	name = actorName(name)
 	if !slices.Contains(n.socketActors(), name) {
 		return fmt.Errorf("relay: inject fault: %q is not a socket actor of the node (have %v)", name, n.socketActors())
 	}
@@ -85,7 +86,7 @@ func (n *Node) InjectFault(name string, err error) error {
 
 // socketActors returns the names of the node's socket actors.
 func (n *Node) socketActors() []string {
-	names := []string{ActorPoller, ActorSender}
+	names := []string{ActorRouter, ActorDealers}
 	if n.subState != nil {
 		names = append(names, ActorSubscriber)
 	}

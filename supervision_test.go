@@ -30,11 +30,11 @@ func TestRestartIntensityExceeded(t *testing.T) {
 		t.Fatalf("call before kills: %v", err)
 	}
 
-	if err := cli.KillActor(relay.ActorSender); err != nil {
+	if err := cli.KillActor(relay.ActorDealers); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() error {
-		if cli.Restarts(relay.ActorSender) < 1 {
+		if cli.Restarts(relay.ActorDealers) < 1 {
 			return errors.New("sender not restarted yet")
 		}
 		// Each attempt has its own deadline: a call caught by the restart
@@ -44,7 +44,7 @@ func TestRestartIntensityExceeded(t *testing.T) {
 		return cli.Call(actx, compute, "add", 1, nil)
 	})
 	// Second failure within the minute: more than 1 restart, so it stops.
-	if err := cli.KillActor(relay.ActorSender); err != nil {
+	if err := cli.KillActor(relay.ActorDealers); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() error {

@@ -13,14 +13,41 @@ import (
 	"github.com/relay-dev/relay/supervisor"
 )
 
-// Names of a node's actors, for KillActor and Restarts.
+// Names of a node's actors, for KillActor, InjectFault and Restarts, each
+// named after what it owns or does.
 const (
-	ActorPoller      = "poller"            // owns the node's bound ROUTER
-	ActorDispatcher  = "dispatcher"        // owns the handler pool
-	ActorSender      = "sender"            // owns the DEALERs towards servers
-	ActorReplyWaiter = "reply-waiter"      // resends messages with acks; fails pending calls at close
-	ActorSubscriber  = "fanout-subscriber" // owns the SUB; only in pub/sub mode
+	ActorRouter     = "router"            // owns the node's bound ROUTER
+	ActorHandlers   = "handlers"          // owns the handler pool
+	ActorDealers    = "dealers"           // owns the DEALERs towards servers
+	ActorResender   = "resender"          // resends messages with acks; fails pending calls at close
+	ActorSubscriber = "fanout-subscriber" // owns the SUB; only in pub/sub mode
 )
+
+// The names the actors had before: KillActor, InjectFault and Restarts
+// still take them.
+const (
+	// Deprecated: ActorRouter.
+	ActorPoller = ActorRouter
+	// Deprecated: ActorHandlers.
+	ActorDispatcher = ActorHandlers
+	// Deprecated: ActorDealers.
+	ActorSender = ActorDealers
+	// Deprecated: ActorResender.
+	ActorReplyWaiter = ActorResender
+)
+
+// formerNames maps the actors' former names to their names.
+var formerNames = map[string]string{
+	"router": ActorRouter, "handlers": ActorHandlers, "dealers": ActorDealers, "resender": ActorResender,
+}
+
+// actorName returns the name of the actor called name, now or before.
+func actorName(name string) string {
+	if now, ok := formerNames[name]; ok {
+		return now
+	}
+	return name
+}
 
 // loops are the socket loops running now, for the pool to resume them when
 // it has room again. Each is replaced when its actor restarts.
@@ -47,7 +74,7 @@ func (n *Node) wire() {
 	n.resender = actors.NewResender(n.pending, n.opts.retry, func(addr string, rec []byte, deadline int64) error {
 		_, err := n.peers.TryPush(addr, sockets.Message{Rec: rec, Deadline: deadline})
 		return err
-	}, n.undelivered, &n.counters, n.log.With("actor", ActorReplyWaiter))
+	}, n.undelivered, &n.counters, n.log.With("actor", ActorResender))
 	n.resender.Down, n.resender.Away = n.suspects.down, n.suspects.away
 	n.intake = &actors.Intake{
 		Pool: n.pool, Pending: n.pending, Answers: n.answers, Ledger: n.ledger,
@@ -78,31 +105,31 @@ func (n *Node) socketOptions() sockets.Options {
 
 // spawnTree spawns
 //
-//	node ─┬─ server ─┬─ dispatcher, poller (, fanout-subscriber)
-//	      └─ client ─┬─ reply-waiter, sender
+//	node ─┬─ server ─┬─ handlers, router (, fanout-subscriber)
+//	      └─ client ─┬─ resender, dealers
 //
 // Every socket is owned by one socket actor (actors.SocketProps), which
 // starts its loop and is restarted by its supervisor when the loop fails.
 //
 // bound gets the ROUTER's endpoint once it is bound, or the error of its
 // first bind: a bind that failed before the node ever bound is not retried
-// by restarts (another address or port is the fix), so the poller then
+// by restarts (another address or port is the fix), so the router then
 // holds no loop and Start fails with it.
 func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string, err error), giveUp supervisor.GiveUp) {
 	root := n.root
 	pid := func(path string) *actor.PID { return actor.NewPID(n.system.Address(), root+"/"+path) }
 	n.pids = map[string]*actor.PID{
-		ActorDispatcher:  pid("server/" + ActorDispatcher),
-		ActorPoller:      pid("server/" + ActorPoller),
-		ActorReplyWaiter: pid("client/" + ActorReplyWaiter),
-		ActorSender:      pid("client/" + ActorSender),
+		ActorHandlers: pid("server/" + ActorHandlers),
+		ActorRouter:   pid("server/" + ActorRouter),
+		ActorResender: pid("client/" + ActorResender),
+		ActorDealers:  pid("client/" + ActorDealers),
 	}
 	sopts := n.socketOptions()
-	poller, sender := n.pollerProps(sopts, bound), n.senderProps(sopts)
+	router, dealers := n.routerProps(sopts, bound), n.dealersProps(sopts)
 	st := n.opts.strategy
 	serverChildren := []supervisor.Child{
-		{Name: ActorDispatcher, Props: actors.PoolProps(n.pool)},
-		{Name: ActorPoller, Props: poller},
+		{Name: ActorHandlers, Props: actors.PoolProps(n.pool)},
+		{Name: ActorRouter, Props: router},
 	}
 	if n.subState != nil {
 		n.pids[ActorSubscriber] = pid("server/" + ActorSubscriber)
@@ -110,10 +137,10 @@ func (n *Node) spawnTree(spawned supervisor.Spawned, bound func(endpoint string,
 	}
 	server := supervisor.Props(st, serverChildren, spawned, giveUp)
 	client := supervisor.Props(st, []supervisor.Child{
-		{Name: ActorReplyWaiter, Props: actors.ResenderProps(actors.ResenderConfig{
+		{Name: ActorResender, Props: actors.ResenderProps(actors.ResenderConfig{
 			Resender: n.resender, Pending: n.pending, ErrClosed: ErrClosed,
 		})},
-		{Name: ActorSender, Props: sender},
+		{Name: ActorDealers, Props: dealers},
 	}, spawned, giveUp)
 	tree := supervisor.Props(st, []supervisor.Child{
 		{Name: "server", Props: server},
@@ -128,9 +155,9 @@ func (n *Node) socketProps(name string, start func(onFail func(error)) (actors.L
 	return actors.SocketProps(&actors.SocketConfig{Name: name, Counters: &n.counters, CloseLinger: &n.linger, Start: start})
 }
 
-// pollerProps builds the poller: the socket actor of the node's ROUTER,
+// routerProps builds the router: the socket actor of the node's ROUTER,
 // bound at the node's address (see spawnTree for bound).
-func (n *Node) pollerProps(sopts sockets.Options, bound func(endpoint string, err error)) *actor.Props {
+func (n *Node) routerProps(sopts sockets.Options, bound func(endpoint string, err error)) *actor.Props {
 	bind := sockets.Bind{Host: n.bindAt, PortMin: n.opts.portMin, PortMax: n.opts.portMax,
 		Retry: 2 * time.Second, Advertise: n.opts.advertise}
 	if n.opts.inproc {
@@ -147,7 +174,7 @@ func (n *Node) pollerProps(sopts sockets.Options, bound func(endpoint string, er
 			n.dropped.Warn("reply dropped", "err", err)
 		},
 	}
-	return n.socketProps(ActorPoller, func(onFail func(error)) (actors.Loop, error) {
+	return n.socketProps(ActorRouter, func(onFail func(error)) (actors.Loop, error) {
 		cfg := rc
 		cfg.OnFail = onFail
 		r, err := sockets.StartRouter(n.zctx, n.replies, cfg)
@@ -167,9 +194,9 @@ func (n *Node) pollerProps(sopts sockets.Options, bound func(endpoint string, er
 	})
 }
 
-// senderProps builds the sender: the socket actor of the node's DEALERs
+// dealersProps builds the dealers actor: the socket actor of the node's DEALERs
 // towards servers and proxies.
-func (n *Node) senderProps(sopts sockets.Options) *actor.Props {
+func (n *Node) dealersProps(sopts sockets.Options) *actor.Props {
 	dc := sockets.DealersConfig{
 		Options:     sopts,
 		OnRecv:      n.intake.FromDealer,
@@ -184,7 +211,7 @@ func (n *Node) senderProps(sopts sockets.Options) *actor.Props {
 	if n.opts.lossReports {
 		dc.Track, dc.Answers = trackRecord, answers
 	}
-	return n.socketProps(ActorSender, func(onFail func(error)) (actors.Loop, error) {
+	return n.socketProps(ActorDealers, func(onFail func(error)) (actors.Loop, error) {
 		cfg := dc
 		cfg.OnFail = onFail
 		d, err := sockets.StartDealers(n.zctx, n.peers, cfg)
@@ -217,7 +244,7 @@ func (n *Node) subscriberProps(sopts sockets.Options) *actor.Props {
 	return actors.SocketProps(cfg)
 }
 
-// dropMessage is the sender's OnDrop: a message it gave up on (its server
+// dropMessage is the dealers loop's OnDrop: a message it gave up on (its server
 // unreachable past its deadline, a connection that failed, the node
 // closing). A call, or a publish waiting for its ACK, fails at once unless
 // it is resent anyway; a cast is counted and logged.
@@ -247,7 +274,7 @@ func (n *Node) dropMessage(addr string, m *sockets.Message, err error) {
 	n.undelivered(addr, m.Rec, 0, err)
 }
 
-// trackRecord says how the sender's loop follows rec: a one-way message without
+// trackRecord says how the dealers loop follows rec: a one-way message without
 // acks is Unconfirmed (nothing but its connection says whether it
 // arrived); a call or a message with acks is Answered.
 func trackRecord(rec []byte) (sockets.Tracking, [16]byte) {
@@ -296,7 +323,7 @@ func (n *Node) countDropped(malformed, oversized int) {
 	}
 }
 
-// noLoop is the poller's loop when its first bind failed: nothing to stop.
+// noLoop is the router's loop when its first bind failed: nothing to stop.
 type noLoop struct{}
 
 func (noLoop) Stop()                    {}

@@ -3,10 +3,10 @@
 //
 // A node's tree is
 //
-//	node ─┬─ server ─┬─ poller
-//	      │          └─ dispatcher
-//	      └─ client ─┬─ sender
-//	                 └─ reply-waiter
+//	node ─┬─ server ─┬─ router
+//	      │          └─ handlers
+//	      └─ client ─┬─ dealers
+//	                 └─ resender
 //
 // Each inner node is a supervisor actor built by Props from a named Strategy
 // (OneForOne or AllForOne with a restart intensity: at most MaxRestarts

@@ -15,7 +15,7 @@ import (
 // Event records one supervision decision about a child actor.
 type Event struct {
 	Time      time.Time
-	Actor     string // the child's name, e.g. "poller"
+	Actor     string // the child's name, e.g. "router"
 	Directive string // "RestartDirective", "StopDirective", ...
 	Reason    string
 }

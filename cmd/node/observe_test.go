@@ -116,7 +116,7 @@ func TestServeObservable(t *testing.T) {
 		{"relay_matchmaker_operations_total", []string{`node="alpha"`, `op="register"`}},
 		{"relay_pending_calls", []string{`node="alpha"`}},
 		{"relay_handler_queue_depth", []string{`node="alpha"`}},
-		{"relay_actor_restarts_total", []string{`actor="poller"`}},
+		{"relay_actor_restarts_total", []string{`actor="router"`}},
 		{"relay_dropped_messages_total", []string{`reason="malformed"`}},
 		{"relay_node_info", []string{`version="` + relay.Version + `"`}},
 		{"go_goroutines", nil},

@@ -153,7 +153,7 @@ func pick(rng *rand.Rand, kinds []string, weights map[string]int) string {
 // actorsOf returns the actors of a node in mode, which kill-actor picks
 // from.
 func actorsOf(mode string) []string {
-	a := []string{relay.ActorPoller, relay.ActorDispatcher, relay.ActorSender, relay.ActorReplyWaiter}
+	a := []string{relay.ActorRouter, relay.ActorHandlers, relay.ActorDealers, relay.ActorResender}
 	if mode == ModePubSub {
 		a = append(a, relay.ActorSubscriber)
 	}
