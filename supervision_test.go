@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +81,30 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// The actors' former names (poller, dispatcher, sender, reply-waiter) still
+// name them for KillActor, InjectFault and Restarts.
+func TestActorFormerNames(t *testing.T) {
+	n := newNode(t, newMatchmaker(t), "renamed")
+	for former, now := range map[string]string{
+		"poller": relay.ActorRouter, "dispatcher": relay.ActorHandlers,
+		"sender": relay.ActorDealers, "reply-waiter": relay.ActorResender,
+	} {
+		if err := n.KillActor(former); err != nil {
+			t.Fatalf("KillActor(%q): %v", former, err)
+		}
+		waitFor(t, 10*time.Second, func() error {
+			if n.Restarts(now) != 1 || n.Restarts(former) != 1 {
+				return fmt.Errorf("%s restarted %d times (as %s: %d), want 1", now, n.Restarts(now), former, n.Restarts(former))
+			}
+			return nil
+		})
+	}
+	if err := n.InjectFault("sender", errors.New("injected")); err != nil {
+		t.Fatalf("InjectFault(sender): %v", err)
+	}
+	if err := n.KillActor("no-such"); err == nil {
+		t.Error("KillActor of an unknown actor: no error")
+	}
 }

@@ -38,7 +38,7 @@ const (
 
 // formerNames maps the actors' former names to their names.
 var formerNames = map[string]string{
-	"router": ActorRouter, "handlers": ActorHandlers, "dealers": ActorDealers, "resender": ActorResender,
+	"poller": ActorRouter, "dispatcher": ActorHandlers, "sender": ActorDealers, "reply-waiter": ActorResender,
 }
 
 // actorName returns the name of the actor called name, now or before.
