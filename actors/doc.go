@@ -1,6 +1,6 @@
 // Package actors holds relay's actors: the router (owns the node's bound
-// ROUTER and receives requests), the handlers (runs handlers off the socket
-// goroutines), the dealers (own the DEALERs towards servers and receives
+// ROUTER and receives requests), the handlers actor (runs handlers off the socket
+// goroutines), the dealers actor (owns the DEALERs towards servers and receives
 // their replies) and the resender (owns the table of calls waiting for a
 // reply, correlated by msg_id, and fails each call at its deadline with one
 // timer for all of them).

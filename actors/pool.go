@@ -197,7 +197,7 @@ func (p *Pool) work() {
 	}
 }
 
-// PoolProps builds the handlers: the actor that owns the handler pool.
+// PoolProps builds the handlers actor: the one that owns the handler pool.
 // The pool keeps its queue and its workers across the actor's restarts (it
 // holds no state of its own), so a restart loses no request; when the
 // actor stops (the node closes) the pool finishes what is queued and its
