@@ -114,10 +114,11 @@ type handshake struct {
 	endpoint string // for a client socket, the endpoint it connected to
 }
 
-// monitors are the monitors of a loop's sockets, by their poller index.
-// Loop only.
+// monitors are the monitors of a loop's sockets, by their poller index,
+// and what the loop does with each handshake that ended. Loop only.
 type monitors struct {
 	byIndex map[int]*watchedSocket
+	f       func(handshake)
 }
 
 type watchedSocket struct {
@@ -127,45 +128,53 @@ type watchedSocket struct {
 
 // watch starts monitoring socks and adds the monitors to the loop's
 // poller, tagged firstTag, firstTag+1, ... (tags the loop does not use
-// otherwise). Runs in the loop's goroutine.
-func watch(zctx *Context, h *handle, firstTag int, socks ...*batchSocket) (*monitors, error) {
-	ms := &monitors{byIndex: map[int]*watchedSocket{}}
+// otherwise); f gets each handshake that ended (see handle). The monitors
+// are closed when the loop's body returns. Runs in the loop's goroutine.
+func watch(zctx *Context, h *handle, firstTag int, f func(handshake), socks ...*batchSocket) (*monitors, error) {
+	ms := &monitors{byIndex: map[int]*watchedSocket{}, f: f}
+	h.atExit = append(h.atExit, ms.close)
 	for n, s := range socks {
 		i := firstTag + n
 		t, err := s.z.GetType()
 		if err != nil {
-			ms.close()
 			return nil, err
 		}
 		m, err := newMonitor(zctx, s.z, 0)
 		if err != nil {
-			ms.close()
 			return nil, err
 		}
 		if err := h.p.add(m.pair, i); err != nil {
 			m.close()
-			ms.close()
 			return nil, err
 		}
 		ms.byIndex[i] = &watchedSocket{m: m, server: isServer(t)}
 		// Read it once: its edge comes only after a read found it empty.
-		if err := m.drain(false, func(bool, string, string) {}); err != nil {
-			ms.close()
+		if _, err := ms.handle(i); err != nil {
 			return nil, err
 		}
 	}
 	return ms, nil
 }
 
+// refusals is a monitors' f that hands onRefused (when set) the reason of
+// each handshake refused.
+func refusals(onRefused func(reason string)) func(handshake) {
+	return func(hs handshake) {
+		if hs.failed && onRefused != nil {
+			onRefused(hs.reason)
+		}
+	}
+}
+
 // handle drains the monitor at poller index i, if i is one, calling f for
 // each handshake that ended; it reports whether i was a monitor.
-func (ms *monitors) handle(i int, f func(handshake)) (bool, error) {
+func (ms *monitors) handle(i int) (bool, error) {
 	w, ok := ms.byIndex[i]
 	if !ok {
 		return false, nil
 	}
 	return true, w.m.drain(w.server, func(failed bool, reason, ep string) {
-		f(handshake{server: w.server, failed: failed, reason: reason, endpoint: ep})
+		ms.f(handshake{server: w.server, failed: failed, reason: reason, endpoint: ep})
 	})
 }
 
