@@ -21,6 +21,7 @@ var monitorSeq atomic.Uint64
 // and then reads it once (drain): like any ZeroMQ socket's ZMQ_FD, it
 // signals an edge only after a read found it empty.
 type monitor struct {
+	s    *zmq.Socket // the socket monitored
 	pair *zmq.Socket
 	// plain: the socket has no security mechanism (NULL), so a handshake
 	// that ends without detail (the connection reset or timed out, errno
@@ -39,24 +40,28 @@ func newMonitor(zctx *Context, s *zmq.Socket, extra zmq.Event) (*monitor, error)
 	if err := s.Monitor(addr, monitorEvents|extra); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
+	m := &monitor{s: s}
+	fail := func(err error) (*monitor, error) {
+		m.close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
 	pair, err := zctx.z.NewSocket(zmq.PAIR)
 	if err != nil {
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
+	m.pair = pair
 	if err := pair.SetLinger(0); err != nil {
-		pair.Close()
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
 	if err := pair.Connect(addr); err != nil {
-		pair.Close()
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
 	mech, err := s.GetMechanism()
 	if err != nil {
-		pair.Close()
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
-	return &monitor{pair: pair, plain: mech == zmq.NULL}, nil
+	m.plain = mech == zmq.NULL
+	return m, nil
 }
 
 // drain hands every queued event to f: a failed handshake with its reason,
@@ -99,9 +104,22 @@ func (m *monitor) drainLost(server bool, f func(failed bool, reason, endpoint st
 	}
 }
 
-// close closes the monitor's end. Runs in the loop's goroutine.
+// close stops monitoring the socket, then closes the monitor's end. Runs
+// in the loop's goroutine, before the socket is closed.
+//
+// The order matters: libzmq's I/O thread writes the events of a socket
+// (and of its connections, which outlive a close for a while) to the
+// monitor's PAIR with a blocking send, and a PAIR whose peer is gone never
+// takes one. Were the reading end closed first, the next event (a
+// DEALER's connection dropping after a refused handshake, say) would
+// block the I/O thread, which the process's context shares: every
+// handshake, ZAP request and message of the process would stop.
 func (m *monitor) close() {
-	if m != nil {
+	if m == nil {
+		return
+	}
+	_ = m.s.Monitor("", 0) // stop: libzmq closes its end
+	if m.pair != nil {
 		m.pair.Close()
 	}
 }
