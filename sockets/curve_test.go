@@ -305,7 +305,7 @@ func TestRouterRefusesHandover(t *testing.T) {
 
 // newTestContext returns a handle on the process's context, closed when
 // the test and its cleanups (which stop the loops) are done.
-func newTestContext(t *testing.T) *Context {
+func newTestContext(t testing.TB) *Context {
 	t.Helper()
 	zctx, err := NewContext()
 	if err != nil {
@@ -322,7 +322,7 @@ func newTestContext(t *testing.T) *Context {
 // waitFor calls f until it returns nil, failing the test with f's last
 // error after timeout. (testutil imports the root package, which imports
 // this one.)
-func waitFor(t *testing.T, timeout time.Duration, f func() error) {
+func waitFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	wait := time.Millisecond

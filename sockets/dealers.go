@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	zmq "github.com/pebbe/zmq4"
 )
 
 // DealersConfig configures a Dealers loop.
@@ -78,41 +76,14 @@ type Dealers struct {
 	resume atomic.Bool
 }
 
-// dealer is one DEALER socket, its monitor, and what it could not send
-// yet. Loop only.
-type dealer struct {
-	slot   int // its index in the loop's table; its socket's poller tag is 2×slot, its monitor's 2×slot+1
-	peer   *Peer
-	s      *batchSocket
-	mon    *monitor
-	unconf *unconfirmed // nil without DealersConfig.Track
-	held   []Message    // taken from the peer, not sent yet (the socket would block)
-	listed bool         // in the loop's reading list
-	paused bool         // not read until Resume
-	closed bool         // closed (refused, or idle): skipped by every list it is still in
-	// sending and holding2 mark a dealer while the loop builds its lists.
-	sending, holding2 bool
-}
-
-// refusal is a server that refused this loop's connection lately.
-type refusal struct {
-	until time.Time
-	err   error
-}
-
 // StartDealers starts a Dealers loop in a new goroutine, sending what the
 // queues of peers hold.
 func StartDealers(zctx *Context, peers *Peers, cfg DealersConfig) (*Dealers, error) {
 	d := &Dealers{cfg: cfg, peers: peers}
-	h, err := start("dealers", cfg.OnFail, func(h *handle, ready func()) error {
+	return startLoop("dealers", cfg.OnFail, d, &d.handle, func(h *handle, ready func()) error {
 		ready()
 		return d.run(zctx, h)
 	})
-	if err != nil {
-		return nil, err
-	}
-	d.handle = h
-	return d, nil
 }
 
 // Resume restarts reading from DEALERs that OnRecv paused. Safe for
@@ -122,351 +93,293 @@ func (d *Dealers) Resume() {
 	d.peers.wake()
 }
 
+// dealersLoop is a Dealers' state in its goroutine. Loop only.
+type dealersLoop struct {
+	d    *Dealers
+	zctx *Context
+	h    *handle
+
+	byPeer  map[*Peer]*dealer
+	refused map[*Peer]refusal
+	all     []*dealer // by slot; nil slots are free
+	free    []int     // free slots
+	open    int       // DEALERs open
+
+	rc receiver
+	p  packer
+
+	dirty   []*Peer   // peers with new messages, this turn
+	touched []*dealer // dealers to send from this turn
+	fresh   []*dealer // connected this turn: their monitors are read next turn
+
+	reading, nextReading []*dealer // dealers to read from this turn
+	paused               []*dealer
+	holding, nextHolding []*dealer // dealers holding unsent messages
+
+	lastSweep time.Time // of idle dealers
+}
+
 // Runs in the loop's goroutine; owns every DEALER it makes.
 func (d *Dealers) run(zctx *Context, h *handle) error {
-	byPeer := make(map[*Peer]*dealer)
-	refused := make(map[*Peer]refusal)
+	l := &dealersLoop{d: d, zctx: zctx, h: h, byPeer: make(map[*Peer]*dealer),
+		refused: make(map[*Peer]refusal), lastSweep: time.Now()}
+	l.p.limit = batchLimit(d.cfg.Options.MaxMsgSize)
 	d.peers.attach(h.p)
 	defer d.peers.attach(nil)
-	var (
-		all     []*dealer // by slot; nil slots are free
-		free    []int     // free slots
-		open    int       // DEALERs open
-		fired   []int
-		rc      receiver
-		p       packer
-		dirty   []*Peer
-		touched []*dealer
-		fresh   []*dealer // connected this turn: their monitors are read next turn
-	)
-	p.limit = batchLimit(d.cfg.Options.MaxMsgSize)
-	defer func() {
-		for _, dl := range all {
-			if dl != nil {
-				if h.linger == 0 {
-					d.connectionLost(dl) // closed with linger 0: its pipe is lost
-				}
-				dl.peer.requeue(dl.held)
-				dl.mon.close()
-				dl.s.close(h)
-			}
-		}
-	}()
+	defer l.close()
+	return h.serve(l, &d.peers.waker, d.pending)
+}
 
-	connect := func(peer *Peer) (*dealer, error) {
-		s, err := newSocket(zctx, h, zmq.DEALER, d.cfg.Options)
-		if err != nil {
-			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
-		}
-		mon, err := newMonitor(zctx, s.z, lostEvents)
-		if err == nil {
-			if err = s.z.SetImmediate(true); err == nil {
-				err = connect(s.z, d.cfg.Options.Curve, peer.addr)
-			}
-		}
-		if err != nil {
-			mon.close()
-			s.close0()
-			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
-		}
-		slot := len(all)
-		if n := len(free); n > 0 {
-			slot, free = free[n-1], free[:n-1]
-		} else {
-			all = append(all, nil)
-		}
-		dl := &dealer{slot: slot, peer: peer, s: s, mon: mon}
-		if d.cfg.Track != nil {
-			dl.unconf = newUnconfirmed(d.cfg.Options)
-		}
-		err = h.p.add(s.z, 2*slot)
-		if err == nil {
-			if err = h.p.add(mon.pair, 2*slot+1); err != nil {
-				h.p.remove(2 * slot)
-			}
-		}
-		if err != nil {
-			mon.close()
-			s.close0()
-			free = append(free, slot)
-			return nil, fmt.Errorf("sockets: dealer to %s: %w", peer.addr, err)
-		}
-		byPeer[peer] = dl
-		all[slot] = dl
-		open++
-		fresh = append(fresh, dl)
-		return dl, nil
-	}
-	closeDealer := func(dl *dealer) {
-		h.p.remove(2 * dl.slot)
-		h.p.remove(2*dl.slot + 1)
-		dl.mon.close()
-		dl.s.close(h)
-		dl.closed = true
-		delete(byPeer, dl.peer)
-		all[dl.slot] = nil
-		free = append(free, dl.slot)
-		open--
-	}
-	// refuse drops what dl holds with the server's refusal, closes it (a
-	// refused handshake is not retried by libzmq), and refuses new
-	// messages for it for a while.
-	refuse := func(dl *dealer, reason string) {
-		err := fmt.Errorf("%w: %s: %s", ErrUnauthorized, dl.peer.addr, reason)
-		if d.cfg.OnRefused != nil {
-			d.cfg.OnRefused(dl.peer.addr, err) // before the drops end the calls
-		}
-		for i := range dl.held {
-			d.drop(dl.peer.addr, &dl.held[i], err)
-		}
-		clear(dl.held)
-		dl.held = dl.held[:0]
-		dl.peer.settle(0)
-		closeDealer(dl)
-		refused[dl.peer] = refusal{until: time.Now().Add(RefuseBackoff), err: err}
-	}
-	// send packs dl.held and sends what the socket takes; the rest stays
-	// held, in order. It reports whether the socket became readable.
-	send := func(dl *dealer) (readable bool) {
-		if len(dl.held) == 0 {
-			return false
-		}
-		p.reset()
-		for i := range dl.held {
-			p.add(nil, dl.held[i].Rec)
-		}
-		done, readable, err := dl.s.send(p.bytes())
-		sent := p.sent(done)
-		handed := sent // to libzmq
-		if err != nil && !isAgain(err) {
-			from, to := p.messagesOf(p.indexAt(done))
-			for j := from; j < to; j++ {
-				d.drop(dl.peer.addr, &dl.held[j], fmt.Errorf("sockets: send to %s: %w", dl.peer.addr, err))
-			}
-			handed, sent = from, to
-		}
-		if dl.unconf != nil {
-			now := time.Now().UnixNano()
-			for i := range dl.held[:handed] {
-				rec := dl.held[i].Rec
-				t, id := d.cfg.Track(rec)
-				dl.unconf.sentRec(rec, t, id, now)
-			}
-			if sent < len(dl.held) {
-				dl.unconf.blocked(now)
-			}
-		}
-		if d.cfg.Release != nil {
-			for i := range dl.held[:sent] {
-				if dl.held[i].Pooled {
-					d.cfg.Release(dl.held[i].Ref)
-				}
-			}
-		}
-		n := copy(dl.held, dl.held[sent:])
-		clear(dl.held[n:])
-		dl.held = dl.held[:n]
-		return readable
-	}
+// pending reports whether the loop has work: a peer with new messages, or
+// a Resume. Safe for concurrent use.
+func (d *Dealers) pending() bool { return d.peers.hasDirty() || d.resume.Load() }
 
-	var (
-		reading, nextReading []*dealer // dealers to read from this turn
-		paused               []*dealer
-		holding, nextHolding []*dealer // dealers holding unsent messages
-	)
-	read := func(dl *dealer) {
-		if !dl.listed && !dl.paused && !dl.closed {
-			dl.listed = true
-			reading = append(reading, dl)
+// close closes every DEALER, reporting what a restart (linger 0) loses,
+// and gives what they held back to their peers' queues. Runs in the
+// loop's goroutine, at its end.
+func (l *dealersLoop) close() {
+	for _, dl := range l.all {
+		if dl != nil {
+			if l.h.linger == 0 {
+				l.d.connectionLost(dl) // closed with linger 0: its pipe is lost
+			}
+			dl.peer.requeue(dl.held)
+			dl.mon.close()
+			dl.s.close(l.h)
 		}
 	}
-	pending := func() bool { return d.peers.hasDirty() || d.resume.Load() }
-	lastSweep := time.Now()
-	for !quitting(h.quit) {
-		if d.resume.Swap(false) {
-			for _, dl := range paused {
-				dl.paused = false
-				read(dl)
-			}
-			clear(paused)
-			paused = paused[:0]
+}
+
+// turn serves the monitors and DEALERs that fired, reads what the DEALERs
+// hold, sends what the peers' queues have and what is held, and closes
+// idle DEALERs. Runs in the loop's goroutine.
+func (l *dealersLoop) turn(fired []int) (sleep bool, timeout time.Duration, err error) {
+	if l.d.resume.Swap(false) {
+		l.unpause()
+	}
+	// Handshakes that ended (the monitors that fired, and those of new
+	// dealers, read once to arm their edge), then inbound: the dealers
+	// with an edge, or more to read.
+	fresh := len(l.fresh)
+	if err := l.handshakes(fired); err != nil {
+		return false, 0, err
+	}
+	for _, tag := range fired {
+		dl := l.all[tag/2]
+		if dl == nil || tag%2 == 1 {
+			continue // closed since, or a monitor
 		}
-		// Handshakes that ended (the monitors that fired, and those of new
-		// dealers, read once to arm their edge), then inbound: the
-		// dealers with an edge, or more to read.
-		for _, dl := range fresh {
-			fired = append(fired, 2*dl.slot+1)
+		l.read(dl)
+		if len(dl.held) > 0 {
+			l.touched = append(l.touched, dl) // an edge may mean room to send
 		}
-		clear(fresh)
-		fresh = fresh[:0]
-		for _, tag := range fired {
-			if dl := all[tag/2]; tag%2 == 1 && dl != nil {
-				var why string
-				var up, lost bool // the last event said: connected / gone
-				dropped := false  // a connection dropped (not a connect that failed)
-				if err := dl.mon.drainLost(false, func(failed bool, reason, _ string) {
-					if failed && why == "" {
-						why = reason
-					}
-					up, lost = !failed, false
-				}, func(_ string, disconnected bool) {
-					up, lost = false, true
-					dropped = dropped || disconnected
-				}); err != nil {
-					return fmt.Errorf("sockets: dealer to %s: %w", dl.peer.addr, err)
-				}
-				switch {
-				case why != "":
-					refuse(dl, why)
-				case lost && d.cfg.OnLost != nil:
-					d.cfg.OnLost(dl.peer.addr)
-				case up && d.cfg.OnUp != nil:
-					d.cfg.OnUp(dl.peer.addr)
-				}
-				if dropped && why == "" {
-					d.connectionLost(dl)
-				}
+	}
+	// With nothing fired after a sleep, the backlog tick passed (or a
+	// wake-up came): retry every held send.
+	retry := len(fired)+fresh == 0 && len(l.holding) > 0
+	busy, err := l.recvAll()
+	if err != nil {
+		return false, 0, err
+	}
+	// Outbound: peers with new messages, and held ones to retry.
+	if l.takeDirty() {
+		busy = true
+	}
+	if retry {
+		l.touched = append(l.touched, l.holding...)
+	}
+	l.sendTouched()
+	l.sweep()
+	if busy || len(l.reading) > 0 {
+		return false, 0, nil
+	}
+	timeout = backlogTimeout(len(l.holding) > 0)
+	if timeout == 0 && l.d.cfg.IdleTimeout > 0 && l.open > 0 {
+		timeout = l.d.cfg.IdleTimeout / 2 // wake to forget idle servers
+	}
+	return true, timeout, nil
+}
+
+// unpause lists the dealers OnRecv paused for reading again.
+func (l *dealersLoop) unpause() {
+	for _, dl := range l.paused {
+		dl.paused = false
+		l.read(dl)
+	}
+	clear(l.paused)
+	l.paused = l.paused[:0]
+}
+
+// handshakes reads the monitors that fired, then those of the dealers
+// connected last turn.
+func (l *dealersLoop) handshakes(fired []int) error {
+	for _, tag := range fired {
+		if dl := l.all[tag/2]; tag%2 == 1 && dl != nil {
+			if err := l.handshake(dl); err != nil {
+				return err
 			}
 		}
-		for _, tag := range fired {
-			dl := all[tag/2]
-			if dl == nil || tag%2 == 1 {
-				continue // closed since, or a monitor
-			}
-			read(dl)
-			if len(dl.held) > 0 {
-				touched = append(touched, dl) // an edge may mean room to send
+	}
+	for i, dl := range l.fresh {
+		l.fresh[i] = nil
+		if !dl.closed {
+			if err := l.handshake(dl); err != nil {
+				l.fresh = l.fresh[:0]
+				return err
 			}
 		}
-		// With nothing fired after a sleep, the backlog tick passed (or a
-		// wake-up came): retry every held send.
-		retry := len(fired) == 0 && len(holding) > 0
-		fired = fired[:0]
-		busy := false
-		for _, dl := range reading {
-			dl.listed = false
-			if dl.closed {
+	}
+	l.fresh = l.fresh[:0]
+	return nil
+}
+
+// read lists dl for reading this turn, unless it is listed, paused or
+// closed.
+func (l *dealersLoop) read(dl *dealer) {
+	if !dl.listed && !dl.paused && !dl.closed {
+		dl.listed = true
+		l.reading = append(l.reading, dl)
+	}
+}
+
+// recvAll reads from each dealer listed; those that may hold more are
+// listed for the next turn. It reports whether anything came.
+func (l *dealersLoop) recvAll() (busy bool, err error) {
+	d := l.d
+	for _, dl := range l.reading {
+		dl.listed = false
+		if dl.closed {
+			continue
+		}
+		batch, res := l.rc.recv(dl.s)
+		if res.err != nil {
+			return false, fmt.Errorf("sockets: recv from %s: %w", dl.peer.addr, res.err)
+		}
+		if res.dropped+res.oversized > 0 && d.cfg.OnDropped != nil {
+			d.cfg.OnDropped(res.dropped, res.oversized)
+		}
+		if batch != nil {
+			busy = true
+			if dl.unconf != nil && dl.unconf.tracking() {
+				d.cfg.Answers(Batch{buf: batch, n: res.n}, dl.unconf.answered)
+			}
+			if d.cfg.OnRecv(dl.peer.addr, Batch{buf: batch, n: res.n}) {
+				dl.paused = true
+				l.paused = append(l.paused, dl)
 				continue
 			}
-			batch, res := rc.recv(dl.s)
-			if res.err != nil {
-				return fmt.Errorf("sockets: recv from %s: %w", dl.peer.addr, res.err)
-			}
-			if res.dropped+res.oversized > 0 && d.cfg.OnDropped != nil {
-				d.cfg.OnDropped(res.dropped, res.oversized)
-			}
-			if batch != nil {
-				busy = true
-				if dl.unconf != nil && dl.unconf.tracking() {
-					d.cfg.Answers(Batch{buf: batch, n: res.n}, dl.unconf.answered)
-				}
-				if d.cfg.OnRecv(dl.peer.addr, Batch{buf: batch, n: res.n}) {
-					dl.paused = true
-					paused = append(paused, dl)
-					continue
-				}
-			}
-			if res.more {
-				dl.listed = true
-				nextReading = append(nextReading, dl)
-			}
 		}
-		clear(reading)
-		reading, nextReading = nextReading, reading[:0]
-		// Outbound: peers with new messages, and held ones to retry.
-		dirty = d.peers.takeDirty(dirty[:0])
-		for _, peer := range dirty {
-			dl := byPeer[peer]
-			if dl == nil {
-				var err error
-				if r, ok := refused[peer]; ok && time.Now().Before(r.until) {
-					err = r.err
-				} else {
-					delete(refused, peer)
-					dl, err = connect(peer)
-				}
-				if err != nil {
-					msgs := peer.take(nil)
-					for i := range msgs {
-						d.drop(peer.addr, &msgs[i], err)
-					}
-					peer.settle(0)
-					continue
-				}
-				read(dl)
-			}
-			dl.held = peer.take(dl.held)
-			touched = append(touched, dl)
-			busy = true
-		}
-		if retry {
-			touched = append(touched, holding...)
-		}
-		now := int64(0)
-		for _, dl := range touched {
-			if dl.sending || dl.closed {
-				continue // listed twice this turn, or refused
-			}
-			dl.sending = true
-			if send(dl) {
-				read(dl)
-			}
-			if len(dl.held) > 0 {
-				if now == 0 {
-					now = time.Now().UnixNano()
-				}
-				dl.held = expire(dl.held, now, func(m *Message) { d.drop(dl.peer.addr, m, ErrExpired) })
-			}
-			dl.peer.settle(len(dl.held))
-		}
-		// Who holds messages now: those held before and not touched, and
-		// the touched ones that still hold some.
-		for _, dl := range holding {
-			if !dl.sending && !dl.closed && len(dl.held) > 0 && !dl.holding2 {
-				dl.holding2 = true
-				nextHolding = append(nextHolding, dl)
-			}
-		}
-		for _, dl := range touched {
-			dl.sending = false
-			if !dl.closed && len(dl.held) > 0 && !dl.holding2 {
-				dl.holding2 = true
-				nextHolding = append(nextHolding, dl)
-			}
-		}
-		for _, dl := range nextHolding {
-			dl.holding2 = false
-		}
-		clear(holding)
-		holding, nextHolding = nextHolding, holding[:0]
-		clear(touched)
-		touched = touched[:0]
-		if d.cfg.IdleTimeout > 0 && open > 0 {
-			if now := time.Now(); now.Sub(lastSweep) >= d.cfg.IdleTimeout/2 {
-				lastSweep = now
-				for peer, r := range refused {
-					if now.After(r.until) {
-						delete(refused, peer)
-					}
-				}
-				for _, dl := range all {
-					if dl == nil || len(dl.held) > 0 || dl.listed || dl.paused ||
-						!d.peers.forget(dl.peer, now.Add(-d.cfg.IdleTimeout).UnixNano()) {
-						continue
-					}
-					closeDealer(dl)
-				}
-			}
-		}
-		if !busy && len(reading) == 0 {
-			timeout := backlogTimeout(len(holding) > 0)
-			if timeout == 0 && d.cfg.IdleTimeout > 0 && open > 0 {
-				timeout = d.cfg.IdleTimeout / 2 // wake to forget idle servers
-			}
-			fired = h.sleep(h.p, &d.peers.waker, pending, timeout, fired)
+		if res.more {
+			dl.listed = true
+			l.nextReading = append(l.nextReading, dl)
 		}
 	}
-	return nil
+	clear(l.reading)
+	l.reading, l.nextReading = l.nextReading, l.reading[:0]
+	return busy, nil
+}
+
+// takeDirty takes the messages of the peers with new ones into their
+// dealers (connecting those without one), to send this turn; the
+// messages of a peer that cannot be connected to are dropped. It reports
+// whether any peer had new messages.
+func (l *dealersLoop) takeDirty() (busy bool) {
+	l.dirty = l.d.peers.takeDirty(l.dirty[:0])
+	for _, peer := range l.dirty {
+		dl := l.byPeer[peer]
+		if dl == nil {
+			var err error
+			if r, ok := l.refused[peer]; ok && time.Now().Before(r.until) {
+				err = r.err
+			} else {
+				delete(l.refused, peer)
+				dl, err = l.connect(peer)
+			}
+			if err != nil {
+				msgs := peer.take(nil)
+				for i := range msgs {
+					l.d.drop(peer.addr, &msgs[i], err)
+				}
+				peer.settle(0)
+				continue
+			}
+			l.read(dl)
+		}
+		dl.held = peer.take(dl.held)
+		l.touched = append(l.touched, dl)
+		busy = true
+	}
+	clear(l.dirty)
+	return busy
+}
+
+// sendTouched sends what each dealer touched this turn holds, drops what
+// expired, and lists who holds messages now: those held before and not
+// touched, and the touched ones that still hold some.
+func (l *dealersLoop) sendTouched() {
+	now := int64(0)
+	for _, dl := range l.touched {
+		if dl.sending || dl.closed {
+			continue // listed twice this turn, or refused
+		}
+		dl.sending = true
+		if l.send(dl) {
+			l.read(dl)
+		}
+		if len(dl.held) > 0 {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			dl.held = expire(dl.held, now, func(m *Message) { l.d.drop(dl.peer.addr, m, ErrExpired) })
+		}
+		dl.peer.settle(len(dl.held))
+	}
+	for _, dl := range l.holding {
+		if !dl.sending && !dl.closed && len(dl.held) > 0 && !dl.holding2 {
+			dl.holding2 = true
+			l.nextHolding = append(l.nextHolding, dl)
+		}
+	}
+	for _, dl := range l.touched {
+		dl.sending = false
+		if !dl.closed && len(dl.held) > 0 && !dl.holding2 {
+			dl.holding2 = true
+			l.nextHolding = append(l.nextHolding, dl)
+		}
+	}
+	for _, dl := range l.nextHolding {
+		dl.holding2 = false
+	}
+	clear(l.holding)
+	l.holding, l.nextHolding = l.nextHolding, l.holding[:0]
+	clear(l.touched)
+	l.touched = l.touched[:0]
+}
+
+// sweep closes, every half IdleTimeout, the dealers whose peers were idle
+// for IdleTimeout and forgets refusals that ended.
+func (l *dealersLoop) sweep() {
+	idle := l.d.cfg.IdleTimeout
+	if idle <= 0 || l.open == 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(l.lastSweep) < idle/2 {
+		return
+	}
+	l.lastSweep = now
+	for peer, r := range l.refused {
+		if now.After(r.until) {
+			delete(l.refused, peer)
+		}
+	}
+	for _, dl := range l.all {
+		if dl == nil || len(dl.held) > 0 || dl.listed || dl.paused ||
+			!l.d.peers.forget(dl.peer, now.Add(-idle).UnixNano()) {
+			continue
+		}
+		l.closeDealer(dl)
+	}
 }
 
 // expire drops the messages of held whose deadline has passed, keeping the

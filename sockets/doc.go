@@ -20,21 +20,24 @@
 // waits in Go's netpoller instead:
 //
 //   - each socket's ZMQ_FD (libzmq's edge-triggered "events may have
-//     changed" descriptor) is duplicated and watched by a tiny goroutine
-//     (fdWatch) that never touches the socket, only the descriptor, and
-//     turns each edge into a non-blocking send on the loop's ready channel;
-//   - the Outbox wakes the loop through a Go channel of capacity one, with
-//     an atomic flag so that under load most pushes do not signal at all;
-//   - the loop selects on both, and after every wake-up reads ZMQ_EVENTS and
-//     serves its sockets until they have nothing more before it waits again
-//     (the ZMQ_FD contract).
+//     changed" descriptor) is in an epoll instance of the loop's, which the
+//     loop's goroutine waits on in Go's netpoller (poller.go);
+//   - the Outbox (or Peers) wakes the loop with one write to an eventfd in
+//     the same epoll instance, made only when the loop declared itself
+//     asleep, so that under load most pushes do not signal at all;
+//   - after every wake-up the loop serves its sockets until they have
+//     nothing more before it waits again (the ZMQ_FD contract).
+//
+// Every loop has the same skeleton (loop.go): start runs its body in its
+// goroutine, handle.serve alternates the loop's turn (its state and steps
+// in a struct of its own) with sleeps in the poller.
 //
 // Ownership is stricter than with a control socket: no ZeroMQ socket, not
 // even a control pipe, is ever touched outside its loop's goroutine.
 //
 //	caller ── Outbox.Push ──> queue ──┐
-//	                 signal ──────────┤
-//	ZMQ_FD edge ── fdWatch ── ready ──┴──> loop goroutine ── socket
+//	          eventfd write ──────────┤
+//	ZMQ_FD edge ──────────── epoll ───┴──> loop goroutine ── socket
 //
 // A loop that fails (a socket error, a panic) reports it through OnFail and
 // exits, closing its sockets with linger 0; its actor then fails and is

@@ -23,6 +23,9 @@ type handle struct {
 	// fault, when set, is the error the loop's sockets' next receive
 	// returns (InjectFault).
 	fault atomic.Pointer[error]
+	// atExit closes what the loop's body made with socket and watch, in
+	// reverse order, once the body has returned. Loop only.
+	atExit []func()
 }
 
 // body runs a loop in its goroutine. It makes its sockets (adding them to
@@ -30,6 +33,18 @@ type handle struct {
 // serves until quit is closed. Its sockets are closed by its own deferred
 // calls.
 type body func(h *handle, ready func()) error
+
+// startLoop starts x's loop, running b as start does, and returns x with
+// its handle set (*hp: the loop's owner reads it; the loop's goroutine
+// does not), or the error.
+func startLoop[X any](name string, onFail func(error), x *X, hp **handle, b body) (*X, error) {
+	h, err := start(name, onFail, b)
+	if err != nil {
+		return nil, err
+	}
+	*hp = h
+	return x, nil
+}
 
 // start runs b in a new goroutine and waits until it is ready. A failure
 // after ready is reported to onFail.
@@ -44,6 +59,7 @@ func start(name string, onFail func(error), b body) (*handle, error) {
 	go func() {
 		defer close(h.done)
 		defer p.close() // after the deferred closes of b's sockets
+		defer h.exit()
 		isReady := false
 		err := func() (err error) {
 			defer func() {
@@ -90,6 +106,30 @@ func (h *handle) StopLinger(linger time.Duration) {
 		}
 	}
 	<-h.done
+}
+
+// exit runs atExit in reverse order. Runs in the loop's goroutine, after
+// its body returned.
+func (h *handle) exit() {
+	for i := len(h.atExit) - 1; i >= 0; i-- {
+		h.atExit[i]()
+	}
+	h.atExit = nil
+}
+
+// socket makes a socket of type t as newSocket does, watched by the
+// loop's poller with tag and closed (with the loop's exit linger) when
+// the loop's body returns. Runs in the loop's goroutine.
+func (h *handle) socket(zctx *Context, t zmq.Type, o Options, tag int) (*batchSocket, error) {
+	s, err := newSocket(zctx, h, t, o)
+	if err != nil {
+		return nil, err
+	}
+	h.atExit = append(h.atExit, func() { s.close(h) })
+	if err := h.p.add(s.z, tag); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // closeSocket closes s with the loop's exit linger. Runs in the loop's
@@ -152,6 +192,35 @@ func (h *handle) sleep(p *poller, w *waker, pending func() bool, timeout time.Du
 		w.sleeping.Store(false)
 	}
 	return fired
+}
+
+// turner is the work of one loop between two sleeps: the skeleton (serve)
+// is the same for every loop, the turn is the loop's own.
+type turner interface {
+	// turn serves the sockets whose tags are in fired (edges since the last
+	// turn; none after a timeout or a wake-up), the loop's queue and its
+	// timers. It reports whether the loop may sleep now, and for how long
+	// at most (0: until an edge or a wake-up). An error ends the loop.
+	turn(fired []int) (sleep bool, timeout time.Duration, err error)
+}
+
+// serve runs t's turns until quit closes, sleeping between them when t
+// says so. w and pending are the loop's queue's waker and its "has work"
+// (nil for a loop without a queue; see sleep). Runs in the loop's
+// goroutine.
+func (h *handle) serve(t turner, w *waker, pending func() bool) error {
+	var fired []int
+	for !quitting(h.quit) {
+		sleep, timeout, err := t.turn(fired)
+		if err != nil {
+			return err
+		}
+		fired = fired[:0]
+		if sleep {
+			fired = h.sleep(h.p, w, pending, timeout, fired)
+		}
+	}
+	return nil
 }
 
 // backlogTimeout is sleep's timeout for a loop that holds messages or not.

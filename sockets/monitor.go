@@ -21,8 +21,8 @@ var monitorSeq atomic.Uint64
 // and then reads it once (drain): like any ZeroMQ socket's ZMQ_FD, it
 // signals an edge only after a read found it empty.
 type monitor struct {
+	s    *zmq.Socket // the socket monitored
 	pair *zmq.Socket
-	of   *zmq.Socket // the socket monitored
 	// plain: the socket has no security mechanism (NULL), so a handshake
 	// that ends without detail (the connection reset or timed out, errno
 	// EAGAIN, EPIPE, ECONNRESET) refused nothing: libzmq reconnects.
@@ -40,31 +40,31 @@ func newMonitor(zctx *Context, s *zmq.Socket, extra zmq.Event) (*monitor, error)
 	if err := s.Monitor(addr, monitorEvents|extra); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	pair, err := zctx.z.NewSocket(zmq.PAIR)
-	if err != nil {
-		_ = s.Monitor("", 0)
+	m := &monitor{s: s}
+	fail := func(err error) (*monitor, error) {
+		m.close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
+	pair, err := zctx.z.NewSocket(zmq.PAIR)
+	if err != nil {
+		return fail(err)
+	}
+	m.pair = pair
 	// No high-water mark on the events' pipe: libzmq's I/O thread sends
 	// each event with a blocking send, so a full pipe would stall every
 	// connection of the process until the loop reads.
-	if err := pair.SetLinger(0); err == nil {
-		err = pair.SetRcvhwm(0)
+	if err := pair.SetLinger(0); err != nil {
+		return fail(err)
 	}
-	if err != nil {
-		pair.Close()
-		_ = s.Monitor("", 0)
-		return nil, fmt.Errorf("monitor: %w", err)
+	if err := pair.SetRcvhwm(0); err != nil {
+		return fail(err)
 	}
-	m := &monitor{pair: pair, of: s}
 	if err := pair.Connect(addr); err != nil {
-		m.close()
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
 	mech, err := s.GetMechanism()
 	if err != nil {
-		m.close()
-		return nil, fmt.Errorf("monitor: %w", err)
+		return fail(err)
 	}
 	m.plain = mech == zmq.NULL
 	return m, nil
@@ -110,15 +110,22 @@ func (m *monitor) drainLost(server bool, f func(failed bool, reason, endpoint st
 	}
 }
 
-// close stops the monitor, then closes its end. Runs in the loop's
-// goroutine, before or after the socket monitored is closed. Stopping
-// first matters: libzmq's I/O thread sends each event with a blocking
-// send, and one sent to a monitor whose reading end is closed would block
-// it for good, and with it every connection of the process (a refused
-// DEALER closed while libzmq still reported on its connection did).
+// close stops monitoring the socket, then closes the monitor's end. Runs
+// in the loop's goroutine, before the socket is closed.
+//
+// The order matters: libzmq's I/O thread writes the events of a socket
+// (and of its connections, which outlive a close for a while) to the
+// monitor's PAIR with a blocking send, and a PAIR whose peer is gone never
+// takes one. Were the reading end closed first, the next event (a
+// DEALER's connection dropping after a refused handshake, say) would
+// block the I/O thread, which the process's context shares: every
+// handshake, ZAP request and message of the process would stop.
 func (m *monitor) close() {
-	if m != nil {
-		_ = m.of.Monitor("", 0) // ErrorSocketClosed when closed already: stopped with it
+	if m == nil {
+		return
+	}
+	_ = m.s.Monitor("", 0) // stop: libzmq closes its end
+	if m.pair != nil {
 		m.pair.Close()
 	}
 }
@@ -131,10 +138,11 @@ type handshake struct {
 	endpoint string // for a client socket, the endpoint it connected to
 }
 
-// monitors are the monitors of a loop's sockets, by their poller index.
-// Loop only.
+// monitors are the monitors of a loop's sockets, by their poller index,
+// and what the loop does with each handshake that ended. Loop only.
 type monitors struct {
 	byIndex map[int]*watchedSocket
+	f       func(handshake)
 }
 
 type watchedSocket struct {
@@ -144,45 +152,53 @@ type watchedSocket struct {
 
 // watch starts monitoring socks and adds the monitors to the loop's
 // poller, tagged firstTag, firstTag+1, ... (tags the loop does not use
-// otherwise). Runs in the loop's goroutine.
-func watch(zctx *Context, h *handle, firstTag int, socks ...*batchSocket) (*monitors, error) {
-	ms := &monitors{byIndex: map[int]*watchedSocket{}}
+// otherwise); f gets each handshake that ended (see handle). The monitors
+// are closed when the loop's body returns. Runs in the loop's goroutine.
+func watch(zctx *Context, h *handle, firstTag int, f func(handshake), socks ...*batchSocket) (*monitors, error) {
+	ms := &monitors{byIndex: map[int]*watchedSocket{}, f: f}
+	h.atExit = append(h.atExit, ms.close)
 	for n, s := range socks {
 		i := firstTag + n
 		t, err := s.z.GetType()
 		if err != nil {
-			ms.close()
 			return nil, err
 		}
 		m, err := newMonitor(zctx, s.z, 0)
 		if err != nil {
-			ms.close()
 			return nil, err
 		}
 		if err := h.p.add(m.pair, i); err != nil {
 			m.close()
-			ms.close()
 			return nil, err
 		}
 		ms.byIndex[i] = &watchedSocket{m: m, server: isServer(t)}
 		// Read it once: its edge comes only after a read found it empty.
-		if err := m.drain(false, func(bool, string, string) {}); err != nil {
-			ms.close()
+		if _, err := ms.handle(i); err != nil {
 			return nil, err
 		}
 	}
 	return ms, nil
 }
 
+// refusals is a monitors' f that hands onRefused (when set) the reason of
+// each handshake refused.
+func refusals(onRefused func(reason string)) func(handshake) {
+	return func(hs handshake) {
+		if hs.failed && onRefused != nil {
+			onRefused(hs.reason)
+		}
+	}
+}
+
 // handle drains the monitor at poller index i, if i is one, calling f for
 // each handshake that ended; it reports whether i was a monitor.
-func (ms *monitors) handle(i int, f func(handshake)) (bool, error) {
+func (ms *monitors) handle(i int) (bool, error) {
 	w, ok := ms.byIndex[i]
 	if !ok {
 		return false, nil
 	}
 	return true, w.m.drain(w.server, func(failed bool, reason, ep string) {
-		f(handshake{server: w.server, failed: failed, reason: reason, endpoint: ep})
+		ms.f(handshake{server: w.server, failed: failed, reason: reason, endpoint: ep})
 	})
 }
 

@@ -68,6 +68,19 @@ func (r *room) wait() <-chan struct{} {
 	return r.ch
 }
 
+// await unlocks mu, the owner's lock, and waits for the next notify, or
+// until ctx is done.
+func (r *room) await(ctx context.Context, mu *sync.Mutex) error {
+	ch := r.wait()
+	mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // notify wakes every waiter; call with the owner's lock held.
 func (r *room) notify() {
 	if r.waiters {
@@ -120,12 +133,8 @@ func (o *Outbox) Push(ctx context.Context, m Message) error {
 			o.wake()
 			return nil
 		}
-		ch := o.room.wait()
-		o.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := o.room.await(ctx, &o.mu); err != nil {
+			return err
 		}
 	}
 }
@@ -149,13 +158,7 @@ func (o *Outbox) take(dst []Message) []Message {
 		return dst
 	}
 	o.taken.Add(int64(len(o.q)))
-	dst = append(dst, o.q...)
-	clear(o.q)
-	if cap(o.q) > 4096 {
-		o.q = nil // give back what a burst grew
-	} else {
-		o.q = o.q[:0]
-	}
+	dst = takeQueue(dst, &o.q, 4096)
 	o.room.notify()
 	o.mu.Unlock()
 	return dst
@@ -179,6 +182,26 @@ func (o *Outbox) requeue(ms []Message) {
 		return
 	}
 	o.mu.Lock()
-	o.q = append(append(make([]Message, 0, len(ms)+len(o.q)), ms...), o.q...)
+	o.q = prepend(ms, o.q)
 	o.mu.Unlock()
+}
+
+// takeQueue moves the messages of *q to dst, in order, and empties *q,
+// giving back its memory when a burst grew it past keep messages. The
+// caller holds the queue's lock.
+func takeQueue(dst []Message, q *[]Message, keep int) []Message {
+	dst = append(dst, *q...)
+	clear(*q)
+	if cap(*q) > keep {
+		*q = nil
+	} else {
+		*q = (*q)[:0]
+	}
+	return dst
+}
+
+// prepend returns ms followed by q, in new memory. The caller holds the
+// queue's lock.
+func prepend(ms, q []Message) []Message {
+	return append(append(make([]Message, 0, len(ms)+len(q)), ms...), q...)
 }

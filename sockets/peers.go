@@ -150,12 +150,8 @@ func (p *Peer) push(ctx context.Context, m Message) error {
 			p.pushLocked(m)
 			return nil
 		}
-		ch := p.room.wait()
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := p.room.await(ctx, &p.mu); err != nil {
+			return err
 		}
 	}
 }
@@ -199,13 +195,7 @@ func (p *Peer) take(dst []Message) []Message {
 	p.mu.Lock()
 	p.dirty = false
 	p.taken.Add(int64(len(p.q)))
-	dst = append(dst, p.q...)
-	clear(p.q)
-	if cap(p.q) > 8192 {
-		p.q = nil // give back what a burst grew
-	} else {
-		p.q = p.q[:0]
-	}
+	dst = takeQueue(dst, &p.q, 8192)
 	p.mu.Unlock()
 	return dst
 }
@@ -267,7 +257,7 @@ func (p *Peer) requeue(ms []Message) {
 		return
 	}
 	p.mu.Lock()
-	p.q = append(append(make([]Message, 0, len(ms)+len(p.q)), ms...), p.q...)
+	p.q = prepend(ms, p.q)
 	mark := !p.dirty
 	p.dirty = true
 	p.mu.Unlock()

@@ -2,12 +2,7 @@ package sockets
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -65,14 +60,9 @@ func StartRouter(zctx *Context, out *Outbox, cfg RouterConfig) (*Router, error) 
 		cfg.BacklogMax = 10_000
 	}
 	r := &Router{cfg: cfg, out: out}
-	h, err := start("router", cfg.OnFail, func(h *handle, ready func()) error {
+	return startLoop("router", cfg.OnFail, r, &r.handle, func(h *handle, ready func()) error {
 		return r.run(zctx, h, ready)
 	})
-	if err != nil {
-		return nil, err
-	}
-	r.handle = h
-	return r, nil
 }
 
 // Endpoint returns the endpoint others reach the router at, e.g.
@@ -89,98 +79,108 @@ func (r *Router) Resume() {
 	r.out.wake()
 }
 
+// Tags of a Router's socket and its monitor in its poller.
+const (
+	tagRouter, tagRouterMonitor = 0, 1
+)
+
+// routerLoop is a Router's state in its goroutine. Loop only.
+type routerLoop struct {
+	r       *Router
+	s       *batchSocket
+	mons    *monitors
+	rc      receiver
+	out     routerSender
+	paused  bool
+	more    bool      // read until EAGAIN: at start, after an edge, a full batch, a send
+	pending []Message // taken from the outbox this turn
+}
+
 // Runs in the loop's goroutine; owns the ROUTER.
 func (r *Router) run(zctx *Context, h *handle, ready func()) error {
-	s, err := newSocket(zctx, h, zmq.ROUTER, r.cfg.Options)
-	if err != nil {
-		return fmt.Errorf("sockets: router: %w", err)
-	}
-	defer s.close(h)
-	if r.cfg.Options.Curve != nil {
-		s.withUserID()
-	}
-	mon, err := newMonitor(zctx, s.z, 0)
-	if err != nil {
-		return fmt.Errorf("sockets: router: %w", err)
-	}
-	defer mon.close()
-	if r.endpoint, r.port, err = r.cfg.Bind.bind(s.z); err != nil {
+	l := &routerLoop{r: r, more: true}
+	if err := l.open(zctx, h); err != nil {
 		return err
-	}
-	if err := h.p.add(s.z, 0); err != nil {
-		return fmt.Errorf("sockets: router: %w", err)
-	}
-	const tagMon = 1
-	if err := h.p.add(mon.pair, tagMon); err != nil {
-		return fmt.Errorf("sockets: router: %w", err)
-	}
-	// Read the monitor once: its edge comes only after a read found it empty.
-	if err := mon.drain(true, r.refused); err != nil {
-		return fmt.Errorf("sockets: router: %w", err)
 	}
 	r.out.attach(h.p)
 	defer r.out.attach(nil)
 	ready()
+	l.out.init(l.s, r.cfg.BacklogMax, r.drop)
+	l.out.p.limit = batchLimit(r.cfg.Options.MaxMsgSize)
+	defer func() { r.out.requeue(l.out.held.msgs) }()
+	if err := h.serve(l, &r.out.waker, l.hasWork); err != nil {
+		return err
+	}
+	r.drain(l.s, &l.rc)
+	return nil
+}
 
-	rc := receiver{}
-	var (
-		out     routerSender
-		paused  bool
-		more    = true // read until EAGAIN: at start, after an edge, a full batch, a send
-		pending []Message
-	)
-	out.init(s, r.cfg.BacklogMax, r.drop)
-	out.p.limit = batchLimit(r.cfg.Options.MaxMsgSize)
-	defer func() { r.out.requeue(out.held.msgs) }()
-	var fired []int
-	hasWork := func() bool { return r.out.Len() > 0 || (paused && r.resume.Load()) }
-	for !quitting(h.quit) {
-		if paused && r.resume.Swap(false) {
-			paused, more = false, true
-		}
-		edge := false
-		for _, i := range fired {
-			if i != tagMon {
-				edge = true
-				continue
-			}
-			if err := mon.drain(true, r.refused); err != nil {
-				return fmt.Errorf("sockets: router: %w", err)
-			}
-		}
-		fired = fired[:0]
-		if (edge || more) && !paused {
-			batch, res := rc.recv(s)
-			if res.err != nil {
-				return fmt.Errorf("sockets: router recv: %w", res.err)
-			}
-			if res.dropped+res.oversized > 0 && r.cfg.OnDropped != nil {
-				r.cfg.OnDropped(res.dropped, res.oversized)
-			}
-			more = res.more
-			if batch != nil && r.cfg.OnRecv(Batch{buf: batch, n: res.n}) {
-				paused = true
-			}
-		}
-		pending = r.out.take(pending[:0])
-		busy := len(pending) > 0
-		if edge || busy || out.held.len() > 0 {
-			if out.flush(pending) {
-				more = true
-			}
-		}
-		clear(pending)
-		if out.held.len() > 0 {
-			out.held.expire(time.Now().UnixNano(), ErrUnreachable, r.drop)
-		}
-		// Replies held for a peer that is gone are not worth a Close's wait.
-		r.out.settle()
-		if !busy && (!more || paused) {
-			fired = h.sleep(h.p, &r.out.waker, hasWork, backlogTimeout(out.held.len() > 0), fired)
+// open makes, monitors and binds the ROUTER. Runs in the loop's goroutine.
+func (l *routerLoop) open(zctx *Context, h *handle) error {
+	r := l.r
+	s, err := h.socket(zctx, zmq.ROUTER, r.cfg.Options, tagRouter)
+	if err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	if r.cfg.Options.Curve != nil {
+		s.withUserID()
+	}
+	if l.mons, err = watch(zctx, h, tagRouterMonitor, refusals(r.cfg.OnRefused), s); err != nil {
+		return fmt.Errorf("sockets: router: %w", err)
+	}
+	l.s = s
+	r.endpoint, r.port, err = r.cfg.Bind.bind(s.z)
+	return err
+}
+
+// hasWork reports whether the loop has something to do: replies queued,
+// or a Resume while paused. Runs in the loop's goroutine (in sleep).
+func (l *routerLoop) hasWork() bool {
+	return l.r.out.Len() > 0 || (l.paused && l.r.resume.Load())
+}
+
+// turn reads what the ROUTER holds (unless paused) and sends the replies
+// queued and held. Runs in the loop's goroutine.
+func (l *routerLoop) turn(fired []int) (sleep bool, timeout time.Duration, err error) {
+	r := l.r
+	if l.paused && r.resume.Swap(false) {
+		l.paused, l.more = false, true
+	}
+	edge := false
+	for _, i := range fired {
+		if i == tagRouter {
+			edge = true
+		} else if _, err := l.mons.handle(i); err != nil {
+			return false, 0, fmt.Errorf("sockets: router: %w", err)
 		}
 	}
-	r.drain(s, &rc)
-	return nil
+	if (edge || l.more) && !l.paused {
+		batch, res := l.rc.recv(l.s)
+		if res.err != nil {
+			return false, 0, fmt.Errorf("sockets: router recv: %w", res.err)
+		}
+		if res.dropped+res.oversized > 0 && r.cfg.OnDropped != nil {
+			r.cfg.OnDropped(res.dropped, res.oversized)
+		}
+		l.more = res.more
+		if batch != nil && r.cfg.OnRecv(Batch{buf: batch, n: res.n}) {
+			l.paused = true
+		}
+	}
+	l.pending = r.out.take(l.pending[:0])
+	busy := len(l.pending) > 0
+	if edge || busy || l.out.held.len() > 0 {
+		if l.out.flush(l.pending) {
+			l.more = true
+		}
+	}
+	clear(l.pending)
+	if l.out.held.len() > 0 {
+		l.out.held.expire(time.Now().UnixNano(), ErrUnreachable, r.drop)
+	}
+	// Replies held for a peer that is gone are not worth a Close's wait.
+	r.out.settle()
+	return !busy && (!l.more || l.paused), backlogTimeout(l.out.held.len() > 0), nil
 }
 
 // drainMax bounds the batches a stopping Router still reads.
@@ -206,13 +206,6 @@ func (r *Router) drain(s *batchSocket, rc *receiver) {
 		if batch == nil {
 			return
 		}
-	}
-}
-
-// refused reports a failed handshake. Runs in the loop's goroutine.
-func (r *Router) refused(failed bool, reason, _ string) {
-	if failed && r.cfg.OnRefused != nil {
-		r.cfg.OnRefused(reason)
 	}
 }
 
@@ -293,146 +286,6 @@ func (o *routerSender) flush(fresh []Message) (readable bool) {
 	clear(o.todo)
 	clear(o.batch)
 	return readable
-}
-
-// Bind says where a loop's socket binds: Host and Port, or with Port 0 a
-// free port from [PortMin, PortMax]. A fixed port that is busy is retried
-// for up to Retry (a restarted loop rebinding its predecessor's port). A
-// Host of the form "ipc://DIR" binds an ipc endpoint in DIR instead, named
-// after the port (a node of one host reaches it without TCP). Also lists
-// endpoints the socket binds as well, such as an "inproc://" name.
-// Advertise, when set, is the address others reach a tcp socket at (the
-// endpoint the loop reports), for a Host that is a wildcard ("0.0.0.0") or
-// not reachable by others.
-type Bind struct {
-	Host             string
-	Port             int
-	PortMin, PortMax int
-	Retry            time.Duration
-	Also             []string
-	Advertise        string
-}
-
-// Wildcard reports whether addr means every address of the host
-// ("0.0.0.0", "*", "::"): bound, it is no address that others can reach.
-func Wildcard(addr string) bool {
-	switch strings.Trim(addr, "[]") {
-	case "0.0.0.0", "*", "::", "0:0:0:0:0:0:0:0":
-		return true
-	}
-	return false
-}
-
-// advertised is the endpoint others reach port at.
-func (b Bind) advertised(port int) string {
-	host := b.Host
-	if b.Advertise != "" {
-		host = b.Advertise
-	}
-	return "tcp://" + joinHostPort(host, port)
-}
-
-// bind binds s as b says and returns the advertised endpoint and the port.
-// Runs in the loop's goroutine.
-func (b Bind) bind(s *zmq.Socket) (string, int, error) {
-	ep, port, err := b.bindMain(s)
-	if err != nil {
-		return "", 0, err
-	}
-	for _, also := range b.Also {
-		if err := s.Bind(also); err != nil {
-			return "", 0, bindError(also, err)
-		}
-	}
-	return ep, port, nil
-}
-
-func (b Bind) bindMain(s *zmq.Socket) (string, int, error) {
-	host := b.Host
-	if dir, ok := strings.CutPrefix(host, "ipc://"); ok {
-		return b.bindIPC(s, dir)
-	}
-	if b.Port != 0 {
-		ep := "tcp://" + joinHostPort(host, b.Port)
-		deadline := time.Now().Add(b.Retry)
-		for {
-			err := s.Bind(ep)
-			if err == nil {
-				return b.advertised(b.Port), b.Port, nil
-			}
-			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return "", 0, bindError(ep, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	lo, hi := b.PortMin, b.PortMax
-	if lo <= 0 || hi < lo {
-		return "", 0, &BindError{Endpoint: host, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
-	}
-	span := hi - lo + 1
-	first := rand.IntN(span)
-	tries := min(span, 200)
-	var lastErr error
-	for i := 0; i < tries; i++ {
-		port := lo + (first+i)%span
-		ep := "tcp://" + joinHostPort(host, port)
-		err := s.Bind(ep)
-		if err == nil {
-			return b.advertised(port), port, nil
-		}
-		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) {
-			return "", 0, bindError(ep, err)
-		}
-		lastErr = err
-	}
-	be := bindError("tcp://"+joinHostPort(host, lo), lastErr)
-	if hi > lo {
-		be.Endpoint = fmt.Sprintf("tcp://%s ports %d-%d", host, lo, hi)
-	}
-	be.Tries = tries
-	return "", 0, be
-}
-
-// bindIPC binds an ipc endpoint in dir, named after the process and a port
-// of the range (or the fixed port, so that a restarted loop binds the same
-// name again). libzmq replaces a file of the same name, so the name must be
-// the process's own.
-func (b Bind) bindIPC(s *zmq.Socket, dir string) (string, int, error) {
-	try := func(port int) (string, error) {
-		ep := fmt.Sprintf("ipc://%s/relay-%d-%d.sock", strings.TrimSuffix(dir, "/"), os.Getpid(), port)
-		return ep, s.Bind(ep)
-	}
-	if b.Port != 0 {
-		ep, err := try(b.Port)
-		if err != nil {
-			return "", 0, bindError(ep, err)
-		}
-		return ep, b.Port, nil
-	}
-	lo, hi := b.PortMin, b.PortMax
-	if lo <= 0 || hi < lo {
-		return "", 0, &BindError{Endpoint: "ipc://" + dir, Err: fmt.Errorf("bad port range %d-%d", lo, hi)}
-	}
-	var lastErr error
-	for i := 0; i < min(hi-lo+1, 200); i++ {
-		port := lo + rand.IntN(hi-lo+1)
-		ep, err := try(port)
-		if err == nil {
-			return ep, port, nil
-		}
-		lastErr = bindError(ep, err)
-	}
-	return "", 0, lastErr
-}
-
-func joinHostPort(host string, port int) string {
-	for i := 0; i < len(host); i++ {
-		if host[i] == ':' {
-			return "[" + host + "]:" + strconv.Itoa(port)
-		}
-	}
-	return host + ":" + strconv.Itoa(port)
 }
 
 // peerBacklog holds messages a Router could not send yet, oldest first, with

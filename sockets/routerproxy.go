@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"fmt"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -39,31 +40,18 @@ type RouterProxyConfig struct {
 // RouterProxy is a router proxy loop.
 type RouterProxy struct {
 	*handle
-	cfg                 RouterProxyConfig
-	front, back         string
-	frontPort, backPort int
+	pairEnds
+	cfg RouterProxyConfig
 }
 
 // StartRouterProxy binds the proxy's sockets and serves them in a new
 // goroutine.
 func StartRouterProxy(zctx *Context, cfg RouterProxyConfig) (*RouterProxy, error) {
 	p := &RouterProxy{cfg: cfg}
-	h, err := start("router proxy", cfg.OnFail, func(h *handle, started func()) error {
+	return startLoop("router proxy", cfg.OnFail, p, &p.handle, func(h *handle, started func()) error {
 		return p.run(zctx, h, started)
 	})
-	if err != nil {
-		return nil, err
-	}
-	p.handle = h
-	return p, nil
 }
-
-// Endpoints returns the bound frontend and backend endpoints.
-func (p *RouterProxy) Endpoints() (front, back string) { return p.front, p.back }
-
-// Ports returns the bound frontend and backend ports, for a new loop to
-// bind the same ones.
-func (p *RouterProxy) Ports() (front, back int) { return p.frontPort, p.backPort }
 
 // grouper collects records per destination routing id, so that each
 // destination gets one payload per turn.
@@ -96,159 +84,152 @@ func (g *grouper) pack(p *packer) {
 	g.order = g.order[:0]
 }
 
+// routerProxyLoop is a RouterProxy's state in its goroutine. Loop only.
+type routerProxyLoop struct {
+	p              *RouterProxy
+	front, back    *batchSocket
+	mons           *monitors
+	frames         int // of a message received: 2, or 3 with CURVE (the User-Id)
+	rcF, rcB       receiver
+	toBack, toFrnt grouper
+	pk             packer
+	fbuf           [][]byte
+	moreF, moreB   bool
+	// fromClient and fromServer are request and backend, bound once.
+	fromClient, fromServer func(from, caller []byte, v *envelope.View)
+}
+
 // Runs in the loop's goroutine; owns both ROUTERs.
 func (p *RouterProxy) run(zctx *Context, h *handle, started func()) error {
-	front, err := newSocket(zctx, h, zmq.ROUTER, p.cfg.Options)
+	l := &routerProxyLoop{p: p, frames: 2, moreF: true, moreB: true}
+	l.fromClient, l.fromServer = l.request, l.backend
+	var err error
+	l.front, l.back, l.mons, err = p.open(zctx, h, "router proxy", zmq.ROUTER, zmq.ROUTER, p.cfg.Options, p.cfg.Front, p.cfg.Back, p.cfg.OnRefused)
 	if err != nil {
-		return fmt.Errorf("sockets: router proxy: %w", err)
-	}
-	defer front.close(h)
-	back, err := newSocket(zctx, h, zmq.ROUTER, p.cfg.Options)
-	if err != nil {
-		return fmt.Errorf("sockets: router proxy: %w", err)
-	}
-	defer back.close(h)
-	if p.front, p.frontPort, err = p.cfg.Front.bind(front.z); err != nil {
 		return err
 	}
-	if p.back, p.backPort, err = p.cfg.Back.bind(back.z); err != nil {
-		return err
-	}
-	const iF, iB = 0, 1
-	if err := h.p.add(front.z, iF); err != nil {
-		return fmt.Errorf("sockets: router proxy: %w", err)
-	}
-	if err := h.p.add(back.z, iB); err != nil {
-		return fmt.Errorf("sockets: router proxy: %w", err)
-	}
-	frames := 2
 	if p.cfg.Options.Curve != nil {
-		front.withUserID()
-		back.withUserID()
-		frames = 3
+		l.front.withUserID()
+		l.back.withUserID()
+		l.frames = 3
 	}
-	mons, err := watch(zctx, h, 2, front, back)
-	if err != nil {
-		return fmt.Errorf("sockets: router proxy: %w", err)
-	}
-	defer mons.close()
 	started()
-	drop := func(err error) {
-		if p.cfg.OnDrop != nil {
-			p.cfg.OnDrop(err)
+	return h.serve(l, nil, nil)
+}
+
+func (p *RouterProxy) drop(err error) {
+	if p.cfg.OnDrop != nil {
+		p.cfg.OnDrop(err)
+	}
+}
+
+// turn reads what both sides got, routes each record, and forwards them
+// grouped per destination. Runs in the loop's goroutine.
+func (l *routerProxyLoop) turn(fired []int) (sleep bool, timeout time.Duration, err error) {
+	for _, i := range fired {
+		l.moreF, l.moreB = l.moreF || i == tagFront, l.moreB || i == tagBack
+		if _, err := l.mons.handle(i); err != nil {
+			return false, 0, fmt.Errorf("sockets: router proxy: %w", err)
 		}
 	}
-	var (
-		rcF, rcB       receiver
-		toBack, toFrnt grouper
-		pk             packer
-		fbuf           [][]byte
-		moreF, moreB   = true, true
-	)
-	// forward sends the grouped records; a peer that is gone or full
-	// loses them (senders with acks resend), counted.
-	forward := func(s *batchSocket, g *grouper, side string) error {
-		g.pack(&pk)
-		buf := pk.bytes()
-		for off := 0; off < len(buf); {
-			done, _, err := s.send(buf[off:])
-			off += done
-			if err == nil {
-				break
-			}
-			if !isUnreachable(err) && !isAgain(err) {
-				return err
-			}
-			i := pk.indexAt(off)
-			from, to := pk.messagesOf(i)
-			drop(fmt.Errorf("%w: forward %d records to a %s: %v", ErrDropped, to-from, side, err))
-			off = pk.ends[i]
+	busy := false
+	if l.moreF {
+		got, err := l.read(l.front, &l.rcF, &l.moreF, "client", l.fromClient)
+		if err != nil {
+			return false, 0, err
 		}
-		return nil
+		busy = busy || got
 	}
-	read := func(s *batchSocket, rc *receiver, more *bool, side string, each func(from, caller []byte, v *envelope.View)) (bool, error) {
-		batch, res := rc.recv(s)
-		if res.err != nil {
-			return false, fmt.Errorf("sockets: router proxy: %s recv: %w", side, res.err)
+	if l.moreB {
+		got, err := l.read(l.back, &l.rcB, &l.moreB, "server", l.fromServer)
+		if err != nil {
+			return false, 0, err
 		}
-		*more = res.more
-		b := Batch{buf: batch, n: res.n}
-		for {
-			var ok bool
-			if fbuf, ok = b.Next(fbuf); !ok {
-				break
-			}
-			if len(fbuf) != frames {
-				drop(fmt.Errorf("%w: %d frames from a %s", ErrDropped, len(fbuf)-(frames-2), side))
-				continue
-			}
-			from, caller := fbuf[0], []byte(nil)
-			if frames == 3 {
-				caller = fbuf[2]
-			}
-			if _, err := envelope.Records(fbuf[1], func(v *envelope.View) bool { each(from, caller, v); return true }); err != nil {
-				drop(fmt.Errorf("%w: from a %s: %v", ErrDropped, side, err))
-			}
-		}
-		return res.n > 0, nil
+		busy = busy || got
 	}
-	var fired []int
-	for !quitting(h.quit) {
-		for _, i := range fired {
-			moreF, moreB = moreF || i == iF, moreB || i == iB
-			if _, err := mons.handle(i, func(hs handshake) {
-				if hs.failed && p.cfg.OnRefused != nil {
-					p.cfg.OnRefused(hs.reason)
-				}
-			}); err != nil {
-				return fmt.Errorf("sockets: router proxy: %w", err)
-			}
+	if len(l.toBack.order) > 0 {
+		if err := l.forward(l.back, &l.toBack, "server"); err != nil {
+			return false, 0, fmt.Errorf("sockets: router proxy: to server: %w", err)
 		}
-		fired = fired[:0]
-		busy := false
-		if moreF {
-			got, err := read(front, &rcF, &moreF, "client", func(from, caller []byte, v *envelope.View) {
-				to, rec, ok := p.cfg.Request(from, caller, v)
-				switch {
-				case ok:
-					toBack.add(to, rec)
-				case p.cfg.Refuse != nil:
-					toFrnt.add(from, p.cfg.Refuse(v))
-				default:
-					drop(fmt.Errorf("%w: no route", ErrDropped))
-				}
-			})
-			if err != nil {
-				return err
-			}
-			busy = busy || got
+		l.moreB = true // a send may eat the ZMQ_FD edge of what arrived meanwhile
+	}
+	if len(l.toFrnt.order) > 0 {
+		if err := l.forward(l.front, &l.toFrnt, "client"); err != nil {
+			return false, 0, fmt.Errorf("sockets: router proxy: to client: %w", err)
 		}
-		if moreB {
-			got, err := read(back, &rcB, &moreB, "server", func(from, caller []byte, v *envelope.View) {
-				if to, ok := p.cfg.Backend(from, caller, v); ok {
-					toFrnt.add(to, v.Record())
-				}
-			})
-			if err != nil {
-				return err
-			}
-			busy = busy || got
+		l.moreF = true
+	}
+	return !busy && !l.moreF && !l.moreB, 0, nil
+}
+
+// request routes a record from a client to its server, or refuses it.
+func (l *routerProxyLoop) request(from, caller []byte, v *envelope.View) {
+	p := l.p
+	to, rec, ok := p.cfg.Request(from, caller, v)
+	switch {
+	case ok:
+		l.toBack.add(to, rec)
+	case p.cfg.Refuse != nil:
+		l.toFrnt.add(from, p.cfg.Refuse(v))
+	default:
+		p.drop(fmt.Errorf("%w: no route", ErrDropped))
+	}
+}
+
+// backend routes a record from a server back to its client.
+func (l *routerProxyLoop) backend(from, caller []byte, v *envelope.View) {
+	if to, ok := l.p.cfg.Backend(from, caller, v); ok {
+		l.toFrnt.add(to, v.Record())
+	}
+}
+
+// read receives what s holds and hands each of its records to each with
+// its sender's routing id and key. It reports whether any message came.
+func (l *routerProxyLoop) read(s *batchSocket, rc *receiver, more *bool, side string, each func(from, caller []byte, v *envelope.View)) (bool, error) {
+	batch, res := rc.recv(s)
+	if res.err != nil {
+		return false, fmt.Errorf("sockets: router proxy: %s recv: %w", side, res.err)
+	}
+	*more = res.more
+	b := Batch{buf: batch, n: res.n}
+	for {
+		var ok bool
+		if l.fbuf, ok = b.Next(l.fbuf); !ok {
+			break
 		}
-		if len(toBack.order) > 0 {
-			if err := forward(back, &toBack, "server"); err != nil {
-				return fmt.Errorf("sockets: router proxy: to server: %w", err)
-			}
-			moreB = true // a send may eat the ZMQ_FD edge of what arrived meanwhile
+		if len(l.fbuf) != l.frames {
+			l.p.drop(fmt.Errorf("%w: %d frames from a %s", ErrDropped, len(l.fbuf)-(l.frames-2), side))
+			continue
 		}
-		if len(toFrnt.order) > 0 {
-			if err := forward(front, &toFrnt, "client"); err != nil {
-				return fmt.Errorf("sockets: router proxy: to client: %w", err)
-			}
-			moreF = true
+		from, caller := l.fbuf[0], []byte(nil)
+		if l.frames == 3 {
+			caller = l.fbuf[2]
 		}
-		if !busy && !moreF && !moreB {
-			fired = h.sleep(h.p, nil, nil, 0, fired)
+		if _, err := envelope.Records(l.fbuf[1], func(v *envelope.View) bool { each(from, caller, v); return true }); err != nil {
+			l.p.drop(fmt.Errorf("%w: from a %s: %v", ErrDropped, side, err))
 		}
+	}
+	return res.n > 0, nil
+}
+
+// forward sends the grouped records; a peer that is gone or full loses
+// them (senders with acks resend), counted.
+func (l *routerProxyLoop) forward(s *batchSocket, g *grouper, side string) error {
+	g.pack(&l.pk)
+	buf := l.pk.bytes()
+	for off := 0; off < len(buf); {
+		done, _, err := s.send(buf[off:])
+		off += done
+		if err == nil {
+			break
+		}
+		if !isUnreachable(err) && !isAgain(err) {
+			return err
+		}
+		i := l.pk.indexAt(off)
+		from, to := l.pk.messagesOf(i)
+		l.p.drop(fmt.Errorf("%w: forward %d records to a %s: %v", ErrDropped, to-from, side, err))
+		off = l.pk.ends[i]
 	}
 	return nil
 }

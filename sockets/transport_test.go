@@ -25,7 +25,7 @@ type transport struct {
 	// listen returns where a router binds, at a fixed port (so that a
 	// router restarted with it binds the same endpoint again), and the
 	// endpoint dealers connect to; nothing is bound yet.
-	listen func(t *testing.T) (Bind, string)
+	listen func(t testing.TB) (Bind, string)
 }
 
 var inprocSeq atomic.Int64
@@ -35,11 +35,11 @@ var inprocSeq atomic.Int64
 // connect to the name).
 func transports() []transport {
 	return []transport{
-		{"tcp", func(t *testing.T) (Bind, string) {
+		{"tcp", func(t testing.TB) (Bind, string) {
 			port := freePort(t)
 			return Bind{Host: "127.0.0.1", Port: port, Retry: 2 * time.Second}, fmt.Sprintf("tcp://127.0.0.1:%d", port)
 		}},
-		{"ipc", func(t *testing.T) (Bind, string) {
+		{"ipc", func(t testing.TB) (Bind, string) {
 			dir, err := os.MkdirTemp("", "relay")
 			if err != nil {
 				t.Fatal(err)
@@ -48,7 +48,7 @@ func transports() []transport {
 			const port = 1
 			return Bind{Host: "ipc://" + dir, Port: port}, fmt.Sprintf("ipc://%s/relay-%d-%d.sock", dir, os.Getpid(), port)
 		}},
-		{"inproc", func(t *testing.T) (Bind, string) {
+		{"inproc", func(t testing.TB) (Bind, string) {
 			name := fmt.Sprintf("inproc://relay-test-%d", inprocSeq.Add(1))
 			return Bind{Host: "127.0.0.1", Port: freePort(t), Retry: 2 * time.Second, Also: []string{name}}, name
 		}},
@@ -75,7 +75,7 @@ func eachReconnecting(t *testing.T, f func(t *testing.T, tr transport)) {
 }
 
 // freePort returns a tcp port of 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,7 +88,7 @@ func freePort(t *testing.T) int {
 // startRouter starts a Router bound as b, feeding out; cfg's zero fields
 // get test defaults (a loop failure fails the test). It is stopped at the
 // end of the test.
-func startRouter(t *testing.T, zctx *Context, b Bind, out *Outbox, cfg RouterConfig) *Router {
+func startRouter(t testing.TB, zctx *Context, b Bind, out *Outbox, cfg RouterConfig) *Router {
 	t.Helper()
 	cfg.Bind = b
 	if cfg.Options.HWM == 0 {
@@ -110,7 +110,7 @@ func startRouter(t *testing.T, zctx *Context, b Bind, out *Outbox, cfg RouterCon
 
 // startDealers starts a Dealers loop on peers, with test defaults as
 // startRouter's. It is stopped at the end of the test.
-func startDealers(t *testing.T, zctx *Context, peers *Peers, cfg DealersConfig) *Dealers {
+func startDealers(t testing.TB, zctx *Context, peers *Peers, cfg DealersConfig) *Dealers {
 	t.Helper()
 	if cfg.Options.HWM == 0 {
 		cfg.Options = DefaultOptions()
