@@ -116,27 +116,19 @@ func (s *Subscription) Sync(loop *sockets.Subscriber) {
 		s.Reset()
 	}
 	eps, prefixes := s.State.snapshot()
-	var connect, disconnect, sub, unsub []string
-	for e := range eps {
-		if !s.eps[e] {
-			connect = append(connect, e)
-		}
-	}
-	for e := range s.eps {
-		if !eps[e] {
-			disconnect = append(disconnect, e)
-		}
-	}
-	for p := range prefixes {
-		if !s.prefixes[p] {
-			sub = append(sub, p)
-		}
-	}
-	for p := range s.prefixes {
-		if !prefixes[p] {
-			unsub = append(unsub, p)
-		}
-	}
+	connect, disconnect := missing(eps, s.eps), missing(s.eps, eps)
+	sub, unsub := missing(prefixes, s.prefixes), missing(s.prefixes, prefixes)
 	s.eps, s.prefixes = eps, prefixes
 	loop.Update(connect, disconnect, sub, unsub)
+}
+
+// missing returns the keys of a that b lacks.
+func missing(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
