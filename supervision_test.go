@@ -55,7 +55,7 @@ func TestRestartIntensityExceeded(t *testing.T) {
 		if !errors.Is(err, relay.ErrNodeFailed) {
 			return errors.New("call after the second kill: " + errString(err))
 		}
-		if !strings.Contains(err.Error(), "sender") {
+		if !strings.Contains(err.Error(), relay.ActorDealers) {
 			t.Errorf("error %q does not name the failed actor", err)
 		}
 		return nil
