@@ -83,7 +83,7 @@ func defaultOptions() options {
 		dedupTTL:        5 * time.Minute,
 		maxHandlers:     256,
 		handlerQueue:    4096,
-		handlerBytes:    16 << 20,
+		handlerBytes:    DefaultHandlerQueueBytes,
 		publishWindow:   1024,
 		idleTimeout:     30 * time.Second,
 		dedupBytes:      64 << 20,
@@ -340,6 +340,9 @@ func WithHandlerQueue(n int) Option { return func(o *options) { o.handlerQueue =
 // connection is not reported (at most once, unseen), and the loop copies
 // nothing.
 func WithLossReports(on bool) Option { return func(o *options) { o.lossReports = on } }
+
+// DefaultHandlerQueueBytes is WithHandlerQueueBytes's default: 16 MiB.
+const DefaultHandlerQueueBytes = 16 << 20
 
 // WithHandlerQueueBytes bounds the requests waiting for a free handler in
 // bytes too (their records, as received): the node stops reading requests

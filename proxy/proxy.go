@@ -128,8 +128,18 @@ func (b *base) supervise(ctx context.Context, cfg *actors.SocketConfig) error {
 	cfg.Counters, cfg.CloseLinger = &b.counters, &b.linger
 	first := make(chan error, 1)
 	start := cfg.Start
+	var firstFailed atomic.Bool
 	cfg.Start = func(onFail func(error)) (actors.Loop, error) {
+		if firstFailed.Load() {
+			// The proxy never started (a port in use, say): its restarts
+			// make no sockets, which Close (closing the ZeroMQ context as
+			// StartRouter or StartPublisher returns the error) would race.
+			return nil, errNeverStarted
+		}
 		l, err := start(onFail)
+		if err != nil && len(first) == 0 && b.starts.Load() == 0 {
+			firstFailed.Store(true)
+		}
 		if err == nil {
 			b.starts.Add(1)
 		}
@@ -158,6 +168,10 @@ func (b *base) supervise(ctx context.Context, cfg *actors.SocketConfig) error {
 		return fmt.Errorf("socket loop not started: %w", ctx.Err())
 	}
 }
+
+// errNeverStarted is what the restarts of a proxy's socket loop get when
+// its first start failed.
+var errNeverStarted = errors.New("proxy: the socket loop failed its first start")
 
 // pid is the socket actor's address.
 func (b *base) pid() *actor.PID { return actor.NewPID(b.system.Address(), b.root+"/"+b.actor) }

@@ -75,7 +75,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	n.curve.register(fs)
 	fs.DurationVar(&n.ttl, "ttl", 30*time.Second, "registration TTL: a node that stops renewing (every TTL/3) is forgotten after it")
 	fs.BoolVar(&n.pubsub, "pubsub", false, "receive fanouts and notifications through publisher proxies (node proxy --publisher)")
-	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 20 MiB, unless GOMEMLIMIT is set")
+	fs.IntVar(&n.dedupMiB, "dedup-mib", 64, "MiB of answers kept to answer resent calls again (--acks callers); beyond it the oldest go, and a resend of such a call gets the error ReplyUnavailable instead of a second run; 0: no bound. serve also sets Go's soft memory limit to this plus 36 MiB (the handlers' queue, 16 MiB, and 20 MiB of its own), unless GOMEMLIMIT is set")
 	fs.StringVar(&n.dataDir, "data-dir", "", "directory that keeps, across restarts, the msg_ids of the requests with acks this node handled (a resend is answered, not run again) and its own unacknowledged casts with acks (default: memory only, forgotten at exit)")
 }
 
@@ -108,14 +108,20 @@ func (n *nodeFlags) options() ([]relay.Option, error) {
 }
 
 // memoryHeadroom is what a serving node needs beside the answers it keeps
-// for resends: its own buffers and the requests queued and in flight. A
-// soft limit below what the node holds alive makes the garbage collector
-// run without pause (the server slows, its clients resend, it holds more):
-// 12 MiB did that under load.
+// for resends and the requests queued for its handlers: its own buffers
+// and the requests in flight. A soft limit below what the node holds alive
+// makes the garbage collector run without pause (the server slows, its
+// clients resend, it holds more): a limit of the answers plus 12 MiB did
+// that under load, and so, once, did the answers plus 20 MiB, with the
+// handlers' queue (16 MiB) full.
 const memoryHeadroom = 20 << 20
 
+// gcPercent is node serve's GOGC while its memory is limited (limitMemory).
+const gcPercent = 25
+
 // limitMemory sets Go's soft memory limit to the answers the node keeps
-// (--dedup-mib) plus memoryHeadroom, unless GOMEMLIMIT is set (GOMEMLIMIT=off
+// (--dedup-mib) plus the bound of its handlers' queue
+// (relay.DefaultHandlerQueueBytes) plus memoryHeadroom, unless GOMEMLIMIT is set (GOMEMLIMIT=off
 // turns it off) or the answers are not bounded: the garbage collector then
 // works harder near the bound instead of letting the heap double (GOGC)
 // past it, so that RSS stays near the bound plus a constant.
@@ -123,7 +129,14 @@ func (n *nodeFlags) limitMemory() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set || n.dedupMiB == 0 {
 		return
 	}
-	debug.SetMemoryLimit(int64(n.dedupMiB)<<20 + memoryHeadroom)
+	debug.SetMemoryLimit(int64(n.dedupMiB)<<20 + relay.DefaultHandlerQueueBytes + memoryHeadroom)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The heap may grow by a quarter of its live part, not double:
+		// with the answers kept (16 MiB, say) most of what is live, that
+		// keeps RSS near the bound (64 KiB echo at 200/s: 61 MiB, as with
+		// the limit at the answers plus 20 MiB; GOGC 50: 68-72 MiB).
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // startNode starts a node that logs to stderr and runs until SIGINT or
