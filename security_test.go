@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -332,6 +333,9 @@ func TestAllowListRotation(t *testing.T) {
 	var lastErr atomic.Pointer[error]
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); <-done }
+	t.Cleanup(halt) // a check that fails below must not leave a caller running
 	go func() {
 		defer close(done)
 		for {
@@ -355,8 +359,7 @@ func TestAllowListRotation(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-done
+	halt()
 	if n := aFailed.Load(); n > 0 {
 		t.Fatalf("%d of a's %d calls failed while b was added; last: %v", n, aCalls.Load(), *lastErr.Load())
 	}
