@@ -48,7 +48,7 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 	}
 	switch srv := n.local(r.addr); {
 	case srv != nil && !n.opts.acks:
-		err = n.castLocal(srv, t, r, method, args, deadline)
+		err = n.castLocal(srv, t, r, method, args, deadline, out)
 	case !n.opts.acks:
 		err = n.castOnce(ctx, t, r, method, args, deadline, out)
 	default:
@@ -61,13 +61,17 @@ func (n *Node) cast(ctx context.Context, t Target, method string, args any, now,
 }
 
 // castLocal hands a cast without acks over to srv, a node of this process
-// (WithInproc).
-func (n *Node) castLocal(srv *Node, t Target, r route, method string, args any, deadline time.Time) error {
+// (WithInproc), with the headers of out (nil: none), as a cast sent over
+// a socket carries them.
+func (n *Node) castLocal(srv *Node, t Target, r route, method string, args any, deadline time.Time, out *outgoing) error {
 	h := n.header(envelope.KindCast, envelope.NewMsgID(), t, r, method, deadline)
 	buf := getRecord()
 	defer putRecord(buf)
-	var err error
-	if *buf, err = n.record(*buf, &h, args); err == nil {
+	err := setMeta(&h, out)
+	if err == nil {
+		*buf, err = n.record(*buf, &h, args)
+	}
+	if err == nil {
 		err = n.handOver(srv, *buf)
 	}
 	return err

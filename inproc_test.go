@@ -147,3 +147,32 @@ func TestInprocBackPressure(t *testing.T) {
 		return nil
 	})
 }
+
+// A cast handed over in the process carries ctx's headers, as one sent
+// over a socket does.
+func TestInprocCastCarriesHeaders(t *testing.T) {
+	mm := newMatchmaker(t)
+	srv := newNode(t, mm, "s0", relay.WithInproc(true))
+	s, err := srv.Serve(compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	s.Handle("note", func(_ context.Context, r *relay.Request) (any, error) {
+		got <- r.Header.Get("tenant")
+		return nil, nil
+	})
+	client := newNode(t, mm, "client", relay.WithInproc(true))
+	ctx := relay.WithHeader(ctxTimeout(t, 10*time.Second), "tenant", "t1")
+	if err := client.Cast(ctx, compute, "note", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case tenant := <-got:
+		if tenant != "t1" {
+			t.Errorf("tenant header %q, want t1", tenant)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cast was not handled")
+	}
+}
