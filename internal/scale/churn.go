@@ -146,7 +146,11 @@ func (h *Host) join(k int) (*churner, error) {
 func (h *Host) retire(c *churner, wg *sync.WaitGroup) {
 	c.rec.First = c.first.Load()
 	h.rec.update(func(r *HostReport) { r.Churn = append(r.Churn, c.rec) })
-	wg.Go(func() { c.node.Close() })
+	wg.Go(func() {
+		c.node.Close()
+		st := c.node.Stats()
+		h.rec.update(func(*HostReport) { addCounters(h.rec.retired, st.Stats) })
+	})
 }
 
 // churnReport matches the joins and leaves of the control plane with the

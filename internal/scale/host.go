@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relay-dev/relay"
+	"github.com/relay-dev/relay/actors"
 )
 
 // Host is the relay nodes of one host process: Count compute nodes, or the
@@ -98,7 +100,7 @@ func (h *Host) nodeOptions(addr string, j int) []relay.Option {
 	s := &h.spec
 	opts := []relay.Option{relay.WithMatchmaker(s.Matchmaker), relay.WithHost(s.Name),
 		relay.WithBindAddress(addr), relay.WithRegistrationTTL(s.TTL), relay.WithCallTimeout(s.Timeout),
-		relay.WithLogger(h.log.With("node", j))}
+		relay.WithLogger(h.log.With("node", j)), relay.WithUndelivered(h.rec.undelivered)}
 	if s.Heartbeat > 0 {
 		opts = append(opts, relay.WithHeartbeat(s.Heartbeat, s.HeartbeatTimeout))
 	}
@@ -167,9 +169,23 @@ func (h *Host) Report() HostReport {
 		st := n.Stats()
 		dropped += st.Malformed + st.UnknownVersion + st.Oversized + st.UnexpectedKind + st.ExpiredRequests +
 			st.DroppedReplies + st.DroppedCasts + st.FailedCasts
+		addCounters(rep.Counters, st.Stats)
+		for _, r := range st.Restarts {
+			rep.Restarts += r
+		}
 	}
 	rep.Dropped = dropped
 	return rep
+}
+
+// addCounters adds the counters of st that are not zero to m, by name.
+func addCounters(m map[string]uint64, st actors.Stats) {
+	v := reflect.ValueOf(st)
+	for i := range v.NumField() {
+		if c := v.Field(i).Uint(); c > 0 {
+			m[v.Type().Field(i).Name] += c
+		}
+	}
 }
 
 // BeginLoad starts the process's share of the load (once).

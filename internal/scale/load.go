@@ -166,15 +166,22 @@ func (h *Host) broadcast(ctx context.Context, n int64) {
 // sweep has the api call every compute once, parallel at a time, and
 // returns the first that did not answer.
 func (h *Host) sweep(ctx context.Context, parallel int) error {
+	_, first := h.sweepAll(ctx, parallel)
+	return first
+}
+
+// sweepAll has the api call every compute once, parallel at a time, and
+// returns the computes that did not answer (by index) and the first
+// failure.
+func (h *Host) sweepAll(ctx context.Context, parallel int) (missing []int, first error) {
 	api := h.nodes[len(h.nodes)-1]
 	if api == nil {
-		return fmt.Errorf("scale: the api node did not start")
+		return nil, fmt.Errorf("scale: the api node did not start")
 	}
 	sem := make(chan struct{}, parallel)
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
 	for i := range h.spec.Nodes {
 		sem <- struct{}{}
@@ -189,6 +196,7 @@ func (h *Host) sweep(ctx context.Context, parallel int) error {
 			}
 			if err != nil {
 				mu.Lock()
+				missing = append(missing, i)
 				if first == nil {
 					first = fmt.Errorf("%s: %w", ComputeName(i), err)
 				}
@@ -197,5 +205,5 @@ func (h *Host) sweep(ctx context.Context, parallel int) error {
 		})
 	}
 	wg.Wait()
-	return first
+	return missing, first
 }

@@ -19,6 +19,7 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return err
 	}
 	start := time.Now()
+	rep.LoadStart = start.UnixNano()
 	h.signalHosts(syscall.SIGUSR1)
 	h.control.BeginLoad()
 	cfg.logf("load: %d calls/s to conductors, %d calls/s and %d casts/s to computes, a fanout and a notification every %v, for %v",
@@ -48,9 +49,13 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	rep.Took = took
 	rep.Redis = RedisLoad{Before: at.redis, After: after,
 		OpsPerSec: float64(after.Commands-at.redis.Commands) / took.Seconds()}
-	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drainWait)
+	// What was sent last may arrive until its deadline, a call timeout
+	// from its sending; after that it is delivered, reported undelivered
+	// to its sender, or dropped on arrival (expired): nothing is in flight.
+	drain := cfg.CallTimeout + drainMargin
+	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drain)
 	sent := h.control.Report()
-	_ = poll(ctx, drainWait, func() error {
+	_ = poll(ctx, drain, func() error {
 		reps := h.hostReports()
 		if lost := undelivered(sent, reps, cfg.Nodes); lost > 0 {
 			return fmt.Errorf("%d deliveries missing", lost)
@@ -64,6 +69,7 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		}
 		return nil
 	})
+	h.sweepAfter(ctx, rep)
 	h.signalHosts(syscall.SIGTERM)
 	rep.Remarks = append(rep.Remarks, stopChildren(h.hosts)...)
 	reps := h.hostReports()
@@ -74,6 +80,24 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	}
 	rep.add(h.control.Report(), reps)
 	return nil
+}
+
+// sweepAfter has the api call every compute once more, after the load:
+// a process that stopped exchanging messages (its ZeroMQ I/O thread
+// stalled) shows as all its computes missing.
+func (h *harness) sweepAfter(ctx context.Context, rep *Report) {
+	start := time.Now()
+	missing, first := h.control.sweepAll(ctx, 64)
+	a := SweepReport{Of: h.cfg.Nodes, Answered: h.cfg.Nodes - len(missing), Took: time.Since(start), ByHost: map[string]int{}}
+	if first != nil {
+		a.First = first.Error()
+	}
+	per := (h.cfg.Nodes + h.cfg.Procs - 1) / h.cfg.Procs
+	for _, i := range missing {
+		a.ByHost[hostName(i/per)]++
+	}
+	rep.AfterLoad = a
+	h.cfg.logf("after the load: %d of %d computes answer a directed call", a.Answered, a.Of)
 }
 
 // cpuPercent sets the CPU share of each process of end from its CPU time

@@ -3,8 +3,10 @@ package scale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,15 @@ type HostReport struct {
 	Churn   []Churn `json:"churn"`
 	Stale   []Stale `json:"stale"`
 	Dropped uint64  `json:"dropped"` // what the nodes' Stats count as dropped or failed
+	// Counters are the nodes' Stats counters that are not zero, summed
+	// over the nodes of the process, by name (ExpiredRequests, ...), and
+	// Restarts their actors' restarts: where Dropped comes from.
+	Counters map[string]uint64 `json:"counters"`
+	Restarts int               `json:"restarts"`
+	// Undelivered counts the one-way messages this process's nodes sent
+	// and then reported undelivered (relay.WithUndelivered), by kind,
+	// method and why: the losses their sender was told of.
+	Undelivered map[string]int64 `json:"undelivered"`
 }
 
 // CallCounts counts calls by outcome, with their latencies.
@@ -64,12 +75,14 @@ type Delivery struct {
 type recorder struct {
 	mu  sync.Mutex
 	rep HostReport
+	// retired sums the Stats counters of the churn's conductors, closed.
+	retired map[string]uint64
 }
 
 func newRecorder(name, role string) *recorder {
-	return &recorder{rep: HostReport{Name: name, Role: role,
+	return &recorder{retired: map[string]uint64{}, rep: HostReport{Name: name, Role: role,
 		Calls:   CallCounts{Errors: map[string]int64{}},
-		Fanouts: map[string]Delivery{}, Notes: map[string]Delivery{}}}
+		Fanouts: map[string]Delivery{}, Notes: map[string]Delivery{}, Undelivered: map[string]int64{}}}
 }
 
 // call records a call's outcome.
@@ -166,6 +179,33 @@ func (r *recorder) sent(fanout bool, s Stamp, err error) {
 	m[strconv.FormatInt(s.Seq, 10)] = d
 }
 
+// undelivered records a one-way message its node reported undelivered
+// (the relay.WithUndelivered hook: it must return quickly).
+func (r *recorder) undelivered(u relay.Undelivered) {
+	k := fmt.Sprintf("%s %s: %s", u.Kind, u.Method, undeliveredClass(u.Err))
+	r.mu.Lock()
+	r.rep.Undelivered[k]++
+	r.mu.Unlock()
+}
+
+// undeliveredClass names why a message was reported undelivered, without
+// the peer's address.
+func undeliveredClass(err error) string {
+	for _, s := range []error{relay.ErrConnectionLost, relay.ErrClosed, relay.ErrUnauthorized} {
+		if errors.Is(err, s) {
+			return strings.TrimPrefix(s.Error(), "relay: ")
+		}
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "no acknowledgement") {
+		return "no acknowledgement before its deadline"
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return strings.TrimPrefix(msg, "sockets: ")
+}
+
 // skip records a send skipped because every worker was busy.
 func (r *recorder) skip() {
 	r.mu.Lock()
@@ -190,6 +230,8 @@ func (r *recorder) snapshot() HostReport {
 	rep.Calls.Errors = copyMap(r.rep.Calls.Errors)
 	rep.Fanouts, rep.Notes = copyMap(r.rep.Fanouts), copyMap(r.rep.Notes)
 	rep.Churn, rep.Stale = slices.Clone(r.rep.Churn), slices.Clone(r.rep.Stale)
+	rep.Undelivered = copyMap(r.rep.Undelivered)
+	rep.Counters = copyMap(r.retired)
 	return rep
 }
 

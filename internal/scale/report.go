@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/relay-dev/relay"
 	"github.com/relay-dev/relay/internal/latency"
 )
 
@@ -49,7 +51,34 @@ type Report struct {
 	// ListenOverflows is the machine's TcpExt ListenOverflows over the load.
 	ListenOverflows int64    `json:"listen_overflows"`
 	Dropped         uint64   `json:"dropped"` // the nodes' Stats: dropped or failed
-	Remarks         []string `json:"remarks"`
+	// ControlCounters and ComputeCounters are the nodes' Stats counters
+	// that are not zero (the control plane's, the computes'), and
+	// Restarts the actors' restarts over every node.
+	ControlCounters map[string]uint64 `json:"control_counters"`
+	ComputeCounters map[string]uint64 `json:"compute_counters"`
+	Restarts        int               `json:"restarts"`
+	// Undelivered is the one-way messages their sender reported
+	// undelivered (relay.WithUndelivered), by kind, method and why;
+	// CastsUndelivered the directed casts among them.
+	Undelivered      map[string]int64 `json:"undelivered"`
+	CastsUndelivered int64            `json:"casts_undelivered"`
+	// LoadStart is when the load began (unix ns).
+	LoadStart int64 `json:"load_start"`
+	// AfterLoad is a directed call to every compute once the load and its
+	// drain are over: a process that stopped exchanging messages shows
+	// here.
+	AfterLoad SweepReport `json:"after_load"`
+	Remarks   []string    `json:"remarks"`
+}
+
+// SweepReport is a directed call from the api to every compute.
+type SweepReport struct {
+	Answered int           `json:"answered"`
+	Of       int           `json:"of"`
+	Took     time.Duration `json:"took_ns"`
+	// ByHost counts the computes that did not answer, by host process.
+	ByHost map[string]int `json:"by_host"`
+	First  string         `json:"first"` // the first failure
 }
 
 // StormReport is the registration storm: every host process launched at
@@ -97,6 +126,17 @@ type BroadcastSummary struct {
 	Lost      int           `json:"lost"`
 	LastP50   time.Duration `json:"last_p50_ns"` // the time of the last receiver, median over the broadcasts
 	LastMax   time.Duration `json:"last_max_ns"`
+	// Incomplete are the broadcasts that did not reach every compute.
+	Incomplete []Incomplete `json:"incomplete"`
+}
+
+// Incomplete is a broadcast that did not reach every compute: which,
+// when it was sent, and how many computes of each host process got it.
+type Incomplete struct {
+	Seq     string `json:"seq"`
+	At      int64  `json:"at"` // sent, unix ns
+	Got     int    `json:"got"`
+	PerHost []int  `json:"per_host"`
 }
 
 func newReport(cfg *Config) *Report {
@@ -113,6 +153,16 @@ func (r *Report) add(control HostReport, hosts []HostReport) {
 	r.APICalls = summarize(control.Calls)
 	r.CastsSent, r.CastsFailed = control.CastsSent, control.CastsFailed
 	r.Skipped, r.Dropped = control.Skipped, control.Dropped
+	r.ControlCounters, r.ComputeCounters, r.Restarts = copyMap(control.Counters), map[string]uint64{}, control.Restarts
+	r.Undelivered = map[string]int64{}
+	for _, h := range append([]HostReport{control}, hosts...) {
+		for k, v := range h.Undelivered {
+			r.Undelivered[k] += v
+			if strings.HasPrefix(k, string(relay.KindCast)+" "+MethodBuild+":") {
+				r.CastsUndelivered += v
+			}
+		}
+	}
 	var compute CallCounts
 	compute.Errors = map[string]int64{}
 	for _, h := range hosts {
@@ -124,6 +174,10 @@ func (r *Report) add(control HostReport, hosts []HostReport) {
 		r.CastsGot += h.CastsReceived
 		r.Skipped += h.Skipped
 		r.Dropped += h.Dropped
+		r.Restarts += h.Restarts
+		for k, v := range h.Counters {
+			r.ComputeCounters[k] += v
+		}
 	}
 	r.ComputeCalls = summarize(compute)
 	r.Fanouts = broadcasts(control.Fanouts, hosts, r.Nodes, func(h HostReport) map[string]Delivery { return h.Fanouts })
@@ -162,8 +216,15 @@ func broadcasts(sent map[string]Delivery, hosts []HostReport, n int, pick func(H
 		b.Delivered += got
 		if got >= n {
 			last = append(last, slowest)
+		} else {
+			inc := Incomplete{Seq: k, At: d.At, Got: got}
+			for _, h := range hosts {
+				inc.PerHost = append(inc.PerHost, pick(h)[k].N)
+			}
+			b.Incomplete = append(b.Incomplete, inc)
 		}
 	}
+	slices.SortFunc(b.Incomplete, func(a, b Incomplete) int { return cmp.Compare(a.At, b.At) })
 	b.Lost = max(b.Expected-b.Delivered, 0)
 	s := latency.Summarize(last)
 	b.LastP50 = s.P50
@@ -226,11 +287,23 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "\nload for %v:\n", ms(r.Took))
 	writeCalls(w, "compute → conductor calls", r.ComputeCalls, r.Took)
 	writeCalls(w, "api → compute calls", r.APICalls, r.Took)
-	fmt.Fprintf(w, "  scheduler → compute casts: %d sent, %d failed, %d received\n", r.CastsSent, r.CastsFailed, r.CastsGot)
-	writeBroadcasts(w, "fanouts to every compute", r.Fanouts)
-	writeBroadcasts(w, "notifications to every compute", r.Notes)
+	fmt.Fprintf(w, "  scheduler → compute casts: %d sent, %d failed, %d received, %d reported undelivered to their sender, %d unaccounted for\n",
+		r.CastsSent, r.CastsFailed, r.CastsGot, r.CastsUndelivered, max(r.CastsSent-r.CastsGot-r.CastsUndelivered, 0))
+	r.writeBroadcasts(w, "fanouts to every compute", r.Fanouts)
+	r.writeBroadcasts(w, "notifications to every compute", r.Notes)
 	r.Churn.write(w)
 	fmt.Fprintf(w, "  sends skipped (every worker busy): %d; dropped or failed in the nodes' Stats: %d\n", r.Skipped, r.Dropped)
+	writeCounts(w, "control plane's Stats", r.ControlCounters)
+	writeCounts(w, "computes' Stats", r.ComputeCounters)
+	fmt.Fprintf(w, "    actor restarts: %d\n", r.Restarts)
+	writeCounts(w, "reported undelivered (WithUndelivered)", r.Undelivered)
+	if a := r.AfterLoad; a.Of > 0 {
+		fmt.Fprintf(w, "  after the load: %d of %d computes answered a directed call (%v)", a.Answered, a.Of, ms(a.Took))
+		if a.Answered < a.Of {
+			fmt.Fprintf(w, "; missing by process %v; first: %s", a.ByHost, a.First)
+		}
+		fmt.Fprintln(w)
+	}
 	a := r.Redis.After
 	fmt.Fprintf(w, "  Redis: %.0f commands/s, %.1f MiB used, %d clients, %d keys, %.1f s CPU over the load; %d listen overflows\n",
 		r.Redis.OpsPerSec, float64(a.UsedMemory)/(1<<20), a.Clients, a.Keys, a.CPU-r.Redis.Before.CPU, r.ListenOverflows)
@@ -281,9 +354,25 @@ func writeCalls(w io.Writer, what string, c CallSummary, took time.Duration) {
 	}
 }
 
-func writeBroadcasts(w io.Writer, what string, b BroadcastSummary) {
+func (r *Report) writeBroadcasts(w io.Writer, what string, b BroadcastSummary) {
 	fmt.Fprintf(w, "  %s: %d sent (%d failed to send), %d of %d deliveries, %d lost; last receiver p50 %v, max %v\n",
 		what, b.Sent, b.Failed, b.Delivered, b.Expected, b.Lost, ms(b.LastP50), ms(b.LastMax))
+	for _, inc := range b.Incomplete {
+		fmt.Fprintf(w, "      #%s, sent %v into the load: reached %d (by host process: %v)\n",
+			inc.Seq, ms(time.Duration(inc.At-r.LoadStart)), inc.Got, inc.PerHost)
+	}
+}
+
+// writeCounts prints counts by name, in name order, on one line.
+func writeCounts[V int64 | uint64](w io.Writer, what string, m map[string]V) {
+	if len(m) == 0 {
+		return
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	fmt.Fprintf(w, "    %s: %s\n", what, strings.Join(parts, ", "))
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -15,9 +15,9 @@ import (
 	"github.com/relay-dev/relay/matchmaker"
 )
 
-// drainWait bounds the wait, after the load, for the last fanouts and
-// notifications to arrive.
-const drainWait = 5 * time.Second
+// drainMargin is how long after the deadline of the last messages sent
+// (a call timeout after the load) the run waits for them to arrive.
+const drainMargin = time.Second
 
 // harness is one run.
 type harness struct {
