@@ -83,10 +83,32 @@ func StartPublisher(ctx context.Context, opts ...Option) (*Publisher, error) {
 	return p, nil
 }
 
+// publisherHWM is the high-water mark of a publisher proxy's sockets, in
+// messages. A proxy publishes each record as a message of its own (a SUB
+// filters whole messages by prefix), and a notification is one record per
+// listener pool: a burst of as many messages as pools, written into the
+// pipe of each subscriber faster than libzmq's I/O thread drains it. At
+// relay's default of 32 (fit for nodes, which batch their records) the
+// XPUB refused most of such a burst (EAGAIN, with XPUB_NODROP); those
+// records went unacknowledged, back to their publishers' resends and some
+// past their deadline (node scale, 500 nodes each listening in a pool of
+// its own: 1,091 notifications lost). 4,096 holds the records of a few
+// notifications to every pool of a host; a subscriber that stops reading
+// still holds at most this many (~1 MiB of small records) before the
+// proxy refuses what would go to it.
+const publisherHWM = 4096
+
+// publisherOptions are a publisher proxy's socket options.
+func (p *Publisher) publisherOptions() sockets.Options {
+	o := p.socketOptions()
+	o.HWM = publisherHWM
+	return o
+}
+
 // centralConfig is a central proxy's socket actor; the first loop sets
 // member, "FRONT|BACK|ack" (or "noack").
 func (p *Publisher) centralConfig(member *string) *actors.SocketConfig {
-	cfg := sockets.ProxyConfig{Front: p.o.bind(), Back: p.o.bind(), Options: p.socketOptions(), Prefix: prefix,
+	cfg := sockets.ProxyConfig{Front: p.o.bind(), Back: p.o.bind(), Options: p.publisherOptions(), Prefix: prefix,
 		OnDrop:    func(err error) { p.log.Warn("proxy dropped a message", "err", err) },
 		OnRefused: p.refused}
 	mode := "noack"
@@ -108,7 +130,7 @@ func (p *Publisher) localConfig(member *string) *actors.SocketConfig {
 	bind := p.o.bind()
 	return actors.SubscriberConfig(ActorLocalPublisher, p.subs, func(onFail func(error)) (*sockets.Subscriber, error) {
 		l, err := sockets.StartSubscriber(p.zctx, sockets.SubscriberConfig{
-			Options: p.socketOptions(), Republish: &bind,
+			Options: p.publisherOptions(), Republish: &bind,
 			OnDrop:    func(err error) { p.log.Warn("local proxy dropped a message", "err", err) },
 			OnRefused: func(err error) { p.refused(err.Error()) },
 			OnFail:    onFail,
