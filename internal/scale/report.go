@@ -49,8 +49,8 @@ type Report struct {
 	Skipped      int64            `json:"skipped"` // sends skipped: every load worker busy
 	Churn        ChurnReport      `json:"churn"`
 	// ListenOverflows is the machine's TcpExt ListenOverflows over the load.
-	ListenOverflows int64    `json:"listen_overflows"`
-	Dropped         uint64   `json:"dropped"` // the nodes' Stats: dropped or failed
+	ListenOverflows int64  `json:"listen_overflows"`
+	Dropped         uint64 `json:"dropped"` // the nodes' Stats: dropped or failed
 	// ControlCounters and ComputeCounters are the nodes' Stats counters
 	// that are not zero (the control plane's, the computes'), and
 	// Restarts the actors' restarts over every node.
