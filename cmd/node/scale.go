@@ -196,8 +196,9 @@ func (c *cli) printJSON(v any) int {
 	return 0
 }
 
-// scaleHost runs one host process of a scale run: SIGUSR1 begins the
-// load, SIGTERM or SIGINT ends it.
+// scaleHost runs one host process of a scale run: the first SIGUSR1
+// begins the load, the second stops it, SIGTERM or SIGINT ends the
+// process.
 func (c *cli) scaleHost(specPath string) int {
 	spec, err := scale.ReadSpec(specPath)
 	if err != nil {
@@ -208,15 +209,18 @@ func (c *cli) scaleHost(specPath string) int {
 	defer signal.Stop(usr1)
 	ctx, stop := signalContext()
 	defer stop()
-	begin := make(chan struct{})
-	go func() { // ends at the first SIGUSR1 or when the host ends
-		select {
-		case <-usr1:
-			close(begin)
-		case <-ctx.Done():
+	begin, end := make(chan struct{}), make(chan struct{})
+	go func() { // ends at the second SIGUSR1 or when the host ends
+		for _, ch := range []chan struct{}{begin, end} {
+			select {
+			case <-usr1:
+				close(ch)
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	if err := scale.ServeHost(ctx, spec, begin, c.logger()); err != nil {
+	if err := scale.ServeHost(ctx, spec, begin, end, c.logger()); err != nil {
 		return c.fail(err)
 	}
 	return 0

@@ -46,6 +46,7 @@ type Churn struct {
 	Joined int64  `json:"joined"`
 	First  int64  `json:"first"`
 	Left   int64  `json:"left"`
+	Closed int64  `json:"closed"` // when its node began to close (0: at the end)
 }
 
 // ChurnReport is the registration churn of the load: conductors joining
@@ -93,7 +94,7 @@ func (h *Host) churn() {
 	}()
 	for k := 0; ; k++ {
 		select {
-		case <-h.ctx.Done():
+		case <-h.churnCtx.Done():
 			return
 		case <-t.C:
 		}
@@ -120,7 +121,7 @@ func (h *Host) churn() {
 func (h *Host) join(k int) (*churner, error) {
 	s := &h.spec
 	addr := controlAddr(s.Conductors + s.Schedulers + 1 + k)
-	ctx, cancel := context.WithTimeout(h.ctx, s.Timeout)
+	ctx, cancel := context.WithTimeout(h.churnCtx, s.Timeout)
 	defer cancel()
 	host := fmt.Sprintf("scale-churn-%d", k)
 	n, err := relay.Start(ctx, append(h.nodeOptions(addr, k), relay.WithHost(host))...)
@@ -145,6 +146,9 @@ func (h *Host) join(k int) (*churner, error) {
 // retire closes c's node in the background and records what it saw.
 func (h *Host) retire(c *churner, wg *sync.WaitGroup) {
 	c.rec.First = c.first.Load()
+	if h.churnCtx.Err() == nil {
+		c.rec.Closed = time.Now().UnixNano()
+	}
 	h.rec.update(func(r *HostReport) { r.Churn = append(r.Churn, c.rec) })
 	wg.Go(func() {
 		c.node.Close()

@@ -27,10 +27,15 @@ type Host struct {
 	nodes []*relay.Node // every node started, in spec order (nil: failed)
 	names []string      // the server name of each node ("" for clients)
 
-	ctx    context.Context // ends at Close: stops the load
+	ctx    context.Context // ends at stopLoad or Close: stops the load
 	cancel context.CancelFunc
 	load   sync.Once
 	wg     sync.WaitGroup // the load's goroutines
+	// churnCtx ends at stopChurn or Close: the churn outlives the rest of
+	// the load until every call to a conductor has returned.
+	churnCtx    context.Context
+	churnCancel context.CancelFunc
+	churnWG     sync.WaitGroup
 
 	// seq numbers the fanouts and notifications of the load (1, 2, ...);
 	// probe the probes before it (-1, -2, ...).
@@ -45,6 +50,7 @@ func StartHost(ctx context.Context, spec HostSpec, log *slog.Logger) (*Host, err
 	}
 	h := &Host{spec: spec, log: log, rec: newRecorder(spec.Name, spec.Role)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.churnCtx, h.churnCancel = context.WithCancel(context.Background())
 	n := spec.Count
 	if spec.Role == RoleControl {
 		n = spec.Conductors + spec.Schedulers + 1
@@ -200,15 +206,15 @@ func (h *Host) BeginLoad() {
 		h.pace(s.CastRate, h.castBuild)
 		h.wg.Go(h.fanouts)
 		if s.ChurnEvery > 0 {
-			h.wg.Go(h.churn)
+			h.churnWG.Go(h.churn)
 		}
 	})
 }
 
 // Close stops the load, waits for it, and closes every node.
 func (h *Host) Close() {
-	h.cancel()
-	h.wg.Wait()
+	h.stopLoad()
+	h.stopChurn()
 	// Parallel at a time: every node unregisters, and a thousand at once
 	// would dial Redis faster than it accepts.
 	sem := make(chan struct{}, max(h.spec.Parallel, 1))

@@ -90,17 +90,15 @@ func (h *Host) callCompute(ctx context.Context, rng *rand.Rand) {
 	h.timedCall(ctx, api, relay.Target{Topic: TopicCompute, Server: ComputeName(rng.IntN(h.spec.Nodes))}, MethodConsole, nil)
 }
 
-// timedCall makes one call and records its outcome and latency; a call
-// cut short by Close is not recorded.
+// timedCall makes one call and records its outcome and latency. The end
+// of the load (ctx) does not cut it short: stopLoad waits for it, so that
+// every call sent is counted.
 func (h *Host) timedCall(ctx context.Context, n *relay.Node, t relay.Target, method string, arg any) {
-	cctx, cancel := context.WithTimeout(ctx, h.spec.Timeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.spec.Timeout)
 	defer cancel()
 	start := time.Now()
 	var reply string
 	err := n.Call(cctx, t, method, arg, &reply)
-	if ctx.Err() != nil {
-		return
-	}
 	h.rec.call(time.Since(start), err)
 }
 
@@ -111,13 +109,10 @@ func (h *Host) castBuild(ctx context.Context, rng *rand.Rand) {
 	if n == nil || s.Nodes == 0 {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Timeout)
 	defer cancel()
 	err := n.Cast(cctx, relay.Target{Topic: TopicCompute, Server: ComputeName(rng.IntN(s.Nodes))}, MethodBuild, nil)
-	// A cast sent as the load ends still counts: it arrives.
-	if err == nil || ctx.Err() == nil {
-		h.rec.cast(err)
-	}
+	h.rec.cast(err) // also as the load ends: it arrives
 }
 
 // fanouts sends, every FanoutEvery, a fanout to every compute (from the
@@ -136,7 +131,8 @@ func (h *Host) fanouts() {
 	}
 }
 
-// broadcast sends fanout and notification number n, in parallel.
+// broadcast sends fanout and notification number n, in parallel. The end
+// of the load (ctx) does not cut them short: both are counted.
 func (h *Host) broadcast(ctx context.Context, n int64) {
 	s := h.spec
 	sched, api := h.nodes[s.Conductors], h.nodes[len(h.nodes)-1]
@@ -144,7 +140,7 @@ func (h *Host) broadcast(ctx context.Context, n int64) {
 	for _, fanout := range []bool{true, false} {
 		wg.Go(func() {
 			st := Stamp{Seq: n, Sent: time.Now().UnixNano()}
-			cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Timeout)
 			defer cancel()
 			var err error
 			switch {
@@ -155,9 +151,7 @@ func (h *Host) broadcast(ctx context.Context, n int64) {
 			default:
 				err = fmt.Errorf("its sender did not start")
 			}
-			if ctx.Err() == nil {
-				h.rec.sent(fanout, st, err)
-			}
+			h.rec.sent(fanout, st, err)
 		})
 	}
 	wg.Wait()

@@ -40,11 +40,30 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return err
 	}
 	took := time.Since(start)
+	// The load stops everywhere (the host processes on their second
+	// SIGUSR1) and the calls made return before the churn's conductors
+	// close: a call still on its way to one as it closed would time out.
+	h.signalHosts(syscall.SIGUSR1)
 	h.control.stopLoad()
+	stopped := poll(ctx, cfg.CallTimeout+drainMargin, func() error {
+		for i, r := range h.hostReports() {
+			if err := h.hosts[i].exited(); err != nil {
+				return err
+			}
+			if !r.LoadStopped {
+				return fmt.Errorf("%s has not stopped its load", h.hosts[i].name)
+			}
+		}
+		return nil
+	})
+	h.control.stopChurn()
 	for _, c := range h.hosts {
 		if err := c.exited(); err != nil {
 			return err
 		}
+	}
+	if stopped != nil {
+		rep.Remarks = append(rep.Remarks, fmt.Sprintf("the load did not stop within %v: %v", cfg.CallTimeout+drainMargin, stopped))
 	}
 	rep.Took = took
 	rep.Redis = RedisLoad{Before: at.redis, After: after,
@@ -112,11 +131,18 @@ func cpuPercent(mid, end []Usage, d time.Duration) {
 	}
 }
 
-// stopLoad stops the host's load and waits for it; its nodes keep
-// running.
+// stopLoad stops the host's load and waits for it (every call it made
+// has returned); its nodes, and the churn, keep running.
 func (h *Host) stopLoad() {
 	h.cancel()
 	h.wg.Wait()
+}
+
+// stopChurn stops the churn and waits for it: the conductors it started
+// are closed.
+func (h *Host) stopChurn() {
+	h.churnCancel()
+	h.churnWG.Wait()
 }
 
 // undelivered counts the deliveries of the fanouts and notifications sent

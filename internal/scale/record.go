@@ -25,7 +25,8 @@ type HostReport struct {
 	StartErrors []string      `json:"start_errors"` // nodes that did not start (the first few)
 	StartTook   time.Duration `json:"start_took_ns"`
 	Ready       bool          `json:"ready"`         // every node started
-	Final       bool          `json:"final"`         // the load is over: the figures are final
+	LoadStopped bool          `json:"load_stopped"`  // the load is over, and every call it made has returned
+	Final       bool          `json:"final"`         // the figures are final
 	CloseTook   time.Duration `json:"close_took_ns"` // how long closing every node took (the report written last)
 	// Calls are the calls this process sent (computes: to conductors;
 	// control: the api's to computes).
@@ -54,6 +55,9 @@ type HostReport struct {
 	// and then reported undelivered (relay.WithUndelivered), by kind,
 	// method and why: the losses their sender was told of.
 	Undelivered map[string]int64 `json:"undelivered"`
+	// FailedSent is when each failed call was sent (unix ns; the first
+	// maxSamples): when the failures happened, for the timeline.
+	FailedSent []int64 `json:"failed_sent"`
 }
 
 // CallCounts counts calls by outcome, with their latencies.
@@ -99,6 +103,9 @@ func (r *recorder) call(took time.Duration, err error) {
 	}
 	if err != nil {
 		r.rep.Calls.Errors[errorClass(err)]++
+		if len(r.rep.FailedSent) < maxSamples {
+			r.rep.FailedSent = append(r.rep.FailedSent, time.Now().Add(-took).UnixNano())
+		}
 		return
 	}
 	r.rep.Calls.OK++
@@ -231,6 +238,7 @@ func (r *recorder) snapshot() HostReport {
 	rep.Fanouts, rep.Notes = copyMap(r.rep.Fanouts), copyMap(r.rep.Notes)
 	rep.Churn, rep.Stale = slices.Clone(r.rep.Churn), slices.Clone(r.rep.Stale)
 	rep.Undelivered = copyMap(r.rep.Undelivered)
+	rep.FailedSent = slices.Clone(r.rep.FailedSent)
 	rep.Counters = copyMap(r.retired)
 	return rep
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,11 +65,56 @@ type Report struct {
 	CastsUndelivered int64            `json:"casts_undelivered"`
 	// LoadStart is when the load began (unix ns).
 	LoadStart int64 `json:"load_start"`
+	// Timeline is, for each second of the load, the calls sent in it that
+	// failed (compute → conductor, then api → compute) and the churn's
+	// events in it ("+k" joined, "-k" left, "xk" closed).
+	Timeline []Second `json:"timeline"`
 	// AfterLoad is a directed call to every compute once the load and its
 	// drain are over: a process that stopped exchanging messages shows
 	// here.
 	AfterLoad SweepReport `json:"after_load"`
 	Remarks   []string    `json:"remarks"`
+}
+
+// Second is one second of the load's timeline.
+type Second struct {
+	At            int      `json:"at"` // seconds into the load
+	ComputeFailed int      `json:"compute_failed"`
+	APIFailed     int      `json:"api_failed"`
+	Churn         []string `json:"churn"`
+}
+
+// timeline builds the load's timeline from when the failed calls were
+// sent and when the churn's conductors joined, left and closed.
+func timeline(start int64, control HostReport, hosts []HostReport) []Second {
+	var out []Second
+	at := func(ns int64) *Second {
+		i := max(int((ns-start)/int64(time.Second)), 0)
+		for len(out) <= i {
+			out = append(out, Second{At: len(out)})
+		}
+		return &out[i]
+	}
+	for _, h := range hosts {
+		for _, s := range h.FailedSent {
+			at(s).ComputeFailed++
+		}
+	}
+	for _, s := range control.FailedSent {
+		at(s).APIFailed++
+	}
+	for k, c := range control.Churn {
+		for _, e := range []struct {
+			ns   int64
+			mark string
+		}{{c.Joined, "+"}, {c.Left, "-"}, {c.Closed, "x"}} {
+			if e.ns != 0 {
+				s := at(e.ns)
+				s.Churn = append(s.Churn, e.mark+strconv.Itoa(k))
+			}
+		}
+	}
+	return out
 }
 
 // SweepReport is a directed call from the api to every compute.
@@ -183,6 +229,7 @@ func (r *Report) add(control HostReport, hosts []HostReport) {
 	r.Fanouts = broadcasts(control.Fanouts, hosts, r.Nodes, func(h HostReport) map[string]Delivery { return h.Fanouts })
 	r.Notes = broadcasts(control.Notes, hosts, r.Nodes, func(h HostReport) map[string]Delivery { return h.Notes })
 	r.Churn = churnReport(r.Churn.Every, control.Churn, hosts)
+	r.Timeline = timeline(r.LoadStart, control, hosts)
 }
 
 func summarize(c CallCounts) CallSummary {
@@ -297,6 +344,7 @@ func (r *Report) Write(w io.Writer) {
 	writeCounts(w, "computes' Stats", r.ComputeCounters)
 	fmt.Fprintf(w, "    actor restarts: %d\n", r.Restarts)
 	writeCounts(w, "reported undelivered (WithUndelivered)", r.Undelivered)
+	r.writeTimeline(w)
 	if a := r.AfterLoad; a.Of > 0 {
 		fmt.Fprintf(w, "  after the load: %d of %d computes answered a directed call (%v)", a.Answered, a.Of, ms(a.Took))
 		if a.Answered < a.Of {
@@ -361,6 +409,30 @@ func (r *Report) writeBroadcasts(w io.Writer, what string, b BroadcastSummary) {
 		fmt.Fprintf(w, "      #%s, sent %v into the load: reached %d (by host process: %v)\n",
 			inc.Seq, ms(time.Duration(inc.At-r.LoadStart)), inc.Got, inc.PerHost)
 	}
+}
+
+// writeTimeline prints the seconds of the load with failed calls or churn
+// events, when some call failed.
+func (r *Report) writeTimeline(w io.Writer) {
+	failed := false
+	for _, s := range r.Timeline {
+		failed = failed || s.ComputeFailed+s.APIFailed > 0
+	}
+	if !failed {
+		return
+	}
+	var parts []string
+	for _, s := range r.Timeline {
+		if s.ComputeFailed+s.APIFailed == 0 && len(s.Churn) == 0 {
+			continue
+		}
+		p := fmt.Sprintf("%ds %d/%d", s.At, s.ComputeFailed, s.APIFailed)
+		if len(s.Churn) > 0 {
+			p += " " + strings.Join(s.Churn, "")
+		}
+		parts = append(parts, p)
+	}
+	fmt.Fprintf(w, "    failed calls by the second they were sent in (compute → conductor/api → compute; churn +joined -left xclosed): %s\n", strings.Join(parts, ", "))
 }
 
 // writeCounts prints counts by name, in name order, on one line.

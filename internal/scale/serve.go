@@ -11,9 +11,11 @@ const reportEvery = time.Second
 
 // ServeHost is the body of a host process (`node scale --host-spec FILE`):
 // it starts the nodes of spec, writes its HostReport to spec.Report at once
-// and every second, begins the load when begin receives (or is closed),
-// and when ctx ends closes its nodes and writes the final report.
-func ServeHost(ctx context.Context, spec HostSpec, begin <-chan struct{}, log *slog.Logger) error {
+// and every second, begins the load when begin is closed, stops it when
+// end is closed (and notes that every call it made has returned: the
+// report's LoadStopped), and when ctx ends closes its nodes and writes the
+// final report.
+func ServeHost(ctx context.Context, spec HostSpec, begin, end <-chan struct{}, log *slog.Logger) error {
 	h, err := StartHost(ctx, spec, log)
 	if err != nil {
 		return err
@@ -32,6 +34,13 @@ func ServeHost(ctx context.Context, spec HostSpec, begin <-chan struct{}, log *s
 		case <-begin:
 			h.BeginLoad()
 			begin = nil
+		case <-end:
+			h.stopLoad()
+			h.rec.update(func(r *HostReport) { r.LoadStopped = true })
+			if err := write(); err != nil {
+				log.Warn("write report", "err", err)
+			}
+			end = nil
 		case <-t.C:
 			if err := write(); err != nil {
 				log.Warn("write report", "err", err)
