@@ -405,3 +405,42 @@ func TestPubSubNotifyBurst(t *testing.T) {
 	}
 	t.Logf("publisher: %d resends, %d acks for %d notifications to %d pools", after.Resends-before.Resends, after.AcksReceived-before.AcksReceived, notes, pools)
 }
+
+// A burst of matchmaker changes (a registration storm: every node that
+// registers announces a change to every other) makes a node in pub/sub
+// mode look its publisher proxies up about once a second, not once per
+// change: at every change, 1,000 proxied nodes made a million lookups and
+// took 51 s to register (node scale).
+func TestPubSubChangeBurstCoalesced(t *testing.T) {
+	mm := newMatchmaker(t)
+	startProxy(t, mm, proxy.WithAck(true))
+	n := newNode(t, mm, "n1", relay.WithPubSub(true))
+	m, err := matchmaker.Open(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	lookups := func() uint64 { return n.Stats().MatchmakerOps["lookup"] }
+	ctx := ctxTimeout(t, 10*time.Second)
+	before := lookups()
+	start := time.Now()
+	const changes = 200
+	for i := range changes {
+		if err := m.Register(ctx, matchmaker.Key{Topic: fmt.Sprintf("storm-%d", i)}, "tcp://127.0.0.1:9", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // 200 changes over a second or more
+	}
+	took := time.Since(start)
+	// Let the last change's run come (within changeGap and its jitter).
+	time.Sleep(1500 * time.Millisecond)
+	got := lookups() - before
+	// syncPublishers looks up 2 keys (no local proxy: the central ones
+	// too): per second of the burst and the wait after it, once for the
+	// changes and once for the 1 s tick.
+	secs := (took + 1500*time.Millisecond).Seconds()
+	if max := uint64(2 * 2 * (secs + 2)); got > max {
+		t.Errorf("%d changes over %v: the node looked up %d times, want at most %d (about 2 runs a second)", changes, took.Round(time.Millisecond), got, max)
+	}
+	t.Logf("%d changes over %v: %d lookups", changes, took.Round(time.Millisecond), got)
+}
