@@ -57,6 +57,7 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return nil
 	})
 	h.control.stopChurn()
+	stoppedAt := time.Now()
 	for _, c := range h.hosts {
 		if err := c.exited(); err != nil {
 			return err
@@ -89,6 +90,11 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		return nil
 	})
 	h.sweepAfter(ctx, rep)
+	// The hosts close their nodes, dropping every connection: a one-way
+	// message sent less than a second before (sockets' unreadAge) on a
+	// connection that drops is reported to its sender as possibly lost
+	// (ErrConnectionLost), though it arrived.
+	sleep(ctx, time.Until(stoppedAt.Add(unreadWait)))
 	h.signalHosts(syscall.SIGTERM)
 	rep.Remarks = append(rep.Remarks, stopChildren(h.hosts)...)
 	reps := h.hostReports()

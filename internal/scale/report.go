@@ -60,9 +60,12 @@ type Report struct {
 	Restarts        int               `json:"restarts"`
 	// Undelivered is the one-way messages their sender reported
 	// undelivered (relay.WithUndelivered), by kind, method and why;
-	// CastsUndelivered the directed casts among them.
+	// CastsUndelivered the directed casts among them, but for
+	// CastsMaybeLost: those reported possibly lost with a connection that
+	// dropped (relay.ErrConnectionLost), which may have arrived.
 	Undelivered      map[string]int64 `json:"undelivered"`
 	CastsUndelivered int64            `json:"casts_undelivered"`
+	CastsMaybeLost   int64            `json:"casts_maybe_lost"`
 	// LoadStart is when the load began (unix ns).
 	LoadStart int64 `json:"load_start"`
 	// Timeline is, for each second of the load, the calls sent in it that
@@ -204,7 +207,11 @@ func (r *Report) add(control HostReport, hosts []HostReport) {
 	for _, h := range append([]HostReport{control}, hosts...) {
 		for k, v := range h.Undelivered {
 			r.Undelivered[k] += v
-			if strings.HasPrefix(k, string(relay.KindCast)+" "+MethodBuild+":") {
+			switch {
+			case !strings.HasPrefix(k, string(relay.KindCast)+" "+MethodBuild+":"):
+			case strings.HasSuffix(k, ": "+strings.TrimPrefix(relay.ErrConnectionLost.Error(), "relay: ")):
+				r.CastsMaybeLost += v
+			default:
 				r.CastsUndelivered += v
 			}
 		}
@@ -334,8 +341,8 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "\nload for %v:\n", ms(r.Took))
 	writeCalls(w, "compute → conductor calls", r.ComputeCalls, r.Took)
 	writeCalls(w, "api → compute calls", r.APICalls, r.Took)
-	fmt.Fprintf(w, "  scheduler → compute casts: %d sent, %d failed, %d received, %d reported undelivered to their sender, %d unaccounted for\n",
-		r.CastsSent, r.CastsFailed, r.CastsGot, r.CastsUndelivered, max(r.CastsSent-r.CastsGot-r.CastsUndelivered, 0))
+	fmt.Fprintf(w, "  scheduler → compute casts: %d sent, %d failed, %d received, %d reported undelivered to their sender and %d possibly lost (connection dropped), %d unaccounted for\n",
+		r.CastsSent, r.CastsFailed, r.CastsGot, r.CastsUndelivered, r.CastsMaybeLost, max(r.CastsSent-r.CastsGot-r.CastsUndelivered-r.CastsMaybeLost, 0))
 	r.writeBroadcasts(w, "fanouts to every compute", r.Fanouts)
 	r.writeBroadcasts(w, "notifications to every compute", r.Notes)
 	r.Churn.write(w)

@@ -19,6 +19,12 @@ import (
 // (a call timeout after the load) the run waits for them to arrive.
 const drainMargin = time.Second
 
+// unreadWait is how long after the last message of the load was sent the
+// host processes are stopped: longer than a node keeps a one-way message
+// it sent as possibly unread (a second), so that closing the nodes does
+// not report as possibly lost what they have read.
+const unreadWait = 1500 * time.Millisecond
+
 // harness is one run.
 type harness struct {
 	cfg      Config

@@ -134,6 +134,12 @@ func checkDelivered(t *testing.T, rep *Report) {
 	if rep.Storm.Settled <= 0 {
 		t.Errorf("no probe fanout reached every compute: %v", rep.Storm.Notes)
 	}
+	if len(rep.Undelivered) > 0 {
+		t.Errorf("messages reported undelivered: %v", rep.Undelivered)
+	}
+	if a := rep.AfterLoad; a.Of != rep.Nodes || a.Answered != a.Of {
+		t.Errorf("after the load %d of %d computes answered a directed call (want all %d): %v %s", a.Answered, a.Of, rep.Nodes, a.ByHost, a.First)
+	}
 }
 
 // checkMeasured: every process of the run was measured, and the figures
