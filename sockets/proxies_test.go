@@ -195,3 +195,50 @@ func TestLoopsPublisherProxy(t *testing.T) {
 		})
 	})
 }
+
+// A subscriber with more subscriptions than its high-water mark (a node
+// listening in many pools) gets what is published under each of them: a
+// SUB sends its subscriptions through its send pipe, and at the default
+// mark (32) the ones past it were dropped, on every connect.
+func TestSubscriberManyPrefixes(t *testing.T) {
+	zctx := newTestContext(t)
+	tr := transports()[0] // tcp
+	front, frontEP := tr.listen(t)
+	back, backEP := tr.listen(t)
+	p, err := StartProxy(zctx, ProxyConfig{Front: front, Back: back, Options: DefaultOptions(),
+		Prefix: func(v *envelope.View) ([]byte, bool) { return append([]byte("t."), v.Body()...), true },
+		OnFail: func(err error) { t.Errorf("proxy failed: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	const n = 100 // over DefaultOptions().HWM
+	prefixes := make([]string, n)
+	for i := range prefixes {
+		prefixes[i] = fmt.Sprintf("t.%03d", i)
+	}
+	var got bodies
+	s, err := StartSubscriber(zctx, SubscriberConfig{Options: DefaultOptions(), OnRecv: got.take,
+		OnFail: func(err error) { t.Errorf("subscriber failed: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	s.Update([]string{backEP}, nil, prefixes, nil)
+	pub := NewPeers(1000, 0)
+	startDealers(t, zctx, pub, DealersConfig{})
+	waitFor(t, 10*time.Second, func() error {
+		var missing []error
+		for i := range n {
+			body := []byte(fmt.Sprintf("%03d", i))
+			if err := got.has(body); err != nil {
+				missing = append(missing, err)
+				_, _ = pub.TryPush(frontEP, Message{Rec: record(envelope.KindNotify, body)})
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d prefixes got nothing yet: %v", len(missing), n, missing[0])
+		}
+		return nil
+	})
+}

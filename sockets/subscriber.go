@@ -127,6 +127,12 @@ func (l *subscriberLoop) open(zctx *Context, h *handle) error {
 	if l.sub, err = h.socket(zctx, zmq.SUB, s.cfg.Options, tagSub); err != nil {
 		return fmt.Errorf("sockets: subscriber: %w", err)
 	}
+	// A SUB sends nothing but its subscriptions, each on every connection:
+	// at a send high-water mark those past it would be dropped (a node
+	// listening in many pools got nothing for most of them).
+	if err := l.sub.z.SetSndhwm(0); err != nil {
+		return fmt.Errorf("sockets: subscriber: sndhwm: %w", err)
+	}
 	watched := []*batchSocket{l.sub}
 	if s.cfg.Republish != nil {
 		if l.pub, err = h.socket(zctx, zmq.XPUB, s.cfg.Options, tagRepublish); err != nil {

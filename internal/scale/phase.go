@@ -13,10 +13,21 @@ import (
 // process at its middle and end and Redis over it, lets the last fanouts
 // arrive, stops the host processes and gathers their reports into rep.
 func (h *harness) load(ctx context.Context, rep *Report) error {
+	stoppedAt, err := h.runLoad(ctx, rep)
+	if err != nil {
+		return err
+	}
+	h.drainLoad(ctx, rep, stoppedAt)
+	return nil
+}
+
+// runLoad runs the load for cfg.Duration, measuring the processes halfway
+// and at the end, then stops it everywhere and returns when it stopped.
+func (h *harness) runLoad(ctx context.Context, rep *Report) (stoppedAt time.Time, err error) {
 	cfg := &h.cfg
 	at, err := h.markStart()
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	start := time.Now()
 	rep.LoadStart = start.UnixNano()
@@ -26,23 +37,35 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		cfg.CallRate, cfg.APIRate, cfg.CastRate, cfg.FanoutEvery, cfg.Duration)
 	sleep(ctx, cfg.Duration/2)
 	if rep.Mid, err = h.usage(); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	midAt := time.Now()
 	sleep(ctx, cfg.Duration-time.Since(start))
 	if rep.End, err = h.usage(); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	cpuPercent(rep.Mid, rep.End, time.Since(midAt))
 	rep.ListenOverflows = listenOverflows() - at.overflows
 	after, err := readRedis(h.rs)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	took := time.Since(start)
-	// The load stops everywhere (the host processes on their second
-	// SIGUSR1) and the calls made return before the churn's conductors
-	// close: a call still on its way to one as it closed would time out.
+	if stoppedAt, err = h.stopLoad(ctx, rep); err != nil {
+		return time.Time{}, err
+	}
+	rep.Took = took
+	rep.Redis = RedisLoad{Before: at.redis, After: after,
+		OpsPerSec: float64(after.Commands-at.redis.Commands) / took.Seconds()}
+	return stoppedAt, nil
+}
+
+// stopLoad stops the load everywhere (the host processes on their second
+// SIGUSR1) and waits until the calls made return, before the churn's
+// conductors close: a call still on its way to one as it closed would
+// time out.
+func (h *harness) stopLoad(ctx context.Context, rep *Report) (time.Time, error) {
+	cfg := &h.cfg
 	h.signalHosts(syscall.SIGUSR1)
 	h.control.stopLoad()
 	stopped := poll(ctx, cfg.CallTimeout+drainMargin, func() error {
@@ -60,20 +83,24 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 	stoppedAt := time.Now()
 	for _, c := range h.hosts {
 		if err := c.exited(); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	if stopped != nil {
 		rep.Remarks = append(rep.Remarks, fmt.Sprintf("the load did not stop within %v: %v", cfg.CallTimeout+drainMargin, stopped))
 	}
-	rep.Took = took
-	rep.Redis = RedisLoad{Before: at.redis, After: after,
-		OpsPerSec: float64(after.Commands-at.redis.Commands) / took.Seconds()}
+	return stoppedAt, nil
+}
+
+// drainLoad waits for what was sent last, then stops the host processes
+// and adds up what every process reports.
+func (h *harness) drainLoad(ctx context.Context, rep *Report, stoppedAt time.Time) {
+	cfg := &h.cfg
 	// What was sent last may arrive until its deadline, a call timeout
 	// from its sending; after that it is delivered, reported undelivered
 	// to its sender, or dropped on arrival (expired): nothing is in flight.
 	drain := cfg.CallTimeout + drainMargin
-	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", took.Round(time.Millisecond), drain)
+	cfg.logf("load: done after %v; waiting up to %v for the last casts and fanouts", rep.Took.Round(time.Millisecond), drain)
 	sent := h.control.Report()
 	_ = poll(ctx, drain, func() error {
 		reps := h.hostReports()
@@ -104,7 +131,6 @@ func (h *harness) load(ctx context.Context, rep *Report) error {
 		}
 	}
 	rep.add(h.control.Report(), reps)
-	return nil
 }
 
 // sweepAfter has the api call every compute once more, after the load:
