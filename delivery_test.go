@@ -486,6 +486,7 @@ func TestSocketRestartIsNoFailover(t *testing.T) {
 	var runs sync.Map // host -> *atomic.Int64
 	running := make(chan string, 1)
 	servers := map[string]*relay.Node{}
+	release := make(chan struct{})
 	for _, h := range []string{"s0", "s1"} {
 		n := newNode(t, mm, h)
 		servers[h] = n
@@ -500,7 +501,10 @@ func TestSocketRestartIsNoFailover(t *testing.T) {
 			case running <- h:
 			default:
 			}
-			time.Sleep(300 * time.Millisecond) // the call is in flight meanwhile
+			select { // the call is in flight until the test releases it
+			case <-release:
+			case <-ctx.Done():
+			}
 			return h, nil
 		})
 	}
@@ -516,9 +520,20 @@ func TestSocketRestartIsNoFailover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not start")
 	}
+	resends := client.Stats().Resends
 	if err := servers[at].KillActor(relay.ActorRouter); err != nil {
 		t.Fatal(err)
 	}
+	// The handler runs on until the socket has restarted and the client
+	// has resent the call since: to the same server, or (the bug) to
+	// another one.
+	waitFor(t, 10*time.Second, func() error {
+		if servers[at].Restarts(relay.ActorRouter) < 1 || client.Stats().Resends == resends {
+			return fmt.Errorf("restarts %d, resends %d", servers[at].Restarts(relay.ActorRouter), client.Stats().Resends-resends)
+		}
+		return nil
+	})
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("call = %v", err)
 	}
